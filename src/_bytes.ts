@@ -1,0 +1,29 @@
+/**
+ * Byte-array helpers shared by every layer.
+ *
+ * @module
+ */
+
+/**
+ * The index of the first `needle` within `haystack[from, end)`, or -1.
+ * `needle` must not be empty.
+ */
+export function indexOfBytes(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  from: number,
+  end: number,
+): number {
+  const first = needle[0];
+  const last = end - needle.length;
+  for (
+    let i = haystack.indexOf(first, from);
+    i !== -1 && i <= last;
+    i = haystack.indexOf(first, i + 1)
+  ) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}

@@ -1,0 +1,238 @@
+/**
+ * The echo behaviours, written once: a per-connection {@linkcode EchoSession}
+ * drives any {@linkcode EchoSink}, so the protocol API and the stream API
+ * share the same logic.
+ *
+ * @module
+ */
+
+import { indexOfBytes } from "../_bytes.ts";
+
+const encoder = new TextEncoder();
+
+/** The default `prefix` of `prefix` mode, as in the tutorials: `GOT:`. */
+export const DEFAULT_PREFIX = "GOT:";
+/** The default terminator of `until` mode, as in the tutorials: `quit\n`. */
+export const DEFAULT_TERMINATOR = "quit\n";
+/** The default most bytes `until` mode buffers: 8 MiB. */
+export const DEFAULT_UNTIL_LIMIT = 8 * 1024 * 1024;
+
+/** The echo behaviours; see {@linkcode EchoOptions.mode}. */
+export type EchoMode = "echo" | "once" | "prefix" | "until";
+
+/** Every {@linkcode EchoMode}, for validation and help texts. */
+export const ECHO_MODES: readonly EchoMode[] = ["echo", "once", "prefix", "until"];
+
+/**
+ * What an echo server does with what it reads.
+ *
+ * @example Answer each read with `GOT:` in front
+ * ```ts
+ * import type { EchoOptions } from "@x/echo";
+ *
+ * const options: EchoOptions = { mode: "prefix", prefix: "GOT:" };
+ * ```
+ */
+export interface EchoOptions {
+  /**
+   * - `"echo"` (default): send every byte back as it arrives, until the peer closes;
+   * - `"once"`: answer the first read, then close;
+   * - `"prefix"`: answer each read with `prefix` in front;
+   * - `"until"`: keep everything until `until` arrives (or the peer stops
+   *   sending), then send it all back and close.
+   *
+   * When omitted, giving `prefix` means `"prefix"` and giving `until` means `"until"`.
+   */
+  mode?: EchoMode;
+  /** The prefix of `"prefix"` mode (UTF-8 if a string). Default `"GOT:"`. */
+  prefix?: string | Uint8Array;
+  /** The terminator of `"until"` mode (UTF-8 if a string). Default `"quit\n"`. */
+  until?: string | Uint8Array;
+  /**
+   * The most bytes `"until"` mode keeps: past it, what was received is sent
+   * back and the connection closed, so a peer cannot exhaust memory. Default 8 MiB.
+   */
+  untilLimit?: number;
+}
+
+/** {@linkcode EchoOptions} checked and resolved, as {@linkcode resolveEchoOptions} returns them. */
+export interface ResolvedEchoOptions {
+  /** The mode in force. */
+  mode: EchoMode;
+  /** The prefix bytes (empty unless `mode` is `"prefix"`). */
+  prefix: Uint8Array;
+  /** The terminator bytes (empty unless `mode` is `"until"`). */
+  until: Uint8Array;
+  /** The most bytes `"until"` mode keeps. */
+  untilLimit: number;
+}
+
+/**
+ * Checks echo options and fills in defaults. Done once per server, not per
+ * connection.
+ *
+ * @example
+ * ```ts
+ * import { resolveEchoOptions } from "@x/echo";
+ *
+ * console.log(resolveEchoOptions({ prefix: "GOT:" }).mode); // "prefix"
+ * ```
+ *
+ * @throws {RangeError} naming the bad value: an unknown mode, an empty terminator,
+ * or `prefix`/`until` given with a mode that does not use them.
+ */
+export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptions {
+  const { prefix, until, untilLimit = DEFAULT_UNTIL_LIMIT } = options;
+  if (prefix !== undefined && until !== undefined) {
+    throw new RangeError(
+      "Invalid echo options: both prefix and until are given. Choose one: prefix mode or until mode.",
+    );
+  }
+  const mode = options.mode ??
+    (prefix !== undefined ? "prefix" : until !== undefined ? "until" : "echo");
+  if (!ECHO_MODES.includes(mode)) {
+    throw new RangeError(
+      `Invalid echo mode: ${JSON.stringify(mode)}. Use one of ${ECHO_MODES.join(", ")}.`,
+    );
+  }
+  if (prefix !== undefined && mode !== "prefix") {
+    throw new RangeError(
+      `Invalid echo options: prefix is given but mode is ${JSON.stringify(mode)}. ` +
+        `Use mode "prefix" or drop the prefix.`,
+    );
+  }
+  if (until !== undefined && mode !== "until") {
+    throw new RangeError(
+      `Invalid echo options: until is given but mode is ${JSON.stringify(mode)}. ` +
+        `Use mode "until" or drop until.`,
+    );
+  }
+  if (!Number.isInteger(untilLimit) || untilLimit < 1) {
+    throw new RangeError(`Invalid untilLimit: ${untilLimit}. Use a whole number of bytes ≥ 1.`);
+  }
+  const bytes = (value: string | Uint8Array) =>
+    typeof value === "string" ? encoder.encode(value) : value;
+  const resolved: ResolvedEchoOptions = {
+    mode,
+    prefix: mode === "prefix" ? bytes(prefix ?? DEFAULT_PREFIX) : new Uint8Array(0),
+    until: mode === "until" ? bytes(until ?? DEFAULT_TERMINATOR) : new Uint8Array(0),
+    untilLimit,
+  };
+  if (mode === "until" && resolved.until.length === 0) {
+    throw new RangeError(
+      'Invalid until terminator: it is empty. Use at least one byte, e.g. "quit\\n".',
+    );
+  }
+  return resolved;
+}
+
+/**
+ * Where an echo session sends its answers: a `Transport` or a `StreamWriter`.
+ *
+ * @example
+ * ```ts
+ * import type { EchoSink } from "@x/echo";
+ *
+ * const sent: Uint8Array[] = [];
+ * const sink: EchoSink = { write: (data) => void sent.push(data.slice()), close() {} };
+ * ```
+ */
+export interface EchoSink {
+  /** Queues bytes to send. */
+  write(data: Uint8Array): void;
+  /** Sends what is queued, then closes. */
+  close(): unknown;
+}
+
+/**
+ * The echo behaviour of one connection: feed it what is read, and it writes
+ * to the sink and closes it when its mode says so.
+ *
+ * @example
+ * ```ts
+ * import { EchoSession, resolveEchoOptions } from "@x/echo";
+ *
+ * const session = new EchoSession(resolveEchoOptions({ mode: "until", until: "\n" }));
+ * const sink = { write: (d: Uint8Array) => console.log(d), close: () => console.log("closed") };
+ * session.received(new TextEncoder().encode("hi"), sink);
+ * session.received(new TextEncoder().encode("!\n"), sink); // writes "hi!\n", then closes
+ * ```
+ */
+export class EchoSession {
+  readonly #options: ResolvedEchoOptions;
+  #kept: Uint8Array | null = null;
+  #keptLength = 0;
+  #done = false;
+
+  /** Starts a session with options from {@linkcode resolveEchoOptions}. */
+  constructor(options: ResolvedEchoOptions) {
+    this.#options = options;
+  }
+
+  /** `true` once the session has closed its sink: feed it nothing more. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Handles one read. `data` may be a view that is reused after this call:
+   * the session copies what it keeps.
+   */
+  received(data: Uint8Array, sink: EchoSink): void {
+    if (this.#done) return;
+    switch (this.#options.mode) {
+      case "echo":
+        sink.write(data);
+        return;
+      case "prefix":
+        sink.write(this.#options.prefix);
+        sink.write(data);
+        return;
+      case "once":
+        sink.write(data);
+        return this.#finish(sink);
+      case "until":
+        return this.#keep(data, sink);
+    }
+  }
+
+  /** Handles end of input: sends back anything kept, then closes the sink. */
+  ended(sink: EchoSink): void {
+    if (this.#done) return;
+    this.#flushKept(sink);
+    this.#finish(sink);
+  }
+
+  #keep(data: Uint8Array, sink: EchoSink): void {
+    const { until, untilLimit } = this.#options;
+    const before = this.#keptLength;
+    const needed = before + data.length;
+    if (this.#kept === null || needed > this.#kept.length) {
+      const grown = new Uint8Array(Math.max(needed, 2 * (this.#kept?.length ?? 0), 1024));
+      if (this.#kept) grown.set(this.#kept.subarray(0, before));
+      this.#kept = grown;
+    }
+    this.#kept.set(data, before);
+    this.#keptLength = needed;
+    // Search only where the terminator could newly end.
+    if (indexOfBytes(this.#kept, until, Math.max(0, before - until.length + 1), needed) !== -1) {
+      this.#flushKept(sink);
+      return this.#finish(sink);
+    }
+    if (needed > untilLimit) {
+      this.#flushKept(sink);
+      this.#finish(sink);
+    }
+  }
+
+  #flushKept(sink: EchoSink): void {
+    if (this.#kept && this.#keptLength > 0) sink.write(this.#kept.subarray(0, this.#keptLength));
+    this.#kept = null;
+    this.#keptLength = 0;
+  }
+
+  #finish(sink: EchoSink): void {
+    this.#done = true;
+    sink.close();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The echo behaviours in the protocol-callback shape.
+ *
+ * @module
+ */
+
+import type { Protocol, ProtocolFactory, Transport } from "../tcp/protocol.ts";
+import {
+  type EchoOptions,
+  EchoSession,
+  type ResolvedEchoOptions,
+  resolveEchoOptions,
+} from "./behavior.ts";
+
+/**
+ * An echo {@linkcode Protocol} for one connection. Make them with
+ * {@linkcode echoProtocolFactory}, which checks the options once.
+ *
+ * @example
+ * ```ts
+ * import { EchoProtocol, resolveEchoOptions, serveTcp } from "@x/echo";
+ *
+ * const options = resolveEchoOptions({ mode: "once" });
+ * const server = serveTcp({ port: 0 }, () => new EchoProtocol(options));
+ * await server.shutdown();
+ * ```
+ */
+export class EchoProtocol implements Protocol {
+  readonly #session: EchoSession;
+  #transport: Transport | null = null;
+
+  /** Makes the protocol for one connection. */
+  constructor(options: ResolvedEchoOptions) {
+    this.#session = new EchoSession(options);
+  }
+
+  /** Keeps the transport to answer on. */
+  connectionMade(transport: Transport): void {
+    this.#transport = transport;
+  }
+
+  /** Answers per the mode. */
+  dataReceived(data: Uint8Array): void {
+    this.#session.received(data, this.#transport!);
+  }
+
+  /** Sends back anything kept, then lets the transport close. */
+  eofReceived(): boolean {
+    this.#session.ended(this.#transport!);
+    return false;
+  }
+}
+
+/**
+ * A {@linkcode ProtocolFactory} of echo protocols, for {@linkcode serveTcp}.
+ *
+ * @example
+ * ```ts
+ * import { echoProtocolFactory, serveTcp } from "@x/echo";
+ *
+ * const server = serveTcp({ port: 0 }, echoProtocolFactory({ mode: "prefix", prefix: "GOT:" }));
+ * await server.shutdown();
+ * ```
+ *
+ * @throws {RangeError} for invalid options (see {@linkcode resolveEchoOptions}).
+ */
+export function echoProtocolFactory(options: EchoOptions = {}): ProtocolFactory {
+  const resolved = resolveEchoOptions(options);
+  return () => new EchoProtocol(resolved);
+}

@@ -1,0 +1,57 @@
+/**
+ * One call to run an echo server in either API shape.
+ *
+ * @module
+ */
+
+import { serveTcp, type TcpServer } from "../tcp/server.ts";
+import { serveTcpStreams, type StreamServerOptions } from "../tcp/streams.ts";
+import type { EchoOptions } from "./behavior.ts";
+import { echoProtocolFactory } from "./protocol.ts";
+import { echoStreamHandler } from "./stream.ts";
+
+/** The two API shapes an echo server can run on. */
+export type EchoApi = "protocol" | "stream";
+
+/**
+ * Options of {@linkcode serveEcho}: where to listen, which API, which echo mode.
+ *
+ * @example
+ * ```ts
+ * import type { EchoServerOptions } from "@x/echo";
+ *
+ * const options: EchoServerOptions = { port: 8888, api: "stream", mode: "prefix", prefix: "GOT:" };
+ * ```
+ */
+export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
+  /** `"protocol"` (default) for protocol callbacks, `"stream"` for reader/writer. */
+  api?: EchoApi;
+}
+
+/**
+ * Starts a TCP echo server.
+ *
+ * @example Continuous echo on port 8888 until Ctrl-C
+ * ```ts ignore
+ * import { serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ hostname: "127.0.0.1", port: 8888 });
+ * Deno.addSignalListener("SIGINT", () => server.shutdown());
+ * await server.finished;
+ * ```
+ *
+ * @throws {RangeError} for an invalid option, before any socket is opened.
+ */
+export function serveEcho(options: EchoServerOptions = {}): TcpServer {
+  const { api = "protocol" } = options;
+  switch (api) {
+    case "protocol":
+      return serveTcp(options, echoProtocolFactory(options));
+    case "stream":
+      return serveTcpStreams(options, echoStreamHandler(options));
+    default:
+      throw new RangeError(
+        `Invalid api: ${JSON.stringify(api)}. Use "protocol" or "stream".`,
+      );
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The echo behaviours in the stream shape.
+ *
+ * @module
+ */
+
+import type { StreamHandler } from "../tcp/streams.ts";
+import { type EchoOptions, EchoSession, resolveEchoOptions } from "./behavior.ts";
+
+/**
+ * A {@linkcode StreamHandler} that echoes per `options`, for
+ * {@linkcode serveTcpStreams}. It drains after each answer, so a peer that does
+ * not read stops the server reading from it.
+ *
+ * @example
+ * ```ts
+ * import { echoStreamHandler, serveTcpStreams } from "@x/echo";
+ *
+ * const server = serveTcpStreams({ port: 0 }, echoStreamHandler({ mode: "until", until: "quit\n" }));
+ * await server.shutdown();
+ * ```
+ *
+ * @throws {RangeError} for invalid options (see {@linkcode resolveEchoOptions}).
+ */
+export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
+  const resolved = resolveEchoOptions(options);
+  return async (reader, writer) => {
+    const session = new EchoSession(resolved);
+    for await (const chunk of reader) {
+      session.received(chunk, writer);
+      if (session.done) return;
+      await writer.drain();
+    }
+    session.ended(writer);
+  };
+}

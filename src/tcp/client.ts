@@ -1,0 +1,107 @@
+/**
+ * TCP clients in the protocol-callback shape.
+ *
+ * @module
+ */
+
+import type { Protocol, Transport } from "./protocol.ts";
+import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
+import { checkAddress } from "./_validate.ts";
+import { formatAddress } from "./_log.ts";
+
+/**
+ * Where a TCP client connects to.
+ *
+ * @example
+ * ```ts
+ * import type { TcpConnectOptions } from "@x/echo";
+ *
+ * const options: TcpConnectOptions = { hostname: "127.0.0.1", port: 8888 };
+ * ```
+ */
+export interface TcpConnectOptions extends TransportOptions {
+  /** The host to connect to. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The port to connect to. */
+  port: number;
+}
+
+/**
+ * A connected client: its transport and the protocol that runs on it.
+ *
+ * @example
+ * ```ts
+ * import { connectTcp, type TcpConnection } from "@x/echo";
+ *
+ * async function hello(port: number): Promise<TcpConnection<object>> {
+ *   return await connectTcp({ port }, () => ({}));
+ * }
+ * ```
+ */
+export interface TcpConnection<P extends Protocol> {
+  /** The transport, to write and close; `transport.closed` tells when it is over. */
+  transport: Transport;
+  /** The protocol instance `protocolFactory` made. */
+  protocol: P;
+}
+
+/**
+ * Connects to `hostname:port` and runs the protocol `protocolFactory` makes
+ * on the connection, as asyncio's `loop.create_connection` does.
+ * `connectionMade` has been called when the promise resolves.
+ *
+ * @example Send a line and print what comes back
+ * ```ts
+ * import { connectTcp, type Transport } from "@x/echo";
+ *
+ * async function ask(port: number): Promise<void> {
+ *   const { transport } = await connectTcp({ port }, () => ({
+ *     connectionMade(t: Transport) {
+ *       t.write(new TextEncoder().encode("hello\n"));
+ *       t.writeEof();
+ *     },
+ *     dataReceived(data: Uint8Array) {
+ *       console.log(new TextDecoder().decode(data));
+ *     },
+ *   }));
+ *   await transport.closed;
+ * }
+ * ```
+ *
+ * @throws {Deno.errors.ConnectionRefused} when nothing listens there; the message names the address.
+ */
+export async function connectTcp<P extends Protocol>(
+  options: TcpConnectOptions,
+  protocolFactory: () => P,
+): Promise<TcpConnection<P>> {
+  const { hostname = "127.0.0.1", port } = options;
+  checkAddress(hostname, port, 1);
+  validateTransportOptions(options);
+  const conn = await dialTcp(hostname, port);
+  let protocol: P;
+  try {
+    protocol = protocolFactory();
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  const transport = new TcpTransport(conn, protocol, options);
+  transport.start();
+  return { transport, protocol };
+}
+
+/** `Deno.connect`, with errors that name the address. */
+export async function dialTcp(hostname: string, port: number): Promise<Deno.TcpConn> {
+  try {
+    return await Deno.connect({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new Deno.errors.ConnectionRefused(
+        `Cannot connect to ${formatAddress({ transport: "tcp", hostname, port })}: ` +
+          `connection refused (is a server listening there?).`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}

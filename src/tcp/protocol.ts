@@ -1,0 +1,163 @@
+/**
+ * The protocol-callback API, after Python asyncio's `Protocol` and `Transport`.
+ *
+ * A {@linkcode Protocol} is told what happens on one connection; a
+ * {@linkcode Transport} is how it acts on that connection. The callbacks come in
+ * a fixed order: `connectionMade` once, `dataReceived` any number of times,
+ * `eofReceived` at most once, then `connectionLost` exactly once.
+ *
+ * @module
+ */
+
+/** Names accepted by {@linkcode Transport.getExtraInfo}. */
+export type ExtraInfoName = "peername" | "sockname";
+
+/**
+ * The writing and control side of one connection, handed to
+ * {@linkcode Protocol.connectionMade}.
+ *
+ * @example Echo every read back
+ * ```ts
+ * import type { Protocol, Transport } from "@x/echo";
+ *
+ * class Echo implements Protocol {
+ *   #transport?: Transport;
+ *   connectionMade(transport: Transport): void {
+ *     this.#transport = transport;
+ *   }
+ *   dataReceived(data: Uint8Array): void {
+ *     this.#transport!.write(data);
+ *   }
+ * }
+ * ```
+ */
+export interface Transport {
+  /**
+   * Queues `data` to be sent. Never blocks, drops or reorders bytes: what the
+   * socket cannot take now is buffered and sent in order. Past the high water
+   * mark the protocol's `pauseWriting` is called.
+   *
+   * The transport keeps `data` until it is sent: do not change it afterwards.
+   * Throws after `writeEof`, `close` or `abort`.
+   */
+  write(data: Uint8Array): void;
+  /**
+   * Half-closes: sends FIN once the buffered data is written. Reading goes on.
+   * When end of input has also been received, the transport then closes.
+   */
+  writeEof(): void;
+  /** Whether this transport supports {@linkcode Transport.writeEof} (always `true` for TCP). */
+  canWriteEof(): boolean;
+  /**
+   * Stops reading at once, sends what is buffered, then closes the connection
+   * and calls `connectionLost(undefined)`. Calling it again does nothing.
+   */
+  close(): void;
+  /**
+   * Closes the connection at once, dropping buffered data, and calls
+   * `connectionLost(undefined)`.
+   */
+  abort(): void;
+  /** `true` once `close` or `abort` was called or the connection was lost. */
+  isClosing(): boolean;
+  /** Stops calling `dataReceived` until {@linkcode Transport.resumeReading}. */
+  pauseReading(): void;
+  /** Resumes calling `dataReceived` after {@linkcode Transport.pauseReading}. */
+  resumeReading(): void;
+  /** `true` while reading is on (not paused, not closing). */
+  isReading(): boolean;
+  /** Bytes queued and not yet accepted by the kernel. */
+  getWriteBufferSize(): number;
+  /** The current `{ high, low }` write-buffer water marks, in bytes. */
+  getWriteBufferLimits(): WaterMarks;
+  /**
+   * Sets the write-buffer water marks. `pauseWriting` is called when the
+   * buffer grows past `high`, `resumeWriting` when it drains to `low` or below.
+   * Given only `high`, `low` is a quarter of it; given only `low`, `high` is
+   * four times it.
+   */
+  setWriteBufferLimits(limits?: Partial<WaterMarks>): void;
+  /**
+   * Information about the connection: `"peername"` (the remote address),
+   * `"sockname"` (the local address).
+   */
+  getExtraInfo(name: ExtraInfoName): Deno.NetAddr;
+  /** Resolves once the connection is closed and `connectionLost` has returned. */
+  readonly closed: Promise<void>;
+}
+
+/** Write-buffer water marks in bytes; see {@linkcode Transport.setWriteBufferLimits}. */
+export interface WaterMarks {
+  /** Past this many buffered bytes the protocol is asked to pause writing. */
+  high: number;
+  /** At or below this many buffered bytes the protocol may resume writing. */
+  low: number;
+}
+
+/**
+ * The callbacks of one connection. Only `connectionMade` is required to do
+ * anything useful; the others are optional.
+ *
+ * If a callback throws (or returns a rejected promise from
+ * `connectionMade`), the connection is aborted and `connectionLost` receives
+ * the error; other connections are not affected.
+ *
+ * @example A protocol that counts bytes and answers with the count at end of input
+ * ```ts
+ * import type { Protocol, Transport } from "@x/echo";
+ *
+ * class Counter implements Protocol {
+ *   #transport?: Transport;
+ *   #bytes = 0;
+ *   connectionMade(transport: Transport): void {
+ *     this.#transport = transport;
+ *   }
+ *   dataReceived(data: Uint8Array): void {
+ *     this.#bytes += data.length;
+ *   }
+ *   eofReceived(): boolean {
+ *     this.#transport!.write(new TextEncoder().encode(`${this.#bytes}\n`));
+ *     return false; // close once the answer is sent
+ *   }
+ * }
+ * ```
+ */
+export interface Protocol {
+  /** Called once, first, with the connection's transport. */
+  connectionMade?(transport: Transport): void;
+  /**
+   * Called with each chunk read. `data` is a view of the transport's read
+   * buffer, valid only until this call returns: copy it (`data.slice()`) to
+   * keep it. Passing it to `transport.write` in this call is safe.
+   */
+  dataReceived?(data: Uint8Array): void;
+  /**
+   * Called once when the peer has finished sending (it half-closed).
+   * Return `true` to keep the connection open for writing (then call
+   * `close` or `writeEof` when done); anything else closes the transport after
+   * its buffered data is sent.
+   */
+  eofReceived?(): boolean | void;
+  /**
+   * Called exactly once, last, when the connection is closed: `error` is
+   * `undefined` after a clean close or abort, otherwise the cause (a reset, a
+   * callback that threw).
+   */
+  connectionLost?(error?: Error): void;
+  /** The write buffer grew past the high water mark: stop writing if you can. */
+  pauseWriting?(): void;
+  /** The write buffer drained to the low water mark: writing may resume. */
+  resumeWriting?(): void;
+}
+
+/**
+ * Makes a fresh {@linkcode Protocol} for each connection.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolFactory } from "@x/echo";
+ *
+ * const silent: ProtocolFactory = () => ({});
+ * ```
+ */
+export type ProtocolFactory = () => Protocol;

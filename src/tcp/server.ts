@@ -1,0 +1,297 @@
+/**
+ * A TCP server that runs one {@linkcode Protocol} per connection, with a
+ * handle shaped like `Deno.serve`'s.
+ *
+ * @module
+ */
+
+import type { ProtocolFactory } from "./protocol.ts";
+import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
+import { formatAddress, tcpLogger } from "./_log.ts";
+import { checkAddress, checkInteger } from "./_validate.ts";
+import { isLocalCancel } from "./_errors.ts";
+
+/** The default time {@linkcode TcpServer.shutdown} lets connections flush: 10 seconds. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
+
+/**
+ * Where and how a TCP server listens.
+ *
+ * @example
+ * ```ts
+ * import type { TcpServerOptions } from "@x/echo";
+ *
+ * const options: TcpServerOptions = { hostname: "127.0.0.1", port: 8888, shutdownTimeout: 5000 };
+ * ```
+ */
+export interface TcpServerOptions extends TransportOptions {
+  /** The address to listen on. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The port to listen on; 0 picks a free one (read it from `addr`). Default 0. */
+  port?: number;
+  /** Aborting this signal shuts the server down, as `shutdown()` does. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds `shutdown()` lets open connections flush their buffered
+   * writes before aborting them. Default 10000.
+   */
+  shutdownTimeout?: number;
+}
+
+/**
+ * A running TCP server, as returned by {@linkcode serveTcp}. Shaped like the
+ * server `Deno.serve` returns, so `await using` works.
+ *
+ * @example
+ * ```ts
+ * import { serveTcp } from "@x/echo";
+ *
+ * await using server = serveTcp({ port: 0 }, () => ({}));
+ * console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+ * ```
+ */
+export interface TcpServer extends AsyncDisposable {
+  /** The address the server listens on, with the real port when 0 was asked for. */
+  readonly addr: Deno.NetAddr;
+  /** Resolves once the server stopped accepting and every connection is closed. */
+  readonly finished: Promise<void>;
+  /** How many connections are open now. */
+  readonly connections: number;
+  /**
+   * Stops accepting, lets every open connection send what it has buffered,
+   * then closes it; resolves when all are closed. Connections still flushing
+   * after `shutdownTimeout` are aborted, and so are all of them on a second
+   * call.
+   */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Listens on `hostname:port` and runs a fresh protocol from `protocolFactory`
+ * on each accepted connection.
+ *
+ * A protocol whose callback throws loses only its own connection (the error
+ * is logged with the peer address); the server keeps accepting. Errors from
+ * `accept` itself (such as running out of file descriptors) are logged and
+ * retried with a growing pause.
+ *
+ * @example An echo protocol on an ephemeral port
+ * ```ts
+ * import { serveTcp, type Transport } from "@x/echo";
+ *
+ * const server = serveTcp({ hostname: "127.0.0.1", port: 0 }, () => {
+ *   let transport: Transport;
+ *   return {
+ *     connectionMade(t) {
+ *       transport = t;
+ *     },
+ *     dataReceived(data) {
+ *       transport.write(data);
+ *     },
+ *   };
+ * });
+ * await server.shutdown();
+ * ```
+ *
+ * @throws {Deno.errors.AddrInUse} when the port is taken; the message names the address.
+ * @throws {RangeError} for an option out of range, before any socket is opened.
+ */
+export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFactory): TcpServer {
+  const { hostname = "127.0.0.1", port = 0, shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT } = options;
+  checkAddress(hostname, port, 0);
+  checkInteger("shutdownTimeout", shutdownTimeout, 0, 2 ** 31 - 1);
+  validateTransportOptions(options);
+  if (typeof protocolFactory !== "function") {
+    throw new TypeError(
+      `Invalid protocolFactory: ${typeof protocolFactory}. Pass a function that returns a Protocol.`,
+    );
+  }
+  const listener = listenTcp(hostname, port);
+  return new Server(listener, protocolFactory, options, shutdownTimeout);
+}
+
+/** `Deno.listen`, with errors that name the address and say what to try. */
+export function listenTcp(hostname: string, port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    const where = formatAddress({ transport: "tcp", hostname, port });
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot listen on ${where}: the address is already in use. ` +
+          `Stop the other server or choose another port (0 picks a free one).`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot listen on ${where}: permission denied` +
+          (port > 0 && port < 1024
+            ? " (ports below 1024 need privileges; use a port ≥ 1024)"
+            : "") +
+          ` (${(error as Error).message}).`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new Deno.errors.AddrNotAvailable(
+        `Cannot listen on ${where}: no local interface has that address. ` +
+          `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+const MAX_ACCEPT_BACKOFF = 1000;
+
+class Server implements TcpServer {
+  readonly addr: Deno.NetAddr;
+  readonly #listener: Deno.TcpListener;
+  readonly #factory: ProtocolFactory;
+  readonly #transportOptions: TransportOptions;
+  readonly #shutdownTimeout: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #transports = new Set<TcpTransport>();
+  readonly #finished = Promise.withResolvers<void>();
+  readonly #forget = (transport: TcpTransport) => {
+    this.#transports.delete(transport);
+    if (this.#stopping) this.#maybeFinish();
+  };
+  readonly #onAbort = () => void this.shutdown();
+  #stopping = false;
+  #accepting = true;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | undefined;
+
+  constructor(
+    listener: Deno.TcpListener,
+    factory: ProtocolFactory,
+    options: TcpServerOptions,
+    shutdownTimeout: number,
+  ) {
+    this.#listener = listener;
+    this.addr = listener.addr;
+    this.#factory = factory;
+    this.#transportOptions = {
+      readBufferSize: options.readBufferSize,
+      highWaterMark: options.highWaterMark,
+      lowWaterMark: options.lowWaterMark,
+    };
+    this.#shutdownTimeout = shutdownTimeout;
+    this.#signal = options.signal;
+    tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
+    this.#acceptLoop();
+    if (this.#signal?.aborted) this.shutdown();
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  get finished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  get connections(): number {
+    return this.#transports.size;
+  }
+
+  shutdown(): Promise<void> {
+    if (this.#stopping) {
+      this.#abortAll();
+      return this.finished;
+    }
+    this.#stopping = true;
+    tcpLogger.info("Shutting down: {count} open connections", { count: this.#transports.size });
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    if (this.#backoff) {
+      clearTimeout(this.#backoff.timer);
+      this.#backoff.resolve();
+    }
+    for (const transport of this.#transports) transport.close();
+    if (this.#transports.size > 0) {
+      this.#timer = setTimeout(() => {
+        tcpLogger.warning("Shutdown timeout: aborting {count} connections still flushing", {
+          count: this.#transports.size,
+        });
+        this.#abortAll();
+      }, this.#shutdownTimeout);
+    }
+    this.#maybeFinish();
+    return this.finished;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  #abortAll(): void {
+    for (const transport of this.#transports) transport.abort();
+  }
+
+  #maybeFinish(): void {
+    if (this.#accepting || this.#transports.size > 0) return;
+    clearTimeout(this.#timer);
+    tcpLogger.info("Server on {address} stopped", { address: formatAddress(this.addr) });
+    this.#finished.resolve();
+  }
+
+  async #acceptLoop(): Promise<void> {
+    let backoff = 0;
+    while (!this.#stopping) {
+      try {
+        // The iterator ends when the listener is closed and throws on other
+        // accept errors, after which a fresh iterator carries on.
+        for await (const conn of this.#listener) {
+          backoff = 0;
+          this.#startConnection(conn);
+        }
+      } catch (error) {
+        if (this.#stopping || isLocalCancel(error)) break;
+        backoff = Math.min(Math.max(backoff * 2, 10), MAX_ACCEPT_BACKOFF);
+        tcpLogger.error("Accept on {address} failed: {error}; retrying in {ms} ms", {
+          address: formatAddress(this.addr),
+          error,
+          ms: backoff,
+        });
+        await new Promise<void>((resolve) => {
+          this.#backoff = { timer: setTimeout(resolve, backoff), resolve };
+        });
+        this.#backoff = undefined;
+        continue;
+      }
+      break;
+    }
+    this.#accepting = false;
+    if (!this.#stopping) {
+      // The listener was closed under us: treat it as a shutdown.
+      this.shutdown();
+    }
+    this.#maybeFinish();
+  }
+
+  #startConnection(conn: Deno.TcpConn): void {
+    if (this.#stopping) {
+      conn.close();
+      return;
+    }
+    let protocol;
+    try {
+      protocol = this.#factory();
+    } catch (error) {
+      tcpLogger.error("Protocol factory threw for {peer}; closing that connection: {error}", {
+        peer: formatAddress(conn.remoteAddr),
+        error,
+      });
+      conn.close();
+      return;
+    }
+    const transport = new TcpTransport(conn, protocol, this.#transportOptions, this.#forget);
+    this.#transports.add(transport);
+    transport.start();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The writing half of the stream-style API, after asyncio's `StreamWriter`.
+ *
+ * @module
+ */
+
+import type { ExtraInfoName, Transport } from "./protocol.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * What a {@linkcode StreamWriter} needs to know of its connection's flow
+ * control: implemented by the protocol that feeds the stream API.
+ */
+export interface FlowControl {
+  /** Resolves when writing may go on; rejects once the connection is lost. */
+  waitForDrain(): Promise<void>;
+}
+
+/**
+ * Writes to one connection. `write` never blocks: it buffers. Await
+ * {@linkcode StreamWriter.drain} after writes so a slow peer slows you down
+ * instead of growing the buffer.
+ *
+ * @example Answer, then close
+ * ```ts
+ * import type { StreamReader, StreamWriter } from "@x/echo";
+ *
+ * async function handler(reader: StreamReader, writer: StreamWriter): Promise<void> {
+ *   const line = await reader.readLine();
+ *   if (line) writer.write(line);
+ *   await writer.drain();
+ *   await writer.close();
+ * }
+ * ```
+ */
+export class StreamWriter {
+  readonly #transport: Transport;
+  readonly #flow: FlowControl;
+  readonly #closed: Promise<void>;
+  #writable: WritableStream<Uint8Array> | null = null;
+
+  /**
+   * Wraps `transport`. Servers and clients make writers; build one by hand only
+   * for a custom protocol. `closed` should settle when the connection is lost.
+   *
+   * @example
+   * ```ts
+   * import { StreamWriter, type Transport } from "@x/echo";
+   *
+   * function wrap(transport: Transport): StreamWriter {
+   *   return new StreamWriter(transport, { waitForDrain: () => Promise.resolve() }, transport.closed);
+   * }
+   * ```
+   */
+  constructor(transport: Transport, flow: FlowControl, closed: Promise<void>) {
+    this.#transport = transport;
+    this.#flow = flow;
+    this.#closed = closed;
+    // Like a web stream's `closed`, a failure here is reported to those who await it only.
+    closed.catch(() => {});
+  }
+
+  /** The underlying transport. */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /**
+   * Resolves once the connection is closed; rejects with the error that ended
+   * it, if one did (a reset, say).
+   */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /**
+   * Queues `data` (a string is sent as UTF-8). Keep `data` unchanged until it
+   * is sent.
+   *
+   * @throws {TransportClosedError} after `close`, `abort` or `writeEof`.
+   */
+  write(data: Uint8Array | string): void {
+    this.#transport.write(typeof data === "string" ? encoder.encode(data) : data);
+  }
+
+  /**
+   * Resolves when the write buffer is at or below its low water mark: at once
+   * unless the peer is slow.
+   *
+   * @throws the connection's error, or `Deno.errors.ConnectionReset`, once the connection is lost.
+   */
+  drain(): Promise<void> {
+    return this.#flow.waitForDrain();
+  }
+
+  /** Half-closes after the buffered data is sent; reading goes on. */
+  writeEof(): void {
+    this.#transport.writeEof();
+  }
+
+  /** `true`: TCP supports half-close. */
+  canWriteEof(): boolean {
+    return this.#transport.canWriteEof();
+  }
+
+  /**
+   * Sends what is buffered, then closes the connection. Resolves when it is
+   * closed (rejects if it ended with an error).
+   */
+  close(): Promise<void> {
+    this.#transport.close();
+    return this.#closed;
+  }
+
+  /** Closes the connection at once, dropping buffered data. */
+  abort(): void {
+    this.#transport.abort();
+  }
+
+  /** `true` once `close` or `abort` was called or the connection was lost. */
+  isClosing(): boolean {
+    return this.#transport.isClosing();
+  }
+
+  /** Connection details: `"peername"` or `"sockname"`. */
+  getExtraInfo(name: ExtraInfoName): Deno.NetAddr {
+    return this.#transport.getExtraInfo(name);
+  }
+
+  /**
+   * The writer as a web `WritableStream`, for `pipeTo` and friends: each chunk
+   * is written and drained; closing the stream half-closes the connection
+   * (`writeEof`), aborting it aborts the connection.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        this.write(chunk);
+        return this.drain();
+      },
+      close: () => this.writeEof(),
+      abort: () => this.abort(),
+    });
+  }
+}

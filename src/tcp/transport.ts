@@ -1,0 +1,419 @@
+/**
+ * The TCP transport: one read loop and one write path per connection.
+ *
+ * @module
+ */
+
+import type { ExtraInfoName, Protocol, Transport, WaterMarks } from "./protocol.ts";
+import { formatAddress, tcpLogger } from "./_log.ts";
+import { checkInteger } from "./_validate.ts";
+import { isLocalCancel, isPeerFault } from "./_errors.ts";
+
+/** The default size of a connection's read buffer: 64 KiB. */
+export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
+/** The default write-buffer high water mark: 64 KiB, as in asyncio. */
+export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+
+/**
+ * Options of a TCP transport, shared by servers and clients.
+ *
+ * @example
+ * ```ts
+ * import type { TransportOptions } from "@x/echo";
+ *
+ * const options: TransportOptions = { readBufferSize: 16 * 1024, highWaterMark: 256 * 1024 };
+ * ```
+ */
+export interface TransportOptions {
+  /** Bytes read from the socket at most per `dataReceived` call. Default 65536. */
+  readBufferSize?: number;
+  /** Write-buffer size past which `pauseWriting` is called. Default 65536. */
+  highWaterMark?: number;
+  /** Write-buffer size at which `resumeWriting` is called. Default a quarter of the high mark. */
+  lowWaterMark?: number;
+}
+
+/**
+ * Checks transport options up front, so a bad value fails before any socket
+ * is opened, with a message naming the option and the allowed range.
+ */
+export function validateTransportOptions(options: TransportOptions): void {
+  const { readBufferSize, highWaterMark, lowWaterMark } = options;
+  if (readBufferSize !== undefined) {
+    checkInteger("readBufferSize", readBufferSize, 1, 2 ** 30);
+  }
+  if (highWaterMark !== undefined) checkInteger("highWaterMark", highWaterMark, 0, 2 ** 53 - 1);
+  if (lowWaterMark !== undefined) checkInteger("lowWaterMark", lowWaterMark, 0, 2 ** 53 - 1);
+  resolveWaterMarks(highWaterMark, lowWaterMark);
+}
+
+function resolveWaterMarks(high?: number, low?: number): WaterMarks {
+  if (high === undefined) high = low === undefined ? DEFAULT_HIGH_WATER_MARK : 4 * low;
+  if (low === undefined) low = Math.floor(high / 4);
+  if (low > high) {
+    throw new RangeError(
+      `Invalid write-buffer limits: low water mark ${low} is above high water mark ${high}. ` +
+        `Make low at most high.`,
+    );
+  }
+  return { high, low };
+}
+
+/** The error `write` throws once the transport cannot send any more. */
+export class TransportClosedError extends Error {
+  /**
+   * Makes the error; `reason` says which call closed the transport.
+   *
+   * @example
+   * ```ts
+   * import { TransportClosedError } from "@x/echo";
+   *
+   * const error = new TransportClosedError("close() was called");
+   * console.log(error.message);
+   * ```
+   */
+  constructor(reason: string) {
+    super(`Cannot write to this transport: ${reason}.`);
+    this.name = "TransportClosedError";
+  }
+}
+
+/**
+ * A {@linkcode Transport} over a `Deno.TcpConn`. Servers and clients make
+ * these; user code only sees the {@linkcode Transport} interface.
+ */
+export class TcpTransport implements Transport {
+  readonly #conn: Deno.TcpConn;
+  readonly #protocol: Protocol;
+  readonly #readBuffer: Uint8Array;
+  readonly #onClosed: ((transport: TcpTransport) => void) | undefined;
+  readonly #debug: boolean;
+  readonly #info: boolean;
+  #peer = "";
+
+  // Write side.
+  #queue: Uint8Array[] = [];
+  #queueHead = 0;
+  #buffered = 0;
+  #flushing: Promise<void> | null = null;
+  /** A queued chunk is a view of the read buffer: read no more until it is sent. */
+  #holdsReadBuffer = false;
+  #high: number;
+  #low: number;
+  #writingPaused = false;
+  #eofWritten = false;
+  #eofSent = false;
+
+  // Read side.
+  #readingPaused = false;
+  #wakeReader: (() => void) | null = null;
+  #eofReceived = false;
+
+  // Life cycle.
+  #closing = false;
+  #closeReason = "";
+  #lost = false;
+  readonly #closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+
+  /**
+   * Wraps `conn` for `protocol`; nothing happens until {@linkcode TcpTransport.start}.
+   * `onClosed` runs once the connection is closed and `connectionLost` has returned.
+   */
+  constructor(
+    conn: Deno.TcpConn,
+    protocol: Protocol,
+    options: TransportOptions = {},
+    onClosed?: (transport: TcpTransport) => void,
+  ) {
+    this.#conn = conn;
+    this.#protocol = protocol;
+    this.#readBuffer = new Uint8Array(options.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE);
+    const marks = resolveWaterMarks(options.highWaterMark, options.lowWaterMark);
+    this.#high = marks.high;
+    this.#low = marks.low;
+    this.#onClosed = onClosed;
+    this.#debug = tcpLogger.isEnabledFor("debug");
+    this.#info = tcpLogger.isEnabledFor("info");
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /** The peer address as `host:port`, for log lines and errors. */
+  get peer(): string {
+    return this.#peer ||= formatAddress(this.#conn.remoteAddr);
+  }
+
+  /** Calls `connectionMade` and starts the read loop. */
+  start(): void {
+    if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });
+    try {
+      this.#protocol.connectionMade?.(this);
+    } catch (error) {
+      this.#fail(error, "connectionMade");
+      return;
+    }
+    if (!this.#closing) this.#readLoop();
+  }
+
+  // ---- Transport ---------------------------------------------------------
+
+  write(data: Uint8Array): void {
+    if (this.#closing || this.#eofWritten) {
+      throw new TransportClosedError(this.#closeReason || "writeEof() was called");
+    }
+    const length = data.length;
+    if (length === 0) return;
+    if (data.buffer === this.#readBuffer.buffer) this.#holdsReadBuffer = true;
+    this.#queue.push(data);
+    this.#buffered += length;
+    if (this.#flushing === null) this.#flushing = this.#flush();
+    if (!this.#writingPaused && this.#buffered > this.#high) {
+      this.#writingPaused = true;
+      this.#callback("pauseWriting");
+    }
+  }
+
+  writeEof(): void {
+    if (this.#closing || this.#eofWritten) return;
+    this.#eofWritten = true;
+    if (this.#flushing === null) this.#sendEof();
+  }
+
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#closeReason = "close() was called";
+    this.#wakeReader?.();
+    if (this.#flushing === null) this.#connectionLost(undefined);
+  }
+
+  abort(): void {
+    if (this.#lost) return;
+    this.#closeReason ||= "abort() was called";
+    this.#connectionLost(undefined);
+  }
+
+  isClosing(): boolean {
+    return this.#closing;
+  }
+
+  pauseReading(): void {
+    if (!this.#closing) this.#readingPaused = true;
+  }
+
+  resumeReading(): void {
+    this.#readingPaused = false;
+    this.#wakeReader?.();
+  }
+
+  isReading(): boolean {
+    return !this.#closing && !this.#readingPaused && !this.#eofReceived;
+  }
+
+  getWriteBufferSize(): number {
+    return this.#buffered;
+  }
+
+  getWriteBufferLimits(): WaterMarks {
+    return { high: this.#high, low: this.#low };
+  }
+
+  setWriteBufferLimits(limits: Partial<WaterMarks> = {}): void {
+    const { high, low } = limits;
+    if (high !== undefined) checkInteger("high water mark", high, 0, 2 ** 53 - 1);
+    if (low !== undefined) checkInteger("low water mark", low, 0, 2 ** 53 - 1);
+    const marks = resolveWaterMarks(high, low);
+    this.#high = marks.high;
+    this.#low = marks.low;
+    if (!this.#writingPaused && this.#buffered > this.#high) {
+      this.#writingPaused = true;
+      this.#callback("pauseWriting");
+    } else if (this.#writingPaused && this.#buffered <= this.#low) {
+      this.#writingPaused = false;
+      this.#callback("resumeWriting");
+    }
+  }
+
+  getExtraInfo(name: ExtraInfoName): Deno.NetAddr {
+    switch (name) {
+      case "peername":
+        return this.#conn.remoteAddr;
+      case "sockname":
+        return this.#conn.localAddr;
+      default:
+        throw new TypeError(
+          `Unknown extra info name: ${JSON.stringify(name)}. Use "peername" or "sockname".`,
+        );
+    }
+  }
+
+  // ---- Reading -----------------------------------------------------------
+
+  async #readLoop(): Promise<void> {
+    const conn = this.#conn;
+    const buffer = this.#readBuffer;
+    const protocol = this.#protocol;
+    try {
+      while (!this.#closing) {
+        // A queued write still refers to the read buffer: it must go out first.
+        while (this.#holdsReadBuffer && this.#flushing !== null) await this.#flushing;
+        if (this.#readingPaused) await this.#waitForResume();
+        if (this.#closing) return;
+        const n = await conn.read(buffer);
+        if (this.#closing) return;
+        if (n === null) return this.#endOfInput();
+        if (this.#readingPaused) await this.#waitForResume();
+        if (this.#closing) return;
+        if (this.#debug) {
+          tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes: n, peer: this.peer });
+        }
+        try {
+          protocol.dataReceived?.(buffer.subarray(0, n));
+        } catch (error) {
+          return this.#fail(error, "dataReceived");
+        }
+      }
+    } catch (error) {
+      if (this.#closing && isLocalCancel(error)) return;
+      this.#fail(error);
+    }
+  }
+
+  #waitForResume(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeReader = () => {
+        this.#wakeReader = null;
+        resolve();
+      };
+    });
+  }
+
+  #endOfInput(): void {
+    this.#eofReceived = true;
+    if (this.#debug) tcpLogger.debug("End of input from {peer}", { peer: this.peer });
+    let keepOpen: boolean | void;
+    try {
+      keepOpen = this.#protocol.eofReceived?.();
+    } catch (error) {
+      return this.#fail(error, "eofReceived");
+    }
+    if (!keepOpen || this.#eofSent) this.close();
+  }
+
+  // ---- Writing -----------------------------------------------------------
+
+  async #flush(): Promise<void> {
+    const conn = this.#conn;
+    const queue = this.#queue;
+    try {
+      while (this.#queueHead < queue.length) {
+        const chunk = queue[this.#queueHead];
+        let offset = 0;
+        while (offset < chunk.length) {
+          const n = await conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+          if (this.#lost) return;
+          offset += n;
+          this.#buffered -= n;
+        }
+        if (this.#debug) {
+          tcpLogger.debug("Sent {bytes} bytes to {peer}", { bytes: offset, peer: this.peer });
+        }
+        if (++this.#queueHead === queue.length) {
+          queue.length = 0;
+          this.#queueHead = 0;
+        }
+        if (this.#writingPaused && this.#buffered <= this.#low) {
+          this.#writingPaused = false;
+          this.#callback("resumeWriting");
+          if (this.#lost) return;
+        }
+      }
+    } catch (error) {
+      if (!this.#lost) this.#fail(error);
+      return;
+    }
+    this.#flushing = null;
+    this.#holdsReadBuffer = false;
+    if (this.#closing) this.#connectionLost(undefined);
+    else if (this.#eofWritten && !this.#eofSent) this.#sendEof();
+  }
+
+  #sendEof(): void {
+    try {
+      this.#conn.closeWrite();
+    } catch (error) {
+      return this.#fail(error);
+    }
+    this.#eofSent = true;
+    if (this.#eofReceived) this.close();
+  }
+
+  // ---- Closing -----------------------------------------------------------
+
+  /** Calls an optional flow-control callback, aborting the connection if it throws. */
+  #callback(name: "pauseWriting" | "resumeWriting"): void {
+    try {
+      this.#protocol[name]?.();
+    } catch (error) {
+      this.#fail(error, name);
+    }
+  }
+
+  /** Aborts the connection because of `error`, which `connectionLost` then receives. */
+  #fail(cause: unknown, callback?: string): void {
+    if (this.#lost) return;
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    if (callback) {
+      tcpLogger.error("Protocol {callback} threw for {peer}; closing that connection: {error}", {
+        callback,
+        peer: this.peer,
+        error,
+      });
+    } else if (isPeerFault(error)) {
+      tcpLogger.debug("Connection with {peer} failed: {error}", { peer: this.peer, error });
+    } else {
+      tcpLogger.warning("Connection with {peer} failed: {error}", { peer: this.peer, error });
+    }
+    this.#closeReason ||= `the connection failed (${error.message})`;
+    this.#connectionLost(error);
+  }
+
+  #connectionLost(error: Error | undefined): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#closing = true;
+    this.#closeReason ||= "the connection is closed";
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+    this.#buffered = 0;
+    this.#flushing = null;
+    this.#holdsReadBuffer = false;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by Deno (the resource is gone); nothing more to release.
+    }
+    this.#wakeReader?.();
+    // Deliver connectionLost on a later turn, as asyncio does, so a close()
+    // made inside a callback never re-enters the protocol.
+    queueMicrotask(() => {
+      if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
+      try {
+        this.#protocol.connectionLost?.(error);
+      } catch (thrown) {
+        tcpLogger.error("Protocol connectionLost threw for {peer}: {error}", {
+          peer: this.peer,
+          error: thrown,
+        });
+      }
+      this.#onClosed?.(this);
+      this.#closed.resolve();
+    });
+  }
+}

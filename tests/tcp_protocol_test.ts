@@ -1,0 +1,300 @@
+import { assert, assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
+import {
+  connectTcp,
+  type Protocol,
+  serveTcp,
+  type Transport,
+  TransportClosedError,
+} from "../mod.ts";
+import {
+  assertSameBytes,
+  decode,
+  dial,
+  encode,
+  randomBytes,
+  readExactly,
+  readToEnd,
+  waitFor,
+  writeAll,
+} from "./_helpers.ts";
+
+/** A protocol that records its callbacks and lets a test script its behaviour. */
+class Recorder implements Protocol {
+  events: string[] = [];
+  received: Uint8Array[] = [];
+  transport!: Transport;
+  lostError: Error | undefined;
+  readonly lost = Promise.withResolvers<void>();
+  readonly made = Promise.withResolvers<void>();
+  constructor(
+    readonly hooks: {
+      made?: (t: Transport) => void;
+      data?: (d: Uint8Array, t: Transport) => void;
+      eof?: (t: Transport) => boolean | void;
+    } = {},
+  ) {}
+  connectionMade(transport: Transport): void {
+    this.events.push("made");
+    this.transport = transport;
+    this.hooks.made?.(transport);
+    this.made.resolve();
+  }
+  dataReceived(data: Uint8Array): void {
+    if (this.events.at(-1) !== "data") this.events.push("data");
+    this.received.push(data.slice());
+    this.hooks.data?.(data, this.transport);
+  }
+  eofReceived(): boolean | void {
+    this.events.push("eof");
+    return this.hooks.eof?.(this.transport);
+  }
+  connectionLost(error?: Error): void {
+    this.events.push("lost");
+    this.lostError = error;
+    this.lost.resolve();
+  }
+  pauseWriting(): void {
+    this.events.push("pause");
+  }
+  resumeWriting(): void {
+    this.events.push("resume");
+  }
+  text(): string {
+    return this.received.map(decode).join("");
+  }
+}
+
+function recordingServer(hooks: Recorder["hooks"] = {}) {
+  const protocols: Recorder[] = [];
+  const server = serveTcp({ hostname: "127.0.0.1", port: 0 }, () => {
+    const p = new Recorder(hooks);
+    protocols.push(p);
+    return p;
+  });
+  return { server, protocols };
+}
+
+Deno.test("callbacks come in order: made, data, eof, lost, and lost exactly once", async () => {
+  const { server, protocols } = recordingServer();
+  const conn = await dial(server.addr);
+  await writeAll(conn, encode("hello"));
+  conn.closeWrite();
+  assertEquals(await readToEnd(conn), new Uint8Array(0)); // eofReceived returned nothing: server closes
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  assertEquals(protocols[0].events, ["made", "data", "eof", "lost"]);
+  assertEquals(protocols[0].text(), "hello");
+  assertEquals(protocols[0].lostError, undefined);
+});
+
+Deno.test("eofReceived returning true keeps the connection half-open for writing", async () => {
+  const { server, protocols } = recordingServer({
+    eof(t) {
+      t.write(encode("after your eof"));
+      t.writeEof(); // both directions done: the transport closes itself
+      return true;
+    },
+  });
+  const conn = await dial(server.addr);
+  conn.closeWrite();
+  assertEquals(decode(await readToEnd(conn)), "after your eof");
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  assertEquals(protocols[0].events, ["made", "eof", "lost"]);
+});
+
+Deno.test("close() flushes what was written, then closes", async () => {
+  const payload = randomBytes(4 << 20, 3);
+  const { server, protocols } = recordingServer({
+    made(t) {
+      t.write(payload);
+      t.close();
+      assert(t.isClosing());
+      assertThrows(() => t.write(encode("late")), TransportClosedError, "close() was called");
+    },
+  });
+  const conn = await dial(server.addr);
+  assertSameBytes(await readToEnd(conn), payload);
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
+});
+
+Deno.test("abort() drops the buffer and calls connectionLost once without an error", async () => {
+  const { server, protocols } = recordingServer({
+    made(t) {
+      t.write(randomBytes(8 << 20));
+      t.abort();
+      t.abort();
+      t.close();
+    },
+  });
+  const conn = await dial(server.addr);
+  const got = await readToEnd(conn).catch(() => new Uint8Array(0));
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  assert(got.length < 8 << 20, `abort sent all ${got.length} bytes`);
+  assertEquals(protocols[0].events, ["made", "pause", "lost"]); // 8 MiB is past the high mark
+  assertEquals(protocols[0].lostError, undefined);
+});
+
+Deno.test("writes are buffered in order and the water marks pause and resume the protocol", async () => {
+  const chunks = Array.from({ length: 64 }, (_, i) => randomBytes(64 * 1024, i));
+  let peakBuffer = 0;
+  const { server, protocols } = recordingServer({
+    made(t) {
+      t.setWriteBufferLimits({ high: 256 * 1024 });
+      assertEquals(t.getWriteBufferLimits(), { high: 256 * 1024, low: 64 * 1024 });
+      for (const chunk of chunks) t.write(chunk);
+      peakBuffer = t.getWriteBufferSize();
+      t.close();
+    },
+  });
+  const conn = await dial(server.addr);
+  const expected = new Uint8Array(64 * 64 * 1024);
+  chunks.forEach((c, i) => expected.set(c, i * c.length));
+  assertSameBytes(await readToEnd(conn), expected);
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  assert(peakBuffer > 256 * 1024, `buffer peaked at ${peakBuffer}`);
+  assertEquals(protocols[0].events, ["made", "pause", "resume", "lost"]);
+});
+
+Deno.test("pauseReading stops dataReceived until resumeReading", async () => {
+  let resumed = false;
+  const { server, protocols } = recordingServer({
+    made(t) {
+      t.pauseReading();
+      assertEquals(t.isReading(), false);
+    },
+    data() {
+      assert(resumed, "dataReceived while reading was paused");
+    },
+  });
+  const conn = await dial(server.addr);
+  await writeAll(conn, encode("while paused"));
+  await waitFor(() => protocols.length > 0, "connection");
+  // The data is on its way; give it time to be (wrongly) delivered before resuming.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assertEquals(protocols[0].received.length, 0);
+  resumed = true;
+  protocols[0].transport.resumeReading();
+  await waitFor(() => protocols[0].text() === "while paused", "data after resume");
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+});
+
+Deno.test("a protocol that throws loses only its own connection; the server keeps serving", async () => {
+  const { server, protocols } = recordingServer({
+    data(d, t) {
+      if (decode(d).includes("boom")) throw new Error("boom in dataReceived");
+      t.write(d);
+    },
+  });
+  const good = await dial(server.addr);
+  const bad = await dial(server.addr);
+  await writeAll(bad, encode("boom\n"));
+  assertEquals(await readToEnd(bad), new Uint8Array(0));
+  bad.close();
+  await writeAll(good, encode("still here"));
+  assertEquals(decode(await readExactly(good, 10)), "still here");
+  good.close();
+  await Promise.all(protocols.map((p) => p.lost.promise));
+  await server.shutdown();
+  const failed = protocols.find((p) => p.lostError)!;
+  assertEquals(failed.lostError?.message, "boom in dataReceived");
+  assertEquals(failed.events, ["made", "data", "lost"]);
+});
+
+Deno.test("a protocol factory that throws closes that connection only", async () => {
+  let calls = 0;
+  const server = serveTcp({ port: 0 }, () => {
+    if (++calls === 1) throw new Error("factory failed");
+    let t: Transport;
+    return { connectionMade: (x) => void (t = x), dataReceived: (d) => t.write(d) };
+  });
+  const first = await dial(server.addr);
+  assertEquals(await readToEnd(first), new Uint8Array(0));
+  first.close();
+  const second = await dial(server.addr);
+  await writeAll(second, encode("ok"));
+  assertEquals(decode(await readExactly(second, 2)), "ok");
+  second.close();
+  await server.shutdown();
+});
+
+Deno.test("a peer that resets mid-write gives connectionLost(error) and no leak", async () => {
+  const { server, protocols } = recordingServer({
+    data(_d, t) {
+      t.write(randomBytes(16 << 20)); // far more than the socket buffers hold
+    },
+  });
+  const conn = await dial(server.addr);
+  await writeAll(conn, encode("go"));
+  await readExactly(conn, 1000); // the server is writing now
+  conn.close(); // unread data in our receive buffer: the kernel sends a reset
+  await protocols[0].lost.promise;
+  assertEquals(server.connections, 0);
+  await server.shutdown();
+  assert(protocols[0].lostError, "connectionLost got no error");
+  assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
+});
+
+Deno.test("getExtraInfo gives peername and sockname", async () => {
+  const { server, protocols } = recordingServer();
+  const conn = await dial(server.addr);
+  await waitFor(() => protocols.length === 1, "connection");
+  const t = protocols[0].transport;
+  assertEquals(t.getExtraInfo("sockname").port, server.addr.port);
+  assertEquals(t.getExtraInfo("peername").port, (conn.localAddr as Deno.NetAddr).port);
+  assertThrows(
+    () => t.getExtraInfo("nonsense" as "peername"),
+    TypeError,
+    'Use "peername" or "sockname"',
+  );
+  conn.close();
+  await protocols[0].lost.promise;
+  await server.shutdown();
+});
+
+Deno.test("connectTcp runs a client protocol: connectionMade before it resolves, then the echo", async () => {
+  const { server } = recordingServer({ data: (d, t) => t.write(d), eof: () => false });
+  const { transport, protocol } = await connectTcp(
+    { hostname: "127.0.0.1", port: server.addr.port },
+    () => new Recorder(),
+  );
+  assertEquals(protocol.events, ["made"]);
+  const payload = randomBytes(1 << 20, 9);
+  transport.write(payload);
+  transport.writeEof();
+  assertThrows(() => transport.write(encode("x")), TransportClosedError, "writeEof");
+  await transport.closed;
+  // 1 MiB is past the high mark: writing paused and resumed while echoes came in.
+  const flow = protocol.events.filter((e) => e === "pause" || e === "resume");
+  assertEquals(flow, ["pause", "resume"]);
+  const rest = protocol.events.filter((e) => e !== "pause" && e !== "resume");
+  assertEquals(rest.filter((e, i) => e !== rest[i - 1]), ["made", "data", "eof", "lost"]);
+  const got = new Uint8Array(payload.length);
+  let offset = 0;
+  for (const chunk of protocol.received) {
+    got.set(chunk, offset);
+    offset += chunk.length;
+  }
+  assertSameBytes(got, payload);
+  await server.shutdown();
+});
+
+Deno.test("connectTcp to a closed port names the address", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const error = await connectTcp({ port }, () => ({})).catch((e) => e);
+  assertInstanceOf(error, Deno.errors.ConnectionRefused);
+  assert(error.message.includes(`127.0.0.1:${port}`), error.message);
+});

@@ -6,6 +6,7 @@
 
 import { serveTcp, type TcpServer } from "../tcp/server.ts";
 import { serveTcpStreams, type StreamServerOptions } from "../tcp/streams.ts";
+import { resolveLimit } from "../tcp/stream_reader.ts";
 import type { EchoOptions } from "./behavior.ts";
 import { echoProtocolFactory } from "./protocol.ts";
 import { echoStreamHandler } from "./stream.ts";
@@ -44,6 +45,7 @@ export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
  */
 export function serveEcho(options: EchoServerOptions = {}): TcpServer {
   const { api = "protocol" } = options;
+  resolveLimit(options); // Checked for either API, so a bad value is never silently ignored.
   switch (api) {
     case "protocol":
       return serveTcp(options, echoProtocolFactory(options));

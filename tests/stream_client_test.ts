@@ -1,0 +1,139 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { connectTcpStreams, serveEcho, serveTcpStreams } from "../mod.ts";
+import {
+  assertSameBytes,
+  concat,
+  decode,
+  dial,
+  encode,
+  randomBytes,
+  readToEnd,
+  writeAll,
+} from "./_helpers.ts";
+
+Deno.test("connectTcpStreams: lines, exact reads and a clean close against the echo server", async () => {
+  await using server = serveEcho({ port: 0, api: "stream" });
+  const { reader, writer } = await connectTcpStreams({ port: server.addr.port });
+  writer.write("first line\nsecond");
+  writer.write(encode(" line\n"));
+  await writer.drain();
+  assertEquals(decode((await reader.readLine())!), "first line\n");
+  assertEquals(decode(await reader.readExactly(6)), "second");
+  assertEquals(decode(await reader.readUntil("\n")), " line\n");
+  assertEquals(writer.getExtraInfo("peername").port, server.addr.port);
+  writer.writeEof();
+  assertEquals(await reader.read(), null); // the server closes after our EOF
+  await writer.close();
+  await writer.closed;
+});
+
+Deno.test("readable and writable interoperate with web streams: pipe 1 MiB through the echo", async () => {
+  await using server = serveEcho({ port: 0, api: "stream" });
+  const { reader, writer } = await connectTcpStreams({ port: server.addr.port });
+  const data = randomBytes(1 << 20, 21);
+  const source = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < data.length; i += 10_000) controller.enqueue(data.slice(i, i + 10_000));
+      controller.close();
+    },
+  });
+  const [, echoed] = await Promise.all([
+    source.pipeTo(writer.writable), // closing it half-closes the connection
+    new Response(reader.readable).arrayBuffer(),
+  ]);
+  assertSameBytes(new Uint8Array(echoed), data);
+  await writer.closed;
+});
+
+Deno.test("writer.closed and drain reject with the error when the peer resets", async () => {
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = server.accept();
+  const { reader, writer } = await connectTcpStreams({ port: server.addr.port });
+  const peer = await accepted;
+  await writeAll(peer, encode("unread by the peer"));
+  await reader.readExactly(4);
+  writer.write(randomBytes(64));
+  // Closing with unread data in the receive buffer makes the kernel send a reset.
+  peer.close();
+  writer.write(randomBytes(8 << 20));
+  await assertRejects(() => writer.closed);
+  await assertRejects(() => writer.drain());
+  server.close();
+});
+
+Deno.test("a stream handler that throws closes only its connection, logged with the peer", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (record) => void records.push(record) },
+    loggers: [
+      { category: ["echo"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    const server = serveTcpStreams({ port: 0 }, async (reader, writer) => {
+      for (let line; (line = await reader.readLine()) !== null;) {
+        if (decode(line) === "boom\n") throw new Error("boom in the handler");
+        writer.write(line);
+        await writer.drain();
+      }
+    });
+    const bad = await dial(server.addr);
+    const good = await dial(server.addr);
+    await writeAll(bad, encode("boom\n"));
+    assertEquals(await readToEnd(bad), new Uint8Array(0));
+    await writeAll(good, encode("fine\n"));
+    good.closeWrite();
+    assertEquals(decode(await readToEnd(good)), "fine\n");
+    const badPort = (bad.localAddr as Deno.NetAddr).port;
+    const goodPort = (good.localAddr as Deno.NetAddr).port;
+    bad.close();
+    good.close();
+    await server.shutdown();
+
+    const messages = records.map((r) => ({
+      level: r.level,
+      category: r.category.join("."),
+      text: r.message.map(String).join(""),
+    }));
+    const about = (port: number) => messages.filter((m) => m.text.includes(`127.0.0.1:${port}`));
+    const failure = about(badPort).find((m) => m.level === "error");
+    assert(failure, `no error logged for the failing peer: ${JSON.stringify(messages)}`);
+    assert(failure!.text.includes("boom in the handler"), failure!.text);
+    assertEquals(about(goodPort).filter((m) => m.level === "error"), []);
+    for (const port of [badPort, goodPort]) {
+      const info = about(port).filter((m) => m.level === "info").map((m) => m.text);
+      assert(info.some((t) => t.startsWith("Connection made with")), JSON.stringify(info));
+      assert(info.some((t) => t.startsWith("Connection lost with")), JSON.stringify(info));
+    }
+    const debug = about(goodPort).filter((m) => m.level === "debug").map((m) => m.text);
+    assert(debug.includes(`Received 5 bytes from 127.0.0.1:${goodPort}`), JSON.stringify(debug));
+    assert(debug.includes(`Sent 5 bytes to 127.0.0.1:${goodPort}`), JSON.stringify(debug));
+    assert(messages.every((m) => m.category === "echo.tcp"));
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("the library prints nothing until the application configures LogTape", async () => {
+  const script = `
+    import { serveEcho } from "${new URL("../mod.ts", import.meta.url)}";
+    const server = serveEcho({ port: 0 });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await conn.write(new TextEncoder().encode("quiet"));
+    conn.closeWrite();
+    const n = await conn.read(new Uint8Array(16));
+    conn.close();
+    await server.shutdown();
+    Deno.exit(n === 5 ? 0 : 3);
+  `;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(code, 0, decode(stderr));
+  assertEquals(decode(stdout), "");
+  assertEquals(decode(stderr), "");
+});

@@ -1,0 +1,119 @@
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { IncompleteReadError, LimitOverrunError, StreamReader } from "../mod.ts";
+import { decode, encode } from "./_helpers.ts";
+
+function readerWith(...parts: string[]): StreamReader {
+  const reader = new StreamReader({ limit: 16 });
+  for (const part of parts) reader.feedData(encode(part));
+  return reader;
+}
+
+Deno.test("read(n) returns what is buffered, up to n, and null at end of input", async () => {
+  const reader = readerWith("abcdef");
+  assertEquals(decode((await reader.read(4))!), "abcd");
+  assertEquals(decode((await reader.read(100))!), "ef");
+  reader.feedEof();
+  assertEquals(await reader.read(10), null);
+  assertEquals(reader.atEof(), true);
+});
+
+Deno.test("read(-1) reads until end of input", async () => {
+  const reader = readerWith("ab");
+  const all = reader.read(-1);
+  reader.feedData(encode("cd"));
+  reader.feedEof();
+  assertEquals(decode((await all)!), "abcd");
+});
+
+Deno.test("a waiting read wakes when data arrives", async () => {
+  const reader = new StreamReader();
+  const pending = reader.read(10);
+  reader.feedData(encode("late"));
+  assertEquals(decode((await pending)!), "late");
+});
+
+Deno.test("readExactly waits for all bytes and reports a short input with the partial bytes", async () => {
+  const reader = readerWith("12");
+  const four = reader.readExactly(4);
+  reader.feedData(encode("345"));
+  assertEquals(decode(await four), "1234");
+  reader.feedEof();
+  const error = await assertRejects(() => reader.readExactly(3), IncompleteReadError);
+  assertEquals(decode(error.partial), "5");
+  assertEquals(error.expected, 3);
+});
+
+Deno.test("readLine splits lines, returns the unterminated tail, then null", async () => {
+  const reader = readerWith("one\ntw", "o\nthr");
+  reader.feedEof();
+  assertEquals(decode((await reader.readLine())!), "one\n");
+  assertEquals(decode((await reader.readLine())!), "two\n");
+  assertEquals(decode((await reader.readLine())!), "thr");
+  assertEquals(await reader.readLine(), null);
+});
+
+Deno.test("readUntil finds a separator split across feeds", async () => {
+  const reader = readerWith("hello qu");
+  const pending = reader.readUntil("quit\n");
+  reader.feedData(encode("i"));
+  reader.feedData(encode("t\nrest"));
+  assertEquals(decode(await pending), "hello quit\n");
+  assertEquals(decode((await reader.read())!), "rest");
+});
+
+Deno.test("readUntil past the limit throws LimitOverrunError and keeps the data", async () => {
+  const reader = readerWith("0123456789abcdefXYZ");
+  const error = await assertRejects(() => reader.readUntil("\n"), LimitOverrunError);
+  assertEquals(error.consumed, 19);
+  assertEquals(reader.buffered, 19);
+});
+
+Deno.test("readLine past the limit drops the overlong line so the next line reads clean", async () => {
+  const reader = readerWith("0123456789abcdefXYZ\nok\n");
+  await assertRejects(() => reader.readLine(), LimitOverrunError, "limit of 16 bytes");
+  assertEquals(decode((await reader.readLine())!), "ok\n");
+});
+
+Deno.test("readUntil at end of input without the separator gives everything as partial", async () => {
+  const reader = readerWith("no separator");
+  reader.feedEof();
+  const error = await assertRejects(() => reader.readUntil("\n"), IncompleteReadError);
+  assertEquals(decode(error.partial), "no separator");
+  assertEquals(error.expected, null);
+});
+
+Deno.test("a failed reader hands out buffered bytes, then rejects with the error", async () => {
+  const reader = readerWith("kept");
+  reader.setException(new Deno.errors.ConnectionReset("reset by peer"));
+  assertEquals(decode((await reader.read())!), "kept");
+  await assertRejects(() => reader.read(), Deno.errors.ConnectionReset, "reset by peer");
+});
+
+Deno.test("two reads may not wait at once", async () => {
+  const reader = new StreamReader();
+  const first = reader.read();
+  await assertRejects(() => reader.read(), Error, "another read is waiting");
+  reader.feedEof();
+  assertEquals(await first, null);
+});
+
+Deno.test("async iteration yields chunks until end of input", async () => {
+  const reader = readerWith("ab", "cd");
+  reader.feedEof();
+  const chunks: string[] = [];
+  for await (const chunk of reader) chunks.push(decode(chunk));
+  assertEquals(chunks.join(""), "abcd");
+});
+
+Deno.test("readable is a web stream of the same bytes", async () => {
+  const reader = readerWith("web ", "streams");
+  reader.feedEof();
+  assertEquals(await new Response(reader.readable).text(), "web streams");
+});
+
+Deno.test("invalid limits and sizes name the value and the range", async () => {
+  assertThrows(() => new StreamReader({ limit: 0 }), RangeError, "Invalid limit: 0");
+  assertThrows(() => new StreamReader({ limit: 1.5 }), RangeError, "whole number from 1");
+  await assertRejects(() => new StreamReader().read(-2), RangeError, "Invalid read size: -2");
+  await assertRejects(() => new StreamReader().readUntil(""), RangeError, "separator: it is empty");
+});

@@ -178,6 +178,7 @@ class Server implements TcpServer {
       readBufferSize: options.readBufferSize,
       highWaterMark: options.highWaterMark,
       lowWaterMark: options.lowWaterMark,
+      noDelay: options.noDelay,
     };
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;

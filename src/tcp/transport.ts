@@ -31,6 +31,11 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** Write-buffer size at which `resumeWriting` is called. Default a quarter of the high mark. */
   lowWaterMark?: number;
+  /**
+   * Disable Nagle's algorithm (TCP_NODELAY), so small writes go out at once
+   * instead of waiting for the peer's delayed ACK. Default `true`.
+   */
+  noDelay?: boolean;
 }
 
 /**
@@ -38,7 +43,10 @@ export interface TransportOptions {
  * is opened, with a message naming the option and the allowed range.
  */
 export function validateTransportOptions(options: TransportOptions): void {
-  const { readBufferSize, highWaterMark, lowWaterMark } = options;
+  const { readBufferSize, highWaterMark, lowWaterMark, noDelay } = options;
+  if (noDelay !== undefined && typeof noDelay !== "boolean") {
+    throw new TypeError(`Invalid noDelay: ${JSON.stringify(noDelay)}. Use true or false.`);
+  }
   if (readBufferSize !== undefined) {
     checkInteger("readBufferSize", readBufferSize, 1, 2 ** 30);
   }
@@ -89,6 +97,7 @@ export class TcpTransport implements Transport {
   readonly #onClosed: ((transport: TcpTransport) => void) | undefined;
   readonly #debug: boolean;
   readonly #info: boolean;
+  readonly #noDelay: boolean;
   #peer = "";
 
   // Write side.
@@ -132,6 +141,7 @@ export class TcpTransport implements Transport {
     this.#high = marks.high;
     this.#low = marks.low;
     this.#onClosed = onClosed;
+    this.#noDelay = options.noDelay ?? true;
     this.#debug = tcpLogger.isEnabledFor("debug");
     this.#info = tcpLogger.isEnabledFor("info");
   }
@@ -147,6 +157,13 @@ export class TcpTransport implements Transport {
 
   /** Calls `connectionMade` and starts the read loop. */
   start(): void {
+    if (this.#noDelay) {
+      try {
+        this.#conn.setNoDelay(true);
+      } catch (error) {
+        return this.#fail(error);
+      }
+    }
     if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });
     try {
       this.#protocol.connectionMade?.(this);

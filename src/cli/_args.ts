@@ -1,0 +1,65 @@
+/**
+ * Flag checks shared by the command-line programs: each bad value becomes a
+ * {@linkcode UsageError}, which the program prints as one line and exits 2.
+ *
+ * @module
+ */
+
+/** Bad command-line input: printed as one line on stderr, exit code 2. */
+export class UsageError extends Error {
+  /** Makes the error; `message` names the flag, the value and the fix. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Throws on flags that `parseArgs` did not know. */
+export function rejectUnknown(unknown: string[]): void {
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown option ${unknown[0]}. See --help for the options.`);
+  }
+}
+
+/** Parses a whole number flag in `[min, max]`. */
+export function integerFlag(name: string, value: unknown, min: number, max: number): number {
+  const text = String(value);
+  const number = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(number) || number < min || number > max) {
+    throw new UsageError(
+      `invalid --${name} ${JSON.stringify(text)}: use a whole number from ${min} to ${max}.`,
+    );
+  }
+  return number;
+}
+
+/** Checks a flag against its allowed values. */
+export function choiceFlag<T extends string>(
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+): T {
+  const text = String(value);
+  if (!(choices as readonly string[]).includes(text)) {
+    throw new UsageError(
+      `invalid --${name} ${JSON.stringify(text)}: use one of ${choices.join(", ")}.`,
+    );
+  }
+  return text as T;
+}
+
+/** Checks a text flag is a non-empty string (not a bare `--flag`). */
+export function textFlag(name: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") {
+    throw new UsageError(`--${name} needs a value, e.g. --${name} TEXT.`);
+  }
+  return value;
+}
+
+/** Turns `\n`, `\r`, `\t` and `\\` in a flag value into the characters. */
+export function unescape(text: string): string {
+  return text.replace(
+    /\\([nrt\\])/g,
+    (_, c: string) => ({ n: "\n", r: "\r", t: "\t", "\\": "\\" })[c]!,
+  );
+}

@@ -1,0 +1,44 @@
+/**
+ * Logging set-up for the command-line programs. Only programs configure
+ * LogTape; the library merely logs. Records go to stderr, so stdout carries
+ * only what a program is asked for.
+ *
+ * @module
+ */
+
+import {
+  configure,
+  getTextFormatter,
+  jsonLinesFormatter,
+  type LogLevel,
+  type LogRecord,
+} from "@logtape/logtape";
+
+/** The `--log-level` values, most verbose first. */
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
+/** The `--log-format` values. */
+export const LOG_FORMATS: readonly ("text" | "json")[] = ["text", "json"];
+
+const textFormatter = getTextFormatter({
+  category: ".",
+  value: (value, inspect) => typeof value === "string" ? value : inspect(value),
+});
+
+/** Sends records of category `echo` at `level` and above to stderr. */
+export async function setUpLogging(
+  level: LogLevel,
+  format: "text" | "json" = "text",
+): Promise<void> {
+  const formatter = format === "json" ? jsonLinesFormatter : textFormatter;
+  const encoder = new TextEncoder();
+  const stderr = (record: LogRecord) => {
+    Deno.stderr.writeSync(encoder.encode(formatter(record)));
+  };
+  await configure({
+    sinks: { stderr },
+    loggers: [
+      { category: ["echo"], lowestLevel: level, sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}

@@ -1,0 +1,2 @@
+/** The version of @x/echo, as in deno.json. */
+export const VERSION = "0.1.0";

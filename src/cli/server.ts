@@ -1,0 +1,194 @@
+/**
+ * The echo server program:
+ *
+ * ```sh
+ * deno run -A jsr:@x/echo/server --port 8888
+ * ```
+ *
+ * Prints where it listens on stdout and logs to stderr. SIGINT or SIGTERM
+ * shuts it down gracefully (pending echoes are flushed) and it exits 0; a
+ * second signal exits at once. Bad flags print one line and exit 2.
+ *
+ * @example Run it from code, as the command line does
+ * ```ts ignore
+ * import { main } from "@x/echo/server";
+ *
+ * Deno.exit(await main(["--port", "8888", "--mode", "prefix", "--prefix", "GOT:"]));
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import type { LogLevel } from "@logtape/logtape";
+import { type EchoApi, type EchoServerOptions, serveEcho } from "../echo/serve.ts";
+import { ECHO_MODES, type EchoMode } from "../echo/behavior.ts";
+import { formatAddress } from "../tcp/_log.ts";
+import { choiceFlag, integerFlag, rejectUnknown, textFlag, unescape, UsageError } from "./_args.ts";
+import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
+import { VERSION } from "./_version.ts";
+
+const APIS: readonly EchoApi[] = ["protocol", "stream"];
+
+/** The `--help` text of the server program. */
+export const SERVER_USAGE = `Usage: deno run -A jsr:@x/echo/server [options]
+
+A TCP echo server (RFC 862 and variants).
+
+Options:
+  --hostname, --host ADDR   address to listen on (default 127.0.0.1)
+  --port N                  port to listen on, 0 for any free one (default 8888)
+  --api protocol|stream     API the server runs on (default protocol)
+  --mode echo|once|prefix|until
+                            echo: send back every byte (default)
+                            once: answer the first read, then close
+                            prefix: answer each read with --prefix in front
+                            until: keep all until --until arrives, send it back, close
+  --prefix TEXT             prefix for --mode prefix (default "GOT:"; implies it)
+  --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
+                            (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters)
+  --log-level debug|info|warning|error
+                            what to log on stderr (default info)
+  --log-format text|json    how log lines look (default text)
+  --version                 print the version and exit
+  -h, --help                print this help and exit
+
+SIGINT or SIGTERM: stop accepting, flush pending echoes, exit 0. A second signal exits at once.
+`;
+
+/** What the server's flags say to do; see {@linkcode parseServerArgs}. */
+export interface ServerCommand {
+  /** `"help"` or `"version"` print and exit; `"serve"` runs the server. */
+  action: "serve" | "help" | "version";
+  /** The server's options, for `"serve"`. */
+  options: EchoServerOptions;
+  /** The log level. */
+  logLevel: LogLevel;
+  /** The log line format. */
+  logFormat: "text" | "json";
+}
+
+/**
+ * Parses the server's flags.
+ *
+ * @example
+ * ```ts
+ * import { parseServerArgs } from "@x/echo/server";
+ *
+ * const command = parseServerArgs(["--port", "9000", "--api", "stream"]);
+ * console.log(command.options.port); // 9000
+ * ```
+ *
+ * @throws {UsageError} naming the flag, the bad value and what to use.
+ */
+export function parseServerArgs(args: string[]): ServerCommand {
+  const unknown: string[] = [];
+  const flags = parseArgs(args, {
+    string: ["hostname", "port", "api", "mode", "prefix", "until", "log-level", "log-format"],
+    boolean: ["help", "version"],
+    alias: { host: "hostname", h: "help" },
+    default: {
+      hostname: "127.0.0.1",
+      port: "8888",
+      api: "protocol",
+      "log-level": "info",
+      "log-format": "text",
+    },
+    unknown: (arg: string) => {
+      if (arg.startsWith("-")) unknown.push(arg.split("=")[0]);
+      else unknown.push(arg);
+      return false;
+    },
+  });
+  rejectUnknown(unknown);
+  const command: ServerCommand = {
+    action: flags.help ? "help" : flags.version ? "version" : "serve",
+    options: {},
+    logLevel: choiceFlag("log-level", flags["log-level"], LOG_LEVELS),
+    logFormat: choiceFlag("log-format", flags["log-format"], LOG_FORMATS),
+  };
+  const options: EchoServerOptions = {
+    hostname: textFlag("hostname", flags.hostname),
+    port: integerFlag("port", flags.port, 0, 65535),
+    api: choiceFlag("api", flags.api, APIS),
+  };
+  if (flags.mode !== undefined) options.mode = choiceFlag<EchoMode>("mode", flags.mode, ECHO_MODES);
+  if (flags.prefix !== undefined) options.prefix = unescape(textFlag("prefix", flags.prefix));
+  if (flags.until !== undefined) options.until = unescape(textFlag("until", flags.until));
+  if (options.prefix !== undefined && options.until !== undefined) {
+    throw new UsageError("--prefix and --until conflict: use one (prefix mode or until mode).");
+  }
+  if (options.prefix !== undefined && (options.mode ?? "prefix") !== "prefix") {
+    throw new UsageError(`--prefix conflicts with --mode ${options.mode}: drop one of them.`);
+  }
+  if (options.until !== undefined && (options.mode ?? "until") !== "until") {
+    throw new UsageError(`--until conflicts with --mode ${options.mode}: drop one of them.`);
+  }
+  command.options = options;
+  return command;
+}
+
+/**
+ * Runs the server program with `args`; resolves to the exit code once the
+ * server has stopped.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@x/echo/server";
+ *
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  let command: ServerCommand;
+  try {
+    command = parseServerArgs(args);
+  } catch (error) {
+    return fail(error);
+  }
+  if (command.action === "help") {
+    console.log(SERVER_USAGE);
+    return 0;
+  }
+  if (command.action === "version") {
+    console.log(`@x/echo ${VERSION}`);
+    return 0;
+  }
+  await setUpLogging(command.logLevel, command.logFormat);
+  const { options } = command;
+  let server;
+  try {
+    server = serveEcho(options);
+  } catch (error) {
+    return fail(error);
+  }
+  const mode = options.mode ?? (options.prefix ? "prefix" : options.until ? "until" : "echo");
+  console.log(
+    `@x/echo server listening on ${
+      formatAddress(server.addr)
+    } (tcp, ${options.api} API, ${mode} mode)`,
+  );
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) Deno.exit(130);
+    server.shutdown();
+  };
+  const signalNames: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM"];
+  for (const name of signalNames) Deno.addSignalListener(name, onSignal);
+  await server.finished;
+  for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
+  return 0;
+}
+
+/** Prints one line for an error a user can fix and returns the exit code. */
+function fail(error: unknown): number {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`echo server: ${message}`);
+  const usage = error instanceof UsageError || error instanceof RangeError ||
+    error instanceof TypeError;
+  return usage ? 2 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

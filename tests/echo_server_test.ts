@@ -11,7 +11,6 @@ import {
 } from "../mod.ts";
 import {
   assertSameBytes,
-  concat,
   decode,
   dial,
   encode,

@@ -3,7 +3,6 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { connectTcpStreams, serveEcho, serveTcpStreams } from "../mod.ts";
 import {
   assertSameBytes,
-  concat,
   decode,
   dial,
   encode,

@@ -14,6 +14,18 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * An `unknown` callback for `parseArgs` that collects what it did not know
+ * (flags by name, stray words as they are), for {@linkcode rejectUnknown}.
+ * `parseArgs` also reports the value of `--flag ""`, which is no stray word.
+ */
+export function collectUnknown(into: string[]): (arg: string) => false {
+  return (arg) => {
+    if (arg !== "") into.push(arg.startsWith("-") ? arg.split("=")[0] : arg);
+    return false;
+  };
+}
+
 /** Throws on flags that `parseArgs` did not know. */
 export function rejectUnknown(unknown: string[]): void {
   if (unknown.length > 0) {

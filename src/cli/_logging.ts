@@ -6,16 +6,12 @@
  * @module
  */
 
-import {
-  configure,
-  getTextFormatter,
-  jsonLinesFormatter,
-  type LogLevel,
-  type LogRecord,
-} from "@logtape/logtape";
+import { configure, getTextFormatter, jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
 
+/** A `--log-level` value. */
+export type LogLevelName = "debug" | "info" | "warning" | "error";
 /** The `--log-level` values, most verbose first. */
-export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
+export const LOG_LEVELS: readonly LogLevelName[] = ["debug", "info", "warning", "error"];
 /** The `--log-format` values. */
 export const LOG_FORMATS: readonly ("text" | "json")[] = ["text", "json"];
 
@@ -26,7 +22,7 @@ const textFormatter = getTextFormatter({
 
 /** Sends records of category `echo` at `level` and above to stderr. */
 export async function setUpLogging(
-  level: LogLevel,
+  level: LogLevelName,
   format: "text" | "json" = "text",
 ): Promise<void> {
   const formatter = format === "json" ? jsonLinesFormatter : textFormatter;

@@ -21,7 +21,7 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { dialTcp } from "../tcp/client.ts";
-import { integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
+import { collectUnknown, integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
 import { VERSION } from "./_version.ts";
 
 /** The `--help` text of the bench program. */
@@ -196,7 +196,7 @@ export async function main(args: string[]): Promise<number> {
       size: "1000",
       duration: "5",
     },
-    unknown: (arg: string) => void unknown.push(arg.split("=")[0]),
+    unknown: collectUnknown(unknown),
   });
   let options: BenchOptions;
   try {

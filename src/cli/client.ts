@@ -23,7 +23,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { connectTcpStreams, type StreamConnection } from "../tcp/streams.ts";
 import { IncompleteReadError } from "../tcp/stream_reader.ts";
-import { integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
+import { collectUnknown, integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
 import { VERSION } from "./_version.ts";
 
 /** The `--help` text of the client program. */
@@ -62,7 +62,7 @@ export async function main(args: string[]): Promise<number> {
     boolean: ["help", "version"],
     alias: { host: "hostname", h: "help" },
     default: { hostname: "127.0.0.1", port: "8888", timeout: "5" },
-    unknown: (arg: string) => void unknown.push(arg.split("=")[0]),
+    unknown: collectUnknown(unknown),
   });
   let hostname: string, port: number, timeoutMs: number;
   try {

@@ -20,11 +20,18 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import type { LogLevel } from "@logtape/logtape";
 import { type EchoApi, type EchoServerOptions, serveEcho } from "../echo/serve.ts";
 import { ECHO_MODES, type EchoMode } from "../echo/behavior.ts";
 import { formatAddress } from "../tcp/_log.ts";
-import { choiceFlag, integerFlag, rejectUnknown, textFlag, unescape, UsageError } from "./_args.ts";
+import {
+  choiceFlag,
+  collectUnknown,
+  integerFlag,
+  rejectUnknown,
+  textFlag,
+  unescape,
+  UsageError,
+} from "./_args.ts";
 import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
 import { VERSION } from "./_version.ts";
 
@@ -63,7 +70,7 @@ export interface ServerCommand {
   /** The server's options, for `"serve"`. */
   options: EchoServerOptions;
   /** The log level. */
-  logLevel: LogLevel;
+  logLevel: "debug" | "info" | "warning" | "error";
   /** The log line format. */
   logFormat: "text" | "json";
 }
@@ -94,11 +101,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "log-level": "info",
       "log-format": "text",
     },
-    unknown: (arg: string) => {
-      if (arg.startsWith("-")) unknown.push(arg.split("=")[0]);
-      else unknown.push(arg);
-      return false;
-    },
+    unknown: collectUnknown(unknown),
   });
   rejectUnknown(unknown);
   const command: ServerCommand = {

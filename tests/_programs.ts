@@ -1,0 +1,96 @@
+/** Helpers to run the command-line programs as subprocesses, as a user would. */
+
+import { decode } from "./_helpers.ts";
+
+const root = new URL("../", import.meta.url);
+export const SERVER = new URL("src/cli/server.ts", root).pathname;
+export const CLIENT = new URL("src/cli/client.ts", root).pathname;
+export const BENCH = new URL("src/cli/bench.ts", root).pathname;
+
+/** Runs a program to completion; returns its exit code and output. */
+export async function run(
+  program: string,
+  args: string[],
+  stdin = "",
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", program, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(stdin));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout: decode(stdout), stderr: decode(stderr) };
+}
+
+/** A server program running in the background, with its port read from its first line. */
+export class ServerProcess implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  port = 0;
+  firstLine = "";
+  readonly #stdout: ReadableStreamDefaultReader<string>;
+  readonly stderr: Promise<string>;
+
+  constructor(args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", SERVER, "--port", "0", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdout = this.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.stderr = new Response(this.child.stderr).text();
+  }
+
+  /** Waits for the "listening on HOST:PORT" line. */
+  async ready(): Promise<this> {
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await this.#stdout.read();
+      if (done) throw new Error(`the server exited before listening: ${await this.stderr}`);
+      text += value;
+    }
+    this.firstLine = text.split("\n")[0];
+    const match = this.firstLine.match(/listening on [^ ]*:(\d+) /);
+    if (!match) throw new Error(`no port in ${JSON.stringify(this.firstLine)}`);
+    this.port = Number(match[1]);
+    return this;
+  }
+
+  /** Sends `signal` and returns the exit code. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<number> {
+    this.child.kill(signal);
+    const { code } = await this.child.status;
+    await this.#stdout.cancel();
+    await this.stderr;
+    return code;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.child.status;
+    await this.#stdout.cancel().catch(() => {});
+    await this.stderr;
+  }
+}
+
+/** Whether `command` is on the PATH. */
+export function installed(command: string): boolean {
+  try {
+    const { success } = new Deno.Command("sh", {
+      args: ["-c", `command -v ${command}`],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    return success;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,182 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { decode, dial, encode, readToEnd, writeAll } from "./_helpers.ts";
+import { BENCH, CLIENT, run, SERVER, ServerProcess } from "./_programs.ts";
+
+async function echoOf(port: number, text: string): Promise<string> {
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+  await writeAll(conn, encode(text));
+  conn.closeWrite();
+  const got = decode(await readToEnd(conn));
+  conn.close();
+  return got;
+}
+
+for (const api of ["protocol", "stream"]) {
+  Deno.test(`server program (${api} API): echoes, then SIGTERM shuts it down with exit 0`, async () => {
+    await using server = await new ServerProcess(["--api", api]).ready();
+    assertMatch(
+      server.firstLine,
+      new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode\\)`),
+    );
+    assertEquals(await echoOf(server.port, "over the program"), "over the program");
+    assertEquals(await server.stop("SIGTERM"), 0);
+  });
+}
+
+Deno.test("server program: SIGINT with a connection open flushes, closes it and exits 0", async () => {
+  await using server = await new ServerProcess(["--log-level", "info"]).ready();
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  await writeAll(conn, encode("pending"));
+  const first = new Uint8Array(7);
+  assertEquals(await conn.read(first), 7);
+  const code = server.stop("SIGINT");
+  assertEquals(await readToEnd(conn), new Uint8Array(0)); // closed by the shutdown
+  conn.close();
+  assertEquals(await code, 0);
+  const log = await server.stderr;
+  assertStringIncludes(log, "Connection made with 127.0.0.1:");
+  assertStringIncludes(log, "Shutting down: 1 open connections");
+});
+
+Deno.test("server program: --mode, --prefix and --until change what comes back", async () => {
+  {
+    await using server = await new ServerProcess(["--mode", "prefix", "--prefix", "GOT:"]).ready();
+    assertEquals(await echoOf(server.port, "x"), "GOT:x");
+  }
+  {
+    await using server = await new ServerProcess(["--until", "END\\n"]).ready();
+    assertEquals(await echoOf(server.port, "a\nb\nEND\n"), "a\nb\nEND\n");
+  }
+  {
+    await using server = await new ServerProcess(["--mode", "once", "--api", "stream"]).ready();
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, encode("only this"));
+    assertEquals(decode(await readToEnd(conn)), "only this"); // closed without our EOF
+    conn.close();
+  }
+});
+
+Deno.test("server program: --hostname ::1 listens on IPv6", async () => {
+  await using server = await new ServerProcess(["--host", "::1"]).ready();
+  assertStringIncludes(server.firstLine, "listening on [::1]:");
+  const conn = await Deno.connect({ hostname: "::1", port: server.port });
+  await writeAll(conn, encode("v6"));
+  conn.closeWrite();
+  assertEquals(decode(await readToEnd(conn)), "v6");
+  conn.close();
+});
+
+Deno.test("server program: bad flags print one line on stderr and exit 2", async () => {
+  const cases: [string[], string][] = [
+    [["--bogus"], "unknown option --bogus"],
+    [["--port", "70000"], 'invalid --port "70000": use a whole number from 0 to 65535'],
+    [["--port", "abc"], 'invalid --port "abc"'],
+    [["--api", "rest"], 'invalid --api "rest": use one of protocol, stream'],
+    [["--mode", "loud"], 'invalid --mode "loud": use one of echo, once, prefix, until'],
+    [["--mode", "echo", "--prefix", "x"], "--prefix conflicts with --mode echo"],
+    [["--prefix", "x", "--until", "y"], "--prefix and --until conflict"],
+    [["--log-level", "loud"], 'invalid --log-level "loud"'],
+    [["--hostname", ""], "--hostname needs a value"],
+    [["stray"], "unknown option stray"],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await run(SERVER, args);
+    assertEquals(code, 2, `${args.join(" ")}: ${stderr}`);
+    assertEquals(stdout, "");
+    assertEquals(stderr.trim().split("\n").length, 1, stderr);
+    assertStringIncludes(stderr, message);
+  }
+});
+
+Deno.test("server program: a port in use says so and exits 1", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { code, stderr } = await run(SERVER, ["--port", String(listener.addr.port)]);
+  assertEquals(code, 1);
+  assertStringIncludes(stderr, `127.0.0.1:${listener.addr.port}: the address is already in use`);
+  assertEquals(stderr.trim().split("\n").length, 1, stderr);
+});
+
+Deno.test("server program: --help lists every flag with its default; --version matches deno.json", async () => {
+  const help = await run(SERVER, ["--help"]);
+  assertEquals(help.code, 0);
+  for (
+    const flag of [
+      "--hostname",
+      "--host",
+      "--port N",
+      "default 8888",
+      "default 127.0.0.1",
+      "--api",
+      "--mode",
+      "--prefix",
+      "--until",
+      "--log-level",
+      "--log-format",
+      "--version",
+      "--help",
+    ]
+  ) {
+    assertStringIncludes(help.stdout, flag);
+  }
+  const { version } = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const printed = await run(SERVER, ["--version"]);
+  assertEquals(printed.stdout.trim(), `@x/echo ${version}`);
+});
+
+Deno.test("client program: --message prints the echo and exits 0; interactive lines until q", async () => {
+  await using server = await new ServerProcess([]).ready();
+  const once = await run(CLIENT, ["--port", String(server.port), "--message", "hello"]);
+  assertEquals(once, { code: 0, stdout: "hello\n", stderr: "" });
+  const lines = await run(CLIENT, ["--port", String(server.port)], "one\ntwo\nq\nnever\n");
+  assertEquals(lines.code, 0);
+  assertEquals(lines.stdout, "one\ntwo\n");
+});
+
+Deno.test("client program: exits 1 when the echo differs or nothing listens", async () => {
+  await using server = await new ServerProcess(["--prefix", "GOT:"]).ready();
+  const differs = await run(CLIENT, ["--port", String(server.port), "--message", "abcdef"]);
+  assertEquals(differs.code, 1);
+  assertStringIncludes(differs.stderr, "the echo differs");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const refused = await run(CLIENT, ["--port", String(port), "--message", "x"]);
+  assertEquals(refused.code, 1);
+  assertStringIncludes(refused.stderr, `Cannot connect to 127.0.0.1:${port}`);
+});
+
+Deno.test("bench program: --json reports verified round trips against the server", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const { code, stdout, stderr } = await run(BENCH, [
+    "--port",
+    String(server.port),
+    "--connections",
+    "4",
+    "--size",
+    "5000",
+    "--duration",
+    "1",
+    "--json",
+  ]);
+  assertEquals(code, 0, stderr);
+  const report = JSON.parse(stdout);
+  assertEquals(report.errors, 0);
+  assertEquals(report.connections, 4);
+  assert(report.requests > 100, `only ${report.requests} requests`);
+  assert(
+    report.latencyUs.p50 <= report.latencyUs.p99 && report.latencyUs.p99 <= report.latencyUs.max,
+  );
+});
+
+Deno.test("bench program: a server that answers wrongly counts as an error and exits 1", async () => {
+  await using server = await new ServerProcess(["--prefix", ">"]).ready();
+  const { code, stdout } = await run(BENCH, [
+    "--port",
+    String(server.port),
+    "--duration",
+    "1",
+    "--json",
+  ]);
+  assertEquals(code, 1);
+  assertEquals(JSON.parse(stdout).errors, 10);
+});

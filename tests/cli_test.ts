@@ -145,6 +145,14 @@ Deno.test("client program: exits 1 when the echo differs or nothing listens", as
   assertStringIncludes(refused.stderr, `Cannot connect to 127.0.0.1:${port}`);
 });
 
+Deno.test("client program: a server that closes mid-session is reported, exit 1", async () => {
+  await using server = await new ServerProcess(["--mode", "once"]).ready();
+  const { code, stdout, stderr } = await run(CLIENT, ["--port", String(server.port)], "one\ntwo\n");
+  assertEquals(code, 1);
+  assertEquals(stdout, "one\n");
+  assertStringIncludes(stderr, "the server closed the connection after 0 of 4 bytes");
+});
+
 Deno.test("bench program: --json reports verified round trips against the server", async () => {
   await using server = await new ServerProcess(["--log-level", "warning"]).ready();
   const { code, stdout, stderr } = await run(BENCH, [

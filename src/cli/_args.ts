@@ -5,6 +5,8 @@
  * @module
  */
 
+import { VERSION } from "./_version.ts";
+
 /** Bad command-line input: printed as one line on stderr, exit code 2. */
 export class UsageError extends Error {
   /** Makes the error; `message` names the flag, the value and the fix. */
@@ -24,6 +26,20 @@ export function collectUnknown(into: string[]): (arg: string) => false {
     if (arg !== "") into.push(arg.startsWith("-") ? arg.split("=")[0] : arg);
     return false;
   };
+}
+
+/**
+ * Prints `usage` for `--help` or the version for `--version`, before any
+ * other flag is checked. Returns the exit code, or `null` to go on.
+ */
+export function helpOrVersion(
+  flags: { help?: boolean; version?: boolean },
+  usage: string,
+): number | null {
+  if (flags.help) console.log(usage);
+  else if (flags.version) console.log(`@x/echo ${VERSION}`);
+  else return null;
+  return 0;
 }
 
 /** Throws on flags that `parseArgs` did not know. */

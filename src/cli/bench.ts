@@ -21,8 +21,14 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { dialTcp } from "../tcp/client.ts";
-import { collectUnknown, integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
-import { VERSION } from "./_version.ts";
+import {
+  collectUnknown,
+  helpOrVersion,
+  integerFlag,
+  rejectUnknown,
+  textFlag,
+  UsageError,
+} from "./_args.ts";
 
 /** The `--help` text of the bench program. */
 export const BENCH_USAGE = `Usage: deno run -A jsr:@x/echo/bench [options]
@@ -198,6 +204,8 @@ export async function main(args: string[]): Promise<number> {
     },
     unknown: collectUnknown(unknown),
   });
+  const early = helpOrVersion(flags, BENCH_USAGE);
+  if (early !== null) return early;
   let options: BenchOptions;
   try {
     rejectUnknown(unknown);
@@ -211,14 +219,6 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     console.error(`echo bench: ${(error as Error).message}`);
     return error instanceof UsageError ? 2 : 1;
-  }
-  if (flags.help) {
-    console.log(BENCH_USAGE);
-    return 0;
-  }
-  if (flags.version) {
-    console.log(`@x/echo ${VERSION}`);
-    return 0;
   }
   const report = await runBench(options);
   console.log(flags.json ? JSON.stringify(report) : formatReport(report));

@@ -21,10 +21,17 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
+import { TextLineStream } from "@std/streams/text-line-stream";
 import { connectTcpStreams, type StreamConnection } from "../tcp/streams.ts";
 import { IncompleteReadError } from "../tcp/stream_reader.ts";
-import { collectUnknown, integerFlag, rejectUnknown, textFlag, UsageError } from "./_args.ts";
-import { VERSION } from "./_version.ts";
+import {
+  collectUnknown,
+  helpOrVersion,
+  integerFlag,
+  rejectUnknown,
+  textFlag,
+  UsageError,
+} from "./_args.ts";
 
 /** The `--help` text of the client program. */
 export const CLIENT_USAGE = `Usage: deno run -A jsr:@x/echo/client [options]
@@ -64,6 +71,8 @@ export async function main(args: string[]): Promise<number> {
     default: { hostname: "127.0.0.1", port: "8888", timeout: "5" },
     unknown: collectUnknown(unknown),
   });
+  const early = helpOrVersion(flags, CLIENT_USAGE);
+  if (early !== null) return early;
   let hostname: string, port: number, timeoutMs: number;
   try {
     rejectUnknown(unknown);
@@ -74,14 +83,6 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     console.error(`echo client: ${(error as Error).message}`);
     return error instanceof UsageError ? 2 : 1;
-  }
-  if (flags.help) {
-    console.log(CLIENT_USAGE);
-    return 0;
-  }
-  if (flags.version) {
-    console.log(`@x/echo ${VERSION}`);
-    return 0;
   }
   let connection: StreamConnection;
   try {
@@ -98,19 +99,15 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-/** Sends `message`, waits for as many bytes back, and compares them. */
+/** Sends `message` once; exit code 0 if the same bytes come back. */
 async function sendOnce(
-  { reader, writer }: StreamConnection,
+  connection: StreamConnection,
   message: string,
   timeoutMs: number,
 ): Promise<number> {
   const sent = encoder.encode(message);
-  writer.write(sent);
-  const echo = await withTimeout(reader.readExactly(sent.length), timeoutMs);
-  if (echo === null) {
-    console.error(`echo client: no complete echo within ${timeoutMs / 1000} s.`);
-    return 1;
-  }
+  const echo = await exchange(connection, sent, timeoutMs);
+  if (echo === null) return 1;
   console.log(decoder.decode(echo));
   if (!echo.every((byte, i) => byte === sent[i])) {
     console.error("echo client: the echo differs from what was sent.");
@@ -120,50 +117,43 @@ async function sendOnce(
 }
 
 /** Sends each stdin line and prints its echo, until `q` or end of input. */
-async function interactive(
-  { reader, writer }: StreamConnection,
-  timeoutMs: number,
-): Promise<number> {
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).values();
-  let pending = "";
-  for (;;) {
-    let newline;
-    while ((newline = pending.indexOf("\n")) === -1) {
-      const { value, done } = await lines.next();
-      if (done) {
-        if (pending === "") return 0;
-        newline = pending.length;
-        pending += "\n";
-        break;
-      }
-      pending += value;
-    }
-    const line = pending.slice(0, newline + 1);
-    pending = pending.slice(newline + 1);
+async function interactive(connection: StreamConnection, timeoutMs: number): Promise<number> {
+  const lines = Deno.stdin.readable
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new TextLineStream() as TransformStream<string, string>);
+  for await (const line of lines) {
     if (line.trim() === "q") return 0;
-    const sent = encoder.encode(line);
-    writer.write(sent);
-    const echo = await withTimeout(reader.readExactly(sent.length), timeoutMs);
-    if (echo === null) {
-      console.error(`echo client: no complete echo within ${timeoutMs / 1000} s.`);
-      return 1;
-    }
+    const echo = await exchange(connection, encoder.encode(line + "\n"), timeoutMs);
+    if (echo === null) return 1;
     await Deno.stdout.write(echo);
   }
+  return 0;
 }
 
-/** Resolves to the read's bytes, or `null` on timeout or an early end of input. */
-async function withTimeout(read: Promise<Uint8Array>, ms: number): Promise<Uint8Array | null> {
+/**
+ * Sends `sent` and waits for as many bytes back. On a timeout or an early
+ * close, says which on stderr and returns `null`.
+ */
+async function exchange(
+  { reader, writer }: StreamConnection,
+  sent: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array | null> {
+  writer.write(sent);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  const timeout = new Promise<null>((
+    resolve,
+  ) => (timer = setTimeout(() => resolve(null), timeoutMs)));
   try {
-    return await Promise.race([
-      read.catch((error) => {
-        if (error instanceof IncompleteReadError) return null;
-        throw error;
-      }),
-      timeout,
-    ]);
+    const echo = await Promise.race([reader.readExactly(sent.length), timeout]);
+    if (echo === null) console.error(`echo client: no complete echo within ${timeoutMs / 1000} s.`);
+    return echo;
+  } catch (error) {
+    const why = error instanceof IncompleteReadError
+      ? `the server closed the connection after ${error.partial.length} of ${sent.length} bytes`
+      : (error as Error).message;
+    console.error(`echo client: ${why}.`);
+    return null;
   } finally {
     clearTimeout(timer);
   }

@@ -26,6 +26,7 @@ import { formatAddress } from "../tcp/_log.ts";
 import {
   choiceFlag,
   collectUnknown,
+  helpOrVersion,
   integerFlag,
   rejectUnknown,
   textFlag,
@@ -33,7 +34,6 @@ import {
   UsageError,
 } from "./_args.ts";
 import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
-import { VERSION } from "./_version.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
@@ -149,13 +149,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     return fail(error);
   }
-  if (command.action === "help") {
-    console.log(SERVER_USAGE);
-    return 0;
-  }
-  if (command.action === "version") {
-    console.log(`@x/echo ${VERSION}`);
-    return 0;
+  if (command.action !== "serve") {
+    return helpOrVersion({ [command.action]: true }, SERVER_USAGE) ?? 0;
   }
   await setUpLogging(command.logLevel, command.logFormat);
   const { options } = command;

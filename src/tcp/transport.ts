@@ -161,7 +161,8 @@ export class TcpTransport implements Transport {
       try {
         this.#conn.setNoDelay(true);
       } catch (error) {
-        return this.#fail(error);
+        // Only a speed-up; failing here must not break the callback order (made comes first).
+        tcpLogger.debug("Cannot set TCP_NODELAY for {peer}: {error}", { peer: this.peer, error });
       }
     }
     if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });

@@ -1,22 +1,10 @@
 /**
- * Up-front checks of option values, so a bad value fails before any socket is
- * opened, with a message naming the option, the value and what to use instead.
+ * Checks of the address a TCP server listens on or a client connects to.
  *
  * @module
  */
 
-/**
- * Throws a `RangeError` naming `name`, `value` and the range unless `value`
- * is an integer in `[min, max]`.
- */
-export function checkInteger(name: string, value: unknown, min: number, max: number): void {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Invalid ${name}: ${JSON.stringify(value) ?? String(value)}. ` +
-        `Use a whole number from ${min} to ${max}.`,
-    );
-  }
-}
+import { checkInteger } from "../_validate.ts";
 
 /** Checks the `hostname` and `port` of a server or client; `port` 0 means any free port. */
 export function checkAddress(hostname: unknown, port: unknown, minPort: number): void {

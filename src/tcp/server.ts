@@ -8,7 +8,8 @@
 import type { ProtocolFactory } from "./protocol.ts";
 import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
 import { formatAddress, tcpLogger } from "./_log.ts";
-import { checkAddress, checkInteger } from "./_validate.ts";
+import { checkAddress } from "./_validate.ts";
+import { checkInteger } from "../_validate.ts";
 import { isLocalCancel } from "./_errors.ts";
 
 /** The default time {@linkcode TcpServer.shutdown} lets connections flush: 10 seconds. */

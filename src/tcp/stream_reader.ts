@@ -5,7 +5,7 @@
  */
 
 import type { Transport } from "./protocol.ts";
-import { checkInteger } from "./_validate.ts";
+import { checkInteger } from "../_validate.ts";
 import { indexOfBytes } from "../_bytes.ts";
 
 /** The default buffer limit of a {@linkcode StreamReader}: 64 KiB, as in asyncio. */

@@ -6,7 +6,7 @@
 
 import type { ExtraInfoName, Protocol, Transport, WaterMarks } from "./protocol.ts";
 import { formatAddress, tcpLogger } from "./_log.ts";
-import { checkInteger } from "./_validate.ts";
+import { checkBoolean, checkInteger } from "../_validate.ts";
 import { isLocalCancel, isPeerFault } from "./_errors.ts";
 
 /** The default size of a connection's read buffer: 64 KiB. */
@@ -44,9 +44,7 @@ export interface TransportOptions {
  */
 export function validateTransportOptions(options: TransportOptions): void {
   const { readBufferSize, highWaterMark, lowWaterMark, noDelay } = options;
-  if (noDelay !== undefined && typeof noDelay !== "boolean") {
-    throw new TypeError(`Invalid noDelay: ${JSON.stringify(noDelay)}. Use true or false.`);
-  }
+  checkBoolean("noDelay", noDelay);
   if (readBufferSize !== undefined) {
     checkInteger("readBufferSize", readBufferSize, 1, 2 ** 30);
   }

@@ -1,0 +1,27 @@
+/**
+ * Up-front checks of option values shared by every layer, so a bad value
+ * fails before any socket is opened, with a message naming the option, the
+ * value and what to use instead.
+ *
+ * @module
+ */
+
+/**
+ * Throws a `RangeError` naming `name`, `value` and the range unless `value`
+ * is an integer in `[min, max]`.
+ */
+export function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `Invalid ${name}: ${JSON.stringify(value) ?? String(value)}. ` +
+        `Use a whole number from ${min} to ${max}.`,
+    );
+  }
+}
+
+/** Throws a `TypeError` naming `name` and `value` unless it is a boolean or undefined. */
+export function checkBoolean(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(`Invalid ${name}: ${JSON.stringify(value)}. Use true or false.`);
+  }
+}

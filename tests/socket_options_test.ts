@@ -1,0 +1,52 @@
+import { assertThrows } from "@std/assert";
+import { validateSocketOptions } from "../src/sockopt/socket_options.ts";
+
+Deno.test("socket options: good values pass", () => {
+  validateSocketOptions({});
+  validateSocketOptions({
+    reuseAddress: true,
+    reusePort: false,
+    backlog: 100,
+    receiveBufferSize: 65536,
+    sendBufferSize: 65536,
+    noDelay: true,
+    keepAlive: { idle: 1800, count: 5, interval: 15 },
+    quickAck: true,
+  });
+  validateSocketOptions({ keepAlive: { idle: 32767, interval: 1, count: 127 } });
+  validateSocketOptions({ keepAlive: true });
+});
+
+Deno.test("socket options: each bad value names the option, the value and the range", () => {
+  const cases: [object, new (...args: never[]) => Error, string][] = [
+    [
+      { receiveBufferSize: -1 },
+      RangeError,
+      "Invalid receiveBufferSize: -1. Use a whole number from 1 to 1073741824.",
+    ],
+    [{ sendBufferSize: 0 }, RangeError, "Invalid sendBufferSize: 0."],
+    [{ sendBufferSize: 1.5 }, RangeError, "Invalid sendBufferSize: 1.5."],
+    [{ backlog: 0 }, RangeError, "Invalid backlog: 0. Use a whole number from 1 to 65535."],
+    [
+      { keepAlive: { idle: 0 } },
+      RangeError,
+      "Invalid keepAlive.idle: 0. Use a whole number from 1 to 32767.",
+    ],
+    [{ keepAlive: { interval: 32768 } }, RangeError, "Invalid keepAlive.interval: 32768."],
+    [
+      { keepAlive: { count: 128 } },
+      RangeError,
+      "Invalid keepAlive.count: 128. Use a whole number from 1 to 127.",
+    ],
+    [
+      { keepAlive: "yes" },
+      TypeError,
+      'Invalid keepAlive: "yes". Use true, false or { idle, interval, count }',
+    ],
+    [{ noDelay: 1 }, TypeError, "Invalid noDelay: 1. Use true or false."],
+    [{ quickAck: "on" }, TypeError, 'Invalid quickAck: "on".'],
+  ];
+  for (const [options, type, message] of cases) {
+    assertThrows(() => validateSocketOptions(options as never), type, message);
+  }
+});

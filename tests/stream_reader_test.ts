@@ -117,3 +117,13 @@ Deno.test("invalid limits and sizes name the value and the range", async () => {
   await assertRejects(() => new StreamReader().read(-2), RangeError, "Invalid read size: -2");
   await assertRejects(() => new StreamReader().readUntil(""), RangeError, "separator: it is empty");
 });
+
+Deno.test("readUntil finds a separator that arrives after the buffer was compacted", async () => {
+  const reader = new StreamReader({ limit: 8192 });
+  reader.feedData(encode("aaaa\nbbbb")); // 4 KiB buffer; after the first line, data starts at 5
+  assertEquals(decode((await reader.readLine())!), "aaaa\n");
+  const pending = reader.readUntil("\n");
+  // Too large to append after index 9: the reader moves "bbbb" to the front first.
+  reader.feedData(encode("x\n" + "y".repeat(4088)));
+  assertEquals(decode(await pending), "bbbbx\n");
+});

@@ -299,9 +299,11 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (sep.length === 0) {
       throw new RangeError("Invalid separator: it is empty. Use at least one byte.");
     }
-    let from = this.#start;
+    // Where to resume the search, counted from the first unread byte: feeding
+    // data may move the unread bytes to the front of the buffer.
+    let skip = 0;
     for (;;) {
-      const at = this.#find(sep, from);
+      const at = this.#find(sep, this.#start + skip);
       if (at !== -1) {
         if (at - this.#start > this.#limit) {
           throw new LimitOverrunError(at - this.#start, this.#limit);
@@ -312,9 +314,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       if (buffered > this.#limit) throw new LimitOverrunError(buffered, this.#limit);
       if (this.#eof) throw new IncompleteReadError(this.#take(buffered), null);
       // Look again only at bytes that could now complete the separator.
-      from = Math.max(this.#start, this.#end - sep.length + 1);
+      skip = Math.max(0, buffered - sep.length + 1);
       await this.#waitForData("readUntil");
-      from = Math.max(from, this.#start);
     }
   }
 

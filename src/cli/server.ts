@@ -21,7 +21,7 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { type EchoApi, type EchoServerOptions, serveEcho } from "../echo/serve.ts";
-import { ECHO_MODES, type EchoMode } from "../echo/behavior.ts";
+import { ECHO_MODES, type EchoMode, resolveEchoOptions } from "../echo/behavior.ts";
 import { formatAddress } from "../tcp/_log.ts";
 import {
   choiceFlag,
@@ -160,7 +160,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     return fail(error);
   }
-  const mode = options.mode ?? (options.prefix ? "prefix" : options.until ? "until" : "echo");
+  const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
   console.log(
     `@x/echo server listening on ${
       formatAddress(server.addr)

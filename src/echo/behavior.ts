@@ -7,6 +7,7 @@
  */
 
 import { indexOfBytes } from "../_bytes.ts";
+import { checkInteger } from "../_validate.ts";
 
 const encoder = new TextEncoder();
 
@@ -107,9 +108,7 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
         `Use mode "until" or drop until.`,
     );
   }
-  if (!Number.isInteger(untilLimit) || untilLimit < 1) {
-    throw new RangeError(`Invalid untilLimit: ${untilLimit}. Use a whole number of bytes ≥ 1.`);
-  }
+  checkInteger("untilLimit", untilLimit, 1, 2 ** 53 - 1);
   const bytes = (value: string | Uint8Array) =>
     typeof value === "string" ? encoder.encode(value) : value;
   const resolved: ResolvedEchoOptions = {

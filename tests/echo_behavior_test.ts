@@ -1,0 +1,81 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { EchoSession, type EchoSink, resolveEchoOptions } from "../mod.ts";
+import { decode, encode } from "./_helpers.ts";
+
+/** A sink that records what it is sent, copying views as a transport would send them. */
+function recordingSink() {
+  const sent: string[] = [];
+  let closed = 0;
+  const sink: EchoSink = {
+    write: (data) => void sent.push(decode(data)),
+    close: () => void closed++,
+  };
+  return { sink, sent, closed: () => closed };
+}
+
+Deno.test("until mode: a terminator split over every byte boundary is found once", () => {
+  const session = new EchoSession(resolveEchoOptions({ until: "quit\n" }));
+  const { sink, sent, closed } = recordingSink();
+  for (const part of ["hello ", "q", "u", "i", "t"]) session.received(encode(part), sink);
+  assertEquals(sent, []);
+  assertEquals(closed(), 0);
+  session.received(encode("\n"), sink);
+  assertEquals(sent, ["hello quit\n"]);
+  assertEquals(closed(), 1);
+  session.received(encode("ignored"), sink); // done: nothing more is answered
+  session.ended(sink);
+  assertEquals(sent, ["hello quit\n"]);
+  assertEquals(closed(), 1);
+});
+
+Deno.test("until mode: the kept bytes are copies, so a reused read buffer cannot change them", () => {
+  const session = new EchoSession(resolveEchoOptions({ until: "!" }));
+  const { sink, sent } = recordingSink();
+  const buffer = encode("abc");
+  session.received(buffer, sink);
+  buffer.set(encode("XYZ")); // the transport reuses its read buffer
+  session.received(encode("!"), sink);
+  assertEquals(sent, ["abc!"]);
+});
+
+Deno.test("until mode: past untilLimit, what was kept is sent back and the sink closed", () => {
+  const session = new EchoSession(resolveEchoOptions({ until: "END", untilLimit: 10 }));
+  const { sink, sent, closed } = recordingSink();
+  session.received(encode("0123456789"), sink); // exactly the limit: still keeping
+  assertEquals(closed(), 0);
+  session.received(encode("A"), sink);
+  assertEquals(sent, ["0123456789A"]);
+  assertEquals(closed(), 1);
+});
+
+Deno.test("prefix and once modes answer per read; echo mode closes only at end of input", () => {
+  const prefix = recordingSink();
+  const p = new EchoSession(resolveEchoOptions({ prefix: "GOT:" }));
+  p.received(encode("a"), prefix.sink);
+  p.received(encode("b"), prefix.sink);
+  assertEquals(prefix.sent, ["GOT:", "a", "GOT:", "b"]);
+  const once = recordingSink();
+  const o = new EchoSession(resolveEchoOptions({ mode: "once" }));
+  o.received(encode("first"), once.sink);
+  o.received(encode("second"), once.sink);
+  assertEquals([once.sent, once.closed()], [["first"], 1]);
+  const echo = recordingSink();
+  const e = new EchoSession(resolveEchoOptions());
+  e.received(encode("x"), echo.sink);
+  assertEquals(echo.closed(), 0);
+  e.ended(echo.sink);
+  assertEquals([echo.sent, echo.closed()], [["x"], 1]);
+});
+
+Deno.test("resolveEchoOptions rejects a bad untilLimit with the value and the range", () => {
+  assertThrows(
+    () => resolveEchoOptions({ until: "x", untilLimit: 0 }),
+    RangeError,
+    "Invalid untilLimit: 0. Use a whole number from 1 to",
+  );
+  assertThrows(
+    () => resolveEchoOptions({ untilLimit: 2.5 }),
+    RangeError,
+    "Invalid untilLimit: 2.5",
+  );
+});

@@ -41,6 +41,7 @@
  */
 
 export type {
+  ExtraInfo,
   ExtraInfoName,
   Protocol,
   ProtocolFactory,
@@ -60,6 +61,12 @@ export {
   type TcpServerOptions,
 } from "./src/tcp/server.ts";
 export { connectTcp, type TcpConnection, type TcpConnectOptions } from "./src/tcp/client.ts";
+export type {
+  ConnectionSocketOptions,
+  KeepAliveOptions,
+  SocketOptions,
+} from "./src/sockopt/socket_options.ts";
+export { getSocketOptions, type SocketOptionValues } from "./src/sockopt/read_back.ts";
 export {
   DEFAULT_STREAM_LIMIT,
   IncompleteReadError,

@@ -110,9 +110,12 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     assertEquals(code, 0, new TextDecoder().decode(stderr));
     const result = JSON.parse(new TextDecoder().decode(stdout));
     const expected = linux || Deno.build.os === "darwin"
-      ? "FFI is not allowed: run with --allow-ffi (or -A)"
-      : `socket options through FFI are not supported on ${Deno.build.os}`;
-    assertEquals(result, { reason: expected });
+      ? { reason: "FFI is not allowed: run with --allow-ffi (or -A)", permission: true }
+      : {
+        reason: `socket options through FFI are not supported on ${Deno.build.os}`,
+        permission: false,
+      };
+    assertEquals(result, expected);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

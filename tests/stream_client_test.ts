@@ -109,7 +109,14 @@ Deno.test("a stream handler that throws closes only its connection, logged with 
     const debug = about(goodPort).filter((m) => m.level === "debug").map((m) => m.text);
     assert(debug.includes(`Received 5 bytes from 127.0.0.1:${goodPort}`), JSON.stringify(debug));
     assert(debug.includes(`Sent 5 bytes to 127.0.0.1:${goodPort}`), JSON.stringify(debug));
-    assert(messages.every((m) => m.category === "echo.tcp"));
+    // Each connection's socket options, read back from the kernel, at debug level.
+    const options = records.find((r) =>
+      r.category.join(".") === "echo.tcp" && r.properties.peer === `127.0.0.1:${goodPort}` &&
+      r.properties.values !== undefined
+    );
+    assert(options, "no socket-options line for the connection");
+    assertEquals((options!.properties.values as { noDelay: boolean }).noDelay, true);
+    assert(messages.every((m) => m.category === "echo.tcp" || m.category === "echo.sockopt"));
   } finally {
     await reset();
   }

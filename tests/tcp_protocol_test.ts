@@ -256,7 +256,7 @@ Deno.test("getExtraInfo gives peername and sockname", async () => {
   assertThrows(
     () => t.getExtraInfo("nonsense" as "peername"),
     TypeError,
-    'Use "peername" or "sockname"',
+    'Use "peername", "sockname" or "socketOptions"',
   );
   conn.close();
   await protocols[0].lost.promise;

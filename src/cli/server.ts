@@ -22,7 +22,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { type EchoApi, type EchoServerOptions, serveEcho } from "../echo/serve.ts";
 import { ECHO_MODES, type EchoMode, resolveEchoOptions } from "../echo/behavior.ts";
-import { formatAddress } from "../tcp/_log.ts";
+import { formatAddress } from "../_address.ts";
 import {
   choiceFlag,
   collectUnknown,

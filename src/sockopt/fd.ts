@@ -1,8 +1,9 @@
 /**
  * Finds the file descriptor behind a Deno socket. Deno exposes none, so we
  * match `getsockname`/`getpeername` and the socket type against the socket's
- * addresses over the process's open descriptors: one pass over the fd table,
- * meant for once per listener, not per accepted connection.
+ * addresses over the process's open descriptors. {@linkcode findSocketFd} is
+ * one pass over the fd table, meant for once per listener; connections are
+ * found with a few probes by `locate.ts`.
  *
  * @module
  */
@@ -21,36 +22,43 @@ export interface SocketIdentity {
   remote?: Deno.NetAddr;
 }
 
+// Scratch space for the lookups, allocated once.
+const scratch = new Uint8Array(SOCKADDR_SIZE);
+const length = new Uint32Array(1);
+const intValue = new Int32Array(1);
+
 /**
  * Returns the descriptor of the socket `identity` describes, or `null` when
- * none matches.
+ * none matches: one pass over the whole descriptor table.
  *
  * @throws {Deno.errors.NotCapable} without read access to the descriptor list.
  */
 export function findSocketFd(libc: Libc, identity: SocketIdentity): number | null {
-  const { constants } = libc;
-  const wantedType = identity.transport === "tcp" ? constants.SOCK_STREAM : constants.SOCK_DGRAM;
-  const scratch = new Uint8Array(SOCKADDR_SIZE);
-  const length = new Uint32Array(1);
-  const intValue = new Int32Array(1);
-  for (const entry of Deno.readDirSync(constants.fdDirectory)) {
+  for (const entry of Deno.readDirSync(libc.constants.fdDirectory)) {
     const fd = Number(entry.name);
-    if (!Number.isInteger(fd)) continue;
-    if (!sameAddress(libc, "getsockname", fd, identity.local, scratch, length)) continue;
-    length[0] = 4;
-    const { level, name } = constants.soType;
-    if (libc.symbols.getsockopt(fd, level, name, intValue, length) !== 0) continue;
-    if (intValue[0] !== wantedType) continue;
-    if (identity.remote) {
-      if (!sameAddress(libc, "getpeername", fd, identity.remote, scratch, length)) continue;
-    } else {
-      // A listener or unconnected socket has no peer; accepted sockets share its local address.
-      length[0] = SOCKADDR_SIZE;
-      if (libc.symbols.getpeername(fd, scratch, length) === 0) continue;
-    }
-    return fd;
+    if (Number.isInteger(fd) && isSocket(libc, fd, identity)) return fd;
   }
   return null;
+}
+
+/** `true` when descriptor `fd` is the socket `identity` describes. */
+export function isSocket(libc: Libc, fd: number, identity: SocketIdentity): boolean {
+  const { constants } = libc;
+  if (identity.remote) {
+    // The peer is the most telling part of a connected socket: check it first.
+    if (!sameAddress(libc, "getpeername", fd, identity.remote)) return false;
+    if (!sameAddress(libc, "getsockname", fd, identity.local)) return false;
+  } else {
+    if (!sameAddress(libc, "getsockname", fd, identity.local)) return false;
+    // A listener or unconnected socket has no peer; accepted sockets share its local address.
+    length[0] = SOCKADDR_SIZE;
+    if (libc.symbols.getpeername(fd, scratch, length) === 0) return false;
+  }
+  length[0] = 4;
+  const { level, name } = constants.soType;
+  if (libc.symbols.getsockopt(fd, level, name, intValue, length) !== 0) return false;
+  const wantedType = identity.transport === "tcp" ? constants.SOCK_STREAM : constants.SOCK_DGRAM;
+  return intValue[0] === wantedType;
 }
 
 function sameAddress(
@@ -58,11 +66,11 @@ function sameAddress(
   call: "getsockname" | "getpeername",
   fd: number,
   wanted: Deno.NetAddr,
-  scratch: Uint8Array,
-  length: Uint32Array,
 ): boolean {
   length[0] = SOCKADDR_SIZE;
   if (libc.symbols[call](fd, scratch, length) !== 0) return false;
+  // The port is at the same place in both families: compare it before decoding the host.
+  if (((scratch[2] << 8) | scratch[3]) !== wanted.port) return false;
   const address = parseSockaddr(libc, scratch);
   return address !== null && address.port === wanted.port &&
     address.hostname === canonicalHost(wanted.hostname);

@@ -28,7 +28,12 @@ export interface Libc {
 }
 
 /** Why libc could not be used: a sentence for the user, naming the fix. */
-export type LibcUnavailable = { reason: string };
+export interface LibcUnavailable {
+  /** The sentence. */
+  reason: string;
+  /** `true` when the fix is a permission (`--allow-ffi`), not another system. */
+  permission: boolean;
+}
 
 let cached: Libc | LibcUnavailable | undefined;
 
@@ -43,10 +48,13 @@ export function loadLibc(): Libc | LibcUnavailable {
 function open(): Libc | LibcUnavailable {
   const constants = platformConstants();
   if (constants === null) {
-    return { reason: `socket options through FFI are not supported on ${Deno.build.os}` };
+    return {
+      reason: `socket options through FFI are not supported on ${Deno.build.os}`,
+      permission: false,
+    };
   }
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return { reason: "FFI is not allowed: run with --allow-ffi (or -A)" };
+    return { reason: "FFI is not allowed: run with --allow-ffi (or -A)", permission: true };
   }
   let library;
   try {
@@ -58,7 +66,10 @@ function open(): Libc | LibcUnavailable {
       } as typeof SYMBOLS & Record<string, { parameters: []; result: "pointer" }>,
     );
   } catch (error) {
-    return { reason: `cannot open ${constants.libc}: ${(error as Error).message}` };
+    return {
+      reason: `cannot open ${constants.libc}: ${(error as Error).message}`,
+      permission: false,
+    };
   }
   const errnoLocation = library.symbols[constants.errnoLocation] as () => Deno.PointerValue;
   const { strerror } = library.symbols;
@@ -79,4 +90,18 @@ function open(): Libc | LibcUnavailable {
 /** `true` when {@linkcode loadLibc} gave a usable library. */
 export function isLibc(value: Libc | LibcUnavailable): value is Libc {
   return "symbols" in value;
+}
+
+/**
+ * {@linkcode loadLibc}, or an error saying why `action` cannot be done.
+ *
+ * @throws {Deno.errors.NotCapable} without `--allow-ffi`; {Deno.errors.NotSupported} elsewhere.
+ */
+export function requireLibc(action: string): Libc {
+  const libc = loadLibc();
+  if (isLibc(libc)) return libc;
+  const message = `Cannot ${action}: ${libc.reason}.`;
+  throw libc.permission
+    ? new Deno.errors.NotCapable(message)
+    : new Deno.errors.NotSupported(message);
 }

@@ -21,7 +21,9 @@ export const LIMITS = {
  * `interval` seconds, and give up after `count` unanswered probes.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { KeepAliveOptions } from "@x/echo";
+ *
  * const keepAlive: KeepAliveOptions = { idle: 1800, interval: 15, count: 5 };
  * ```
  */
@@ -35,11 +37,44 @@ export interface KeepAliveOptions {
 }
 
 /**
- * Socket options, for servers (set once on the listening socket where the
- * kernel passes them on to accepted sockets) and clients.
+ * The socket options of one connection: what a client sets on its socket,
+ * and what a server sets once on its listening socket for the kernel to pass
+ * on to every accepted connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ConnectionSocketOptions } from "@x/echo";
+ *
+ * const options: ConnectionSocketOptions = { noDelay: true, keepAlive: { idle: 60 } };
+ * ```
+ */
+export interface ConnectionSocketOptions {
+  /** SO_RCVBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this). */
+  receiveBufferSize?: number;
+  /** SO_SNDBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this). */
+  sendBufferSize?: number;
+  /** TCP_NODELAY: send small writes at once instead of waiting for an ACK. Default `true`. */
+  noDelay?: boolean;
+  /**
+   * SO_KEEPALIVE, with optional timing (TCP_KEEPIDLE, TCP_KEEPINTVL,
+   * TCP_KEEPCNT); `true` keeps the system's timing. Default: off.
+   */
+  keepAlive?: boolean | KeepAliveOptions;
+  /**
+   * TCP_QUICKACK (Linux): acknowledge received data at once. The kernel
+   * drops it again on its own, so it is re-armed after every read.
+   */
+  quickAck?: boolean;
+}
+
+/**
+ * Socket options of a server: those of its connections, plus those of the
+ * listening socket itself.
+ *
+ * @example
+ * ```ts
+ * import type { SocketOptions } from "@x/echo";
+ *
  * const options: SocketOptions = {
  *   backlog: 100,
  *   receiveBufferSize: 65536,
@@ -49,27 +84,20 @@ export interface KeepAliveOptions {
  * };
  * ```
  */
-export interface SocketOptions {
-  /** SO_REUSEADDR: listen again at once on a port that has connections in TIME_WAIT. */
+export interface SocketOptions extends ConnectionSocketOptions {
+  /**
+   * SO_REUSEADDR: listen again at once on a port whose old connections are
+   * in TIME_WAIT. Deno already binds with it on; `false` clears it on the
+   * listening socket after the bind.
+   */
   reuseAddress?: boolean;
-  /** SO_REUSEPORT: let several servers listen on one port (needs `--unstable-net`). */
+  /**
+   * SO_REUSEPORT: let several servers listen on one port, the kernel
+   * spreading connections between them. Needs Deno's `--unstable-net` flag.
+   */
   reusePort?: boolean;
   /** The listen backlog: connections the kernel queues before they are accepted, 1 to 65535. */
   backlog?: number;
-  /** SO_RCVBUF in bytes (Linux keeps and reports twice this). */
-  receiveBufferSize?: number;
-  /** SO_SNDBUF in bytes (Linux keeps and reports twice this). */
-  sendBufferSize?: number;
-  /** TCP_NODELAY: send small writes at once. */
-  noDelay?: boolean;
-  /** SO_KEEPALIVE, with optional timing; `true` uses the system's timing. */
-  keepAlive?: boolean | KeepAliveOptions;
-  /** TCP_QUICKACK: acknowledge at once (re-armed after each read, as the kernel drops it). */
-  quickAck?: boolean;
-}
-
-function checkRange(name: string, value: unknown, [min, max]: readonly [number, number]): void {
-  checkInteger(name, value, min, max);
 }
 
 /**
@@ -83,11 +111,13 @@ export function validateSocketOptions(options: SocketOptions): void {
   for (const name of ["reuseAddress", "reusePort", "noDelay", "quickAck"] as const) {
     checkBoolean(name, options[name]);
   }
-  if (backlog !== undefined) checkRange("backlog", backlog, LIMITS.backlog);
+  if (backlog !== undefined) checkInteger("backlog", backlog, ...LIMITS.backlog);
   if (receiveBufferSize !== undefined) {
-    checkRange("receiveBufferSize", receiveBufferSize, LIMITS.bufferSize);
+    checkInteger("receiveBufferSize", receiveBufferSize, ...LIMITS.bufferSize);
   }
-  if (sendBufferSize !== undefined) checkRange("sendBufferSize", sendBufferSize, LIMITS.bufferSize);
+  if (sendBufferSize !== undefined) {
+    checkInteger("sendBufferSize", sendBufferSize, ...LIMITS.bufferSize);
+  }
   if (keepAlive === undefined || typeof keepAlive === "boolean") return;
   if (typeof keepAlive !== "object" || keepAlive === null) {
     throw new TypeError(
@@ -96,7 +126,9 @@ export function validateSocketOptions(options: SocketOptions): void {
     );
   }
   const { idle, interval, count } = keepAlive;
-  if (idle !== undefined) checkRange("keepAlive.idle", idle, LIMITS.keepAliveIdle);
-  if (interval !== undefined) checkRange("keepAlive.interval", interval, LIMITS.keepAliveInterval);
-  if (count !== undefined) checkRange("keepAlive.count", count, LIMITS.keepAliveCount);
+  if (idle !== undefined) checkInteger("keepAlive.idle", idle, ...LIMITS.keepAliveIdle);
+  if (interval !== undefined) {
+    checkInteger("keepAlive.interval", interval, ...LIMITS.keepAliveInterval);
+  }
+  if (count !== undefined) checkInteger("keepAlive.count", count, ...LIMITS.keepAliveCount);
 }

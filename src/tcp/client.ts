@@ -7,19 +7,21 @@
 import type { Protocol, Transport } from "./protocol.ts";
 import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
 import { checkAddress } from "./_validate.ts";
-import { formatAddress } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
+import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
+import { type ConnectionSetup, setUpConnection } from "../sockopt/setup.ts";
 
 /**
- * Where a TCP client connects to.
+ * Where a TCP client connects to, and its socket options.
  *
  * @example
  * ```ts
  * import type { TcpConnectOptions } from "@x/echo";
  *
- * const options: TcpConnectOptions = { hostname: "127.0.0.1", port: 8888 };
+ * const options: TcpConnectOptions = { hostname: "127.0.0.1", port: 8888, keepAlive: true };
  * ```
  */
-export interface TcpConnectOptions extends TransportOptions {
+export interface TcpConnectOptions extends TransportOptions, ConnectionSocketOptions {
   /** The host to connect to. Default `"127.0.0.1"`. */
   hostname?: string;
   /** The port to connect to. */
@@ -48,7 +50,8 @@ export interface TcpConnection<P extends Protocol> {
 /**
  * Connects to `hostname:port` and runs the protocol `protocolFactory` makes
  * on the connection, as asyncio's `loop.create_connection` does.
- * `connectionMade` has been called when the promise resolves.
+ * `connectionMade` has been called when the promise resolves, after the
+ * socket options were set (TCP_NODELAY is on unless `noDelay: false`).
  *
  * @example Send a line and print what comes back
  * ```ts
@@ -77,15 +80,18 @@ export async function connectTcp<P extends Protocol>(
   const { hostname = "127.0.0.1", port } = options;
   checkAddress(hostname, port, 1);
   validateTransportOptions(options);
+  validateSocketOptions(options);
   const conn = await dialTcp(hostname, port);
   let protocol: P;
+  let setup: ConnectionSetup;
   try {
+    setup = setUpConnection(conn, options);
     protocol = protocolFactory();
   } catch (error) {
     conn.close();
     throw error;
   }
-  const transport = new TcpTransport(conn, protocol, options);
+  const transport = new TcpTransport(conn, protocol, options, setup);
   transport.start();
   return { transport, protocol };
 }

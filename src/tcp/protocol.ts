@@ -9,8 +9,29 @@
  * @module
  */
 
+import type { SocketOptionValues } from "../sockopt/read_back.ts";
+
+/**
+ * What {@linkcode Transport.getExtraInfo} returns, by name.
+ *
+ * @example
+ * ```ts
+ * import type { ExtraInfo } from "@x/echo";
+ *
+ * const peerOf = (info: ExtraInfo) => `${info.peername.hostname}:${info.peername.port}`;
+ * ```
+ */
+export interface ExtraInfo {
+  /** The remote address. */
+  peername: Deno.NetAddr;
+  /** The local address. */
+  sockname: Deno.NetAddr;
+  /** The socket's options, read back from the kernel (needs `--allow-ffi`). */
+  socketOptions: SocketOptionValues;
+}
+
 /** Names accepted by {@linkcode Transport.getExtraInfo}. */
-export type ExtraInfoName = "peername" | "sockname";
+export type ExtraInfoName = keyof ExtraInfo;
 
 /**
  * The writing and control side of one connection, handed to
@@ -79,9 +100,11 @@ export interface Transport {
   setWriteBufferLimits(limits?: Partial<WaterMarks>): void;
   /**
    * Information about the connection: `"peername"` (the remote address),
-   * `"sockname"` (the local address).
+   * `"sockname"` (the local address) or `"socketOptions"` (the options read
+   * back from the kernel with `getsockopt`; this one needs `--allow-ffi` and
+   * throws once the connection is closed).
    */
-  getExtraInfo(name: ExtraInfoName): Deno.NetAddr;
+  getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K];
   /** Resolves once the connection is closed and `connectionLost` has returned. */
   readonly closed: Promise<void>;
 }

@@ -7,25 +7,35 @@
 
 import type { ProtocolFactory } from "./protocol.ts";
 import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
-import { formatAddress, tcpLogger } from "./_log.ts";
+import { tcpLogger } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
 import { checkAddress } from "./_validate.ts";
 import { checkInteger } from "../_validate.ts";
 import { isLocalCancel } from "./_errors.ts";
+import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
+import { type ConnectionSetup, setUpListener } from "../sockopt/setup.ts";
+import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
 
 /** The default time {@linkcode TcpServer.shutdown} lets connections flush: 10 seconds. */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
 
 /**
- * Where and how a TCP server listens.
+ * Where a TCP server listens, its socket options and its transports' buffers.
  *
  * @example
  * ```ts
  * import type { TcpServerOptions } from "@x/echo";
  *
- * const options: TcpServerOptions = { hostname: "127.0.0.1", port: 8888, shutdownTimeout: 5000 };
+ * const options: TcpServerOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 8888,
+ *   backlog: 100,
+ *   keepAlive: { idle: 1800, interval: 15, count: 5 },
+ *   shutdownTimeout: 5000,
+ * };
  * ```
  */
-export interface TcpServerOptions extends TransportOptions {
+export interface TcpServerOptions extends TransportOptions, SocketOptions {
   /** The address to listen on. Default `"127.0.0.1"`. */
   hostname?: string;
   /** The port to listen on; 0 picks a free one (read it from `addr`). Default 0. */
@@ -59,6 +69,13 @@ export interface TcpServer extends AsyncDisposable {
   /** How many connections are open now. */
   readonly connections: number;
   /**
+   * The listening socket's options read back from the kernel: on Linux, what
+   * every accepted connection inherits. Needs `--allow-ffi`.
+   *
+   * @throws {Deno.errors.NotCapable} without `--allow-ffi`.
+   */
+  getSocketOptions(): SocketOptionValues;
+  /**
    * Stops accepting, lets every open connection send what it has buffered,
    * then closes it; resolves when all are closed. Connections still flushing
    * after `shutdownTimeout` are aborted, and so are all of them on a second
@@ -70,6 +87,13 @@ export interface TcpServer extends AsyncDisposable {
 /**
  * Listens on `hostname:port` and runs a fresh protocol from `protocolFactory`
  * on each accepted connection.
+ *
+ * Socket options are set once on the listening socket where the kernel
+ * passes them on to accepted sockets (buffers, TCP_NODELAY, keep-alive and
+ * its timing), so accepting costs no extra system calls; only `quickAck`
+ * works per connection. Without `--allow-ffi`, TCP_NODELAY and SO_KEEPALIVE
+ * are set through Deno on each connection and one warning names the options
+ * that could not be set.
  *
  * A protocol whose callback throws loses only its own connection (the error
  * is logged with the peer address); the server keeps accepting. Errors from
@@ -95,6 +119,7 @@ export interface TcpServer extends AsyncDisposable {
  * ```
  *
  * @throws {Deno.errors.AddrInUse} when the port is taken; the message names the address.
+ * @throws {Deno.errors.NotSupported} for `reusePort` without Deno's `--unstable-net` flag.
  * @throws {RangeError} for an option out of range, before any socket is opened.
  */
 export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFactory): TcpServer {
@@ -102,19 +127,52 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   checkAddress(hostname, port, 0);
   checkInteger("shutdownTimeout", shutdownTimeout, 0, 2 ** 31 - 1);
   validateTransportOptions(options);
+  validateSocketOptions(options);
   if (typeof protocolFactory !== "function") {
     throw new TypeError(
       `Invalid protocolFactory: ${typeof protocolFactory}. Pass a function that returns a Protocol.`,
     );
   }
-  const listener = listenTcp(hostname, port);
-  return new Server(listener, protocolFactory, options, shutdownTimeout);
+  const listener = listenTcp(hostname, port, options);
+  let setup: ConnectionSetup;
+  try {
+    setup = setUpListener(listener, options);
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  return new Server(listener, protocolFactory, options, setup, shutdownTimeout);
 }
 
-/** `Deno.listen`, with errors that name the address and say what to try. */
-export function listenTcp(hostname: string, port: number): Deno.TcpListener {
+/** `true` when Deno runs with `--unstable-net` (which gates `reusePort` and UDP). */
+export function hasUnstableNet(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+}
+
+/**
+ * `Deno.listen` with the backlog and `reusePort`, and errors that name the
+ * address and say what to try.
+ */
+export function listenTcp(
+  hostname: string,
+  port: number,
+  { backlog, reusePort }: Pick<SocketOptions, "backlog" | "reusePort"> = {},
+): Deno.TcpListener {
+  // Deno exits the whole process when reusePort is used without the flag: check first.
+  if (reusePort && !hasUnstableNet()) {
+    throw new Deno.errors.NotSupported(
+      "reusePort needs Deno's --unstable-net flag: run deno with --unstable-net " +
+        '(or add "unstable": ["net"] to deno.json).',
+    );
+  }
   try {
-    return Deno.listen({ hostname, port, transport: "tcp" });
+    return Deno.listen({
+      hostname,
+      port,
+      transport: "tcp",
+      ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
+      ...(reusePort ? { reusePort } : {}),
+    });
   } catch (error) {
     const where = formatAddress({ transport: "tcp", hostname, port });
     if (error instanceof Deno.errors.AddrInUse) {
@@ -152,6 +210,7 @@ class Server implements TcpServer {
   readonly #listener: Deno.TcpListener;
   readonly #factory: ProtocolFactory;
   readonly #transportOptions: TransportOptions;
+  readonly #setup: ConnectionSetup;
   readonly #shutdownTimeout: number;
   readonly #signal: AbortSignal | undefined;
   readonly #transports = new Set<TcpTransport>();
@@ -170,6 +229,7 @@ class Server implements TcpServer {
     listener: Deno.TcpListener,
     factory: ProtocolFactory,
     options: TcpServerOptions,
+    setup: ConnectionSetup,
     shutdownTimeout: number,
   ) {
     this.#listener = listener;
@@ -179,8 +239,8 @@ class Server implements TcpServer {
       readBufferSize: options.readBufferSize,
       highWaterMark: options.highWaterMark,
       lowWaterMark: options.lowWaterMark,
-      noDelay: options.noDelay,
     };
+    this.#setup = setup;
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
     tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
@@ -195,6 +255,16 @@ class Server implements TcpServer {
 
   get connections(): number {
     return this.#transports.size;
+  }
+
+  getSocketOptions(): SocketOptionValues {
+    if (this.#stopping) {
+      throw new Deno.errors.BadResource(
+        `Cannot read the socket options of the server on ${formatAddress(this.addr)}: ` +
+          `it is shut down.`,
+      );
+    }
+    return getSocketOptions(this.#listener);
   }
 
   shutdown(): Promise<void> {
@@ -292,7 +362,13 @@ class Server implements TcpServer {
       conn.close();
       return;
     }
-    const transport = new TcpTransport(conn, protocol, this.#transportOptions, this.#forget);
+    const transport = new TcpTransport(
+      conn,
+      protocol,
+      this.#transportOptions,
+      this.#setup,
+      this.#forget,
+    );
     this.#transports.add(transport);
     transport.start();
   }

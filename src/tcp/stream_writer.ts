@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ExtraInfoName, Transport } from "./protocol.ts";
+import type { ExtraInfo, ExtraInfoName, Transport } from "./protocol.ts";
 
 const encoder = new TextEncoder();
 
@@ -123,8 +123,8 @@ export class StreamWriter {
     return this.#transport.isClosing();
   }
 
-  /** Connection details: `"peername"` or `"sockname"`. */
-  getExtraInfo(name: ExtraInfoName): Deno.NetAddr {
+  /** Connection details: `"peername"`, `"sockname"` or `"socketOptions"` (see {@linkcode Transport.getExtraInfo}). */
+  getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K] {
     return this.#transport.getExtraInfo(name);
   }
 

@@ -11,7 +11,8 @@ import { resolveLimit, StreamReader, type StreamReaderOptions } from "./stream_r
 import { type FlowControl, StreamWriter } from "./stream_writer.ts";
 import { serveTcp, type TcpServer, type TcpServerOptions } from "./server.ts";
 import { connectTcp, type TcpConnectOptions } from "./client.ts";
-import { formatAddress, tcpLogger } from "./_log.ts";
+import { tcpLogger } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
 import { isPeerFault } from "./_errors.ts";
 
 /**

@@ -4,10 +4,19 @@
  * @module
  */
 
-import type { ExtraInfoName, Protocol, Transport, WaterMarks } from "./protocol.ts";
-import { formatAddress, tcpLogger } from "./_log.ts";
-import { checkBoolean, checkInteger } from "../_validate.ts";
+import type { ExtraInfo, ExtraInfoName, Protocol, Transport, WaterMarks } from "./protocol.ts";
+import { tcpLogger } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
+import { checkInteger } from "../_validate.ts";
 import { isLocalCancel, isPeerFault } from "./_errors.ts";
+import {
+  findConnectionFd,
+  readConnectionOptions,
+  rearmQuickAck,
+  releaseConnectionFd,
+} from "../sockopt/connection.ts";
+import { getSocketOptions } from "../sockopt/read_back.ts";
+import type { ConnectionSetup } from "../sockopt/setup.ts";
 
 /** The default size of a connection's read buffer: 64 KiB. */
 export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
@@ -31,11 +40,6 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** Write-buffer size at which `resumeWriting` is called. Default a quarter of the high mark. */
   lowWaterMark?: number;
-  /**
-   * Disable Nagle's algorithm (TCP_NODELAY), so small writes go out at once
-   * instead of waiting for the peer's delayed ACK. Default `true`.
-   */
-  noDelay?: boolean;
 }
 
 /**
@@ -43,8 +47,7 @@ export interface TransportOptions {
  * is opened, with a message naming the option and the allowed range.
  */
 export function validateTransportOptions(options: TransportOptions): void {
-  const { readBufferSize, highWaterMark, lowWaterMark, noDelay } = options;
-  checkBoolean("noDelay", noDelay);
+  const { readBufferSize, highWaterMark, lowWaterMark } = options;
   if (readBufferSize !== undefined) {
     checkInteger("readBufferSize", readBufferSize, 1, 2 ** 30);
   }
@@ -95,7 +98,9 @@ export class TcpTransport implements Transport {
   readonly #onClosed: ((transport: TcpTransport) => void) | undefined;
   readonly #debug: boolean;
   readonly #info: boolean;
-  readonly #noDelay: boolean;
+  readonly #setup: ConnectionSetup;
+  /** The socket's descriptor once looked up (quick-ack, debug log, socketOptions); else -1. */
+  #fd = -1;
   #peer = "";
 
   // Write side.
@@ -124,12 +129,14 @@ export class TcpTransport implements Transport {
 
   /**
    * Wraps `conn` for `protocol`; nothing happens until {@linkcode TcpTransport.start}.
+   * `setup` is the socket work left for each connection (see `setUpListener`).
    * `onClosed` runs once the connection is closed and `connectionLost` has returned.
    */
   constructor(
     conn: Deno.TcpConn,
     protocol: Protocol,
-    options: TransportOptions = {},
+    options: TransportOptions,
+    setup: ConnectionSetup,
     onClosed?: (transport: TcpTransport) => void,
   ) {
     this.#conn = conn;
@@ -139,7 +146,7 @@ export class TcpTransport implements Transport {
     this.#high = marks.high;
     this.#low = marks.low;
     this.#onClosed = onClosed;
-    this.#noDelay = options.noDelay ?? true;
+    this.#setup = setup;
     this.#debug = tcpLogger.isEnabledFor("debug");
     this.#info = tcpLogger.isEnabledFor("info");
   }
@@ -155,13 +162,14 @@ export class TcpTransport implements Transport {
 
   /** Calls `connectionMade` and starts the read loop. */
   start(): void {
-    if (this.#noDelay) {
-      try {
-        this.#conn.setNoDelay(true);
-      } catch (error) {
-        // Only a speed-up; failing here must not break the callback order (made comes first).
-        tcpLogger.debug("Cannot set TCP_NODELAY for {peer}: {error}", { peer: this.peer, error });
-      }
+    const setup = this.#setup;
+    if (setup.noDelay !== undefined || setup.keepAlive !== undefined) this.#setNatively(setup);
+    if (setup.quickAck || this.#debug) this.#fd = findConnectionFd(this.#conn);
+    if (this.#debug && this.#fd >= 0) {
+      tcpLogger.debug("Socket options of {peer}: {values}", {
+        peer: this.peer,
+        values: readConnectionOptions(this.#fd),
+      });
     }
     if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });
     try {
@@ -171,6 +179,17 @@ export class TcpTransport implements Transport {
       return;
     }
     if (!this.#closing) this.#readLoop();
+  }
+
+  /** The options Deno sets itself, when FFI could not set them on the listener. */
+  #setNatively({ noDelay, keepAlive }: ConnectionSetup): void {
+    try {
+      if (noDelay !== undefined) this.#conn.setNoDelay(noDelay);
+      if (keepAlive !== undefined) this.#conn.setKeepAlive(keepAlive);
+    } catch (error) {
+      // Failing here must not break the callback order (connectionMade comes first).
+      tcpLogger.debug("Cannot set socket options of {peer}: {error}", { peer: this.peer, error });
+    }
   }
 
   // ---- Transport ---------------------------------------------------------
@@ -256,17 +275,31 @@ export class TcpTransport implements Transport {
     }
   }
 
-  getExtraInfo(name: ExtraInfoName): Deno.NetAddr {
+  getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K] {
     switch (name) {
       case "peername":
-        return this.#conn.remoteAddr;
+        return this.#conn.remoteAddr as ExtraInfo[K];
       case "sockname":
-        return this.#conn.localAddr;
+        return this.#conn.localAddr as ExtraInfo[K];
+      case "socketOptions":
+        return this.#socketOptions() as ExtraInfo[K];
       default:
         throw new TypeError(
-          `Unknown extra info name: ${JSON.stringify(name)}. Use "peername" or "sockname".`,
+          `Unknown extra info name: ${JSON.stringify(name)}. ` +
+            `Use "peername", "sockname" or "socketOptions".`,
         );
     }
+  }
+
+  #socketOptions(): ExtraInfo["socketOptions"] {
+    if (this.#lost) {
+      throw new Deno.errors.BadResource(
+        `Cannot read the socket options of the connection with ${this.peer}: it is closed.`,
+      );
+    }
+    if (this.#fd < 0) this.#fd = findConnectionFd(this.#conn);
+    // Without a descriptor, getSocketOptions throws the precise reason (no FFI, ...).
+    return this.#fd >= 0 ? readConnectionOptions(this.#fd) : getSocketOptions(this.#conn);
   }
 
   // ---- Reading -----------------------------------------------------------
@@ -275,6 +308,7 @@ export class TcpTransport implements Transport {
     const conn = this.#conn;
     const buffer = this.#readBuffer;
     const protocol = this.#protocol;
+    const quickAckFd = this.#setup.quickAck ? this.#fd : -1;
     try {
       while (!this.#closing) {
         // A queued write still refers to the read buffer: it must go out first.
@@ -284,6 +318,7 @@ export class TcpTransport implements Transport {
         const n = await conn.read(buffer);
         if (this.#closing) return;
         if (n === null) return this.#endOfInput();
+        if (quickAckFd >= 0) rearmQuickAck(quickAckFd);
         if (this.#readingPaused) await this.#waitForResume();
         if (this.#closing) return;
         if (this.#debug) {
@@ -410,6 +445,9 @@ export class TcpTransport implements Transport {
     this.#buffered = 0;
     this.#flushing = null;
     this.#holdsReadBuffer = false;
+    // Give the descriptor up first: once closed, the kernel may hand its number to another socket.
+    releaseConnectionFd(this.#fd);
+    this.#fd = -1;
     try {
       this.#conn.close();
     } catch {

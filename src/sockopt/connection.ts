@@ -1,0 +1,58 @@
+/**
+ * The per-connection socket work a transport does: finding its connection's
+ * descriptor (a few probes, not a scan), re-arming TCP_QUICKACK after reads,
+ * reading the options back, and giving the descriptor up before closing.
+ *
+ * @module
+ */
+
+import { isLibc, loadLibc } from "./libc.ts";
+import { locateSocketFd, releaseSocketFd } from "./locate.ts";
+import { identify, readSocketOptions, type SocketOptionValues } from "./read_back.ts";
+
+/**
+ * The descriptor of `conn`, or -1 when it cannot be known (no FFI, or the
+ * socket is gone). Call {@linkcode releaseConnectionFd} before closing `conn`.
+ */
+export function findConnectionFd(conn: Deno.TcpConn): number {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return -1;
+  return locateSocketFd(libc, identify(conn)) ?? -1;
+}
+
+/** Forgets `fd`, whose connection is about to close; the kernel will reuse the slot. */
+export function releaseConnectionFd(fd: number): void {
+  if (fd >= 0) releaseSocketFd(fd);
+}
+
+const ONE = new Int32Array([1]);
+let quickAckCall: ((fd: number) => void) | undefined;
+
+/**
+ * Turns TCP_QUICKACK back on for `fd` after a read, since the kernel leaves
+ * quick-ack mode on its own. Called on the read path: no allocation, and a
+ * failure (the socket closing under us) is ignored, as the next read reports it.
+ */
+export function rearmQuickAck(fd: number): void {
+  (quickAckCall ??= makeQuickAckCall())(fd);
+}
+
+function makeQuickAckCall(): (fd: number) => void {
+  const libc = loadLibc();
+  const code = isLibc(libc) ? libc.constants.options.quickAck : undefined;
+  if (!isLibc(libc) || code === undefined) return () => {};
+  const { setsockopt } = libc.symbols;
+  const { level, name } = code;
+  return (fd) => void setsockopt(fd, level, name, ONE, 4);
+}
+
+/**
+ * Reads the options of the connection on `fd` back from the kernel.
+ *
+ * @throws {Error} when FFI is not available or `getsockopt` fails.
+ */
+export function readConnectionOptions(fd: number): SocketOptionValues {
+  const libc = loadLibc();
+  if (!isLibc(libc)) throw new Error(`Cannot read socket options: ${libc.reason}.`);
+  return readSocketOptions(libc, fd, "tcp");
+}

@@ -1,0 +1,155 @@
+/**
+ * Applying {@linkcode SocketOptions} to sockets: once on a listening socket
+ * for what the kernel passes on to accepted connections, and on a client's
+ * connection. Without FFI, what Deno sets natively (`setNoDelay`,
+ * `setKeepAlive`) is left for each connection and one warning names the rest.
+ *
+ * @module
+ */
+
+import type { OptionName } from "./constants.ts";
+import { findSocketFd, type SocketIdentity } from "./fd.ts";
+import { isLibc, type Libc, loadLibc } from "./libc.ts";
+import { locateSocketFd } from "./locate.ts";
+import { setOption } from "./options.ts";
+import { identify, readSocketOptions } from "./read_back.ts";
+import type { SocketOptions } from "./socket_options.ts";
+import { sockoptLogger } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
+
+/**
+ * What is left to do on each connection once its socket, or its listener,
+ * has been set up.
+ */
+export interface ConnectionSetup {
+  /** Set with Deno's `conn.setNoDelay` on each connection; `undefined`: nothing to do. */
+  readonly noDelay: boolean | undefined;
+  /** Set with Deno's `conn.setKeepAlive` on each connection; `undefined`: nothing to do. */
+  readonly keepAlive: boolean | undefined;
+  /** Re-arm TCP_QUICKACK after every read (through FFI). */
+  readonly quickAck: boolean;
+}
+
+/** Nothing to do per connection. */
+const NOTHING: ConnectionSetup = { noDelay: undefined, keepAlive: undefined, quickAck: false };
+
+type Setting = [name: OptionName, label: string, value: number | boolean];
+
+/**
+ * Sets the options the kernel passes on to accepted sockets (buffers,
+ * TCP_NODELAY, keep-alive and its timing, SO_REUSEADDR) once on `listener`,
+ * and returns what each accepted connection still needs.
+ *
+ * @throws {Error} naming the option, the value and the kernel's reason when
+ * `setsockopt` refuses a value.
+ */
+export function setUpListener(listener: Deno.TcpListener, options: SocketOptions): ConnectionSetup {
+  return setUp(identify(listener), settingsOf(options, true), options);
+}
+
+/**
+ * Sets `options` on a client's connection and returns what its transport
+ * still needs to do (quick-ack re-arming, native fallbacks).
+ *
+ * @throws {Error} naming the option, the value and the kernel's reason when
+ * `setsockopt` refuses a value.
+ */
+export function setUpConnection(conn: Deno.TcpConn, options: SocketOptions): ConnectionSetup {
+  return setUp(identify(conn), settingsOf(options, false), options);
+}
+
+/** The `setsockopt` calls `options` asks for, in order. */
+function settingsOf(options: SocketOptions, listener: boolean): Setting[] {
+  const settings: Setting[] = [];
+  const add = (name: OptionName, label: string, value: number | boolean | undefined) => {
+    if (value !== undefined) settings.push([name, label, value]);
+  };
+  if (listener) add("reuseAddress", "reuseAddress", options.reuseAddress);
+  add("receiveBufferSize", "receiveBufferSize", options.receiveBufferSize);
+  add("sendBufferSize", "sendBufferSize", options.sendBufferSize);
+  add("noDelay", "noDelay", options.noDelay ?? true);
+  const { keepAlive } = options;
+  if (keepAlive !== undefined) {
+    add("keepAlive", "keepAlive", keepAlive !== false);
+    if (typeof keepAlive === "object") {
+      add("keepAliveIdle", "keepAlive.idle", keepAlive.idle);
+      add("keepAliveInterval", "keepAlive.interval", keepAlive.interval);
+      add("keepAliveCount", "keepAlive.count", keepAlive.count);
+    }
+  }
+  return settings;
+}
+
+function setUp(identity: SocketIdentity, settings: Setting[], options: SocketOptions) {
+  const quickAck = options.quickAck === true;
+  const libc = loadLibc();
+  if (!isLibc(libc)) return fallBack(identity, settings, options, libc.reason);
+  const fd = identity.remote ? locateSocketFd(libc, identity) : findSocketFd(libc, identity);
+  if (fd === null) {
+    return fallBack(identity, settings, options, "its file descriptor was not found");
+  }
+  const unsupported: string[] = [];
+  for (const [name, label, value] of settings) {
+    if (libc.constants.options[name] === undefined) unsupported.push(`${label}=${value}`);
+    else setOption(libc, fd, name, value);
+  }
+  const canQuickAck = libc.constants.options.quickAck !== undefined;
+  if (quickAck && !canQuickAck) unsupported.push("quickAck=true");
+  if (unsupported.length > 0) {
+    warnOnce(identity, unsupported, `not supported on ${Deno.build.os}`);
+  }
+  logValues(libc, fd, identity);
+  return quickAck && canQuickAck ? { ...NOTHING, quickAck: true } : NOTHING;
+}
+
+/** Without FFI: Deno's own setters per connection, and one warning for the rest. */
+function fallBack(
+  identity: SocketIdentity,
+  settings: Setting[],
+  options: SocketOptions,
+  reason: string,
+): ConnectionSetup {
+  const { keepAlive } = options;
+  const native = new Set<OptionName>(["noDelay", "keepAlive"]);
+  const lost = settings
+    .filter(([name, , value]) => !native.has(name) && !(name === "reuseAddress" && value === true))
+    .map(([, label, value]) => `${label}=${value}`);
+  if (options.quickAck) lost.push("quickAck=true");
+  if (lost.length > 0) {
+    warnOnce(
+      identity,
+      lost,
+      `${reason}; TCP_NODELAY and SO_KEEPALIVE are set through Deno instead`,
+    );
+  }
+  return {
+    noDelay: options.noDelay ?? true,
+    keepAlive: keepAlive === undefined ? undefined : keepAlive !== false,
+    quickAck: false,
+  };
+}
+
+const warned = new Set<string>();
+
+function warnOnce(identity: SocketIdentity, lost: string[], reason: string): void {
+  const key = `${lost.join(",")}|${reason}`;
+  if (warned.has(key)) return;
+  warned.add(key);
+  sockoptLogger.warning(
+    "Socket options not set on {address}: {options} ({reason}).",
+    { address: describe(identity), options: lost.join(", "), reason },
+  );
+}
+
+function logValues(libc: Libc, fd: number, identity: SocketIdentity): void {
+  if (!sockoptLogger.isEnabledFor("debug")) return;
+  sockoptLogger.debug("Socket options of {address}: {values}", {
+    address: describe(identity),
+    values: readSocketOptions(libc, fd, identity.transport),
+  });
+}
+
+function describe(identity: SocketIdentity): string {
+  const local = formatAddress(identity.local);
+  return identity.remote ? `${local} to ${formatAddress(identity.remote)}` : local;
+}

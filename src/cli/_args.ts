@@ -42,11 +42,22 @@ export function helpOrVersion(
   return 0;
 }
 
-/** Throws on flags that `parseArgs` did not know. */
-export function rejectUnknown(unknown: string[]): void {
-  if (unknown.length > 0) {
-    throw new UsageError(`unknown option ${unknown[0]}. See --help for the options.`);
+/**
+ * Throws on flags that `parseArgs` did not know. A value that starts with
+ * `-` (such as `--port -1`) reads as a flag: say how to pass it instead.
+ */
+export function rejectUnknown(unknown: string[], args: readonly string[] = []): void {
+  if (unknown.length === 0) return;
+  const [first] = unknown;
+  const at = args.indexOf(first);
+  const flag = at > 0 ? args[at - 1] : "";
+  if (/^-\d/.test(first) && flag.startsWith("--")) {
+    throw new UsageError(
+      `invalid ${flag} ${first}: negative numbers are not allowed ` +
+        `(a value starting with "-" is written ${flag}=${first}).`,
+    );
   }
+  throw new UsageError(`unknown option ${first}. See --help for the options.`);
 }
 
 /** Parses a whole number flag in `[min, max]`. */

@@ -208,7 +208,7 @@ export async function main(args: string[]): Promise<number> {
   if (early !== null) return early;
   let options: BenchOptions;
   try {
-    rejectUnknown(unknown);
+    rejectUnknown(unknown, args);
     options = {
       hostname: textFlag("hostname", flags.hostname),
       port: integerFlag("port", flags.port, 1, 65535),

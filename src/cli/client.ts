@@ -75,7 +75,7 @@ export async function main(args: string[]): Promise<number> {
   if (early !== null) return early;
   let hostname: string, port: number, timeoutMs: number;
   try {
-    rejectUnknown(unknown);
+    rejectUnknown(unknown, args);
     hostname = textFlag("hostname", flags.hostname);
     port = integerFlag("port", flags.port, 1, 65535);
     timeoutMs = integerFlag("timeout", flags.timeout, 1, 86400) * 1000;

@@ -7,14 +7,15 @@ export const SERVER = new URL("src/cli/server.ts", root).pathname;
 export const CLIENT = new URL("src/cli/client.ts", root).pathname;
 export const BENCH = new URL("src/cli/bench.ts", root).pathname;
 
-/** Runs a program to completion; returns its exit code and output. */
+/** Runs a program to completion (`deno run` with `denoFlags`); returns its exit code and output. */
 export async function run(
   program: string,
   args: string[],
   stdin = "",
+  denoFlags: string[] = ["-A"],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", program, ...args],
+    args: ["run", ...denoFlags, "--quiet", program, ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -34,9 +35,10 @@ export class ServerProcess implements AsyncDisposable {
   readonly #stdout: ReadableStreamDefaultReader<string>;
   readonly stderr: Promise<string>;
 
-  constructor(args: string[]) {
+  /** Starts the server with `args` (after `--port 0`), under `deno run` with `denoFlags`. */
+  constructor(args: string[], denoFlags: string[] = ["-A"]) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", SERVER, "--port", "0", ...args],
+      args: ["run", ...denoFlags, "--quiet", SERVER, "--port", "0", ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

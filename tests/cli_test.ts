@@ -16,7 +16,10 @@ for (const api of ["protocol", "stream"]) {
     await using server = await new ServerProcess(["--api", api]).ready();
     assertMatch(
       server.firstLine,
-      new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode\\)`),
+      new RegExp(
+        `listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode; backlog \\d+, nodelay, ` +
+          `no keepalive, rcvbuf \\d+, sndbuf \\d+, reuseaddr\\)`,
+      ),
     );
     assertEquals(await echoOf(server.port, "over the program"), "over the program");
     assertEquals(await server.stop("SIGTERM"), 0);

@@ -15,9 +15,15 @@ export const LOG_LEVELS: readonly LogLevelName[] = ["debug", "info", "warning", 
 /** The `--log-format` values. */
 export const LOG_FORMATS: readonly ("text" | "json")[] = ["text", "json"];
 
+// One line per record: objects (such as socket options) inline; errors keep their stack.
 const textFormatter = getTextFormatter({
   category: ".",
-  value: (value, inspect) => typeof value === "string" ? value : inspect(value),
+  value: (value, inspect) =>
+    typeof value === "string"
+      ? value
+      : value instanceof Error
+      ? inspect(value)
+      : Deno.inspect(value, { compact: true, breakLength: Infinity }),
 });
 
 /** Sends records of category `echo` at `level` and above to stderr. */

@@ -34,6 +34,15 @@ import {
   UsageError,
 } from "./_args.ts";
 import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
+import {
+  DEFAULT_BACKLOG,
+  describeSocketOptions,
+  effectiveBacklog,
+  SOCKET_FLAGS,
+  SOCKET_FLAGS_USAGE,
+  socketOptionsFromFlags,
+} from "./_socket_flags.ts";
+import { hasUnstableNet, type TcpServer } from "../tcp/server.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
@@ -54,8 +63,13 @@ Options:
   --prefix TEXT             prefix for --mode prefix (default "GOT:"; implies it)
   --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
                             (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters)
+
+${SOCKET_FLAGS_USAGE}
+
+Logging and information:
   --log-level debug|info|warning|error
-                            what to log on stderr (default info)
+                            what to log on stderr (default info; debug shows each
+                            connection's socket options read back from the kernel)
   --log-format text|json    how log lines look (default text)
   --version                 print the version and exit
   -h, --help                print this help and exit
@@ -91,8 +105,19 @@ export interface ServerCommand {
 export function parseServerArgs(args: string[]): ServerCommand {
   const unknown: string[] = [];
   const flags = parseArgs(args, {
-    string: ["hostname", "port", "api", "mode", "prefix", "until", "log-level", "log-format"],
-    boolean: ["help", "version"],
+    string: [
+      "hostname",
+      "port",
+      "api",
+      "mode",
+      "prefix",
+      "until",
+      "log-level",
+      "log-format",
+      ...SOCKET_FLAGS.string,
+    ],
+    boolean: ["help", "version", ...SOCKET_FLAGS.boolean],
+    negatable: SOCKET_FLAGS.negatable,
     alias: { host: "hostname", h: "help" },
     default: {
       hostname: "127.0.0.1",
@@ -100,10 +125,11 @@ export function parseServerArgs(args: string[]): ServerCommand {
       api: "protocol",
       "log-level": "info",
       "log-format": "text",
+      ...SOCKET_FLAGS.default,
     },
     unknown: collectUnknown(unknown),
   });
-  rejectUnknown(unknown);
+  rejectUnknown(unknown, args);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
     options: {},
@@ -114,6 +140,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
     hostname: textFlag("hostname", flags.hostname),
     port: integerFlag("port", flags.port, 0, 65535),
     api: choiceFlag("api", flags.api, APIS),
+    ...socketOptionsFromFlags(flags),
   };
   if (flags.mode !== undefined) options.mode = choiceFlag<EchoMode>("mode", flags.mode, ECHO_MODES);
   if (flags.prefix !== undefined) options.prefix = unescape(textFlag("prefix", flags.prefix));
@@ -126,6 +153,12 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   if (options.until !== undefined && (options.mode ?? "until") !== "until") {
     throw new UsageError(`--until conflicts with --mode ${options.mode}: drop one of them.`);
+  }
+  if (options.reusePort && !hasUnstableNet()) {
+    throw new UsageError(
+      "--reuse-port needs Deno's --unstable-net flag: " +
+        "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ...",
+    );
   }
   command.options = options;
   return command;
@@ -164,7 +197,7 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `@x/echo server listening on ${
       formatAddress(server.addr)
-    } (tcp, ${options.api} API, ${mode} mode)`,
+    } (tcp, ${options.api} API, ${mode} mode; ${optionsInForce(server, options)})`,
   );
   let signals = 0;
   const onSignal = () => {
@@ -178,6 +211,16 @@ export async function main(args: string[]): Promise<number> {
   await server.finished;
   for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
   return 0;
+}
+
+/** The socket options read back from the listener, or why they cannot be. */
+function optionsInForce(server: TcpServer, options: EchoServerOptions): string {
+  const backlog = effectiveBacklog(options.backlog ?? DEFAULT_BACKLOG);
+  try {
+    return describeSocketOptions(server.getSocketOptions(), backlog, options.quickAck === true);
+  } catch (error) {
+    return `backlog ${backlog}; other socket options not read back: ${(error as Error).message}`;
+  }
 }
 
 /** Prints one line for an error a user can fix and returns the exit code. */

@@ -1,0 +1,218 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { decode, dial, encode, readToEnd, writeAll } from "./_helpers.ts";
+import { installed, run, SERVER, ServerProcess } from "./_programs.ts";
+import type { SocketOptionValues } from "../mod.ts";
+
+const linux = Deno.build.os === "linux";
+const hasSs = installed("ss");
+
+/** `ss` output lines about sockets whose local port is `port`. */
+function ss(flags: string, port: number): string {
+  const { stdout } = new Deno.Command("ss", {
+    args: [flags, `sport = :${port}`],
+    stdout: "piped",
+  }).outputSync();
+  return decode(stdout);
+}
+
+/** The `values` of each per-connection socket-options record in a JSON-lines log. */
+function connectionOptions(log: string): SocketOptionValues[] {
+  return log.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line))
+    .filter((record) => record.logger === "echo.tcp" && record.properties?.values)
+    .map((record) => record.properties.values);
+}
+
+async function echoOf(port: number, text: string): Promise<string> {
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+  await writeAll(conn, encode(text));
+  conn.closeWrite();
+  const got = decode(await readToEnd(conn));
+  conn.close();
+  return got;
+}
+
+Deno.test({
+  name: "server program: keep-alive, buffers, no-delay and backlog show on accepted connections",
+  ignore: !linux,
+  async fn() {
+    await using server = await new ServerProcess([
+      "--keepalive-idle",
+      "1800",
+      "--keepalive-count",
+      "5",
+      "--keepalive-interval",
+      "15",
+      "--recv-buffer",
+      "65536",
+      "--send-buffer",
+      "65536",
+      "--nodelay",
+      "--backlog",
+      "100",
+      "--log-level",
+      "debug",
+      "--log-format",
+      "json",
+    ]).ready();
+    // The startup line reads them back from the listening socket (Linux doubles buffers).
+    assertStringIncludes(
+      server.firstLine,
+      "backlog 100, nodelay, keepalive idle 1800s interval 15s count 5, " +
+        "rcvbuf 131072, sndbuf 131072, reuseaddr",
+    );
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, encode("ping"));
+    const got = new Uint8Array(4);
+    assertEquals(await conn.read(got), 4); // accepted and served: the socket exists now
+    if (hasSs) {
+      const established = ss("-tonmH", server.port);
+      assertMatch(established, /timer:\(keepalive,(29min|30min),0\)/);
+      assertMatch(established, /skmem:\(r\d+,rb131072,t\d+,tb131072,/);
+      assertMatch(ss("-ltnH", server.port), /LISTEN\s+0\s+100\s/);
+    }
+    conn.close();
+    assertEquals(await server.stop(), 0);
+    // The server read the accepted connection's options back with getsockopt and logged them.
+    const [values] = connectionOptions(await server.stderr);
+    assert(values, "no per-connection socket-options record in the debug log");
+    assertEquals(
+      {
+        noDelay: values.noDelay,
+        keepAlive: values.keepAlive,
+        idle: values.keepAliveIdle,
+        interval: values.keepAliveInterval,
+        count: values.keepAliveCount,
+        rcvbuf: values.receiveBufferSize,
+        sndbuf: values.sendBufferSize,
+      },
+      {
+        noDelay: true,
+        keepAlive: true,
+        idle: 1800,
+        interval: 15,
+        count: 5,
+        rcvbuf: 131072,
+        sndbuf: 131072,
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "server program: --no-nodelay, --no-reuse-address, --keepalive and --quickack",
+  ignore: !linux,
+  async fn() {
+    await using server = await new ServerProcess([
+      "--no-nodelay",
+      "--no-reuse-address",
+      "--keepalive",
+      "--quickack",
+      "--log-level",
+      "debug",
+      "--log-format",
+      "json",
+    ]).ready();
+    assertMatch(
+      server.firstLine,
+      /no nodelay, keepalive idle \d+s interval \d+s count \d+, rcvbuf \d+, sndbuf \d+, no reuseaddr, quickack\)/,
+    );
+    assertEquals(await echoOf(server.port, "still echoes"), "still echoes");
+    assertEquals(await server.stop(), 0);
+    const [values] = connectionOptions(await server.stderr);
+    assertEquals([values.noDelay, values.keepAlive, values.reuseAddress], [false, true, false]);
+  },
+});
+
+Deno.test({
+  name: "server program: two --reuse-port servers share a port; without it the second fails",
+  ignore: !linux,
+  async fn() {
+    const flags = ["-A", "--unstable-net"];
+    await using first = await new ServerProcess(["--reuse-port"], flags).ready();
+    assertStringIncludes(first.firstLine, "reuseport");
+    const port = String(first.port);
+    await using second = await new ServerProcess(["--reuse-port", "--port", port], flags).ready();
+    assertEquals(second.port, first.port);
+    // Both are listening: the kernel spreads connections, every one is echoed.
+    for (let i = 0; i < 8; i++) assertEquals(await echoOf(first.port, `c${i}`), `c${i}`);
+    if (hasSs) assertEquals(ss("-ltnH", first.port).trim().split("\n").length, 2);
+
+    const third = await run(SERVER, ["--port", port], "", flags);
+    assertEquals(third.code, 1);
+    assertMatch(third.stderr.trim(), /^echo server: .*already in use.*choose another port/);
+    assertEquals(third.stderr.trim().split("\n").length, 1);
+  },
+});
+
+Deno.test("server program: --reuse-port without --unstable-net names the flag to add", async () => {
+  const { code, stdout, stderr } = await run(SERVER, ["--port", "0", "--reuse-port"]);
+  assertEquals(code, 2);
+  assertEquals(stdout, "");
+  assertEquals(
+    stderr.trim(),
+    "echo server: --reuse-port needs Deno's --unstable-net flag: " +
+      "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ...",
+  );
+});
+
+for (
+  const [args, expected] of [
+    [["--backlog", "0"], 'invalid --backlog "0": use a whole number from 1 to 65535.'],
+    [["--backlog", "many"], 'invalid --backlog "many": use a whole number from 1 to 65535.'],
+    [["--recv-buffer", "-1"], "invalid --recv-buffer -1: negative numbers are not allowed"],
+    [["--recv-buffer=-1"], 'invalid --recv-buffer "-1": use a whole number from 1 to 1073741824.'],
+    [["--send-buffer", "2000000000"], "invalid --send-buffer"],
+    [
+      ["--keepalive-idle", "0"],
+      'invalid --keepalive-idle "0": use a whole number from 1 to 32767.',
+    ],
+    [["--keepalive-interval", "40000"], "invalid --keepalive-interval"],
+    [
+      ["--keepalive-count", "128"],
+      'invalid --keepalive-count "128": use a whole number from 1 to 127.',
+    ],
+  ] as const
+) {
+  Deno.test(`server program: ${args.join(" ")} is refused with exit 2`, async () => {
+    const { code, stdout, stderr } = await run(SERVER, ["--port", "0", ...args]);
+    assertEquals(code, 2);
+    assertEquals(stdout, "");
+    assertEquals(stderr.trim().split("\n").length, 1, stderr);
+    assertStringIncludes(stderr, expected);
+  });
+}
+
+Deno.test({
+  name: "server program without --allow-ffi: one warning names what was not set, the rest works",
+  ignore: !linux,
+  async fn() {
+    await using server = await new ServerProcess(
+      ["--recv-buffer", "65536", "--keepalive-idle", "60", "--quickack"],
+      ["--allow-net"],
+    ).ready();
+    assertStringIncludes(server.firstLine, "socket options not read back");
+    assertStringIncludes(server.firstLine, "--allow-ffi");
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, encode("ping"));
+    assertEquals(await conn.read(new Uint8Array(4)), 4);
+    // SO_KEEPALIVE was still set, through Deno, with the system's timing (not our 60 s).
+    if (hasSs) {
+      assertMatch(ss("-tonmH", server.port), /timer:\(keepalive,(1[0-9]{2}|[2-9][0-9])min,0\)/);
+    }
+    conn.close();
+    assertEquals(await echoOf(server.port, "twice"), "twice");
+    assertEquals(await server.stop(), 0);
+    const warnings = (await server.stderr).split("\n").filter((l) => l.includes("[WRN]"));
+    assertEquals(warnings.length, 1, warnings.join("\n"));
+    assertStringIncludes(
+      warnings[0],
+      "Socket options not set on 127.0.0.1:",
+    );
+    assertStringIncludes(
+      warnings[0],
+      "receiveBufferSize=65536, keepAlive.idle=60, quickAck=true " +
+        "(FFI is not allowed: run with --allow-ffi (or -A); " +
+        "TCP_NODELAY and SO_KEEPALIVE are set through Deno instead)",
+    );
+  },
+});

@@ -49,9 +49,12 @@ export interface KeepAliveOptions {
  * ```
  */
 export interface ConnectionSocketOptions {
-  /** SO_RCVBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this). */
+  /**
+   * SO_RCVBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this, and
+   * stops autotuning the buffer of a socket that sets it).
+   */
   receiveBufferSize?: number;
-  /** SO_SNDBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this). */
+  /** SO_SNDBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this, and stops autotuning it). */
   sendBufferSize?: number;
   /** TCP_NODELAY: send small writes at once instead of waiting for an ACK. Default `true`. */
   noDelay?: boolean;

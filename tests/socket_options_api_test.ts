@@ -105,26 +105,55 @@ Deno.test({
   ignore: !linux,
   async fn() {
     const server = serveEcho({ port: 0 });
-    // Each client asks for another buffer size: reading each back proves the right socket was set.
+    // Each client asks for other values: reading each back proves the right socket was set.
     const clients = [];
     for (let i = 1; i <= 20; i++) {
-      clients.push(
-        await connectTcp({
-          port: server.addr.port,
-          receiveBufferSize: 4096 * i,
-          keepAlive: { idle: i },
-        }, () => ({})),
-      );
+      const options = {
+        port: server.addr.port,
+        receiveBufferSize: 4096 * i,
+        sendBufferSize: 8192 * i,
+        noDelay: i % 2 === 0,
+        keepAlive: { idle: i, interval: 100 + i, count: i },
+        quickAck: true,
+      };
+      clients.push(await connectTcp(options, () => ({})));
     }
-    clients.forEach(({ transport }, i) => {
+    clients.forEach(({ transport }, index) => {
+      const i = index + 1;
       const values = transport.getExtraInfo("socketOptions");
-      assertEquals(
-        [values.receiveBufferSize, values.keepAlive, values.keepAliveIdle, values.noDelay],
-        [2 * 4096 * (i + 1), true, i + 1, true],
-      );
+      assertEquals(values, {
+        reuseAddress: false,
+        reusePort: false,
+        receiveBufferSize: 2 * 4096 * i,
+        sendBufferSize: 2 * 8192 * i,
+        noDelay: i % 2 === 0,
+        keepAlive: true,
+        keepAliveIdle: i,
+        keepAliveInterval: 100 + i,
+        keepAliveCount: i,
+        quickAck: true,
+      });
     });
     for (const { transport } of clients) transport.close();
     await Promise.all(clients.map(({ transport }) => transport.closed));
+    await server.shutdown();
+  },
+});
+
+Deno.test({
+  name: "socket options: IPv6 servers and clients are found and set too",
+  ignore: !linux,
+  async fn() {
+    const { server, transports } = recordingServer({ hostname: "::1", port: 0, ...TUNED });
+    const { transport } = await connectTcp(
+      { hostname: "::1", port: server.addr.port, keepAlive: { idle: 77 } },
+      () => ({}),
+    );
+    await waitFor(() => transports.length === 1, "the accepted connection");
+    assertEquals(tunedValues(transports[0].getExtraInfo("socketOptions")), TUNED_VALUES);
+    assertEquals(transport.getExtraInfo("socketOptions").keepAliveIdle, 77);
+    transport.close();
+    await transport.closed;
     await server.shutdown();
   },
 });

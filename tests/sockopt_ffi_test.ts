@@ -120,3 +120,27 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "sockopt FFI: a UDP socket is found by address and type, beside a TCP one on that port",
+  ignore: !linux,
+  async fn() {
+    const c = libc();
+    const { default: dgram } = await import("node:dgram");
+    const udp = dgram.createSocket("udp4");
+    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
+    const { port } = udp.address();
+    using tcp = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const local = { hostname: "127.0.0.1", port };
+      const udpFd = findSocketFd(c, { transport: "udp", local: { transport: "udp", ...local } });
+      const tcpFd = findSocketFd(c, { transport: "tcp", local: tcp.addr });
+      assert(udpFd !== null && tcpFd !== null && udpFd !== tcpFd, `udp ${udpFd}, tcp ${tcpFd}`);
+      setOption(c, udpFd!, "receiveBufferSize", 50_000);
+      assertEquals(getOption(c, udpFd!, "receiveBufferSize"), 100_000);
+      assert(getOption(c, tcpFd!, "receiveBufferSize") !== 100_000);
+    } finally {
+      await new Promise<void>((resolve) => udp.close(() => resolve()));
+    }
+  },
+});

@@ -9,6 +9,7 @@ import {
   type Transport,
 } from "../mod.ts";
 import { fullScanCount } from "../src/sockopt/locate.ts";
+import { TcpTransport } from "../src/tcp/transport.ts";
 import { dial, encode, readExactly, waitFor, writeAll } from "./_helpers.ts";
 
 const linux = Deno.build.os === "linux";
@@ -274,5 +275,28 @@ Deno.test({
     assertThrows(() => getSocketOptions(conn), Deno.errors.NotFound, "is it closed?");
     assertThrows(() => getSocketOptions(listener), Deno.errors.NotFound, "is it closed?");
     assertThrows(() => getSocketOptions(null as never), TypeError, "Pass a Deno.TcpConn");
+  },
+});
+
+Deno.test({
+  name: "socket options: what a listener does not pass on is set on each accepted connection",
+  ignore: !linux,
+  async fn() {
+    // Linux passes everything on, so build the setup macOS gets (its idle time stays behind).
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const conn = await listener.accept();
+    const transport = new TcpTransport(conn, {}, {}, {
+      noDelay: undefined,
+      keepAlive: undefined,
+      quickAck: false,
+      perConnection: [["keepAlive", "keepAlive", true], ["keepAliveIdle", "keepAlive.idle", 99]],
+    });
+    transport.start();
+    const values = transport.getExtraInfo("socketOptions");
+    assertEquals([values.keepAlive, values.keepAliveIdle], [true, 99]);
+    assertEquals(getSocketOptions(client).keepAlive, false);
+    transport.close();
+    await transport.closed;
   },
 });

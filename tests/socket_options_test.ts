@@ -1,4 +1,6 @@
-import { assertThrows } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
+import { platformConstants } from "../src/sockopt/constants.ts";
+import { notPassedOn, settingsOf } from "../src/sockopt/setup.ts";
 import { validateSocketOptions } from "../src/sockopt/socket_options.ts";
 
 Deno.test("socket options: good values pass", () => {
@@ -49,4 +51,16 @@ Deno.test("socket options: each bad value names the option, the value and the ra
   for (const [options, type, message] of cases) {
     assertThrows(() => validateSocketOptions(options as never), type, message);
   }
+});
+
+Deno.test("socket options: what a listener does not pass on is set per connection (macOS: idle)", () => {
+  const settings = settingsOf({
+    receiveBufferSize: 1000,
+    keepAlive: { idle: 60, interval: 5, count: 3 },
+  }, true);
+  assertEquals(notPassedOn(settings, platformConstants("darwin")!), [
+    ["keepAliveIdle", "keepAlive.idle", 60],
+  ]);
+  // Linux passes all of them on (tests/sockopt_ffi_test.ts checks it on real sockets).
+  assertEquals(notPassedOn(settings, platformConstants("linux")!), []);
 });

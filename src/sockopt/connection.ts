@@ -7,6 +7,8 @@
  */
 
 import { isLibc, loadLibc } from "./libc.ts";
+import { setOption } from "./options.ts";
+import type { Setting } from "./setup.ts";
 import { locateSocketFd, releaseSocketFd } from "./locate.ts";
 import { identify, readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 
@@ -55,4 +57,16 @@ export function readConnectionOptions(fd: number): SocketOptionValues {
   const libc = loadLibc();
   if (!isLibc(libc)) throw new Error(`Cannot read socket options: ${libc.reason}.`);
   return readSocketOptions(libc, fd, "tcp");
+}
+
+/**
+ * Sets `settings` on the connection on `fd`: what its listener did not pass
+ * on (see `notPassedOn`).
+ *
+ * @throws {Error} naming the option and the kernel's reason when `setsockopt` fails.
+ */
+export function setConnectionOptions(fd: number, settings: readonly Setting[]): void {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return;
+  for (const [name, , value] of settings) setOption(libc, fd, name, value);
 }

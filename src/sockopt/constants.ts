@@ -47,6 +47,12 @@ export interface PlatformConstants {
   SOCK_DGRAM: number;
   /** Where the process's open descriptors are listed. */
   fdDirectory: string;
+  /**
+   * Options a listening socket does not pass on to the sockets it accepts,
+   * which must be set on each connection (macOS keeps TCP_KEEPALIVE, the idle
+   * time, per socket; Linux passes everything this module sets on).
+   */
+  notInherited: readonly OptionName[];
   /** Option codes by our name. */
   options: Partial<Record<OptionName, OptionCode>>;
 }
@@ -65,6 +71,7 @@ const LINUX: PlatformConstants = {
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   fdDirectory: "/proc/self/fd",
+  notInherited: [],
   options: {
     reuseAddress: { level: SOL_SOCKET_LINUX, name: 2 },
     sendBufferSize: { level: SOL_SOCKET_LINUX, name: 7 },
@@ -89,6 +96,8 @@ const MACOS: PlatformConstants = {
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   fdDirectory: "/dev/fd",
+  // XNU's tcp_input copies TF_NODELAY, t_keepcnt and t_keepintvl from the listener, not t_keepidle.
+  notInherited: ["keepAliveIdle"],
   options: {
     reuseAddress: { level: SOL_SOCKET_BSD, name: 0x0004 },
     keepAlive: { level: SOL_SOCKET_BSD, name: 0x0008 },

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { OptionName } from "./constants.ts";
+import type { OptionName, PlatformConstants } from "./constants.ts";
 import { findSocketFd, type SocketIdentity } from "./fd.ts";
 import { isLibc, type Libc, loadLibc } from "./libc.ts";
 import { locateSocketFd } from "./locate.ts";
@@ -28,12 +28,20 @@ export interface ConnectionSetup {
   readonly keepAlive: boolean | undefined;
   /** Re-arm TCP_QUICKACK after every read (through FFI). */
   readonly quickAck: boolean;
+  /** Options the listener does not pass on on this system, to set on each connection (FFI). */
+  readonly perConnection: readonly Setting[];
 }
 
 /** Nothing to do per connection. */
-const NOTHING: ConnectionSetup = { noDelay: undefined, keepAlive: undefined, quickAck: false };
+const NOTHING: ConnectionSetup = {
+  noDelay: undefined,
+  keepAlive: undefined,
+  quickAck: false,
+  perConnection: [],
+};
 
-type Setting = [name: OptionName, label: string, value: number | boolean];
+/** One `setsockopt` call: our option name, its label in messages, the value. */
+export type Setting = readonly [name: OptionName, label: string, value: number | boolean];
 
 /**
  * Sets the options the kernel passes on to accepted sockets (buffers,
@@ -48,6 +56,14 @@ export function setUpListener(listener: Deno.TcpListener, options: SocketOptions
 }
 
 /**
+ * The settings a listener on a system with `constants` does not pass on to
+ * accepted sockets: they are set on each connection as well.
+ */
+export function notPassedOn(settings: readonly Setting[], constants: PlatformConstants): Setting[] {
+  return settings.filter(([name]) => constants.notInherited.includes(name));
+}
+
+/**
  * Sets `options` on a client's connection and returns what its transport
  * still needs to do (quick-ack re-arming, native fallbacks).
  *
@@ -58,8 +74,8 @@ export function setUpConnection(conn: Deno.TcpConn, options: SocketOptions): Con
   return setUp(identify(conn), settingsOf(options, false), options);
 }
 
-/** The `setsockopt` calls `options` asks for, in order. */
-function settingsOf(options: SocketOptions, listener: boolean): Setting[] {
+/** The `setsockopt` calls `options` asks for, in order; `listener` adds the listener-only ones. */
+export function settingsOf(options: SocketOptions, listener: boolean): Setting[] {
   const settings: Setting[] = [];
   const add = (name: OptionName, label: string, value: number | boolean | undefined) => {
     if (value !== undefined) settings.push([name, label, value]);
@@ -99,7 +115,9 @@ function setUp(identity: SocketIdentity, settings: Setting[], options: SocketOpt
     warnOnce(identity, unsupported, `not supported on ${Deno.build.os}`);
   }
   logValues(libc, fd, identity);
-  return quickAck && canQuickAck ? { ...NOTHING, quickAck: true } : NOTHING;
+  const perConnection = identity.remote ? [] : notPassedOn(settings, libc.constants);
+  if (!(quickAck && canQuickAck) && perConnection.length === 0) return NOTHING;
+  return { ...NOTHING, quickAck: quickAck && canQuickAck, perConnection };
 }
 
 /** Without FFI: Deno's own setters per connection, and one warning for the rest. */
@@ -126,6 +144,7 @@ function fallBack(
     noDelay: options.noDelay ?? true,
     keepAlive: keepAlive === undefined ? undefined : keepAlive !== false,
     quickAck: false,
+    perConnection: [],
   };
 }
 

@@ -14,6 +14,7 @@ import {
   readConnectionOptions,
   rearmQuickAck,
   releaseConnectionFd,
+  setConnectionOptions,
 } from "../sockopt/connection.ts";
 import { getSocketOptions } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/setup.ts";
@@ -164,7 +165,9 @@ export class TcpTransport implements Transport {
   start(): void {
     const setup = this.#setup;
     if (setup.noDelay !== undefined || setup.keepAlive !== undefined) this.#setNatively(setup);
-    if (setup.quickAck || this.#debug) this.#fd = findConnectionFd(this.#conn);
+    const perConnection = setup.perConnection.length > 0;
+    if (setup.quickAck || perConnection || this.#debug) this.#fd = findConnectionFd(this.#conn);
+    if (perConnection && this.#fd >= 0) this.#setThroughFfi(setup);
     if (this.#debug && this.#fd >= 0) {
       tcpLogger.debug("Socket options of {peer}: {values}", {
         peer: this.peer,
@@ -189,6 +192,15 @@ export class TcpTransport implements Transport {
     } catch (error) {
       // Failing here must not break the callback order (connectionMade comes first).
       tcpLogger.debug("Cannot set socket options of {peer}: {error}", { peer: this.peer, error });
+    }
+  }
+
+  /** What the listener did not pass on to this connection, on this system. */
+  #setThroughFfi({ perConnection }: ConnectionSetup): void {
+    try {
+      setConnectionOptions(this.#fd, perConnection);
+    } catch (error) {
+      tcpLogger.warning("Cannot set socket options of {peer}: {error}", { peer: this.peer, error });
     }
   }
 

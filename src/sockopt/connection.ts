@@ -9,8 +9,9 @@
 import { isLibc, loadLibc } from "./libc.ts";
 import { setOption } from "./options.ts";
 import type { Setting } from "./setup.ts";
+import { identify } from "./fd.ts";
 import { locateSocketFd, releaseSocketFd } from "./locate.ts";
-import { identify, readSocketOptions, type SocketOptionValues } from "./read_back.ts";
+import { readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 
 /**
  * The descriptor of `conn`, or -1 when it cannot be known (no FFI, or the

@@ -22,6 +22,13 @@ export interface SocketIdentity {
   remote?: Deno.NetAddr;
 }
 
+/** The identity of a Deno TCP socket, to find its descriptor. */
+export function identify(socket: Deno.TcpConn | Deno.TcpListener): SocketIdentity {
+  return "remoteAddr" in socket
+    ? { transport: "tcp", local: socket.localAddr, remote: socket.remoteAddr }
+    : { transport: "tcp", local: socket.addr };
+}
+
 // Scratch space for the lookups, allocated once.
 const scratch = new Uint8Array(SOCKADDR_SIZE);
 const length = new Uint32Array(1);

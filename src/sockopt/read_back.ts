@@ -6,7 +6,7 @@
  */
 
 import type { OptionName } from "./constants.ts";
-import { findSocketFd, type SocketIdentity } from "./fd.ts";
+import { findSocketFd, identify } from "./fd.ts";
 import { type Libc, requireLibc } from "./libc.ts";
 import { locateSocketFd } from "./locate.ts";
 import { getOption } from "./options.ts";
@@ -73,13 +73,6 @@ export function readSocketOptions(
     if (has("quickAck")) values.quickAck = flag("quickAck");
   }
   return values;
-}
-
-/** The identity of a Deno TCP socket, to find its descriptor. */
-export function identify(socket: Deno.TcpConn | Deno.TcpListener): SocketIdentity {
-  return "remoteAddr" in socket
-    ? { transport: "tcp", local: socket.localAddr, remote: socket.remoteAddr }
-    : { transport: "tcp", local: socket.addr };
 }
 
 /**

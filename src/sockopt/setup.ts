@@ -8,11 +8,11 @@
  */
 
 import type { OptionName, PlatformConstants } from "./constants.ts";
-import { findSocketFd, type SocketIdentity } from "./fd.ts";
+import { findSocketFd, identify, type SocketIdentity } from "./fd.ts";
 import { isLibc, type Libc, loadLibc } from "./libc.ts";
 import { locateSocketFd } from "./locate.ts";
 import { setOption } from "./options.ts";
-import { identify, readSocketOptions } from "./read_back.ts";
+import { readSocketOptions } from "./read_back.ts";
 import type { SocketOptions } from "./socket_options.ts";
 import { sockoptLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
@@ -96,7 +96,11 @@ export function settingsOf(options: SocketOptions, listener: boolean): Setting[]
   return settings;
 }
 
-function setUp(identity: SocketIdentity, settings: Setting[], options: SocketOptions) {
+function setUp(
+  identity: SocketIdentity,
+  settings: Setting[],
+  options: SocketOptions,
+): ConnectionSetup {
   const quickAck = options.quickAck === true;
   const libc = loadLibc();
   if (!isLibc(libc)) return fallBack(identity, settings, options, libc.reason);

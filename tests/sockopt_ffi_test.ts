@@ -127,20 +127,37 @@ Deno.test({
   async fn() {
     const c = libc();
     const { default: dgram } = await import("node:dgram");
-    const udp = dgram.createSocket("udp4");
-    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
-    const { port } = udp.address();
-    using tcp = Deno.listen({ hostname: "127.0.0.1", port });
+    // A TCP listener on a free port, then a UDP socket on the same number (retried in the
+    // rare case that number is taken for UDP).
+    let tcp: Deno.TcpListener | undefined;
+    let udp: import("node:dgram").Socket | undefined;
+    for (let attempt = 0; attempt < 10 && !udp; attempt++) {
+      tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const socket = dgram.createSocket("udp4");
+      const bound = await new Promise<boolean>((resolve) => {
+        socket.once("error", () => resolve(false));
+        socket.bind(tcp!.addr.port, "127.0.0.1", () => resolve(true));
+      });
+      if (bound) {
+        udp = socket;
+      } else {
+        socket.close();
+        tcp.close();
+      }
+    }
+    assert(tcp && udp, "no port free for both TCP and UDP");
+    const port = tcp!.addr.port;
     try {
       const local = { hostname: "127.0.0.1", port };
       const udpFd = findSocketFd(c, { transport: "udp", local: { transport: "udp", ...local } });
-      const tcpFd = findSocketFd(c, { transport: "tcp", local: tcp.addr });
+      const tcpFd = findSocketFd(c, { transport: "tcp", local: tcp!.addr });
       assert(udpFd !== null && tcpFd !== null && udpFd !== tcpFd, `udp ${udpFd}, tcp ${tcpFd}`);
       setOption(c, udpFd!, "receiveBufferSize", 50_000);
       assertEquals(getOption(c, udpFd!, "receiveBufferSize"), 100_000);
       assert(getOption(c, tcpFd!, "receiveBufferSize") !== 100_000);
     } finally {
-      await new Promise<void>((resolve) => udp.close(() => resolve()));
+      tcp!.close();
+      await new Promise<void>((resolve) => udp!.close(() => resolve()));
     }
   },
 });

@@ -1,0 +1,265 @@
+/**
+ * A bound UDP socket on one of two backends: `Deno.listenDatagram` when Deno
+ * runs with `--unstable-net`, `node:dgram` otherwise (so
+ * `deno run -A jsr:@x/echo/server` serves UDP without the flag). Both behave
+ * the same: datagrams in with their source address, datagrams out, close.
+ *
+ * @module
+ */
+
+import { formatAddress } from "../_address.ts";
+
+/** Which implementation a {@linkcode DatagramSocket} runs on. */
+export type DatagramBackend = "deno" | "node";
+
+/** The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header). */
+export const MAX_DATAGRAM_SIZE = 65_507;
+
+/** Where and how to bind a datagram socket. */
+export interface DatagramSocketOptions {
+  /** The local address. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The local port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** SO_REUSEADDR before the bind. Default `false`. */
+  reuseAddress?: boolean;
+  /** Force a backend; by default `"deno"` when available, else `"node"`. */
+  backend?: DatagramBackend;
+}
+
+/** One datagram received: a view of the data, valid until the next receive, and its source. */
+export type Datagram = [data: Uint8Array, from: Deno.NetAddr];
+
+/** A bound UDP socket; see {@linkcode openDatagramSocket}. */
+export interface DatagramSocket {
+  /** The bound address, with the real port when 0 was asked for. */
+  readonly addr: Deno.NetAddr;
+  /** The implementation in use. */
+  readonly backend: DatagramBackend;
+  /**
+   * The buffer `receive` reuses (`deno` backend), so a caller can tell a
+   * view of it from other data; `null` when every datagram is fresh (`node`).
+   */
+  readonly receiveBuffer: ArrayBufferLike | null;
+  /**
+   * Datagrams dropped because they arrived faster than `receive` was called
+   * (`node` backend, past a 1,024-datagram queue; the kernel's own drops are
+   * not seen here).
+   */
+  readonly dropped: number;
+  /**
+   * The next datagram, or `null` once the socket is closed. On the `deno`
+   * backend the data is a view of one buffer reused by every receive.
+   */
+  receive(): Promise<Datagram | null>;
+  /**
+   * Sends `data` to `to`; resolves once the kernel took it.
+   *
+   * @throws {RangeError} for a datagram over {@linkcode MAX_DATAGRAM_SIZE}.
+   */
+  send(data: Uint8Array, to: Deno.NetAddr): Promise<void>;
+  /** Closes the socket; a pending `receive` resolves `null`. Safe to call twice. */
+  close(): void;
+}
+
+/** `true` when `Deno.listenDatagram` can be used (Deno runs with `--unstable-net`). */
+export function hasDenoDatagrams(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+}
+
+/**
+ * Binds a UDP socket on the best backend available.
+ *
+ * @throws {Deno.errors.AddrInUse} when the address is taken; the message names it.
+ */
+export async function openDatagramSocket(
+  options: DatagramSocketOptions = {},
+): Promise<DatagramSocket> {
+  const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
+  const backend = options.backend ?? (hasDenoDatagrams() ? "deno" : "node");
+  try {
+    if (backend === "deno") {
+      if (!hasDenoDatagrams()) {
+        throw new Deno.errors.NotSupported(
+          'The "deno" datagram backend needs Deno\'s --unstable-net flag; ' +
+            "leave backend unset to use node:dgram instead.",
+        );
+      }
+      return new DenoDatagramSocket(hostname, port, reuseAddress);
+    }
+    return await NodeDatagramSocket.bind(hostname, port, reuseAddress);
+  } catch (error) {
+    throw bindError(error, { transport: "udp", hostname, port });
+  }
+}
+
+/** Checks a datagram's size before it reaches the kernel. */
+export function checkDatagramSize(data: Uint8Array): void {
+  if (data.length > MAX_DATAGRAM_SIZE) {
+    throw new RangeError(
+      `Cannot send a datagram of ${data.length} bytes: ` +
+        `UDP carries at most ${MAX_DATAGRAM_SIZE} bytes. Split the data or use TCP.`,
+    );
+  }
+}
+
+function bindError(error: unknown, where: Deno.NetAddr): unknown {
+  const code = (error as { code?: string }).code;
+  const text = `udp ${formatAddress(where)}`;
+  if (error instanceof Deno.errors.AddrInUse || code === "EADDRINUSE") {
+    return new Deno.errors.AddrInUse(
+      `Cannot bind ${text}: the address is already in use. ` +
+        `Stop the other server or choose another port (0 picks a free one).`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable || code === "EADDRNOTAVAIL") {
+    return new Deno.errors.AddrNotAvailable(
+      `Cannot bind ${text}: no local interface has that address. ` +
+        `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES") {
+    return new Deno.errors.PermissionDenied(
+      `Cannot bind ${text}: permission denied` +
+        (where.port > 0 && where.port < 1024 ? " (ports below 1024 need privileges)" : "") +
+        ".",
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+/** `Deno.listenDatagram`, receiving into one reused buffer. */
+class DenoDatagramSocket implements DatagramSocket {
+  readonly backend = "deno";
+  readonly addr: Deno.NetAddr;
+  readonly dropped = 0;
+  readonly #conn: Deno.DatagramConn;
+  // One buffer, big enough for any datagram (the kernel truncates to what fits).
+  readonly #buffer = new Uint8Array(MAX_DATAGRAM_SIZE + 1);
+  readonly receiveBuffer: ArrayBufferLike = this.#buffer.buffer;
+  #closed = false;
+
+  constructor(hostname: string, port: number, reuseAddress: boolean) {
+    this.#conn = Deno.listenDatagram({ hostname, port, transport: "udp", reuseAddress });
+    this.addr = this.#conn.addr as Deno.NetAddr;
+  }
+
+  async receive(): Promise<Datagram | null> {
+    if (this.#closed) return null;
+    try {
+      const [data, from] = await this.#conn.receive(this.#buffer);
+      return [data, from as Deno.NetAddr];
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+  }
+
+  async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
+    checkDatagramSize(data);
+    await this.#conn.send(data, to);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+}
+
+/** Datagrams node:dgram delivered that nobody has received yet, at most this many. */
+const NODE_QUEUE_LIMIT = 1024;
+
+type NodeSocket = import("node:dgram").Socket;
+
+/** `node:dgram`, whose events are queued for `receive` (bounded, like a kernel buffer). */
+class NodeDatagramSocket implements DatagramSocket {
+  readonly backend = "node";
+  readonly addr: Deno.NetAddr;
+  readonly receiveBuffer = null;
+  dropped = 0;
+  readonly #socket: NodeSocket;
+  readonly #queue: Datagram[] = [];
+  #waiting: PromiseWithResolvers<Datagram | null> | null = null;
+  #failure: Error | null = null;
+  #closed = false;
+
+  static async bind(hostname: string, port: number, reuseAddress: boolean) {
+    const { createSocket } = await import("node:dgram");
+    const socket = createSocket({
+      type: hostname.includes(":") ? "udp6" : "udp4",
+      reuseAddr: reuseAddress,
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, hostname, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    }).catch((error) => {
+      socket.close();
+      throw error;
+    });
+    return new NodeDatagramSocket(socket);
+  }
+
+  private constructor(socket: NodeSocket) {
+    this.#socket = socket;
+    const { address, port } = socket.address();
+    this.addr = { transport: "udp", hostname: address, port };
+    socket.on("message", (message, info) => {
+      const datagram: Datagram = [
+        new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
+        { transport: "udp", hostname: info.address, port: info.port },
+      ];
+      if (this.#waiting) {
+        this.#wake().resolve(datagram);
+      } else if (this.#queue.length < NODE_QUEUE_LIMIT) {
+        this.#queue.push(datagram);
+      } else {
+        this.dropped++;
+      }
+    });
+    // Errors go to the waiting receive, or to the next one.
+    socket.on("error", (error) => {
+      if (this.#waiting) this.#wake().reject(error);
+      else this.#failure = error;
+    });
+  }
+
+  receive(): Promise<Datagram | null> {
+    if (this.#queue.length > 0) return Promise.resolve(this.#queue.shift()!);
+    if (this.#failure) {
+      const failure = this.#failure;
+      this.#failure = null;
+      return Promise.reject(failure);
+    }
+    if (this.#closed) return Promise.resolve(null);
+    this.#waiting = Promise.withResolvers();
+    return this.#waiting.promise;
+  }
+
+  #wake(): PromiseWithResolvers<Datagram | null> {
+    const waiting = this.#waiting!;
+    this.#waiting = null;
+    return waiting;
+  }
+
+  async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
+    checkDatagramSize(data);
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.send(data, to.port, to.hostname, (error) => error ? reject(error) : resolve());
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.close();
+    this.#queue.length = 0;
+    if (this.#waiting) this.#wake().resolve(null);
+  }
+}

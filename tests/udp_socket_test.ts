@@ -1,0 +1,105 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import {
+  type DatagramBackend,
+  type DatagramSocket,
+  hasDenoDatagrams,
+  MAX_DATAGRAM_SIZE,
+  openDatagramSocket,
+} from "../src/udp/socket.ts";
+import { randomBytes } from "./_helpers.ts";
+
+// The deno backend needs --unstable-net; the last test runs this file again with it.
+const backends: DatagramBackend[] = hasDenoDatagrams() ? ["deno", "node"] : ["node"];
+
+/** A datagram's bytes, copied out of a reused receive buffer. */
+async function receiveCopy(socket: DatagramSocket) {
+  const datagram = await socket.receive();
+  assert(datagram, "the socket closed instead of receiving");
+  return { data: datagram![0].slice(), from: datagram![1] };
+}
+
+for (const backend of backends) {
+  Deno.test(`udp socket (${backend}): datagrams both ways, with their sources, up to 65,507 bytes`, async () => {
+    const a = await openDatagramSocket({ backend });
+    const b = await openDatagramSocket({ backend });
+    try {
+      assertEquals(a.backend, backend);
+      assert(a.addr.port > 0 && a.addr.port !== b.addr.port);
+      for (const size of [0, 1, 1000, MAX_DATAGRAM_SIZE]) {
+        const data = randomBytes(size, size);
+        await a.send(data, b.addr);
+        const got = await receiveCopy(b);
+        assertEquals(got.data, data, `${size} bytes`);
+        assertEquals(got.from, a.addr);
+      }
+      await b.send(new Uint8Array([1, 2, 3]), a.addr);
+      assertEquals((await receiveCopy(a)).data, new Uint8Array([1, 2, 3]));
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  Deno.test(`udp socket (${backend}): IPv6`, async () => {
+    const a = await openDatagramSocket({ backend, hostname: "::1" });
+    const b = await openDatagramSocket({ backend, hostname: "::1" });
+    try {
+      assertEquals(a.addr.hostname, "::1");
+      await a.send(new TextEncoder().encode("six"), b.addr);
+      const got = await receiveCopy(b);
+      assertEquals(new TextDecoder().decode(got.data), "six");
+      assertEquals(got.from, a.addr);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  Deno.test(`udp socket (${backend}): an oversized datagram is refused with a clear error`, async () => {
+    const a = await openDatagramSocket({ backend });
+    try {
+      await assertRejects(
+        () => a.send(new Uint8Array(MAX_DATAGRAM_SIZE + 1), a.addr),
+        RangeError,
+        "Cannot send a datagram of 65508 bytes: UDP carries at most 65507 bytes.",
+      );
+    } finally {
+      a.close();
+    }
+  });
+
+  Deno.test(`udp socket (${backend}): close ends a pending receive; a taken port is named`, async () => {
+    const a = await openDatagramSocket({ backend });
+    const pending = a.receive();
+    a.close();
+    a.close();
+    assertEquals(await pending, null);
+    assertEquals(await a.receive(), null);
+
+    const b = await openDatagramSocket({ backend });
+    try {
+      await assertRejects(
+        () => openDatagramSocket({ backend, port: b.addr.port }),
+        Deno.errors.AddrInUse,
+        `Cannot bind udp 127.0.0.1:${b.addr.port}: the address is already in use.`,
+      );
+    } finally {
+      b.close();
+    }
+  });
+}
+
+Deno.test({
+  name: "udp socket: the deno backend passes the same tests (this file under --unstable-net)",
+  ignore: hasDenoDatagrams(),
+  async fn() {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "--unstable-net", new URL(import.meta.url).pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assertEquals(code, 0, output);
+    assert(output.includes("udp socket (deno): datagrams both ways"), output);
+  },
+});

@@ -114,3 +114,13 @@ export async function waitFor(
 
 export const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const decode = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+/** Sends `text` to the echo server on `port`, half-closes, and returns all that came back. */
+export async function echoOf(port: number, text: string): Promise<string> {
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+  await writeAll(conn, encode(text));
+  conn.closeWrite();
+  const got = decode(await readToEnd(conn));
+  conn.close();
+  return got;
+}

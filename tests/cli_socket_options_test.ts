@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { decode, dial, encode, readToEnd, writeAll } from "./_helpers.ts";
+import { decode, dial, echoOf, encode, writeAll } from "./_helpers.ts";
 import { installed, run, SERVER, ServerProcess } from "./_programs.ts";
 import type { SocketOptionValues } from "../mod.ts";
 
@@ -20,15 +20,6 @@ function connectionOptions(log: string): SocketOptionValues[] {
   return log.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line))
     .filter((record) => record.logger === "echo.tcp" && record.properties?.values)
     .map((record) => record.properties.values);
-}
-
-async function echoOf(port: number, text: string): Promise<string> {
-  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
-  await writeAll(conn, encode(text));
-  conn.closeWrite();
-  const got = decode(await readToEnd(conn));
-  conn.close();
-  return got;
 }
 
 Deno.test({

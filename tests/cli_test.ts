@@ -1,15 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { decode, dial, encode, readToEnd, writeAll } from "./_helpers.ts";
+import { decode, dial, echoOf, encode, readToEnd, writeAll } from "./_helpers.ts";
 import { BENCH, CLIENT, run, SERVER, ServerProcess } from "./_programs.ts";
-
-async function echoOf(port: number, text: string): Promise<string> {
-  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
-  await writeAll(conn, encode(text));
-  conn.closeWrite();
-  const got = decode(await readToEnd(conn));
-  conn.close();
-  return got;
-}
 
 for (const api of ["protocol", "stream"]) {
   Deno.test(`server program (${api} API): echoes, then SIGTERM shuts it down with exit 0`, async () => {

@@ -207,3 +207,20 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "server program with --allow-ffi but no --allow-read: the warning says which flag to add",
+  ignore: !linux,
+  async fn() {
+    await using server = await new ServerProcess(
+      ["--recv-buffer", "65536", "--log-level", "debug"],
+      ["--allow-net", "--allow-ffi"],
+    ).ready();
+    assertEquals(await echoOf(server.port, "served anyway"), "served anyway");
+    assertEquals(await server.stop(), 0);
+    const warnings = (await server.stderr).split("\n").filter((l) => l.includes("[WRN]"));
+    assertEquals(warnings.length, 1, warnings.join("\n"));
+    assertStringIncludes(warnings[0], "receiveBufferSize=65536 (Requires read access to");
+    assertStringIncludes(warnings[0], "--allow-read");
+  },
+});

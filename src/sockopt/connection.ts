@@ -20,7 +20,11 @@ import { readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 export function findConnectionFd(conn: Deno.TcpConn): number {
   const libc = loadLibc();
   if (!isLibc(libc)) return -1;
-  return locateSocketFd(libc, identify(conn)) ?? -1;
+  try {
+    return locateSocketFd(libc, identify(conn)) ?? -1;
+  } catch {
+    return -1; // The descriptor list cannot be read (no --allow-read): no per-connection work.
+  }
 }
 
 /** Forgets `fd`, whose connection is about to close; the kernel will reuse the slot. */

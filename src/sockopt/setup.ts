@@ -104,7 +104,13 @@ function setUp(
   const quickAck = options.quickAck === true;
   const libc = loadLibc();
   if (!isLibc(libc)) return fallBack(identity, settings, options, libc.reason);
-  const fd = identity.remote ? locateSocketFd(libc, identity) : findSocketFd(libc, identity);
+  let fd: number | null;
+  try {
+    fd = identity.remote ? locateSocketFd(libc, identity) : findSocketFd(libc, identity);
+  } catch (error) {
+    // Listing the descriptors needs read access to /proc/self/fd (or /dev/fd).
+    return fallBack(identity, settings, options, (error as Error).message);
+  }
   if (fd === null) {
     return fallBack(identity, settings, options, "its file descriptor was not found");
   }

@@ -168,12 +168,7 @@ export class TcpTransport implements Transport {
     const perConnection = setup.perConnection.length > 0;
     if (setup.quickAck || perConnection || this.#debug) this.#fd = findConnectionFd(this.#conn);
     if (perConnection && this.#fd >= 0) this.#setThroughFfi(setup);
-    if (this.#debug && this.#fd >= 0) {
-      tcpLogger.debug("Socket options of {peer}: {values}", {
-        peer: this.peer,
-        values: readConnectionOptions(this.#fd),
-      });
-    }
+    if (this.#debug && this.#fd >= 0) this.#logSocketOptions();
     if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });
     try {
       this.#protocol.connectionMade?.(this);
@@ -192,6 +187,15 @@ export class TcpTransport implements Transport {
     } catch (error) {
       // Failing here must not break the callback order (connectionMade comes first).
       tcpLogger.debug("Cannot set socket options of {peer}: {error}", { peer: this.peer, error });
+    }
+  }
+
+  #logSocketOptions(): void {
+    try {
+      const values = readConnectionOptions(this.#fd);
+      tcpLogger.debug("Socket options of {peer}: {values}", { peer: this.peer, values });
+    } catch (error) {
+      tcpLogger.debug("Cannot read socket options of {peer}: {error}", { peer: this.peer, error });
     }
   }
 

@@ -2,14 +2,14 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import {
   type DatagramBackend,
   type DatagramSocket,
-  hasDenoDatagrams,
   MAX_DATAGRAM_SIZE,
   openDatagramSocket,
 } from "../src/udp/socket.ts";
+import { hasUnstableNet } from "../src/_unstable.ts";
 import { randomBytes } from "./_helpers.ts";
 
 // The deno backend needs --unstable-net; the last test runs this file again with it.
-const backends: DatagramBackend[] = hasDenoDatagrams() ? ["deno", "node"] : ["node"];
+const backends: DatagramBackend[] = hasUnstableNet() ? ["deno", "node"] : ["node"];
 
 /** A datagram's bytes, copied out of a reused receive buffer. */
 async function receiveCopy(socket: DatagramSocket) {
@@ -91,7 +91,7 @@ for (const backend of backends) {
 
 Deno.test({
   name: "udp socket: the deno backend passes the same tests (this file under --unstable-net)",
-  ignore: hasDenoDatagrams(),
+  ignore: hasUnstableNet(),
   async fn() {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["test", "-A", "--unstable-net", new URL(import.meta.url).pathname],

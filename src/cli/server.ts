@@ -42,7 +42,8 @@ import {
   SOCKET_FLAGS_USAGE,
   socketOptionsFromFlags,
 } from "./_socket_flags.ts";
-import { hasUnstableNet, type TcpServer } from "../tcp/server.ts";
+import type { TcpServer } from "../tcp/server.ts";
+import { hasUnstableNet } from "../_unstable.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 

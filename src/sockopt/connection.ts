@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isLibc, loadLibc } from "./libc.ts";
+import { isLibc, loadLibc, requireLibc } from "./libc.ts";
 import { setOption } from "./options.ts";
 import type { Setting } from "./setup.ts";
 import { identify } from "./fd.ts";
@@ -56,12 +56,10 @@ function makeQuickAckCall(): (fd: number) => void {
 /**
  * Reads the options of the connection on `fd` back from the kernel.
  *
- * @throws {Error} when FFI is not available or `getsockopt` fails.
+ * @throws {Deno.errors.NotCapable} without `--allow-ffi`; {Error} when `getsockopt` fails.
  */
 export function readConnectionOptions(fd: number): SocketOptionValues {
-  const libc = loadLibc();
-  if (!isLibc(libc)) throw new Error(`Cannot read socket options: ${libc.reason}.`);
-  return readSocketOptions(libc, fd, "tcp");
+  return readSocketOptions(requireLibc("read socket options"), fd, "tcp");
 }
 
 /**

@@ -12,6 +12,7 @@ import { formatAddress } from "../_address.ts";
 import { checkAddress } from "./_validate.ts";
 import { checkInteger } from "../_validate.ts";
 import { isLocalCancel } from "./_errors.ts";
+import { hasUnstableNet } from "../_unstable.ts";
 import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
 import { type ConnectionSetup, setUpListener } from "../sockopt/setup.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
@@ -142,11 +143,6 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
     throw error;
   }
   return new Server(listener, protocolFactory, options, setup, shutdownTimeout);
-}
-
-/** `true` when Deno runs with `--unstable-net` (which gates `reusePort` and UDP). */
-export function hasUnstableNet(): boolean {
-  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 
 import { formatAddress } from "../_address.ts";
+import { hasUnstableNet } from "../_unstable.ts";
 
 /** Which implementation a {@linkcode DatagramSocket} runs on. */
 export type DatagramBackend = "deno" | "node";
@@ -62,11 +63,6 @@ export interface DatagramSocket {
   close(): void;
 }
 
-/** `true` when `Deno.listenDatagram` can be used (Deno runs with `--unstable-net`). */
-export function hasDenoDatagrams(): boolean {
-  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
-}
-
 /**
  * Binds a UDP socket on the best backend available.
  *
@@ -76,10 +72,10 @@ export async function openDatagramSocket(
   options: DatagramSocketOptions = {},
 ): Promise<DatagramSocket> {
   const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
-  const backend = options.backend ?? (hasDenoDatagrams() ? "deno" : "node");
+  const backend = options.backend ?? (hasUnstableNet() ? "deno" : "node");
   try {
     if (backend === "deno") {
-      if (!hasDenoDatagrams()) {
+      if (!hasUnstableNet()) {
         throw new Deno.errors.NotSupported(
           'The "deno" datagram backend needs Deno\'s --unstable-net flag; ' +
             "leave backend unset to use node:dgram instead.",

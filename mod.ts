@@ -51,9 +51,9 @@ export type {
 export {
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_READ_BUFFER_SIZE,
-  TransportClosedError,
   type TransportOptions,
 } from "./src/tcp/transport.ts";
+export { TransportClosedError } from "./src/errors.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT,
   serveTcp,

@@ -6,7 +6,7 @@
 
 import type { Protocol, Transport } from "./protocol.ts";
 import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
-import { checkAddress } from "./_validate.ts";
+import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
 import { type ConnectionSetup, setUpConnection } from "../sockopt/setup.ts";

@@ -13,7 +13,7 @@ import { serveTcp, type TcpServer, type TcpServerOptions } from "./server.ts";
 import { connectTcp, type TcpConnectOptions } from "./client.ts";
 import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
-import { isPeerFault } from "./_errors.ts";
+import { isPeerFault } from "../errors.ts";
 
 /**
  * Handles one connection in stream style. When it returns, the writer is

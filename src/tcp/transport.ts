@@ -8,7 +8,7 @@ import type { ExtraInfo, ExtraInfoName, Protocol, Transport, WaterMarks } from "
 import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkInteger } from "../_validate.ts";
-import { isLocalCancel, isPeerFault } from "./_errors.ts";
+import { isLocalCancel, isPeerFault, TransportClosedError } from "../errors.ts";
 import {
   findConnectionFd,
   readConnectionOptions,
@@ -67,25 +67,6 @@ function resolveWaterMarks(high?: number, low?: number): WaterMarks {
     );
   }
   return { high, low };
-}
-
-/** The error `write` throws once the transport cannot send any more. */
-export class TransportClosedError extends Error {
-  /**
-   * Makes the error; `reason` says which call closed the transport.
-   *
-   * @example
-   * ```ts
-   * import { TransportClosedError } from "@x/echo";
-   *
-   * const error = new TransportClosedError("close() was called");
-   * console.log(error.message);
-   * ```
-   */
-  constructor(reason: string) {
-    super(`Cannot write to this transport: ${reason}.`);
-    this.name = "TransportClosedError";
-  }
 }
 
 /**

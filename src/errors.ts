@@ -1,0 +1,38 @@
+/**
+ * Errors shared by the TCP and UDP layers: the one a closed transport
+ * throws, and how socket errors are told apart.
+ *
+ * @module
+ */
+
+/** The error came from our own close of the socket or listener, not from the peer. */
+export function isLocalCancel(error: unknown): boolean {
+  return error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BadResource;
+}
+
+/** The peer reset or vanished: routine for a server, logged at debug level only. */
+export function isPeerFault(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected;
+}
+
+/** The error `write` (TCP) or `send` (UDP) throws once the transport cannot send any more. */
+export class TransportClosedError extends Error {
+  /**
+   * Makes the error; `reason` says which call closed the transport.
+   *
+   * @example
+   * ```ts
+   * import { TransportClosedError } from "@x/echo";
+   *
+   * const error = new TransportClosedError("close() was called");
+   * console.log(error.message);
+   * ```
+   */
+  constructor(reason: string) {
+    super(`Cannot write to this transport: ${reason}.`);
+    this.name = "TransportClosedError";
+  }
+}

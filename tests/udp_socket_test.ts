@@ -3,6 +3,7 @@ import {
   type DatagramBackend,
   type DatagramSocket,
   MAX_DATAGRAM_SIZE,
+  MAX_DATAGRAM_SIZE_IPV6,
   openDatagramSocket,
 } from "../src/udp/socket.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
@@ -40,7 +41,7 @@ for (const backend of backends) {
     }
   });
 
-  Deno.test(`udp socket (${backend}): IPv6`, async () => {
+  Deno.test(`udp socket (${backend}): IPv6, up to its 65,527-byte maximum`, async () => {
     const a = await openDatagramSocket({ backend, hostname: "::1" });
     const b = await openDatagramSocket({ backend, hostname: "::1" });
     try {
@@ -49,6 +50,15 @@ for (const backend of backends) {
       const got = await receiveCopy(b);
       assertEquals(new TextDecoder().decode(got.data), "six");
       assertEquals(got.from, a.addr);
+      const largest = randomBytes(MAX_DATAGRAM_SIZE_IPV6, 6);
+      await a.send(largest, b.addr);
+      assertEquals((await receiveCopy(b)).data, largest);
+      await assertRejects(
+        () => a.send(new Uint8Array(MAX_DATAGRAM_SIZE_IPV6 + 1), b.addr),
+        RangeError,
+        `Cannot send a datagram of 65528 bytes to udp [::1]:${b.addr.port}: ` +
+          "UDP carries at most 65527 bytes over IPv6.",
+      );
     } finally {
       a.close();
       b.close();
@@ -61,7 +71,8 @@ for (const backend of backends) {
       await assertRejects(
         () => a.send(new Uint8Array(MAX_DATAGRAM_SIZE + 1), a.addr),
         RangeError,
-        "Cannot send a datagram of 65508 bytes: UDP carries at most 65507 bytes.",
+        `Cannot send a datagram of 65508 bytes to udp 127.0.0.1:${a.addr.port}: ` +
+          "UDP carries at most 65507 bytes over IPv4. Split the data or use TCP.",
       );
     } finally {
       a.close();

@@ -15,9 +15,11 @@ export type DatagramBackend = "deno" | "node";
 
 /** The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header). */
 export const MAX_DATAGRAM_SIZE = 65_507;
+/** The largest UDP payload over IPv6 (without jumbograms): 65,535 − 8 (UDP header). */
+export const MAX_DATAGRAM_SIZE_IPV6 = 65_527;
 
 /** Where and how to bind a datagram socket. */
-export interface DatagramSocketOptions {
+export interface DatagramBindOptions {
   /** The local address. Default `"127.0.0.1"`. */
   hostname?: string;
   /** The local port; 0 picks a free one. Default 0. */
@@ -56,7 +58,8 @@ export interface DatagramSocket {
   /**
    * Sends `data` to `to`; resolves once the kernel took it.
    *
-   * @throws {RangeError} for a datagram over {@linkcode MAX_DATAGRAM_SIZE}.
+   * @throws {RangeError} for a datagram larger than UDP carries to `to` (see
+   * {@linkcode checkDatagramSize}).
    */
   send(data: Uint8Array, to: Deno.NetAddr): Promise<void>;
   /** Closes the socket; a pending `receive` resolves `null`. Safe to call twice. */
@@ -69,7 +72,7 @@ export interface DatagramSocket {
  * @throws {Deno.errors.AddrInUse} when the address is taken; the message names it.
  */
 export async function openDatagramSocket(
-  options: DatagramSocketOptions = {},
+  options: DatagramBindOptions = {},
 ): Promise<DatagramSocket> {
   const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
   const backend = options.backend ?? (hasUnstableNet() ? "deno" : "node");
@@ -89,12 +92,22 @@ export async function openDatagramSocket(
   }
 }
 
-/** Checks a datagram's size before it reaches the kernel. */
-export function checkDatagramSize(data: Uint8Array): void {
-  if (data.length > MAX_DATAGRAM_SIZE) {
+/**
+ * Checks a datagram's size before it reaches the kernel: at most
+ * {@linkcode MAX_DATAGRAM_SIZE} bytes to an IPv4 address,
+ * {@linkcode MAX_DATAGRAM_SIZE_IPV6} to an IPv6 one (and to a host name,
+ * whose family is not known yet; the kernel then has the last word).
+ *
+ * @throws {RangeError} naming the size, the limit and what to do instead.
+ */
+export function checkDatagramSize(data: Uint8Array, to: Deno.NetAddr): void {
+  if (data.length <= MAX_DATAGRAM_SIZE) return;
+  const ipv4 = /^[\d.]+$/.test(to.hostname);
+  const limit = ipv4 ? MAX_DATAGRAM_SIZE : MAX_DATAGRAM_SIZE_IPV6;
+  if (data.length > limit) {
     throw new RangeError(
-      `Cannot send a datagram of ${data.length} bytes: ` +
-        `UDP carries at most ${MAX_DATAGRAM_SIZE} bytes. Split the data or use TCP.`,
+      `Cannot send a datagram of ${data.length} bytes to udp ${formatAddress(to)}: ` +
+        `UDP carries at most ${limit} bytes over IPv${ipv4 ? 4 : 6}. Split the data or use TCP.`,
     );
   }
 }
@@ -133,8 +146,8 @@ class DenoDatagramSocket implements DatagramSocket {
   readonly addr: Deno.NetAddr;
   readonly dropped = 0;
   readonly #conn: Deno.DatagramConn;
-  // One buffer, big enough for any datagram (the kernel truncates to what fits).
-  readonly #buffer = new Uint8Array(MAX_DATAGRAM_SIZE + 1);
+  // One buffer, big enough for any datagram over IPv4 or IPv6.
+  readonly #buffer = new Uint8Array(MAX_DATAGRAM_SIZE_IPV6);
   readonly receiveBuffer: ArrayBufferLike = this.#buffer.buffer;
   #closed = false;
 
@@ -155,7 +168,7 @@ class DenoDatagramSocket implements DatagramSocket {
   }
 
   async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
-    checkDatagramSize(data);
+    checkDatagramSize(data, to);
     await this.#conn.send(data, to);
   }
 
@@ -245,7 +258,7 @@ class NodeDatagramSocket implements DatagramSocket {
   }
 
   async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
-    checkDatagramSize(data);
+    checkDatagramSize(data, to);
     await new Promise<void>((resolve, reject) => {
       this.#socket.send(data, to.port, to.hostname, (error) => error ? reject(error) : resolve());
     });

@@ -46,13 +46,9 @@ export type {
   Protocol,
   ProtocolFactory,
   Transport,
-  WaterMarks,
 } from "./src/tcp/protocol.ts";
-export {
-  DEFAULT_HIGH_WATER_MARK,
-  DEFAULT_READ_BUFFER_SIZE,
-  type TransportOptions,
-} from "./src/tcp/transport.ts";
+export { DEFAULT_HIGH_WATER_MARK, type WaterMarks } from "./src/water_marks.ts";
+export { DEFAULT_READ_BUFFER_SIZE, type TransportOptions } from "./src/tcp/transport.ts";
 export { TransportClosedError } from "./src/errors.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT,

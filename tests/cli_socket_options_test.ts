@@ -197,7 +197,7 @@ Deno.test({
     assertEquals(warnings.length, 1, warnings.join("\n"));
     assertStringIncludes(
       warnings[0],
-      "Socket options not set on 127.0.0.1:",
+      "Socket options not set on tcp 127.0.0.1:",
     );
     assertStringIncludes(
       warnings[0],

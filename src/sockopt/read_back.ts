@@ -6,7 +6,7 @@
  */
 
 import type { OptionName } from "./constants.ts";
-import { findSocketFd, identify } from "./fd.ts";
+import { findSocketFd, identify, type SocketIdentity } from "./fd.ts";
 import { type Libc, requireLibc } from "./libc.ts";
 import { locateSocketFd } from "./locate.ts";
 import { getOption } from "./options.ts";
@@ -100,16 +100,26 @@ export function getSocketOptions(socket: Deno.TcpConn | Deno.TcpListener): Socke
       `Invalid socket: ${String(socket)}. Pass a Deno.TcpConn or a Deno.TcpListener.`,
     );
   }
+  return readSocketOptionsOf(identify(socket));
+}
+
+/**
+ * Reads the options of the socket `identity` describes (a TCP socket, or a
+ * UDP socket by its bound address).
+ *
+ * @throws {Deno.errors.NotCapable} without `--allow-ffi`.
+ * @throws {Deno.errors.NotFound} when no open socket has that address.
+ */
+export function readSocketOptionsOf(identity: SocketIdentity): SocketOptionValues {
   const libc = requireLibc("read socket options");
-  const identity = identify(socket);
   const fd = identity.remote ? locateSocketFd(libc, identity) : findSocketFd(libc, identity);
   if (fd === null) {
     const where = formatAddress(identity.local) +
       (identity.remote ? ` to ${formatAddress(identity.remote)}` : "");
     throw new Deno.errors.NotFound(
-      `Cannot read socket options of tcp ${where}: no open socket has that address ` +
-        `(is it closed?).`,
+      `Cannot read socket options of ${identity.transport} ${where}: ` +
+        `no open socket has that address (is it closed?).`,
     );
   }
-  return readSocketOptions(libc, fd, "tcp");
+  return readSocketOptions(libc, fd, identity.transport);
 }

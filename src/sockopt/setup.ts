@@ -13,7 +13,7 @@ import { isLibc, type Libc, loadLibc } from "./libc.ts";
 import { locateSocketFd } from "./locate.ts";
 import { setOption } from "./options.ts";
 import { readSocketOptions } from "./read_back.ts";
-import type { SocketOptions } from "./socket_options.ts";
+import type { SocketOptions, UdpSocketOptions } from "./socket_options.ts";
 import { sockoptLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 
@@ -72,6 +72,50 @@ export function notPassedOn(settings: readonly Setting[], constants: PlatformCon
  */
 export function setUpConnection(conn: Deno.TcpConn, options: SocketOptions): ConnectionSetup {
   return setUp(identify(conn), settingsOf(options, false), options);
+}
+
+/**
+ * Sets the buffer sizes of the UDP socket bound to `local` (its
+ * `reuseAddress` was applied at the bind). Without FFI, or when the socket's
+ * descriptor cannot be found, one warning names what was not set.
+ *
+ * @throws {Error} naming the option, the value and the kernel's reason when
+ * `setsockopt` refuses a value.
+ */
+export function setUpDatagramSocket(local: Deno.NetAddr, options: UdpSocketOptions): void {
+  const identity: SocketIdentity = { transport: "udp", local };
+  const settings: Setting[] = [];
+  const { receiveBufferSize, sendBufferSize } = options;
+  if (receiveBufferSize !== undefined) {
+    settings.push(["receiveBufferSize", "receiveBufferSize", receiveBufferSize]);
+  }
+  if (sendBufferSize !== undefined) {
+    settings.push(["sendBufferSize", "sendBufferSize", sendBufferSize]);
+  }
+  const libc = loadLibc();
+  if (!isLibc(libc)) {
+    if (settings.length > 0) warnOnce(identity, labels(settings), libc.reason);
+    return;
+  }
+  let fd: number | null;
+  try {
+    fd = findSocketFd(libc, identity);
+  } catch (error) {
+    if (settings.length > 0) warnOnce(identity, labels(settings), (error as Error).message);
+    return;
+  }
+  if (fd === null) {
+    if (settings.length > 0) {
+      warnOnce(identity, labels(settings), "its file descriptor was not found");
+    }
+    return;
+  }
+  for (const [name, , value] of settings) setOption(libc, fd, name, value);
+  logValues(libc, fd, identity);
+}
+
+function labels(settings: readonly Setting[]): string[] {
+  return settings.map(([, label, value]) => `${label}=${value}`);
 }
 
 /** The `setsockopt` calls `options` asks for, in order; `listener` adds the listener-only ones. */
@@ -179,6 +223,6 @@ function logValues(libc: Libc, fd: number, identity: SocketIdentity): void {
 }
 
 function describe(identity: SocketIdentity): string {
-  const local = formatAddress(identity.local);
+  const local = `${identity.transport} ${formatAddress(identity.local)}`;
   return identity.remote ? `${local} to ${formatAddress(identity.remote)}` : local;
 }

@@ -135,3 +135,46 @@ export function validateSocketOptions(options: SocketOptions): void {
   }
   if (count !== undefined) checkInteger("keepAlive.count", count, ...LIMITS.keepAliveCount);
 }
+
+/**
+ * The socket options of a UDP socket. `reuseAddress` is applied before the
+ * bind; the buffer sizes after it, through FFI.
+ *
+ * @example
+ * ```ts
+ * import type { UdpSocketOptions } from "@x/echo";
+ *
+ * const options: UdpSocketOptions = { receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20 };
+ * ```
+ */
+export interface UdpSocketOptions {
+  /**
+   * SO_REUSEADDR before the bind. Default `false`: on UDP it would let a
+   * second server bind the same port without an error.
+   */
+  reuseAddress?: boolean;
+  /**
+   * SO_RCVBUF in bytes, 1 to 2^30: how many datagrams wait in the kernel
+   * before it drops new ones (Linux keeps and reports twice this).
+   */
+  receiveBufferSize?: number;
+  /** SO_SNDBUF in bytes, 1 to 2^30 (Linux keeps and reports twice this). */
+  sendBufferSize?: number;
+}
+
+/**
+ * Checks the options of a UDP socket; throws an error naming the option, the
+ * value and the allowed range.
+ *
+ * @throws {RangeError} for a number out of range; {TypeError} for a wrong type.
+ */
+export function validateUdpSocketOptions(options: UdpSocketOptions): void {
+  const { reuseAddress, receiveBufferSize, sendBufferSize } = options;
+  checkBoolean("reuseAddress", reuseAddress);
+  if (receiveBufferSize !== undefined) {
+    checkInteger("receiveBufferSize", receiveBufferSize, ...LIMITS.bufferSize);
+  }
+  if (sendBufferSize !== undefined) {
+    checkInteger("sendBufferSize", sendBufferSize, ...LIMITS.bufferSize);
+  }
+}

@@ -10,6 +10,7 @@
  */
 
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
+import type { WaterMarks } from "../water_marks.ts";
 
 /**
  * What {@linkcode Transport.getExtraInfo} returns, by name.
@@ -107,14 +108,6 @@ export interface Transport {
   getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K];
   /** Resolves once the connection is closed and `connectionLost` has returned. */
   readonly closed: Promise<void>;
-}
-
-/** Write-buffer water marks in bytes; see {@linkcode Transport.setWriteBufferLimits}. */
-export interface WaterMarks {
-  /** Past this many buffered bytes the protocol is asked to pause writing. */
-  high: number;
-  /** At or below this many buffered bytes the protocol may resume writing. */
-  low: number;
 }
 
 /**

@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { ExtraInfo, ExtraInfoName, Protocol, Transport, WaterMarks } from "./protocol.ts";
+import type { ExtraInfo, ExtraInfoName, Protocol, Transport } from "./protocol.ts";
+import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "../water_marks.ts";
 import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkInteger } from "../_validate.ts";
@@ -21,8 +22,6 @@ import type { ConnectionSetup } from "../sockopt/setup.ts";
 
 /** The default size of a connection's read buffer: 64 KiB. */
 export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
-/** The default write-buffer high water mark: 64 KiB, as in asyncio. */
-export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 
 /**
  * Options of a TCP transport, shared by servers and clients.
@@ -52,21 +51,7 @@ export function validateTransportOptions(options: TransportOptions): void {
   if (readBufferSize !== undefined) {
     checkInteger("readBufferSize", readBufferSize, 1, 2 ** 30);
   }
-  if (highWaterMark !== undefined) checkInteger("highWaterMark", highWaterMark, 0, 2 ** 53 - 1);
-  if (lowWaterMark !== undefined) checkInteger("lowWaterMark", lowWaterMark, 0, 2 ** 53 - 1);
-  resolveWaterMarks(highWaterMark, lowWaterMark);
-}
-
-function resolveWaterMarks(high?: number, low?: number): WaterMarks {
-  if (high === undefined) high = low === undefined ? DEFAULT_HIGH_WATER_MARK : 4 * low;
-  if (low === undefined) low = Math.floor(high / 4);
-  if (low > high) {
-    throw new RangeError(
-      `Invalid write-buffer limits: low water mark ${low} is above high water mark ${high}. ` +
-        `Make low at most high.`,
-    );
-  }
-  return { high, low };
+  validateWaterMarks(highWaterMark, lowWaterMark);
 }
 
 /**
@@ -258,9 +243,7 @@ export class TcpTransport implements Transport {
 
   setWriteBufferLimits(limits: Partial<WaterMarks> = {}): void {
     const { high, low } = limits;
-    if (high !== undefined) checkInteger("high water mark", high, 0, 2 ** 53 - 1);
-    if (low !== undefined) checkInteger("low water mark", low, 0, 2 ** 53 - 1);
-    const marks = resolveWaterMarks(high, low);
+    const marks = validateWaterMarks(high, low, "high water mark", "low water mark");
     this.#high = marks.high;
     this.#low = marks.low;
     if (!this.#writingPaused && this.#buffered > this.#high) {

@@ -1,7 +1,8 @@
 /**
- * TCP echo servers and clients for Deno, and the two API shapes they are
- * built on: protocol callbacks (after asyncio's `Protocol`/`Transport`) and
- * streams (after asyncio's `StreamReader`/`StreamWriter`).
+ * TCP and UDP echo servers and clients for Deno, and the API shapes they
+ * are built on: protocol callbacks (after asyncio's `Protocol`/`Transport`
+ * and `DatagramProtocol`/`DatagramTransport`) and streams (after asyncio's
+ * `StreamReader`/`StreamWriter`).
  *
  * @example An echo server in one call
  * ```ts
@@ -37,6 +38,16 @@
  * await server.shutdown();
  * ```
  *
+ * @example UDP: an echo server, and a client that retries lost datagrams
+ * ```ts
+ * import { connectUdpClient, serveUdpEcho } from "@x/echo";
+ *
+ * await using server = await serveUdpEcho({ port: 0 });
+ * await using client = await connectUdpClient({ port: server.addr.port });
+ * const answer = await client.request(new TextEncoder().encode("ping"), { retries: 3 });
+ * console.log(new TextDecoder().decode(answer)); // "ping"
+ * ```
+ *
  * @module
  */
 
@@ -61,6 +72,7 @@ export type {
   ConnectionSocketOptions,
   KeepAliveOptions,
   SocketOptions,
+  UdpSocketOptions,
 } from "./src/sockopt/socket_options.ts";
 export { getSocketOptions, type SocketOptionValues } from "./src/sockopt/read_back.ts";
 export {
@@ -94,3 +106,41 @@ export {
 export { EchoProtocol, echoProtocolFactory } from "./src/echo/protocol.ts";
 export { echoStreamHandler } from "./src/echo/stream.ts";
 export { type EchoApi, type EchoServerOptions, serveEcho } from "./src/echo/serve.ts";
+export type {
+  DatagramExtraInfo,
+  DatagramExtraInfoName,
+  DatagramProtocol,
+  DatagramTransport,
+} from "./src/udp/protocol.ts";
+export type { DatagramTransportOptions } from "./src/udp/transport.ts";
+export {
+  type DatagramBackend,
+  MAX_DATAGRAM_SIZE,
+  MAX_DATAGRAM_SIZE_IPV6,
+} from "./src/udp/socket.ts";
+export { type DropCounts, FORBIDDEN_SOURCE_PORTS, type RateLimit } from "./src/udp/guard.ts";
+export {
+  DEFAULT_UDP_SHUTDOWN_TIMEOUT,
+  serveUdp,
+  type UdpServer,
+  type UdpServerCounters,
+  type UdpServerOptions,
+} from "./src/udp/server.ts";
+export { connectUdp, type UdpConnection, type UdpConnectOptions } from "./src/udp/client.ts";
+export {
+  connectUdpClient,
+  DEFAULT_REQUEST_RETRIES,
+  DEFAULT_REQUEST_TIMEOUT,
+  UDP_CLIENT_QUEUE_LIMIT,
+  type UdpClient,
+  type UdpRequestOptions,
+} from "./src/udp/request_client.ts";
+export {
+  EchoDatagramProtocol,
+  resolveUdpEchoPrefix,
+  serveUdpEcho,
+  UDP_ECHO_MODES,
+  type UdpEchoMode,
+  type UdpEchoOptions,
+  type UdpEchoServerOptions,
+} from "./src/echo/datagram.ts";

@@ -96,10 +96,10 @@ export interface DatagramTransport {
 /**
  * The callbacks of one UDP socket; all optional.
  *
- * If `connectionMade` or `datagramReceived` throws, the error is logged and
- * the datagram is dropped: one bad datagram does not stop the others. If
- * `errorReceived` throws, the transport is aborted and `connectionLost`
- * receives the error.
+ * If `datagramReceived` throws, the error is logged and that datagram is
+ * dropped: one bad datagram does not stop the others. If `connectionMade`,
+ * `errorReceived`, `pauseWriting` or `resumeWriting` throws, the transport is
+ * aborted and `connectionLost` receives the error.
  *
  * @example A protocol that prints what it receives
  * ```ts

@@ -159,8 +159,8 @@ class DenoDatagramSocket implements DatagramSocket {
   async receive(): Promise<Datagram | null> {
     if (this.#closed) return null;
     try {
-      const [data, from] = await this.#conn.receive(this.#buffer);
-      return [data, from as Deno.NetAddr];
+      // Deno's own [data, from] pair, with a UDP address: no copy.
+      return await this.#conn.receive(this.#buffer) as Datagram;
     } catch (error) {
       if (this.#closed) return null;
       throw error;

@@ -1,0 +1,395 @@
+/**
+ * The UDP transport: one receive loop and one send queue per socket.
+ *
+ * @module
+ */
+
+import type {
+  DatagramExtraInfo,
+  DatagramExtraInfoName,
+  DatagramProtocol,
+  DatagramTransport,
+} from "./protocol.ts";
+import { checkDatagramSize, type DatagramSocket } from "./socket.ts";
+import { udpLogger } from "./_log.ts";
+import { formatAddress } from "../_address.ts";
+import { TransportClosedError } from "../errors.ts";
+import { validateWaterMarks } from "../water_marks.ts";
+import { readSocketOptionsOf } from "../sockopt/read_back.ts";
+
+/**
+ * Send-queue water marks of a UDP transport.
+ *
+ * @example
+ * ```ts
+ * import type { DatagramTransportOptions } from "@x/echo";
+ *
+ * const options: DatagramTransportOptions = { highWaterMark: 1 << 20 };
+ * ```
+ */
+export interface DatagramTransportOptions {
+  /**
+   * Queued bytes past which `pauseWriting` is called and no more datagrams
+   * are received until the queue drains (the kernel holds or drops them, as
+   * UDP does). Default 65536.
+   */
+  highWaterMark?: number;
+  /** Queued bytes at which `resumeWriting` is called. Default a quarter of the high mark. */
+  lowWaterMark?: number;
+}
+
+/** Checks the water marks up front, naming a bad value. */
+export function validateDatagramTransportOptions(options: DatagramTransportOptions): void {
+  validateWaterMarks(options.highWaterMark, options.lowWaterMark);
+}
+
+/** How a server or client shapes its transport. */
+export interface UdpTransportSetup {
+  /** A client's default remote: `send` without an address goes there. */
+  remote?: Deno.NetAddr;
+  /**
+   * Decides, per datagram, whether the protocol sees it (the reflection
+   * guard, a client's filter on its remote); it counts and logs its own drops.
+   */
+  accept?: (from: Deno.NetAddr) => boolean;
+  /** Runs once the socket is closed and `connectionLost` has returned. */
+  onClosed?: () => void;
+}
+
+/** After this many receive errors in a row the socket is taken as broken and closed. */
+const MAX_RECEIVE_FAILURES = 64;
+
+/**
+ * A {@linkcode DatagramTransport} over a bound {@linkcode DatagramSocket}.
+ * Servers and clients make these; user code sees the interface only.
+ */
+export class UdpTransport implements DatagramTransport {
+  readonly #socket: DatagramSocket;
+  readonly #protocol: DatagramProtocol;
+  readonly #remote: Deno.NetAddr | undefined;
+  readonly #accept: ((from: Deno.NetAddr) => boolean) | undefined;
+  readonly #onClosed: (() => void) | undefined;
+  readonly #receiveBuffer: ArrayBufferLike | null;
+  readonly #debug: boolean;
+
+  // Send side: two parallel arrays, so queuing a datagram allocates nothing.
+  readonly #queued: Uint8Array[] = [];
+  readonly #targets: Deno.NetAddr[] = [];
+  #head = 0;
+  #buffered = 0;
+  #flushing: Promise<void> | null = null;
+  /** A queued datagram is a view of the receive buffer: receive no more until it is sent. */
+  #holdsReceiveBuffer = false;
+  readonly #high: number;
+  readonly #low: number;
+  #writingPaused = false;
+
+  // Counters.
+  #received = 0;
+  #sent = 0;
+  #sendErrors = 0;
+
+  // Life cycle.
+  #closing = false;
+  #closeReason = "";
+  #lost = false;
+  readonly #closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+
+  /** Wraps `socket` for `protocol`; nothing happens until {@linkcode UdpTransport.start}. */
+  constructor(
+    socket: DatagramSocket,
+    protocol: DatagramProtocol,
+    options: DatagramTransportOptions,
+    setup: UdpTransportSetup = {},
+  ) {
+    this.#socket = socket;
+    this.#protocol = protocol;
+    this.#remote = setup.remote;
+    this.#accept = setup.accept;
+    this.#onClosed = setup.onClosed;
+    this.#receiveBuffer = socket.receiveBuffer;
+    const marks = validateWaterMarks(options.highWaterMark, options.lowWaterMark);
+    this.#high = marks.high;
+    this.#low = marks.low;
+    this.#debug = udpLogger.isEnabledFor("debug");
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /** Datagrams received, including those the `accept` filter dropped. */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Datagrams the kernel took. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /** Datagrams the kernel refused (each reported to `errorReceived`). */
+  get sendErrors(): number {
+    return this.#sendErrors;
+  }
+
+  /** Calls `connectionMade` and starts the receive loop. */
+  start(): void {
+    try {
+      this.#protocol.connectionMade?.(this);
+    } catch (error) {
+      this.#fail(error, "connectionMade");
+      return;
+    }
+    if (!this.#closing) this.#receiveLoop();
+  }
+
+  // ---- DatagramTransport -------------------------------------------------
+
+  send(data: Uint8Array, to?: Deno.NetAddr): void {
+    if (this.#closing) throw new TransportClosedError(this.#closeReason);
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Invalid datagram: ${typeof data}. Pass a Uint8Array.`);
+    }
+    const target = this.#target(to);
+    checkDatagramSize(data, target);
+    if (data.buffer === this.#receiveBuffer) this.#holdsReceiveBuffer = true;
+    this.#queued.push(data);
+    this.#targets.push(target);
+    this.#buffered += data.length;
+    if (this.#flushing === null) this.#flushing = this.#flush();
+    if (!this.#writingPaused && this.#buffered > this.#high) {
+      this.#writingPaused = true;
+      this.#callback("pauseWriting");
+    }
+  }
+
+  /** Where a datagram goes: `to`, or the default remote, checked as asyncio's `sendto` does. */
+  #target(to: Deno.NetAddr | undefined): Deno.NetAddr {
+    const remote = this.#remote;
+    if (to === undefined) {
+      if (remote) return remote;
+      throw new TypeError(
+        "Cannot send a datagram without an address: this socket has no default remote. " +
+          'Pass one: send(data, { transport: "udp", hostname: "127.0.0.1", port: 8888 }).',
+      );
+    }
+    if (
+      to === null || typeof to !== "object" || typeof to.hostname !== "string" ||
+      !Number.isInteger(to.port) || to.port < 1 || to.port > 65535
+    ) {
+      throw new TypeError(
+        `Invalid address: ${JSON.stringify(to)}. ` +
+          'Use { transport: "udp", hostname: "127.0.0.1", port: 8888 } with a port from 1 to 65535.',
+      );
+    }
+    if (remote && (to.port !== remote.port || to.hostname !== remote.hostname)) {
+      throw new TypeError(
+        `Invalid address: ${formatAddress(to)}. This socket sends to its default remote ` +
+          `${formatAddress(remote)} only: omit the address, or open another socket.`,
+      );
+    }
+    return to;
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#closeReason = "close() was called";
+    if (this.#flushing === null) this.#connectionLost(undefined);
+  }
+
+  abort(): void {
+    if (this.#lost) return;
+    this.#closeReason ||= "abort() was called";
+    this.#connectionLost(undefined);
+  }
+
+  isClosing(): boolean {
+    return this.#closing;
+  }
+
+  getWriteBufferSize(): number {
+    return this.#buffered;
+  }
+
+  getExtraInfo<K extends DatagramExtraInfoName>(name: K): DatagramExtraInfo[K] {
+    switch (name) {
+      case "sockname":
+        return this.#socket.addr as DatagramExtraInfo[K];
+      case "peername":
+        return this.#remote as DatagramExtraInfo[K];
+      case "socketOptions":
+        if (this.#lost) {
+          throw new Deno.errors.BadResource(
+            `Cannot read the socket options of udp ${formatAddress(this.#socket.addr)}: ` +
+              `it is closed.`,
+          );
+        }
+        return readSocketOptionsOf({
+          transport: "udp",
+          local: this.#socket.addr,
+        }) as DatagramExtraInfo[K];
+      default:
+        throw new TypeError(
+          `Unknown extra info name: ${JSON.stringify(name)}. ` +
+            `Use "sockname", "peername" or "socketOptions".`,
+        );
+    }
+  }
+
+  // ---- Receiving ---------------------------------------------------------
+
+  async #receiveLoop(): Promise<void> {
+    const socket = this.#socket;
+    const protocol = this.#protocol;
+    const accept = this.#accept;
+    let failures = 0;
+    while (!this.#closing) {
+      // A queued datagram still refers to the receive buffer, or too much is
+      // queued: let the sends go out first.
+      while ((this.#holdsReceiveBuffer || this.#writingPaused) && this.#flushing !== null) {
+        await this.#flushing;
+      }
+      if (this.#closing) return;
+      let datagram;
+      try {
+        datagram = await socket.receive();
+      } catch (error) {
+        if (this.#closing) return;
+        if (++failures >= MAX_RECEIVE_FAILURES) return this.#fail(error);
+        this.#errorReceived(error);
+        continue;
+      }
+      failures = 0;
+      if (this.#closing) return;
+      if (datagram === null) {
+        // Closed from outside the transport.
+        return this.#fail(new Deno.errors.BadResource("The UDP socket was closed."));
+      }
+      this.#received++;
+      const [data, from] = datagram;
+      if (accept !== undefined && !accept(from)) continue;
+      if (this.#debug) {
+        udpLogger.debug("Received {bytes} bytes from {source}", {
+          bytes: data.length,
+          source: formatAddress(from),
+        });
+      }
+      try {
+        protocol.datagramReceived?.(data, from);
+      } catch (error) {
+        udpLogger.error("Protocol datagramReceived threw for a datagram from {source}: {error}", {
+          source: formatAddress(from),
+          error,
+        });
+      }
+    }
+  }
+
+  /** Reports a failed send or receive to the protocol; the socket goes on. */
+  #errorReceived(cause: unknown): void {
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    if (this.#debug) {
+      udpLogger.debug("UDP error on {address}: {error}", {
+        address: formatAddress(this.#socket.addr),
+        error,
+      });
+    }
+    try {
+      this.#protocol.errorReceived?.(error);
+    } catch (thrown) {
+      this.#fail(thrown, "errorReceived");
+    }
+  }
+
+  // ---- Sending -----------------------------------------------------------
+
+  async #flush(): Promise<void> {
+    const socket = this.#socket;
+    const queued = this.#queued;
+    const targets = this.#targets;
+    while (this.#head < queued.length) {
+      const data = queued[this.#head];
+      try {
+        await socket.send(data, targets[this.#head]);
+        this.#sent++;
+      } catch (error) {
+        if (this.#lost) return;
+        this.#sendErrors++;
+        this.#errorReceived(error);
+      }
+      if (this.#lost) return;
+      this.#buffered -= data.length;
+      if (++this.#head === queued.length) {
+        queued.length = 0;
+        targets.length = 0;
+        this.#head = 0;
+      }
+      if (this.#writingPaused && this.#buffered <= this.#low) {
+        this.#writingPaused = false;
+        this.#callback("resumeWriting");
+        if (this.#lost) return;
+      }
+    }
+    this.#flushing = null;
+    this.#holdsReceiveBuffer = false;
+    if (this.#closing) this.#connectionLost(undefined);
+  }
+
+  // ---- Closing -----------------------------------------------------------
+
+  #callback(name: "pauseWriting" | "resumeWriting"): void {
+    try {
+      this.#protocol[name]?.();
+    } catch (error) {
+      this.#fail(error, name);
+    }
+  }
+
+  /** Aborts the transport because of `cause`, which `connectionLost` then receives. */
+  #fail(cause: unknown, callback?: string): void {
+    if (this.#lost) return;
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    const address = formatAddress(this.#socket.addr);
+    if (callback) {
+      udpLogger.error("Protocol {callback} threw on udp {address}; closing the socket: {error}", {
+        callback,
+        address,
+        error,
+      });
+    } else {
+      udpLogger.error("UDP socket {address} failed: {error}", { address, error });
+    }
+    this.#closeReason ||= `the socket failed (${error.message})`;
+    this.#connectionLost(error);
+  }
+
+  #connectionLost(error: Error | undefined): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#closing = true;
+    this.#closeReason ||= "the socket is closed";
+    this.#queued.length = 0;
+    this.#targets.length = 0;
+    this.#head = 0;
+    this.#buffered = 0;
+    this.#flushing = null;
+    this.#holdsReceiveBuffer = false;
+    this.#socket.close();
+    // Deliver connectionLost on a later turn, as asyncio does, so a close()
+    // made inside a callback never re-enters the protocol.
+    queueMicrotask(() => {
+      try {
+        this.#protocol.connectionLost?.(error);
+      } catch (thrown) {
+        udpLogger.error("Protocol connectionLost threw on udp {address}: {error}", {
+          address: formatAddress(this.#socket.addr),
+          error: thrown,
+        });
+      }
+      this.#onClosed?.();
+      this.#closed.resolve();
+    });
+  }
+}

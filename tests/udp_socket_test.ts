@@ -1,25 +1,13 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import {
-  type DatagramBackend,
-  type DatagramSocket,
   MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE_IPV6,
   openDatagramSocket,
 } from "../src/udp/socket.ts";
-import { hasUnstableNet } from "../src/_unstable.ts";
 import { randomBytes } from "./_helpers.ts";
+import { BACKENDS, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
 
-// The deno backend needs --unstable-net; the last test runs this file again with it.
-const backends: DatagramBackend[] = hasUnstableNet() ? ["deno", "node"] : ["node"];
-
-/** A datagram's bytes, copied out of a reused receive buffer. */
-async function receiveCopy(socket: DatagramSocket) {
-  const datagram = await socket.receive();
-  assert(datagram, "the socket closed instead of receiving");
-  return { data: datagram![0].slice(), from: datagram![1] };
-}
-
-for (const backend of backends) {
+for (const backend of BACKENDS) {
   Deno.test(`udp socket (${backend}): datagrams both ways, with their sources, up to 65,507 bytes`, async () => {
     const a = await openDatagramSocket({ backend });
     const b = await openDatagramSocket({ backend });
@@ -97,20 +85,12 @@ for (const backend of backends) {
     } finally {
       b.close();
     }
+    // Once closed resolves, the port is free again.
+    await b.closed;
+    const again = await openDatagramSocket({ backend, port: b.addr.port });
+    again.close();
+    await again.closed;
   });
 }
 
-Deno.test({
-  name: "udp socket: the deno backend passes the same tests (this file under --unstable-net)",
-  ignore: hasUnstableNet(),
-  async fn() {
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--unstable-net", new URL(import.meta.url).pathname],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-    assertEquals(code, 0, output);
-    assert(output.includes("udp socket (deno): datagrams both ways"), output);
-  },
-});
+rerunUnderUnstableNet(import.meta.url, "udp socket (deno): datagrams both ways");

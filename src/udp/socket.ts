@@ -64,6 +64,11 @@ export interface DatagramSocket {
   send(data: Uint8Array, to: Deno.NetAddr): Promise<void>;
   /** Closes the socket; a pending `receive` resolves `null`. Safe to call twice. */
   close(): void;
+  /**
+   * Resolves once the system has released the socket after `close` (its port
+   * is free again): at once on the `deno` backend, a turn later on `node`.
+   */
+  readonly closed: Promise<void>;
 }
 
 /**
@@ -112,6 +117,22 @@ export function checkDatagramSize(data: Uint8Array, to: Deno.NetAddr): void {
   }
 }
 
+/**
+ * Checks that a socket bound to `local` can reach `to`: an IPv4 socket
+ * cannot send to an IPv6 address (the kernel says only "address family not
+ * supported", and `node:dgram` under Deno not even that).
+ *
+ * @throws {Deno.errors.NotSupported} naming both addresses and the fix.
+ */
+export function checkFamily(local: Deno.NetAddr, to: Deno.NetAddr): void {
+  if (to.hostname.includes(":") && !local.hostname.includes(":")) {
+    throw new Deno.errors.NotSupported(
+      `Cannot send a datagram to udp ${formatAddress(to)} from the IPv4 socket ` +
+        `${formatAddress(local)}: bind an IPv6 address (such as "::") to reach IPv6 peers.`,
+    );
+  }
+}
+
 function bindError(error: unknown, where: Deno.NetAddr): unknown {
   const code = (error as { code?: string }).code;
   const text = `udp ${formatAddress(where)}`;
@@ -149,6 +170,7 @@ class DenoDatagramSocket implements DatagramSocket {
   // One buffer, big enough for any datagram over IPv4 or IPv6.
   readonly #buffer = new Uint8Array(MAX_DATAGRAM_SIZE_IPV6);
   readonly receiveBuffer: ArrayBufferLike = this.#buffer.buffer;
+  readonly closed: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(hostname: string, port: number, reuseAddress: boolean) {
@@ -169,6 +191,7 @@ class DenoDatagramSocket implements DatagramSocket {
 
   async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
     checkDatagramSize(data, to);
+    checkFamily(this.addr, to);
     await this.#conn.send(data, to);
   }
 
@@ -195,6 +218,7 @@ class NodeDatagramSocket implements DatagramSocket {
   #waiting: PromiseWithResolvers<Datagram | null> | null = null;
   #failure: Error | null = null;
   #closed = false;
+  readonly #released = Promise.withResolvers<void>();
 
   static async bind(hostname: string, port: number, reuseAddress: boolean) {
     const { createSocket } = await import("node:dgram");
@@ -259,15 +283,25 @@ class NodeDatagramSocket implements DatagramSocket {
 
   async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
     checkDatagramSize(data, to);
+    checkFamily(this.addr, to);
     await new Promise<void>((resolve, reject) => {
       this.#socket.send(data, to.port, to.hostname, (error) => error ? reject(error) : resolve());
     });
   }
 
+  get closed(): Promise<void> {
+    return this.#released.promise;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#socket.close();
+    // node:dgram releases the socket a turn later and says so with the callback.
+    try {
+      this.#socket.close(() => this.#released.resolve());
+    } catch {
+      this.#released.resolve(); // It was not running any more.
+    }
     this.#queue.length = 0;
     if (this.#waiting) this.#wake().resolve(null);
   }

@@ -378,8 +378,9 @@ export class UdpTransport implements DatagramTransport {
     this.#holdsReceiveBuffer = false;
     this.#socket.close();
     // Deliver connectionLost on a later turn, as asyncio does, so a close()
-    // made inside a callback never re-enters the protocol.
-    queueMicrotask(() => {
+    // made inside a callback never re-enters the protocol; and once the
+    // system has released the socket, so its port is free when `closed` resolves.
+    this.#socket.closed.then(() => {
       try {
         this.#protocol.connectionLost?.(error);
       } catch (thrown) {

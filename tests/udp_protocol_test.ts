@@ -1,0 +1,322 @@
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  type DatagramProtocol,
+  type DatagramTransport,
+  MAX_DATAGRAM_SIZE,
+  MAX_DATAGRAM_SIZE_IPV6,
+  serveUdp,
+  TransportClosedError,
+} from "../mod.ts";
+import { decode, encode, randomBytes } from "./_helpers.ts";
+import { hasUnstableNet } from "../src/_unstable.ts";
+import { ask, BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+
+/** A protocol that records its callbacks and echoes each datagram to its source. */
+class Recorder implements DatagramProtocol {
+  transport!: DatagramTransport;
+  readonly events: string[] = [];
+  readonly errors: Error[] = [];
+  readonly lost = Promise.withResolvers<Error | undefined>();
+  echo = true;
+
+  connectionMade(transport: DatagramTransport): void {
+    this.transport = transport;
+    this.events.push("made");
+  }
+  datagramReceived(data: Uint8Array, from: Deno.NetAddr): void {
+    this.events.push(`datagram ${data.length} from ${from.port}`);
+    if (this.echo) this.transport.send(data, from);
+  }
+  errorReceived(error: Error): void {
+    this.events.push("error");
+    this.errors.push(error);
+  }
+  connectionLost(error?: Error): void {
+    this.events.push("lost");
+    this.lost.resolve(error);
+  }
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`udp protocol (${backend}): every datagram echoed whole, up to 65,507 bytes, in order`, async () => {
+    const recorder = new Recorder();
+    await using server = await serveUdp({ backend }, () => recorder);
+    assertEquals(server.backend, backend);
+    assertEquals(server.addr.hostname, "127.0.0.1");
+    const client = await peer();
+    try {
+      for (const size of [0, 1, 100, 1000, 8192, MAX_DATAGRAM_SIZE]) {
+        const data = randomBytes(size, size + 1);
+        assertEquals(await ask(client, server.addr, data), data, `${size} bytes`);
+      }
+      // A burst, answered in order.
+      for (let i = 0; i < 50; i++) await client.send(encode(`n${i}`), server.addr);
+      for (let i = 0; i < 50; i++) assertEquals(decode((await receiveCopy(client)).data), `n${i}`);
+      assertEquals(recorder.events[0], "made");
+      assertEquals(recorder.events[1], `datagram 0 from ${client.addr.port}`);
+      assertEquals(server.counters.received, 56);
+      assertEquals(server.counters.sent, 56);
+      assertEquals(server.counters.dropped, 0);
+    } finally {
+      client.close();
+    }
+    await server.shutdown();
+    assertEquals(await recorder.lost.promise, undefined);
+    assertEquals(recorder.events.at(-1), "lost");
+    assertEquals(recorder.events.filter((e) => e === "lost").length, 1);
+  });
+
+  Deno.test(`udp protocol (${backend}): IPv6, up to 65,527 bytes`, async () => {
+    await using server = await serveUdp({ backend, hostname: "::1" }, () => new Recorder());
+    const client = await peer("::1");
+    try {
+      assertEquals(server.addr.hostname, "::1");
+      const data = randomBytes(MAX_DATAGRAM_SIZE_IPV6, 6);
+      assertEquals(await ask(client, server.addr, data), data);
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): close sends every queued datagram first`, async () => {
+    const client = await peer();
+    let transport!: DatagramTransport;
+    const server = await serveUdp({ backend }, () => ({
+      connectionMade: (t) => void (transport = t),
+    }));
+    try {
+      for (let i = 0; i < 200; i++) transport.send(encode(`queued ${i}`), client.addr);
+      assert(transport.getWriteBufferSize() > 0, "nothing was queued");
+      transport.close();
+      assert(transport.isClosing());
+      assertThrows(
+        () => transport.send(encode("late"), client.addr),
+        TransportClosedError,
+        "close() was called",
+      );
+      await server.finished;
+      for (let i = 0; i < 200; i++) {
+        assertEquals(decode((await receiveCopy(client)).data), `queued ${i}`);
+      }
+      assertEquals(transport.getWriteBufferSize(), 0);
+      assertEquals(server.counters.sent, 200);
+    } finally {
+      client.close();
+      await server.shutdown();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): bad sends throw at once with what to do`, async () => {
+    const recorder = new Recorder();
+    await using server = await serveUdp({ backend }, () => recorder);
+    const { transport } = recorder;
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: 9 };
+    assertThrows(
+      () => transport.send(encode("x")),
+      TypeError,
+      "Cannot send a datagram without an address: this socket has no default remote.",
+    );
+    assertThrows(
+      () => transport.send(new Uint8Array(MAX_DATAGRAM_SIZE + 1), to),
+      RangeError,
+      "UDP carries at most 65507 bytes over IPv4",
+    );
+    assertThrows(
+      () => transport.send(encode("x"), { ...to, port: 0 }),
+      TypeError,
+      "with a port from 1 to 65535",
+    );
+    assertThrows(
+      () => transport.send("text" as unknown as Uint8Array, to),
+      TypeError,
+      "Invalid datagram: string. Pass a Uint8Array.",
+    );
+    assertEquals(transport.getWriteBufferSize(), 0);
+    assertEquals(server.counters.sent, 0);
+  });
+
+  Deno.test(`udp protocol (${backend}): a failed send goes to errorReceived and the socket goes on`, async () => {
+    const recorder = new Recorder();
+    await using server = await serveUdp({ backend }, () => recorder);
+    // An IPv4 socket cannot reach an IPv6 address: the send fails after it is queued.
+    recorder.transport.send(encode("nowhere"), { transport: "udp", hostname: "::1", port: 9 });
+    const client = await peer();
+    try {
+      assertEquals(decode(await ask(client, server.addr, encode("still here"))), "still here");
+      assertEquals(recorder.errors.length, 1);
+      assertStringIncludes(recorder.errors[0].message, "from the IPv4 socket");
+      assertEquals(server.counters.sendErrors, 1);
+      assert(!recorder.transport.isClosing());
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): a throwing datagramReceived loses that datagram only`, async () => {
+    let transport!: DatagramTransport;
+    await using server = await serveUdp({ backend }, () => ({
+      connectionMade: (t) => void (transport = t),
+      datagramReceived(data, from) {
+        if (decode(data) === "boom") throw new Error("boom");
+        transport.send(data, from);
+      },
+    }));
+    const client = await peer();
+    try {
+      await client.send(encode("boom"), server.addr);
+      assertEquals(decode(await ask(client, server.addr, encode("after"))), "after");
+      assertEquals(server.counters.received, 2);
+      assertEquals(server.counters.sent, 1);
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): a throwing connectionMade closes the socket with the error`, async () => {
+    const lost = Promise.withResolvers<Error | undefined>();
+    const server = await serveUdp({ backend }, () => ({
+      connectionMade() {
+        throw new Error("cannot start");
+      },
+      connectionLost: (error) => lost.resolve(error),
+    }));
+    assertEquals((await lost.promise)?.message, "cannot start");
+    await server.finished;
+    // The port is free again.
+    const again = await serveUdp({ backend, port: server.addr.port }, () => ({}));
+    await again.shutdown();
+  });
+
+  Deno.test(`udp protocol (${backend}): pauseWriting past the high mark, resumeWriting once drained`, async () => {
+    const client = await peer();
+    const calls: string[] = [];
+    const resumed = Promise.withResolvers<void>();
+    let transport!: DatagramTransport;
+    await using _server = await serveUdp({ backend, highWaterMark: 4000 }, () => ({
+      connectionMade: (t) => void (transport = t),
+      pauseWriting: () => void calls.push("pause"),
+      resumeWriting() {
+        calls.push("resume");
+        resumed.resolve();
+      },
+    }));
+    try {
+      for (let i = 0; i < 5; i++) transport.send(new Uint8Array(1000), client.addr);
+      assertEquals(calls, ["pause"]);
+      await resumed.promise;
+      assertEquals(calls, ["pause", "resume"]);
+      for (let i = 0; i < 5; i++) assertEquals((await receiveCopy(client)).data.length, 1000);
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): getExtraInfo, and socket options read back from the kernel`, async () => {
+    const recorder = new Recorder();
+    const server = await serveUdp(
+      { backend, receiveBufferSize: 65536, sendBufferSize: 32768 },
+      () => recorder,
+    );
+    const { transport } = recorder;
+    assertEquals(transport.getExtraInfo("sockname"), server.addr);
+    assertEquals(transport.getExtraInfo("peername"), undefined);
+    const values = transport.getExtraInfo("socketOptions");
+    // Linux keeps (and reports) twice what was asked for.
+    const factor = Deno.build.os === "linux" ? 2 : 1;
+    assertEquals(values.receiveBufferSize, 65536 * factor);
+    assertEquals(values.sendBufferSize, 32768 * factor);
+    assertEquals(values.reuseAddress, false);
+    assertEquals(values.noDelay, undefined, "no TCP options on a UDP socket");
+    assertEquals(server.getSocketOptions(), values);
+    assertThrows(
+      () => transport.getExtraInfo("socket" as "sockname"),
+      TypeError,
+      'Use "sockname", "peername" or "socketOptions".',
+    );
+    await server.shutdown();
+    assertThrows(() => transport.getExtraInfo("socketOptions"), Deno.errors.BadResource, "closed");
+    assertThrows(() => server.getSocketOptions(), Deno.errors.BadResource, "shut down");
+  });
+
+  Deno.test(`udp protocol (${backend}): reuseAddress lets a second socket bind the port`, async () => {
+    await using first = await serveUdp({ backend, reuseAddress: true }, () => ({}));
+    assertEquals(first.getSocketOptions().reuseAddress, true);
+    await using second = await serveUdp(
+      { backend, reuseAddress: true, port: first.addr.port },
+      () => ({}),
+    );
+    assertEquals(second.addr.port, first.addr.port);
+    // Without it, the port is taken.
+    await assertRejects(
+      () => serveUdp({ backend, port: first.addr.port }, () => ({})),
+      Deno.errors.AddrInUse,
+      `Cannot bind udp 127.0.0.1:${first.addr.port}: the address is already in use.`,
+    );
+  });
+
+  Deno.test(`udp protocol (${backend}): shutdown twice drops what is still queued`, async () => {
+    let transport!: DatagramTransport;
+    const server = await serveUdp({ backend }, () => ({
+      connectionMade: (t) => void (transport = t),
+    }));
+    const client = await peer();
+    try {
+      for (let i = 0; i < 100; i++) transport.send(new Uint8Array(1000), client.addr);
+      const first = server.shutdown();
+      await server.shutdown();
+      await first;
+      assertEquals(transport.getWriteBufferSize(), 0);
+      assert(transport.isClosing());
+    } finally {
+      client.close();
+    }
+  });
+}
+
+Deno.test("udp protocol: invalid options fail before any socket is bound", async () => {
+  await assertRejects(
+    () => serveUdp({ port: 70000 }, () => ({})),
+    RangeError,
+    "Invalid port: 70000",
+  );
+  await assertRejects(
+    () => serveUdp({ receiveBufferSize: 0 }, () => ({})),
+    RangeError,
+    "Invalid receiveBufferSize: 0. Use a whole number from 1 to 1073741824.",
+  );
+  await assertRejects(
+    () => serveUdp({ rateLimit: { perSecond: 0 } }, () => ({})),
+    RangeError,
+    "Invalid rateLimit.perSecond: 0.",
+  );
+  await assertRejects(
+    () => serveUdp({ highWaterMark: 10, lowWaterMark: 20 }, () => ({})),
+    RangeError,
+    "low water mark 20 is above high water mark 10",
+  );
+  await assertRejects(
+    () => serveUdp({}, "nope" as unknown as () => DatagramProtocol),
+    TypeError,
+    "Pass a function that returns a DatagramProtocol.",
+  );
+});
+
+Deno.test({
+  name: "udp protocol: the deno backend without --unstable-net names the flag",
+  ignore: hasUnstableNet(),
+  async fn() {
+    await assertRejects(
+      () => serveUdp({ backend: "deno" }, () => ({})),
+      Deno.errors.NotSupported,
+      "needs Deno's --unstable-net flag",
+    );
+  },
+});
+
+rerunUnderUnstableNet(import.meta.url, "udp protocol (deno): every datagram echoed whole");

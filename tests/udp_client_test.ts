@@ -1,0 +1,159 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import {
+  connectUdp,
+  connectUdpClient,
+  type DatagramTransport,
+  serveUdp,
+  serveUdpEcho,
+  TransportClosedError,
+} from "../mod.ts";
+import { decode, encode } from "./_helpers.ts";
+import { BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+
+/** A server that answers only from the `answerFrom`-th datagram on: the earlier ones are "lost". */
+function lossyServer(backend: "deno" | "node", answerFrom: number) {
+  let transport!: DatagramTransport;
+  let seen = 0;
+  return serveUdp({ backend }, () => ({
+    connectionMade: (t) => void (transport = t),
+    datagramReceived(data, from) {
+      if (++seen >= answerFrom) transport.send(data, from);
+    },
+  }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`udp client (${backend}): connectUdp sends to its remote and hears only from it`, async () => {
+    const remote = await peer();
+    const stranger = await peer();
+    const heard: string[] = [];
+    const got = Promise.withResolvers<void>();
+    const { transport } = await connectUdp(
+      { port: remote.addr.port, backend },
+      () => ({
+        datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+          heard.push(`${decode(data)} from ${from.port}`);
+          got.resolve();
+        },
+      }),
+    );
+    try {
+      assertEquals(transport.getExtraInfo("peername"), remote.addr);
+      assertEquals(transport.getExtraInfo("sockname").hostname, "0.0.0.0");
+      transport.send(encode("hello"));
+      const { data, from } = await receiveCopy(remote);
+      assertEquals(decode(data), "hello");
+      // Where the remote answers: the client's port, on loopback.
+      const client = { transport: "udp" as const, hostname: "127.0.0.1", port: from.port };
+      await stranger.send(encode("not for you"), client);
+      await remote.send(encode("answer"), client);
+      await got.promise;
+      assertEquals(heard, [`answer from ${remote.addr.port}`]);
+      assertThrows(
+        () => transport.send(encode("x"), stranger.addr),
+        TypeError,
+        `sends to its default remote 127.0.0.1:${remote.addr.port} only`,
+      );
+      // The default remote, named explicitly, is fine.
+      transport.send(encode("again"), remote.addr);
+      assertEquals(decode((await receiveCopy(remote)).data), "again");
+    } finally {
+      transport.close();
+      await transport.closed;
+      remote.close();
+      stranger.close();
+    }
+  });
+
+  Deno.test(`udp client (${backend}): request gets the echo; host names and IPv6 work`, async () => {
+    for (const [serverHost, clientHost] of [["127.0.0.1", "localhost"], ["::1", "::1"]]) {
+      await using server = await serveUdpEcho({ backend, hostname: serverHost });
+      await using client = await connectUdpClient({
+        hostname: clientHost,
+        port: server.addr.port,
+        backend,
+      });
+      assertEquals(client.remoteAddr.hostname, serverHost);
+      const answer = await client.request(encode(`to ${clientHost}`));
+      assertEquals(decode(answer), `to ${clientHost}`);
+    }
+  });
+
+  Deno.test(`udp client (${backend}): a lost datagram is sent again`, async () => {
+    await using server = await lossyServer(backend, 3);
+    await using client = await connectUdpClient({ port: server.addr.port, backend });
+    const answer = await client.request(encode("third time lucky"), { timeout: 100, retries: 2 });
+    assertEquals(decode(answer), "third time lucky");
+    assertEquals(server.counters.received, 3);
+  });
+
+  Deno.test(`udp client (${backend}): no answer after every attempt is a TimedOut naming the server`, async () => {
+    await using server = await lossyServer(backend, Infinity);
+    await using client = await connectUdpClient({ port: server.addr.port, backend });
+    await assertRejects(
+      () => client.request(encode("anyone?"), { timeout: 50, retries: 1 }),
+      Deno.errors.TimedOut,
+      `No answer from udp 127.0.0.1:${server.addr.port} after 2 attempts of 50 ms`,
+    );
+    assertEquals(server.counters.received, 2);
+    await assertRejects(() => client.receive(20), Deno.errors.TimedOut, "within 20 ms");
+  });
+
+  Deno.test(`udp client (${backend}): match discards late answers to earlier requests`, async () => {
+    const remote = await peer();
+    await using client = await connectUdpClient({ port: remote.addr.port, backend });
+    try {
+      const pending = client.request(encode("second"), {
+        match: (answer) => decode(answer) === "second",
+      });
+      const { from } = await receiveCopy(remote);
+      await remote.send(encode("first (late)"), from);
+      await remote.send(encode("second"), from);
+      assertEquals(decode(await pending), "second");
+      assertEquals(client.dropped, 1);
+    } finally {
+      remote.close();
+    }
+  });
+
+  Deno.test(`udp client (${backend}): requests take turns; receive sees datagrams; close ends a wait`, async () => {
+    await using server = await serveUdpEcho({ backend, prefix: "GOT:" });
+    const client = await connectUdpClient({ port: server.addr.port, backend });
+    const answers = await Promise.all(
+      ["a", "b", "c"].map((text) => client.request(encode(text))),
+    );
+    assertEquals(answers.map(decode), ["GOT:a", "GOT:b", "GOT:c"]);
+    client.send(encode("plain"));
+    assertEquals(decode((await client.receive())!), "GOT:plain");
+    const waiting = client.receive();
+    await client.close();
+    assertEquals(await waiting, null);
+    assertEquals(await client.receive(), null);
+    assertThrows(() => client.send(encode("x")), TransportClosedError);
+    await assertRejects(() => client.request(encode("x")), TransportClosedError);
+  });
+}
+
+Deno.test("udp client: bad options and names fail with what to do", async () => {
+  await assertRejects(() => connectUdpClient({ port: 0 }), RangeError, "Invalid port: 0.");
+  await assertRejects(
+    () => connectUdpClient({ hostname: "::zz", port: 9 }),
+    TypeError,
+    'Invalid hostname: "::zz" is not an IPv6 address.',
+  );
+  await using server = await serveUdpEcho();
+  await using client = await connectUdpClient({ port: server.addr.port });
+  await assertRejects(
+    () => client.request(encode("x"), { timeout: 0 }),
+    RangeError,
+    "Invalid timeout: 0.",
+  );
+  await assertRejects(
+    () => client.request(encode("x"), { retries: -1 }),
+    RangeError,
+    "Invalid retries: -1.",
+  );
+  assert(client.addr.port > 0);
+});
+
+rerunUnderUnstableNet(import.meta.url, "udp client (deno): a lost datagram is sent again");

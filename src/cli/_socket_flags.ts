@@ -5,18 +5,20 @@
  * @module
  */
 
-import type { SocketOptions } from "../sockopt/socket_options.ts";
+import type { SocketOptions, UdpSocketOptions } from "../sockopt/socket_options.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import { LIMITS } from "../sockopt/socket_options.ts";
-import { integerFlag } from "./_args.ts";
+import { integerFlag, UsageError } from "./_args.ts";
 
 /** The flags' lines in `--help`. */
 export const SOCKET_FLAGS_USAGE =
-  `Socket options (set once on the listening socket; accepted connections inherit them):
+  `Socket options (TCP: set once on the listening socket, accepted connections inherit them;
+UDP: --recv-buffer, --send-buffer and --reuse-address only, the latter off by default):
   --backlog N               connections the kernel queues before accept (default 511,
                             capped by net.core.somaxconn)
   --reuse-address, --no-reuse-address
-                            SO_REUSEADDR: rebind at once over TIME_WAIT (default on)
+                            SO_REUSEADDR: rebind at once over TIME_WAIT (default on;
+                            UDP: off, as it would let two servers share the port)
   --reuse-port              SO_REUSEPORT: share the port with other servers (default off;
                             needs deno run --unstable-net)
   --recv-buffer BYTES       SO_RCVBUF (default: the system's; Linux reports it doubled)
@@ -42,8 +44,22 @@ export const SOCKET_FLAGS = {
   ],
   boolean: ["reuse-address", "reuse-port", "nodelay", "keepalive", "quickack"],
   negatable: ["reuse-address", "nodelay"],
-  default: { "reuse-address": true, nodelay: true },
+  // Left undefined unless given (parseArgs would default them to false), so the
+  // defaults can differ by transport and a TCP-only flag given for UDP is seen.
+  default: { "reuse-address": undefined, nodelay: undefined },
 } as const;
+
+/** The socket flags that mean nothing to a UDP socket. */
+export const TCP_ONLY_FLAGS: readonly (keyof SocketFlags)[] = [
+  "backlog",
+  "reuse-port",
+  "nodelay",
+  "keepalive",
+  "keepalive-idle",
+  "keepalive-interval",
+  "keepalive-count",
+  "quickack",
+];
 
 /** The parsed flags {@linkcode socketOptionsFromFlags} reads. */
 export interface SocketFlags {
@@ -58,6 +74,39 @@ export interface SocketFlags {
   nodelay?: boolean;
   keepalive?: boolean;
   quickack?: boolean;
+}
+
+/**
+ * Turns the flags of a UDP server into {@linkcode UdpSocketOptions}.
+ *
+ * @throws {UsageError} for a TCP-only flag, or a value out of range.
+ */
+export function udpSocketOptionsFromFlags(flags: SocketFlags): UdpSocketOptions {
+  // Booleans not given are false (or undefined, for the negatable nodelay).
+  const given = TCP_ONLY_FLAGS.filter((name) =>
+    flags[name] !== undefined && (name === "nodelay" || flags[name] !== false)
+  );
+  if (given.length > 0) {
+    const names = given.map((name) =>
+      name === "nodelay" && !flags.nodelay ? "--no-nodelay" : `--${name}`
+    );
+    throw new UsageError(
+      `${names.join(", ")} ${given.length === 1 ? "is" : "are"} for TCP only: ` +
+        `drop ${given.length === 1 ? "it" : "them"} or use --transport tcp.`,
+    );
+  }
+  const options: UdpSocketOptions = { reuseAddress: flags["reuse-address"] ?? false };
+  if (flags["recv-buffer"] !== undefined) {
+    options.receiveBufferSize = integerFlag(
+      "recv-buffer",
+      flags["recv-buffer"],
+      ...LIMITS.bufferSize,
+    );
+  }
+  if (flags["send-buffer"] !== undefined) {
+    options.sendBufferSize = integerFlag("send-buffer", flags["send-buffer"], ...LIMITS.bufferSize);
+  }
+  return options;
 }
 
 /**
@@ -93,6 +142,15 @@ export function socketOptionsFromFlags(flags: SocketFlags): SocketOptions {
   }
   if (flags.quickack) options.quickAck = true;
   return options;
+}
+
+/** The options of a UDP socket in force, read back from it, as the startup line shows them. */
+export function describeUdpSocketOptions(values: SocketOptionValues): string {
+  return [
+    `rcvbuf ${values.receiveBufferSize}`,
+    `sndbuf ${values.sendBufferSize}`,
+    values.reuseAddress ? "reuseaddr" : "no reuseaddr",
+  ].join(", ");
 }
 
 /**

@@ -3,6 +3,7 @@
  *
  * ```sh
  * deno run -A jsr:@x/echo/server --port 8888
+ * deno run -A jsr:@x/echo/server --port 8888 --udp
  * ```
  *
  * Prints where it listens on stdout and logs to stderr. SIGINT or SIGTERM
@@ -37,35 +38,49 @@ import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
 import {
   DEFAULT_BACKLOG,
   describeSocketOptions,
+  describeUdpSocketOptions,
   effectiveBacklog,
   SOCKET_FLAGS,
   SOCKET_FLAGS_USAGE,
   socketOptionsFromFlags,
+  udpSocketOptionsFromFlags,
 } from "./_socket_flags.ts";
 import type { TcpServer } from "../tcp/server.ts";
+import type { UdpServer } from "../udp/server.ts";
+import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
+const TRANSPORTS = ["tcp", "udp"] as const;
 
 /** The `--help` text of the server program. */
 export const SERVER_USAGE = `Usage: deno run -A jsr:@x/echo/server [options]
 
-A TCP echo server (RFC 862 and variants).
+A TCP or UDP echo server (RFC 862 and variants).
 
 Options:
   --hostname, --host ADDR   address to listen on (default 127.0.0.1)
   --port N                  port to listen on, 0 for any free one (default 8888)
-  --api protocol|stream     API the server runs on (default protocol)
+  --transport tcp|udp       the protocol to serve (default tcp)
+  --udp                     same as --transport udp
+  --api protocol|stream     API the server runs on (default protocol; TCP only)
   --mode echo|once|prefix|until
                             echo: send back every byte (default)
-                            once: answer the first read, then close
-                            prefix: answer each read with --prefix in front
+                            once: answer the first read, then close (TCP only)
+                            prefix: answer each read (UDP: datagram) with --prefix in front
                             until: keep all until --until arrives, send it back, close
+                            (TCP only)
   --prefix TEXT             prefix for --mode prefix (default "GOT:"; implies it)
   --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
                             (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters)
 
 ${SOCKET_FLAGS_USAGE}
+
+UDP safety (a UDP echo can be abused to reflect traffic):
+  Datagrams from source ports 0, 7, 13, 17, 19 and 37, and from this server's own
+  port on this host, are never answered; drops are counted and logged at debug.
+  --rate-limit N            answer each source host at most N datagrams a second
+                            (bursts of N; default no limit; UDP only)
 
 Logging and information:
   --log-level debug|info|warning|error
@@ -82,8 +97,12 @@ SIGINT or SIGTERM: stop accepting, flush pending echoes, exit 0. A second signal
 export interface ServerCommand {
   /** `"help"` or `"version"` print and exit; `"serve"` runs the server. */
   action: "serve" | "help" | "version";
-  /** The server's options, for `"serve"`. */
+  /** The protocol to serve. */
+  transport: "tcp" | "udp";
+  /** The TCP server's options, for `"serve"` over TCP. */
   options: EchoServerOptions;
+  /** The UDP server's options, for `"serve"` over UDP. */
+  udpOptions: UdpEchoServerOptions;
   /** The log level. */
   logLevel: "debug" | "info" | "warning" | "error";
   /** The log line format. */
@@ -109,21 +128,22 @@ export function parseServerArgs(args: string[]): ServerCommand {
     string: [
       "hostname",
       "port",
+      "transport",
       "api",
       "mode",
       "prefix",
       "until",
       "log-level",
       "log-format",
+      "rate-limit",
       ...SOCKET_FLAGS.string,
     ],
-    boolean: ["help", "version", ...SOCKET_FLAGS.boolean],
+    boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
     alias: { host: "hostname", h: "help" },
     default: {
       hostname: "127.0.0.1",
       port: "8888",
-      api: "protocol",
       "log-level": "info",
       "log-format": "text",
       ...SOCKET_FLAGS.default,
@@ -131,30 +151,48 @@ export function parseServerArgs(args: string[]): ServerCommand {
     unknown: collectUnknown(unknown),
   });
   rejectUnknown(unknown, args);
+  const transport = transportOf(flags.transport, flags.udp);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
+    transport,
     options: {},
+    udpOptions: {},
     logLevel: choiceFlag("log-level", flags["log-level"], LOG_LEVELS),
     logFormat: choiceFlag("log-format", flags["log-format"], LOG_FORMATS),
   };
-  const options: EchoServerOptions = {
-    hostname: textFlag("hostname", flags.hostname),
-    port: integerFlag("port", flags.port, 0, 65535),
-    api: choiceFlag("api", flags.api, APIS),
-    ...socketOptionsFromFlags(flags),
-  };
-  if (flags.mode !== undefined) options.mode = choiceFlag<EchoMode>("mode", flags.mode, ECHO_MODES);
-  if (flags.prefix !== undefined) options.prefix = unescape(textFlag("prefix", flags.prefix));
-  if (flags.until !== undefined) options.until = unescape(textFlag("until", flags.until));
-  if (options.prefix !== undefined && options.until !== undefined) {
+  const hostname = textFlag("hostname", flags.hostname);
+  const port = integerFlag("port", flags.port, 0, 65535);
+  let mode: EchoMode | undefined;
+  if (flags.mode !== undefined) mode = choiceFlag<EchoMode>("mode", flags.mode, ECHO_MODES);
+  const prefix = flags.prefix === undefined
+    ? undefined
+    : unescape(textFlag("prefix", flags.prefix));
+  const until = flags.until === undefined ? undefined : unescape(textFlag("until", flags.until));
+  if (prefix !== undefined && until !== undefined) {
     throw new UsageError("--prefix and --until conflict: use one (prefix mode or until mode).");
   }
-  if (options.prefix !== undefined && (options.mode ?? "prefix") !== "prefix") {
-    throw new UsageError(`--prefix conflicts with --mode ${options.mode}: drop one of them.`);
+  if (prefix !== undefined && (mode ?? "prefix") !== "prefix") {
+    throw new UsageError(`--prefix conflicts with --mode ${mode}: drop one of them.`);
   }
-  if (options.until !== undefined && (options.mode ?? "until") !== "until") {
-    throw new UsageError(`--until conflicts with --mode ${options.mode}: drop one of them.`);
+  if (until !== undefined && (mode ?? "until") !== "until") {
+    throw new UsageError(`--until conflicts with --mode ${mode}: drop one of them.`);
   }
+  if (transport === "udp") {
+    command.udpOptions = udpOptionsFromFlags(flags, { hostname, port, mode, prefix, until });
+    return command;
+  }
+  if (flags["rate-limit"] !== undefined) {
+    throw new UsageError("--rate-limit is for UDP only: drop it or add --udp.");
+  }
+  const options: EchoServerOptions = {
+    hostname,
+    port,
+    api: choiceFlag("api", flags.api ?? "protocol", APIS),
+    ...socketOptionsFromFlags(flags),
+  };
+  if (mode !== undefined) options.mode = mode;
+  if (prefix !== undefined) options.prefix = prefix;
+  if (until !== undefined) options.until = until;
   if (options.reusePort && !hasUnstableNet()) {
     throw new UsageError(
       "--reuse-port needs Deno's --unstable-net flag: " +
@@ -163,6 +201,52 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   command.options = options;
   return command;
+}
+
+/** `--transport`, or `--udp`, which must not contradict it. */
+function transportOf(transport: string | undefined, udp: boolean): "tcp" | "udp" {
+  if (udp) {
+    if (transport !== undefined && transport !== "udp") {
+      throw new UsageError(`--udp conflicts with --transport ${transport}: drop one of them.`);
+    }
+    return "udp";
+  }
+  return choiceFlag("transport", transport ?? "tcp", TRANSPORTS);
+}
+
+/** The UDP server's options, refusing what only TCP has. */
+function udpOptionsFromFlags(
+  flags: Parameters<typeof udpSocketOptionsFromFlags>[0] & {
+    api?: string;
+    "rate-limit"?: string;
+  },
+  { hostname, port, mode, prefix, until }: {
+    hostname: string;
+    port: number;
+    mode?: EchoMode;
+    prefix?: string;
+    until?: string;
+  },
+): UdpEchoServerOptions {
+  if (flags.api !== undefined) {
+    throw new UsageError(
+      "--api is for TCP only (UDP has one API, datagram callbacks): drop it or use --transport tcp.",
+    );
+  }
+  if (until !== undefined || (mode !== undefined && !UDP_ECHO_MODES.includes(mode as "echo"))) {
+    throw new UsageError(
+      `--mode ${mode ?? "until"} is for TCP only: a datagram stands alone, so UDP answers ` +
+        `each one (--mode echo or prefix).`,
+    );
+  }
+  const options: UdpEchoServerOptions = { hostname, port, ...udpSocketOptionsFromFlags(flags) };
+  if (mode !== undefined) options.mode = mode as "echo" | "prefix";
+  if (prefix !== undefined) options.prefix = prefix;
+  if (flags["rate-limit"] !== undefined) {
+    const perSecond = integerFlag("rate-limit", flags["rate-limit"], 1, 1_000_000_000);
+    options.rateLimit = { perSecond };
+  }
+  return options;
 }
 
 /**
@@ -187,19 +271,24 @@ export async function main(args: string[]): Promise<number> {
     return helpOrVersion({ [command.action]: true }, SERVER_USAGE) ?? 0;
   }
   await setUpLogging(command.logLevel, command.logFormat);
-  const { options } = command;
-  let server;
+  let server: TcpServer | UdpServer;
+  let description: string;
   try {
-    server = serveEcho(options);
+    if (command.transport === "udp") {
+      const udp = await serveUdpEcho(command.udpOptions);
+      server = udp;
+      description = describeUdp(udp, command.udpOptions);
+    } else {
+      const { options } = command;
+      const tcp = serveEcho(options);
+      server = tcp;
+      const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
+      description = `tcp, ${options.api} API, ${mode} mode; ${optionsInForce(tcp, options)}`;
+    }
   } catch (error) {
     return fail(error);
   }
-  const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
-  console.log(
-    `@x/echo server listening on ${
-      formatAddress(server.addr)
-    } (tcp, ${options.api} API, ${mode} mode; ${optionsInForce(server, options)})`,
-  );
+  console.log(`@x/echo server listening on ${formatAddress(server.addr)} (${description})`);
   let signals = 0;
   const onSignal = () => {
     if (++signals > 1) Deno.exit(130);
@@ -212,6 +301,20 @@ export async function main(args: string[]): Promise<number> {
   await server.finished;
   for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
   return 0;
+}
+
+/** The UDP part of the startup line: mode, backend, options read back, safety. */
+function describeUdp(server: UdpServer, options: UdpEchoServerOptions): string {
+  const mode = options.mode ?? (options.prefix !== undefined ? "prefix" : "echo");
+  const backend = server.backend === "deno" ? "Deno.listenDatagram" : "node:dgram";
+  let socket: string;
+  try {
+    socket = describeUdpSocketOptions(server.getSocketOptions());
+  } catch (error) {
+    socket = `socket options not read back: ${(error as Error).message}`;
+  }
+  const limit = options.rateLimit ? `, rate limit ${options.rateLimit.perSecond}/s per source` : "";
+  return `udp, ${mode} mode, ${backend}; ${socket}; reflection guard${limit}`;
 }
 
 /** The socket options read back from the listener, or why they cannot be. */

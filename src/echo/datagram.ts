@@ -14,10 +14,28 @@ import { udpEchoLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { resolveEchoOptions } from "./behavior.ts";
 
-/** The echo modes a UDP echo server has. */
+/**
+ * The echo modes a UDP echo server has.
+ *
+ * @example
+ * ```ts
+ * import type { UdpEchoMode } from "@x/echo";
+ *
+ * const mode: UdpEchoMode = "prefix";
+ * ```
+ */
 export type UdpEchoMode = "echo" | "prefix";
 
-/** Every {@linkcode UdpEchoMode}, for validation and help texts. */
+/**
+ * Every {@linkcode UdpEchoMode}, for validation and help texts.
+ *
+ * @example
+ * ```ts
+ * import { UDP_ECHO_MODES } from "@x/echo";
+ *
+ * console.log(`modes: ${UDP_ECHO_MODES.join(", ")}`);
+ * ```
+ */
 export const UDP_ECHO_MODES: readonly UdpEchoMode[] = ["echo", "prefix"];
 
 /**

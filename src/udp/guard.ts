@@ -18,6 +18,13 @@ import { udpLogger } from "./_log.ts";
  * Source ports a UDP server never answers: 0 (not a real port), and the
  * services that answer anything: echo (7), daytime (13), qotd (17),
  * chargen (19) and time (37). Answering them starts a loop.
+ *
+ * @example
+ * ```ts
+ * import { FORBIDDEN_SOURCE_PORTS } from "@x/echo";
+ *
+ * console.log(FORBIDDEN_SOURCE_PORTS.includes(19)); // true: chargen
+ * ```
  */
 export const FORBIDDEN_SOURCE_PORTS: readonly number[] = [0, 7, 13, 17, 19, 37];
 

@@ -33,7 +33,16 @@ export interface DatagramExtraInfo {
   socketOptions: SocketOptionValues;
 }
 
-/** Names accepted by {@linkcode DatagramTransport.getExtraInfo}. */
+/**
+ * Names accepted by {@linkcode DatagramTransport.getExtraInfo}.
+ *
+ * @example
+ * ```ts
+ * import type { DatagramExtraInfoName } from "@x/echo";
+ *
+ * const names: DatagramExtraInfoName[] = ["sockname", "peername", "socketOptions"];
+ * ```
+ */
 export type DatagramExtraInfoName = keyof DatagramExtraInfo;
 
 /**

@@ -12,11 +12,38 @@ import { formatAddress } from "../_address.ts";
 import { checkInteger } from "../_validate.ts";
 import { TransportClosedError } from "../errors.ts";
 
-/** The default time {@linkcode UdpClient.request} waits for each answer: 1 second. */
+/**
+ * The default time {@linkcode UdpClient.request} waits for each answer: 1 second.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REQUEST_TIMEOUT, type UdpRequestOptions } from "@x/echo";
+ *
+ * const patient: UdpRequestOptions = { timeout: 5 * DEFAULT_REQUEST_TIMEOUT };
+ * ```
+ */
 export const DEFAULT_REQUEST_TIMEOUT = 1000;
-/** The default number of times {@linkcode UdpClient.request} sends again: 2. */
+/**
+ * The default number of times {@linkcode UdpClient.request} sends again: 2.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REQUEST_RETRIES, DEFAULT_REQUEST_TIMEOUT } from "@x/echo";
+ *
+ * const longestWait = (DEFAULT_REQUEST_RETRIES + 1) * DEFAULT_REQUEST_TIMEOUT; // 3 seconds
+ * ```
+ */
 export const DEFAULT_REQUEST_RETRIES = 2;
-/** Datagrams a {@linkcode UdpClient} keeps for `receive` at most; later ones are dropped. */
+/**
+ * Datagrams a {@linkcode UdpClient} keeps for `receive` at most; later ones are dropped.
+ *
+ * @example
+ * ```ts
+ * import { UDP_CLIENT_QUEUE_LIMIT } from "@x/echo";
+ *
+ * console.log(`read at least every ${UDP_CLIENT_QUEUE_LIMIT} datagrams`);
+ * ```
+ */
 export const UDP_CLIENT_QUEUE_LIMIT = 1024;
 
 /**

@@ -20,7 +20,17 @@ import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/sock
 import { setUpDatagramSocket } from "../sockopt/setup.ts";
 import { readSocketOptionsOf, type SocketOptionValues } from "../sockopt/read_back.ts";
 
-/** The default time {@linkcode UdpServer.shutdown} lets queued datagrams go out: 10 seconds. */
+/**
+ * The default time {@linkcode UdpServer.shutdown} lets queued datagrams go out: 10 seconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_UDP_SHUTDOWN_TIMEOUT, serveUdpEcho } from "@x/echo";
+ *
+ * const server = await serveUdpEcho({ shutdownTimeout: DEFAULT_UDP_SHUTDOWN_TIMEOUT / 10 });
+ * await server.shutdown();
+ * ```
+ */
 export const DEFAULT_UDP_SHUTDOWN_TIMEOUT = 10_000;
 
 /**

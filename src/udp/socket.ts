@@ -10,12 +10,42 @@
 import { formatAddress } from "../_address.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 
-/** Which implementation a {@linkcode DatagramSocket} runs on. */
+/**
+ * Which implementation a UDP socket runs on: `"deno"` is
+ * `Deno.listenDatagram` (needs `--unstable-net`), `"node"` is `node:dgram`.
+ *
+ * @example
+ * ```ts
+ * import { type DatagramBackend, serveUdpEcho } from "@x/echo";
+ *
+ * const backend: DatagramBackend = "listenDatagram" in Deno ? "deno" : "node";
+ * const server = await serveUdpEcho({ port: 0, backend });
+ * await server.shutdown();
+ * ```
+ */
 export type DatagramBackend = "deno" | "node";
 
-/** The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header). */
+/**
+ * The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
+ *
+ * @example
+ * ```ts
+ * import { MAX_DATAGRAM_SIZE } from "@x/echo";
+ *
+ * const fits = (data: Uint8Array) => data.length <= MAX_DATAGRAM_SIZE; // 65,507
+ * ```
+ */
 export const MAX_DATAGRAM_SIZE = 65_507;
-/** The largest UDP payload over IPv6 (without jumbograms): 65,535 − 8 (UDP header). */
+/**
+ * The largest UDP payload over IPv6 (without jumbograms): 65,535 − 8 (UDP header).
+ *
+ * @example
+ * ```ts
+ * import { MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_IPV6 } from "@x/echo";
+ *
+ * const limit = (host: string) => host.includes(":") ? MAX_DATAGRAM_SIZE_IPV6 : MAX_DATAGRAM_SIZE;
+ * ```
+ */
 export const MAX_DATAGRAM_SIZE_IPV6 = 65_527;
 
 /** Where and how to bind a datagram socket. */

@@ -114,9 +114,13 @@ export type {
 } from "./src/udp/protocol.ts";
 export type { DatagramTransportOptions } from "./src/udp/transport.ts";
 export {
+  type Datagram,
   type DatagramBackend,
+  type DatagramBindOptions,
+  type DatagramSocket,
   MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE_IPV6,
+  openDatagramSocket,
 } from "./src/udp/socket.ts";
 export { type DropCounts, FORBIDDEN_SOURCE_PORTS, type RateLimit } from "./src/udp/guard.ts";
 export {

@@ -4,7 +4,9 @@ import {
   MAX_DATAGRAM_SIZE_IPV6,
   openDatagramSocket,
 } from "../src/udp/socket.ts";
-import { randomBytes } from "./_helpers.ts";
+import { decode, encode, randomBytes } from "./_helpers.ts";
+import { getSocketOptions } from "../mod.ts";
+import { hasUnstableNet } from "../src/_unstable.ts";
 import { BACKENDS, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
 
 for (const backend of BACKENDS) {
@@ -92,5 +94,69 @@ for (const backend of BACKENDS) {
     await again.closed;
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`udp socket (${backend}): for await yields each datagram until the socket closes`, async () => {
+    const socket = await openDatagramSocket({ backend });
+    const sender = await openDatagramSocket({ backend });
+    try {
+      for (const text of ["one", "two", "three"]) await sender.send(encode(text), socket.addr);
+      const seen: string[] = [];
+      for await (const [data, from] of socket) {
+        seen.push(`${decode(data)} from ${from.port}`);
+        if (seen.length === 3) socket.close();
+      }
+      const port = sender.addr.port;
+      assertEquals(seen, [`one from ${port}`, `two from ${port}`, `three from ${port}`]);
+      // A closed socket's iteration ends at once.
+      for await (const _ of socket) throw new Error("a closed socket yielded a datagram");
+    } finally {
+      socket.close();
+      sender.close();
+    }
+  });
+
+  Deno.test(`udp socket (${backend}): buffer sizes set at open are read back from the kernel`, async () => {
+    const socket = await openDatagramSocket({
+      backend,
+      receiveBufferSize: 100_000,
+      sendBufferSize: 50_000,
+      reuseAddress: true,
+    });
+    try {
+      const values = getSocketOptions(socket);
+      const factor = Deno.build.os === "linux" ? 2 : 1;
+      assertEquals(values.receiveBufferSize, 100_000 * factor);
+      assertEquals(values.sendBufferSize, 50_000 * factor);
+      assertEquals(values.reuseAddress, true);
+      assertEquals(values.noDelay, undefined);
+    } finally {
+      socket.close();
+    }
+    await assertRejects(
+      () => openDatagramSocket({ backend, sendBufferSize: 0 }),
+      RangeError,
+      "Invalid sendBufferSize: 0.",
+    );
+    await assertRejects(
+      () => openDatagramSocket({ backend: "bsd" as "node" }),
+      RangeError,
+      'Invalid backend: "bsd". Use "deno" or "node".',
+    );
+  });
+}
+
+Deno.test({
+  name: "udp socket: getSocketOptions reads a Deno.DatagramConn too",
+  ignore: !hasUnstableNet(),
+  fn() {
+    const conn = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      assert(getSocketOptions(conn).receiveBufferSize > 0);
+    } finally {
+      conn.close();
+    }
+  },
+});
 
 rerunUnderUnstableNet(import.meta.url, "udp socket (deno): datagrams both ways");

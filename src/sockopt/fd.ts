@@ -22,11 +22,22 @@ export interface SocketIdentity {
   remote?: Deno.NetAddr;
 }
 
-/** The identity of a Deno TCP socket, to find its descriptor. */
-export function identify(socket: Deno.TcpConn | Deno.TcpListener): SocketIdentity {
-  return "remoteAddr" in socket
-    ? { transport: "tcp", local: socket.localAddr, remote: socket.remoteAddr }
-    : { transport: "tcp", local: socket.addr };
+/**
+ * A socket whose descriptor can be found: a TCP connection or listener, or
+ * a bound UDP socket (anything with a UDP `addr`, such as `Deno.DatagramConn`).
+ */
+export type IdentifiableSocket =
+  | Deno.TcpConn
+  | Deno.TcpListener
+  | { readonly addr: Deno.Addr };
+
+/** The identity of a socket, to find its descriptor. */
+export function identify(socket: IdentifiableSocket): SocketIdentity {
+  if ("remoteAddr" in socket) {
+    return { transport: "tcp", local: socket.localAddr, remote: socket.remoteAddr };
+  }
+  const local = socket.addr as Deno.NetAddr;
+  return { transport: local.transport === "udp" ? "udp" : "tcp", local };
 }
 
 // Scratch space for the lookups, allocated once.

@@ -76,8 +76,9 @@ export function readSocketOptions(
 }
 
 /**
- * Reads the options of a TCP connection or listener back from the kernel
- * with `getsockopt` (through FFI, so it needs `--allow-ffi`).
+ * Reads the options of a TCP connection or listener, or of a bound UDP
+ * socket, back from the kernel with `getsockopt` (through FFI, so it needs
+ * `--allow-ffi`). TCP-only values are absent for UDP.
  *
  * @example Check what a listener's accepted connections inherit
  * ```ts
@@ -92,12 +93,15 @@ export function readSocketOptions(
  * @throws {Deno.errors.NotSupported} on a system other than Linux or macOS.
  * @throws {Deno.errors.NotFound} when the socket is closed.
  */
-export function getSocketOptions(socket: Deno.TcpConn | Deno.TcpListener): SocketOptionValues {
+export function getSocketOptions(
+  socket: Deno.TcpConn | Deno.TcpListener | { readonly addr: Deno.Addr },
+): SocketOptionValues {
   if (
     socket === null || typeof socket !== "object" || !("localAddr" in socket || "addr" in socket)
   ) {
     throw new TypeError(
-      `Invalid socket: ${String(socket)}. Pass a Deno.TcpConn or a Deno.TcpListener.`,
+      `Invalid socket: ${String(socket)}. ` +
+        `Pass a Deno.TcpConn, a Deno.TcpListener or a UDP socket (openDatagramSocket).`,
     );
   }
   return readSocketOptionsOf(identify(socket));

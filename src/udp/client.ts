@@ -16,7 +16,6 @@ import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
-import { setUpDatagramSocket } from "../sockopt/setup.ts";
 
 /**
  * Where a UDP client sends to, where it binds, and its socket options.
@@ -109,15 +108,17 @@ export async function connectUdp<P extends DatagramProtocol>(
   const socket = await openDatagramSocket({
     hostname: options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
     port: localPort,
-    reuseAddress: options.reuseAddress ?? false,
+    reuseAddress: options.reuseAddress,
+    receiveBufferSize: options.receiveBufferSize,
+    sendBufferSize: options.sendBufferSize,
     backend: options.backend,
   });
   let protocol: P;
   try {
-    setUpDatagramSocket(socket.addr, options);
     protocol = protocolFactory();
   } catch (error) {
     socket.close();
+    await socket.closed;
     throw error;
   }
   const transport = new UdpTransport(socket, protocol, options, {

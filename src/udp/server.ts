@@ -17,7 +17,6 @@ import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkBoolean, checkInteger } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
-import { setUpDatagramSocket } from "../sockopt/setup.ts";
 import { readSocketOptionsOf, type SocketOptionValues } from "../sockopt/read_back.ts";
 
 /**
@@ -180,21 +179,19 @@ export async function serveUdp(
   const socket = await openDatagramSocket({
     hostname,
     port,
-    reuseAddress: options.reuseAddress ?? false,
+    reuseAddress: options.reuseAddress,
+    receiveBufferSize: options.receiveBufferSize,
+    sendBufferSize: options.sendBufferSize,
     backend: options.backend,
   });
   let protocol: DatagramProtocol;
   try {
-    setUpDatagramSocket(socket.addr, options);
     protocol = protocolFactory();
   } catch (error) {
     socket.close();
+    await socket.closed;
     throw error;
   }
-  udpLogger.debug("UDP socket {address} runs on the {backend} backend", {
-    address: formatAddress(socket.addr),
-    backend: socket.backend === "deno" ? "Deno.listenDatagram" : "node:dgram",
-  });
   const guard = reflectionGuard || options.rateLimit
     ? new ReflectionGuard(socket.addr, options.rateLimit, reflectionGuard)
     : null;

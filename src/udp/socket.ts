@@ -2,13 +2,18 @@
  * A bound UDP socket on one of two backends: `Deno.listenDatagram` when Deno
  * runs with `--unstable-net`, `node:dgram` otherwise (so
  * `deno run -A jsr:@x/echo/server` serves UDP without the flag). Both behave
- * the same: datagrams in with their source address, datagrams out, close.
+ * the same: datagrams in with their source address (`receive`, or async
+ * iteration), datagrams out, close.
  *
  * @module
  */
 
 import { formatAddress } from "../_address.ts";
 import { hasUnstableNet } from "../_unstable.ts";
+import { checkAddress } from "../_validate.ts";
+import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
+import { setUpDatagramSocket } from "../sockopt/setup.ts";
+import { udpLogger } from "./_log.ts";
 
 /**
  * Which implementation a UDP socket runs on: `"deno"` is
@@ -48,23 +53,53 @@ export const MAX_DATAGRAM_SIZE = 65_507;
  */
 export const MAX_DATAGRAM_SIZE_IPV6 = 65_527;
 
-/** Where and how to bind a datagram socket. */
-export interface DatagramBindOptions {
+/**
+ * Where and how to bind a datagram socket, and its socket options.
+ *
+ * @example
+ * ```ts
+ * import type { DatagramBindOptions } from "@x/echo";
+ *
+ * const options: DatagramBindOptions = { hostname: "::1", port: 0, receiveBufferSize: 1 << 20 };
+ * ```
+ */
+export interface DatagramBindOptions extends UdpSocketOptions {
   /** The local address. Default `"127.0.0.1"`. */
   hostname?: string;
   /** The local port; 0 picks a free one. Default 0. */
   port?: number;
-  /** SO_REUSEADDR before the bind. Default `false`. */
-  reuseAddress?: boolean;
   /** Force a backend; by default `"deno"` when available, else `"node"`. */
   backend?: DatagramBackend;
 }
 
-/** One datagram received: a view of the data, valid until the next receive, and its source. */
+/**
+ * One datagram received: a view of the data, valid until the next receive,
+ * and its source.
+ *
+ * @example
+ * ```ts
+ * import type { Datagram } from "@x/echo";
+ *
+ * const describe = ([data, from]: Datagram) => `${data.length} bytes from port ${from.port}`;
+ * ```
+ */
 export type Datagram = [data: Uint8Array, from: Deno.NetAddr];
 
-/** A bound UDP socket; see {@linkcode openDatagramSocket}. */
-export interface DatagramSocket {
+/**
+ * A bound UDP socket, the endpoint under the datagram protocol API; see
+ * {@linkcode openDatagramSocket}. Iterating it with `for await` yields each
+ * datagram until the socket is closed.
+ *
+ * @example
+ * ```ts
+ * import { type DatagramSocket, openDatagramSocket } from "@x/echo";
+ *
+ * async function echoForever(socket: DatagramSocket): Promise<void> {
+ *   for await (const [data, from] of socket) await socket.send(data, from);
+ * }
+ * ```
+ */
+export interface DatagramSocket extends AsyncIterable<Datagram> {
   /** The bound address, with the real port when 0 was asked for. */
   readonly addr: Deno.NetAddr;
   /** The implementation in use. */
@@ -102,29 +137,70 @@ export interface DatagramSocket {
 }
 
 /**
- * Binds a UDP socket on the best backend available.
+ * Binds a UDP socket on the best backend available (logged at debug level)
+ * and sets its buffer sizes. The raw endpoint: no reflection guard, no
+ * queue; `serveUdp` and `connectUdp` build on it.
+ *
+ * @example Echo three datagrams, then close
+ * ```ts
+ * import { openDatagramSocket } from "@x/echo";
+ *
+ * const socket = await openDatagramSocket({ hostname: "127.0.0.1", port: 0 });
+ * const sender = await openDatagramSocket();
+ * for (const text of ["a", "b", "c"]) await sender.send(new TextEncoder().encode(text), socket.addr);
+ * let count = 0;
+ * for await (const [data, from] of socket) {
+ *   await socket.send(data, from);
+ *   if (++count === 3) socket.close();
+ * }
+ * sender.close();
+ * ```
  *
  * @throws {Deno.errors.AddrInUse} when the address is taken; the message names it.
+ * @throws {Deno.errors.NotSupported} for `backend: "deno"` without `--unstable-net`.
+ * @throws {RangeError} for an option out of range, before any socket is opened.
  */
 export async function openDatagramSocket(
   options: DatagramBindOptions = {},
 ): Promise<DatagramSocket> {
   const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
+  checkAddress(hostname, port, 0);
+  validateUdpSocketOptions(options);
   const backend = options.backend ?? (hasUnstableNet() ? "deno" : "node");
+  if (backend !== "deno" && backend !== "node") {
+    throw new RangeError(`Invalid backend: ${JSON.stringify(backend)}. Use "deno" or "node".`);
+  }
+  if (backend === "deno" && !hasUnstableNet()) {
+    throw new Deno.errors.NotSupported(
+      'The "deno" datagram backend needs Deno\'s --unstable-net flag; ' +
+        "leave backend unset to use node:dgram instead.",
+    );
+  }
+  let socket: DatagramSocket;
   try {
-    if (backend === "deno") {
-      if (!hasUnstableNet()) {
-        throw new Deno.errors.NotSupported(
-          'The "deno" datagram backend needs Deno\'s --unstable-net flag; ' +
-            "leave backend unset to use node:dgram instead.",
-        );
-      }
-      return new DenoDatagramSocket(hostname, port, reuseAddress);
-    }
-    return await NodeDatagramSocket.bind(hostname, port, reuseAddress);
+    socket = backend === "deno"
+      ? new DenoDatagramSocket(hostname, port, reuseAddress)
+      : await NodeDatagramSocket.bind(hostname, port, reuseAddress);
   } catch (error) {
     throw bindError(error, { transport: "udp", hostname, port });
   }
+  try {
+    setUpDatagramSocket(socket.addr, options);
+  } catch (error) {
+    socket.close();
+    await socket.closed;
+    throw error;
+  }
+  udpLogger.debug("UDP socket {address} runs on the {backend} backend", {
+    address: formatAddress(socket.addr),
+    backend: backend === "deno" ? "Deno.listenDatagram" : "node:dgram",
+  });
+  return socket;
+}
+
+/** Yields `socket`'s datagrams until it is closed. */
+async function* datagramsOf(socket: DatagramSocket): AsyncGenerator<Datagram> {
+  for (let datagram; (datagram = await socket.receive()) !== null;) yield datagram;
 }
 
 /**
@@ -206,6 +282,10 @@ class DenoDatagramSocket implements DatagramSocket {
   constructor(hostname: string, port: number, reuseAddress: boolean) {
     this.#conn = Deno.listenDatagram({ hostname, port, transport: "udp", reuseAddress });
     this.addr = this.#conn.addr as Deno.NetAddr;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Datagram> {
+    return datagramsOf(this);
   }
 
   async receive(): Promise<Datagram | null> {
@@ -291,6 +371,10 @@ class NodeDatagramSocket implements DatagramSocket {
       if (this.#waiting) this.#wake().reject(error);
       else this.#failure = error;
     });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Datagram> {
+    return datagramsOf(this);
   }
 
   receive(): Promise<Datagram | null> {

@@ -7,7 +7,8 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, encode } from "./_helpers.ts";
-import { installed, run, SERVER, ServerProcess } from "./_programs.ts";
+import { CLIENT, installed, run, SERVER, ServerProcess } from "./_programs.ts";
+import { openDatagramSocket } from "../src/udp/socket.ts";
 
 /** Runs `command` with `input` on stdin; returns its exit code, stdout bytes and stderr. */
 async function pipeThrough(command: string, args: string[], input: Uint8Array) {
@@ -230,4 +231,86 @@ Deno.test("udp server program: a taken port exits 1 naming it", async () => {
   // TCP on the same number is another port, free to use.
   await using tcp = await new ServerProcess(["--port", String(first.port)]).ready();
   assertEquals(tcp.port, first.port);
+});
+
+/** A UDP echo server in Python, to show the client works against any: prints its port. */
+const PYTHON_UDP_SERVER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+while True:
+    data, addr = s.recvfrom(65535)
+    s.sendto(data, addr)
+`;
+
+Deno.test({
+  name: "client program over UDP: --message and interactive lines, against Python's UDP echo too",
+  ignore: missing("python3"),
+  async fn() {
+    await using ours = await new ServerProcess(["--udp"]).ready();
+    const python = new Deno.Command("python3", {
+      args: ["-c", PYTHON_UDP_SERVER],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      const reader = python.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const pythonPort = Number((await reader.read()).value!.trim());
+      await reader.cancel();
+      for (const port of [ours.port, pythonPort]) {
+        const once = await run(CLIENT, ["--udp", "--port", String(port), "--message", "hello"]);
+        assertEquals(once, { code: 0, stdout: "hello\n", stderr: "" }, `port ${port}`);
+        const lines = await run(
+          CLIENT,
+          ["--transport", "udp", "--port", String(port)],
+          "one\ntwo\nq\nnever\n",
+        );
+        assertEquals(lines, { code: 0, stdout: "one\ntwo\n", stderr: "" }, `port ${port}`);
+      }
+    } finally {
+      python.kill();
+      await python.status;
+    }
+  },
+});
+
+Deno.test("client program over UDP: exits 1 when the echo differs or none comes; bad flags exit 2", async () => {
+  await using server = await new ServerProcess(["--udp", "--prefix", "GOT:"]).ready();
+  const differs = await run(CLIENT, ["--udp", "--port", String(server.port), "--message", "abc"]);
+  assertEquals(differs.code, 1);
+  assertEquals(differs.stdout, "GOT:abc\n");
+  assertStringIncludes(differs.stderr, "the echo differs");
+  // Nothing listens on a port just freed: no answer within the timeout, after 2 datagrams.
+  const socket = await openDatagramSocket();
+  const port = socket.addr.port;
+  socket.close();
+  await socket.closed;
+  const silent = await run(CLIENT, [
+    "--udp",
+    "--port",
+    String(port),
+    "--message",
+    "x",
+    "--timeout",
+    "1",
+    "--retries",
+    "1",
+  ]);
+  assertEquals(silent.code, 1);
+  assertStringIncludes(
+    silent.stderr,
+    `no echo within 1 s (2 datagrams sent; is a UDP echo server on 127.0.0.1:${port}?)`,
+  );
+  for (
+    const [args, message] of [
+      [["--retries", "3"], "--retries is for UDP only: drop it or add --udp."],
+      [["--udp", "--transport", "tcp"], "--udp conflicts with --transport tcp"],
+      [["--transport", "quic"], 'invalid --transport "quic": use one of tcp, udp.'],
+    ] as [string[], string][]
+  ) {
+    const result = await run(CLIENT, ["--port", "9", ...args]);
+    assertEquals(result.code, 2, args.join(" "));
+    assertStringIncludes(result.stderr, message);
+  }
 });

@@ -137,6 +137,11 @@ for (const backend of BACKENDS) {
 Deno.test("udp client: bad options and names fail with what to do", async () => {
   await assertRejects(() => connectUdpClient({ port: 0 }), RangeError, "Invalid port: 0.");
   await assertRejects(
+    () => connectUdpClient({ port: 9, localPort: 70000 }),
+    RangeError,
+    "Invalid localPort: 70000.",
+  );
+  await assertRejects(
     () => connectUdpClient({ hostname: "::zz", port: 9 }),
     TypeError,
     'Invalid hostname: "::zz" is not an IPv6 address.',

@@ -14,7 +14,7 @@ import {
 } from "./transport.ts";
 import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
-import { checkAddress } from "../_validate.ts";
+import { checkAddress, checkInteger } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
 
 /**
@@ -100,8 +100,8 @@ export async function connectUdp<P extends DatagramProtocol>(
 ): Promise<UdpConnection<P>> {
   const { hostname = "127.0.0.1", port, localPort = 0 } = options;
   checkAddress(hostname, port, 1);
-  if (options.localHostname !== undefined) checkAddress(options.localHostname, localPort, 0);
-  else checkAddress("0.0.0.0", localPort, 0);
+  checkInteger("localPort", localPort, 0, 65535);
+  if (options.localHostname !== undefined) checkAddress(options.localHostname, 0, 0);
   validateUdpSocketOptions(options);
   validateDatagramTransportOptions(options);
   const remote = await resolveRemote(hostname, port);

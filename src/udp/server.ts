@@ -208,6 +208,7 @@ class Server implements UdpServer {
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.shutdown();
   #stopping = false;
+  #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -226,6 +227,7 @@ class Server implements UdpServer {
     this.#transport = new UdpTransport(socket, protocol, options, {
       accept: guard?.accept,
       onClosed: () => {
+        this.#stopped = true;
         clearTimeout(this.#timer);
         this.#signal?.removeEventListener("abort", this.#onAbort);
         udpLogger.info("UDP server on {address} stopped: {counters}", {
@@ -279,6 +281,7 @@ class Server implements UdpServer {
       return this.finished;
     }
     this.#stopping = true;
+    if (this.#stopped) return this.finished; // The socket failed and closed on its own.
     udpLogger.info("Shutting down udp {address}", { address: formatAddress(this.addr) });
     // Cleared once the socket is closed (onClosed runs on a later turn than this).
     this.#timer = setTimeout(() => {

@@ -96,3 +96,24 @@ export function installed(command: string): boolean {
     return false;
   }
 }
+
+/** Runs `command` with `input` on stdin; returns its exit code, stdout bytes and stderr text. */
+export async function pipeThrough(
+  command: string,
+  args: string[],
+  input: Uint8Array,
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writing = (async () => {
+    const writer = child.stdin.getWriter();
+    await writer.write(input);
+    await writer.close();
+  })();
+  const [{ code, stdout, stderr }] = await Promise.all([child.output(), writing]);
+  return { code, stdout, stderr: decode(stderr) };
+}

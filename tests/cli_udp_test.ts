@@ -7,23 +7,8 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, encode } from "./_helpers.ts";
-import { CLIENT, installed, run, SERVER, ServerProcess } from "./_programs.ts";
+import { CLIENT, installed, pipeThrough, run, SERVER, ServerProcess } from "./_programs.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
-
-/** Runs `command` with `input` on stdin; returns its exit code, stdout bytes and stderr. */
-async function pipeThrough(command: string, args: string[], input: Uint8Array) {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(input);
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  return { code, stdout, stderr: decode(stderr) };
-}
 
 const missing = (command: string) =>
   !installed(command) && (console.warn(`${command} missing: skipped`), true);

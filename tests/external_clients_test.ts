@@ -6,27 +6,7 @@
 
 import { assertEquals } from "@std/assert";
 import { assertSameBytes, decode, randomBytes } from "./_helpers.ts";
-import { installed, ServerProcess } from "./_programs.ts";
-
-async function pipeThrough(
-  command: string,
-  args: string[],
-  input: Uint8Array,
-): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writing = (async () => {
-    const writer = child.stdin.getWriter();
-    await writer.write(input);
-    await writer.close();
-  })();
-  const [{ code, stdout, stderr }] = await Promise.all([child.output(), writing]);
-  return { code, stdout, stderr: decode(stderr) };
-}
+import { installed, pipeThrough, ServerProcess } from "./_programs.ts";
 
 const PYTHON_CLIENT = `
 import asyncio, sys

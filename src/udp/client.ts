@@ -6,9 +6,10 @@
  */
 
 import type { DatagramProtocol, DatagramTransport } from "./protocol.ts";
-import { type DatagramBackend, openDatagramSocket } from "./socket.ts";
+import type { DatagramBackend } from "./socket.ts";
 import {
   type DatagramTransportOptions,
+  openEndpoint,
   UdpTransport,
   validateDatagramTransportOptions,
 } from "./transport.ts";
@@ -105,22 +106,14 @@ export async function connectUdp<P extends DatagramProtocol>(
   validateUdpSocketOptions(options);
   validateDatagramTransportOptions(options);
   const remote = await resolveRemote(hostname, port);
-  const socket = await openDatagramSocket({
+  const [socket, protocol] = await openEndpoint({
     hostname: options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
     port: localPort,
     reuseAddress: options.reuseAddress,
     receiveBufferSize: options.receiveBufferSize,
     sendBufferSize: options.sendBufferSize,
     backend: options.backend,
-  });
-  let protocol: P;
-  try {
-    protocol = protocolFactory();
-  } catch (error) {
-    socket.close();
-    await socket.closed;
-    throw error;
-  }
+  }, protocolFactory);
   const transport = new UdpTransport(socket, protocol, options, {
     remote,
     accept: fromRemote(remote),

@@ -6,9 +6,10 @@
  */
 
 import type { DatagramProtocol } from "./protocol.ts";
-import { type DatagramBackend, type DatagramSocket, openDatagramSocket } from "./socket.ts";
+import type { DatagramBackend, DatagramSocket } from "./socket.ts";
 import {
   type DatagramTransportOptions,
+  openEndpoint,
   UdpTransport,
   validateDatagramTransportOptions,
 } from "./transport.ts";
@@ -176,22 +177,14 @@ export async function serveUdp(
         `Pass a function that returns a DatagramProtocol.`,
     );
   }
-  const socket = await openDatagramSocket({
+  const [socket, protocol] = await openEndpoint({
     hostname,
     port,
     reuseAddress: options.reuseAddress,
     receiveBufferSize: options.receiveBufferSize,
     sendBufferSize: options.sendBufferSize,
     backend: options.backend,
-  });
-  let protocol: DatagramProtocol;
-  try {
-    protocol = protocolFactory();
-  } catch (error) {
-    socket.close();
-    await socket.closed;
-    throw error;
-  }
+  }, protocolFactory);
   const guard = reflectionGuard || options.rateLimit
     ? new ReflectionGuard(socket.addr, options.rateLimit, reflectionGuard)
     : null;

@@ -10,7 +10,12 @@ import type {
   DatagramProtocol,
   DatagramTransport,
 } from "./protocol.ts";
-import { checkDatagramSize, type DatagramSocket } from "./socket.ts";
+import {
+  checkDatagramSize,
+  type DatagramBindOptions,
+  type DatagramSocket,
+  openDatagramSocket,
+} from "./socket.ts";
 import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { TransportClosedError } from "../errors.ts";
@@ -54,6 +59,24 @@ export interface UdpTransportSetup {
   accept?: (from: Deno.NetAddr) => boolean;
   /** Runs once the socket is closed and `connectionLost` has returned. */
   onClosed?: () => void;
+}
+
+/**
+ * Binds a socket and makes its protocol; if the factory throws, the socket
+ * is closed (and its port free again) before the error is passed on.
+ */
+export async function openEndpoint<P extends DatagramProtocol>(
+  bind: DatagramBindOptions,
+  protocolFactory: () => P,
+): Promise<[DatagramSocket, P]> {
+  const socket = await openDatagramSocket(bind);
+  try {
+    return [socket, protocolFactory()];
+  } catch (error) {
+    socket.close();
+    await socket.closed;
+    throw error;
+  }
 }
 
 /** After this many receive errors in a row the socket is taken as broken and closed. */

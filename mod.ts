@@ -65,6 +65,7 @@ export {
   DEFAULT_SHUTDOWN_TIMEOUT,
   serveTcp,
   type TcpServer,
+  type TcpServerCounters,
   type TcpServerOptions,
 } from "./src/tcp/server.ts";
 export { connectTcp, type TcpConnection, type TcpConnectOptions } from "./src/tcp/client.ts";

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { decode, dial, echoOf, encode, readToEnd, writeAll } from "./_helpers.ts";
+import { decode, dial, echoOf, encode, readExactly, readToEnd, writeAll } from "./_helpers.ts";
 import { BENCH, CLIENT, run, SERVER, ServerProcess } from "./_programs.ts";
 
 for (const api of ["protocol", "stream"]) {
@@ -30,6 +30,35 @@ Deno.test("server program: SIGINT with a connection open flushes, closes it and 
   const log = await server.stderr;
   assertStringIncludes(log, "Connection made with 127.0.0.1:");
   assertStringIncludes(log, "Shutting down: 1 open connections");
+});
+
+Deno.test("server program: --max-connections closes one more at once and counts it", async () => {
+  await using server = await new ServerProcess(["--max-connections", "1", "--api", "stream"])
+    .ready();
+  assertStringIncludes(server.firstLine, "; max 1 connections)");
+  const held = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  await writeAll(held, encode("held"));
+  assertEquals(decode(await readExactly(held, 4)), "held");
+  const over = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  const got = await readToEnd(over).catch((error) => error);
+  assert(got instanceof Deno.errors.ConnectionReset || got.length === 0, String(got));
+  over.close();
+  held.close();
+  assertEquals(await server.stop(), 0);
+  assertStringIncludes(await server.stderr, "accepted: 1, refused: 1, closedIdle: 0");
+});
+
+Deno.test("server program: --idle-timeout closes a quiet connection and counts it", async () => {
+  await using server = await new ServerProcess(["--idle-timeout", "1"]).ready();
+  assertStringIncludes(server.firstLine, "; idle timeout 1s)");
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  await writeAll(conn, encode("then quiet"));
+  const start = performance.now();
+  assertEquals(decode(await readToEnd(conn)), "then quiet");
+  assert(performance.now() - start >= 900, "closed before the idle timeout");
+  conn.close();
+  assertEquals(await server.stop(), 0);
+  assertStringIncludes(await server.stderr, "closedIdle: 1");
 });
 
 Deno.test("server program: --mode, --prefix and --until change what comes back", async () => {
@@ -72,6 +101,9 @@ Deno.test("server program: bad flags print one line on stderr and exit 2", async
     [["--log-level", "loud"], 'invalid --log-level "loud"'],
     [["--hostname", ""], "--hostname needs a value"],
     [["stray"], "unknown option stray"],
+    [["--max-connections", "0"], 'invalid --max-connections "0": use a whole number from 1'],
+    [["--idle-timeout", "x"], 'invalid --idle-timeout "x"'],
+    [["--log-format", "xml"], 'invalid --log-format "xml": use one of text, json'],
   ];
   for (const [args, message] of cases) {
     const { code, stdout, stderr } = await run(SERVER, args);
@@ -103,6 +135,8 @@ Deno.test("server program: --help lists every flag with its default; --version m
       "--transport tcp|udp",
       "--udp",
       "--rate-limit N",
+      "--max-connections N",
+      "--idle-timeout S",
       "--api",
       "--mode",
       "--prefix",

@@ -193,6 +193,8 @@ Deno.test("udp server program: flags that mean nothing for UDP exit 2 and say so
     [["--udp", "--backlog", "5"], "--backlog is for TCP only: drop it or use --transport tcp."],
     [["--udp", "--no-nodelay", "--keepalive"], "--no-nodelay, --keepalive are for TCP only"],
     [["--udp", "--quickack"], "--quickack is for TCP only"],
+    [["--udp", "--max-connections", "5"], "--max-connections is for TCP only"],
+    [["--udp", "--idle-timeout", "5"], "--idle-timeout is for TCP only"],
     [["--rate-limit", "5"], "--rate-limit is for UDP only: drop it or add --udp."],
     [["--udp", "--rate-limit", "0"], 'invalid --rate-limit "0": use a whole number from 1'],
   ];

@@ -74,6 +74,12 @@ Options:
   --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
                             (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters)
 
+Connections (TCP):
+  --max-connections N       the most open at once; more are closed as soon as accepted
+                            and counted (default no limit)
+  --idle-timeout S          close a connection after S seconds without traffic either way
+                            (default never)
+
 ${SOCKET_FLAGS_USAGE}
 
 UDP safety (a UDP echo can be abused to reflect traffic):
@@ -136,6 +142,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "log-level",
       "log-format",
       "rate-limit",
+      "max-connections",
+      "idle-timeout",
       ...SOCKET_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
@@ -184,6 +192,12 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (flags["rate-limit"] !== undefined) {
     throw new UsageError("--rate-limit is for UDP only: drop it or add --udp.");
   }
+  const maxConnections = flags["max-connections"] === undefined
+    ? undefined
+    : integerFlag("max-connections", flags["max-connections"], 1, 2 ** 31 - 1);
+  const idleSeconds = flags["idle-timeout"] === undefined
+    ? undefined
+    : integerFlag("idle-timeout", flags["idle-timeout"], 1, Math.floor((2 ** 31 - 1) / 1000));
   const options: EchoServerOptions = {
     hostname,
     port,
@@ -193,6 +207,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (mode !== undefined) options.mode = mode;
   if (prefix !== undefined) options.prefix = prefix;
   if (until !== undefined) options.until = until;
+  if (maxConnections !== undefined) options.maxConnections = maxConnections;
+  if (idleSeconds !== undefined) options.idleTimeout = idleSeconds * 1000;
   if (options.reusePort && !hasUnstableNet()) {
     throw new UsageError(
       "--reuse-port needs Deno's --unstable-net flag: " +
@@ -219,6 +235,8 @@ function udpOptionsFromFlags(
   flags: Parameters<typeof udpSocketOptionsFromFlags>[0] & {
     api?: string;
     "rate-limit"?: string;
+    "max-connections"?: string;
+    "idle-timeout"?: string;
   },
   { hostname, port, mode, prefix, until }: {
     hostname: string;
@@ -232,6 +250,13 @@ function udpOptionsFromFlags(
     throw new UsageError(
       "--api is for TCP only (UDP has one API, datagram callbacks): drop it or use --transport tcp.",
     );
+  }
+  for (const name of ["max-connections", "idle-timeout"] as const) {
+    if (flags[name] !== undefined) {
+      throw new UsageError(
+        `--${name} is for TCP only (UDP has no connections): drop it or use --transport tcp.`,
+      );
+    }
   }
   if (until !== undefined || (mode !== undefined && !UDP_ECHO_MODES.includes(mode as "echo"))) {
     throw new UsageError(
@@ -283,7 +308,8 @@ export async function main(args: string[]): Promise<number> {
       const tcp = serveEcho(options);
       server = tcp;
       const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
-      description = `tcp, ${options.api} API, ${mode} mode; ${optionsInForce(tcp, options)}`;
+      description = `tcp, ${options.api} API, ${mode} mode; ${optionsInForce(tcp, options)}` +
+        limitsOf(options);
     }
   } catch (error) {
     return fail(error);
@@ -301,6 +327,14 @@ export async function main(args: string[]): Promise<number> {
   await server.finished;
   for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
   return 0;
+}
+
+/** The connection limits on the startup line, when set. */
+function limitsOf({ maxConnections, idleTimeout }: EchoServerOptions): string {
+  const parts = [];
+  if (maxConnections !== undefined) parts.push(`max ${maxConnections} connections`);
+  if (idleTimeout !== undefined) parts.push(`idle timeout ${idleTimeout / 1000}s`);
+  return parts.length === 0 ? "" : `; ${parts.join(", ")}`;
 }
 
 /** The UDP part of the startup line: mode, backend, options read back, safety. */

@@ -11,6 +11,7 @@ import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
 import { isLocalCancel } from "../errors.ts";
+import { IdleClock } from "./idle.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
 import { type ConnectionSetup, setUpListener } from "../sockopt/setup.ts";
@@ -47,6 +48,36 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
    * writes before aborting them. Default 10000.
    */
   shutdownTimeout?: number;
+  /**
+   * The most connections open at once; one more is closed as soon as it is
+   * accepted, and counted in `counters.refused`. Default: no limit.
+   */
+  maxConnections?: number;
+  /**
+   * Milliseconds a connection may go without reading or writing anything
+   * before it is closed (within a quarter more), counted in
+   * `counters.closedIdle`. Default: never.
+   */
+  idleTimeout?: number;
+}
+
+/**
+ * What a TCP server has done so far.
+ *
+ * @example
+ * ```ts
+ * import type { TcpServerCounters } from "@x/echo";
+ *
+ * const report = (c: TcpServerCounters) => `${c.accepted} accepted, ${c.refused} refused`;
+ * ```
+ */
+export interface TcpServerCounters {
+  /** Connections accepted and served. */
+  accepted: number;
+  /** Connections closed at once because `maxConnections` were open. */
+  refused: number;
+  /** Connections closed for being quiet longer than `idleTimeout`. */
+  closedIdle: number;
 }
 
 /**
@@ -68,6 +99,8 @@ export interface TcpServer extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** How many connections are open now. */
   readonly connections: number;
+  /** A snapshot of the counters. */
+  readonly counters: TcpServerCounters;
   /**
    * The listening socket's options read back from the kernel: on Linux, what
    * every accepted connection inherits. Needs `--allow-ffi`.
@@ -126,6 +159,12 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   const { hostname = "127.0.0.1", port = 0, shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT } = options;
   checkAddress(hostname, port, 0);
   checkInteger("shutdownTimeout", shutdownTimeout, 0, 2 ** 31 - 1);
+  if (options.maxConnections !== undefined) {
+    checkInteger("maxConnections", options.maxConnections, 1, 2 ** 31 - 1);
+  }
+  if (options.idleTimeout !== undefined) {
+    checkInteger("idleTimeout", options.idleTimeout, 1, 2 ** 31 - 1);
+  }
   validateTransportOptions(options);
   validateSocketOptions(options);
   if (typeof protocolFactory !== "function") {
@@ -210,6 +249,10 @@ class Server implements TcpServer {
   readonly #signal: AbortSignal | undefined;
   readonly #transports = new Set<TcpTransport>();
   readonly #finished = Promise.withResolvers<void>();
+  readonly #maxConnections: number;
+  readonly #idle: IdleClock | undefined;
+  #accepted = 0;
+  #refused = 0;
   readonly #forget = (transport: TcpTransport) => {
     this.#transports.delete(transport);
     if (this.#stopping) this.#maybeFinish();
@@ -238,6 +281,10 @@ class Server implements TcpServer {
     this.#setup = setup;
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
+    this.#maxConnections = options.maxConnections ?? Infinity;
+    if (options.idleTimeout !== undefined) {
+      this.#idle = new IdleClock(options.idleTimeout, () => this.#transports);
+    }
     tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
     this.#acceptLoop();
     if (this.#signal?.aborted) this.shutdown();
@@ -250,6 +297,14 @@ class Server implements TcpServer {
 
   get connections(): number {
     return this.#transports.size;
+  }
+
+  get counters(): TcpServerCounters {
+    return {
+      accepted: this.#accepted,
+      refused: this.#refused,
+      closedIdle: this.#idle?.closed ?? 0,
+    };
   }
 
   getSocketOptions(): SocketOptionValues {
@@ -303,7 +358,11 @@ class Server implements TcpServer {
   #maybeFinish(): void {
     if (this.#accepting || this.#transports.size > 0) return;
     clearTimeout(this.#timer);
-    tcpLogger.info("Server on {address} stopped", { address: formatAddress(this.addr) });
+    this.#idle?.stop();
+    tcpLogger.info("Server on {address} stopped: {counters}", {
+      address: formatAddress(this.addr),
+      counters: this.counters,
+    });
     this.#finished.resolve();
   }
 
@@ -346,6 +405,15 @@ class Server implements TcpServer {
       conn.close();
       return;
     }
+    if (this.#transports.size >= this.#maxConnections) {
+      this.#refused++;
+      tcpLogger.debug("Refused {peer}: {count} connections open, the most allowed", {
+        peer: formatAddress(conn.remoteAddr),
+        count: this.#transports.size,
+      });
+      conn.close();
+      return;
+    }
     let protocol;
     try {
       protocol = this.#factory();
@@ -357,13 +425,11 @@ class Server implements TcpServer {
       conn.close();
       return;
     }
-    const transport = new TcpTransport(
-      conn,
-      protocol,
-      this.#transportOptions,
-      this.#setup,
-      this.#forget,
-    );
+    const transport = new TcpTransport(conn, protocol, this.#transportOptions, this.#setup, {
+      onClosed: this.#forget,
+      idle: this.#idle,
+    });
+    this.#accepted++;
     this.#transports.add(transport);
     transport.start();
   }

@@ -19,6 +19,7 @@ import {
 } from "../sockopt/connection.ts";
 import { getSocketOptions } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/setup.ts";
+import type { IdleClock, IdleTracked } from "./idle.ts";
 
 /** The default size of a connection's read buffer: 64 KiB. */
 export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
@@ -54,15 +55,26 @@ export function validateTransportOptions(options: TransportOptions): void {
   validateWaterMarks(highWaterMark, lowWaterMark);
 }
 
+/** What a server asks of each of its transports. */
+export interface TransportHooks {
+  /** Runs once the connection is closed and `connectionLost` has returned. */
+  onClosed?: (transport: TcpTransport) => void;
+  /** The server's idle clock, when it closes quiet connections. */
+  idle?: IdleClock;
+}
+
 /**
  * A {@linkcode Transport} over a `Deno.TcpConn`. Servers and clients make
  * these; user code only sees the {@linkcode Transport} interface.
  */
-export class TcpTransport implements Transport {
+export class TcpTransport implements Transport, IdleTracked {
   readonly #conn: Deno.TcpConn;
   readonly #protocol: Protocol;
   readonly #readBuffer: Uint8Array;
   readonly #onClosed: ((transport: TcpTransport) => void) | undefined;
+  readonly #idle: IdleClock | null;
+  /** The idle clock's tick at the last read or write (see `idle.ts`). */
+  lastActive = 0;
   readonly #debug: boolean;
   readonly #info: boolean;
   readonly #setup: ConnectionSetup;
@@ -97,14 +109,13 @@ export class TcpTransport implements Transport {
   /**
    * Wraps `conn` for `protocol`; nothing happens until {@linkcode TcpTransport.start}.
    * `setup` is the socket work left for each connection (see `setUpListener`).
-   * `onClosed` runs once the connection is closed and `connectionLost` has returned.
    */
   constructor(
     conn: Deno.TcpConn,
     protocol: Protocol,
     options: TransportOptions,
     setup: ConnectionSetup,
-    onClosed?: (transport: TcpTransport) => void,
+    hooks: TransportHooks = {},
   ) {
     this.#conn = conn;
     this.#protocol = protocol;
@@ -112,7 +123,9 @@ export class TcpTransport implements Transport {
     const marks = resolveWaterMarks(options.highWaterMark, options.lowWaterMark);
     this.#high = marks.high;
     this.#low = marks.low;
-    this.#onClosed = onClosed;
+    this.#onClosed = hooks.onClosed;
+    this.#idle = hooks.idle ?? null;
+    this.lastActive = this.#idle?.tick ?? 0;
     this.#setup = setup;
     this.#debug = tcpLogger.isEnabledFor("debug");
     this.#info = tcpLogger.isEnabledFor("info");
@@ -282,6 +295,23 @@ export class TcpTransport implements Transport {
     return this.#fd >= 0 ? readConnectionOptions(this.#fd) : getSocketOptions(this.#conn);
   }
 
+  /**
+   * Called by the idle clock when nothing was read or written for a whole
+   * timeout: closes gracefully, or, called again because that close makes no
+   * progress either (a peer that never reads), aborts. `true` the first time.
+   */
+  closeIdle(): boolean {
+    if (this.#lost) return false;
+    if (this.#closing) {
+      tcpLogger.debug("Aborting {peer}: its close could not flush in time", { peer: this.peer });
+      this.abort();
+      return false;
+    }
+    tcpLogger.debug("Closing {peer}: quiet for the idle timeout", { peer: this.peer });
+    this.close();
+    return true;
+  }
+
   // ---- Reading -----------------------------------------------------------
 
   async #readLoop(): Promise<void> {
@@ -289,6 +319,7 @@ export class TcpTransport implements Transport {
     const buffer = this.#readBuffer;
     const protocol = this.#protocol;
     const quickAckFd = this.#setup.quickAck ? this.#fd : -1;
+    const idle = this.#idle;
     try {
       while (!this.#closing) {
         // A queued write still refers to the read buffer: it must go out first.
@@ -298,6 +329,7 @@ export class TcpTransport implements Transport {
         const n = await conn.read(buffer);
         if (this.#closing) return;
         if (n === null) return this.#endOfInput();
+        if (idle !== null) this.lastActive = idle.tick;
         if (quickAckFd >= 0) rearmQuickAck(quickAckFd);
         if (this.#readingPaused) await this.#waitForResume();
         if (this.#closing) return;
@@ -342,6 +374,7 @@ export class TcpTransport implements Transport {
   async #flush(): Promise<void> {
     const conn = this.#conn;
     const queue = this.#queue;
+    const idle = this.#idle;
     try {
       while (this.#queueHead < queue.length) {
         const chunk = queue[this.#queueHead];
@@ -351,6 +384,7 @@ export class TcpTransport implements Transport {
           if (this.#lost) return;
           offset += n;
           this.#buffered -= n;
+          if (idle !== null) this.lastActive = idle.tick;
         }
         if (this.#debug) {
           tcpLogger.debug("Sent {bytes} bytes to {peer}", { bytes: offset, peer: this.peer });

@@ -32,6 +32,59 @@ Deno.test("server program: SIGINT with a connection open flushes, closes it and 
   assertStringIncludes(log, "Shutting down: 1 open connections");
 });
 
+Deno.test("deno task server starts the server; SIGTERM stops it with exit 0", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", "server", "--port", "0", "--udp"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let first = "";
+  while (!first.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the task exited before listening: ${await stderr}`);
+    first += value;
+  }
+  assertMatch(first, /^@x\/echo server listening on 127\.0\.0\.1:\d+ \(udp, echo mode/);
+  child.kill("SIGTERM");
+  assertEquals((await child.status).code, 0, await stderr);
+  await reader.cancel();
+});
+
+Deno.test("server program: a second signal exits at once while the first still flushes", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", SERVER, "--port", "0", "--log-level", "info"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const err = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const readUntil = async (reader: typeof out, text: string) => {
+    let seen = "";
+    while (!seen.includes(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ended before ${JSON.stringify(text)}: ${seen}`);
+      seen += value;
+    }
+    return seen;
+  };
+  const port = Number((await readUntil(out, "\n")).match(/:(\d+) \(/)![1]);
+  // A client that sends and never reads: the server's echoes back up and cannot be flushed.
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+  const sending = writeAll(conn, new Uint8Array(64 << 20)).catch(() => {});
+  await readUntil(err, "Connection made with");
+  child.kill("SIGTERM");
+  await readUntil(err, "Shutting down: 1 open connections");
+  child.kill("SIGINT");
+  assertEquals((await child.status).code, 130);
+  conn.close();
+  await sending;
+  await out.cancel();
+  await err.cancel();
+});
+
 Deno.test("server program: --max-connections closes one more at once and counts it", async () => {
   await using server = await new ServerProcess(["--max-connections", "1", "--api", "stream"])
     .ready();

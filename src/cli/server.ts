@@ -314,7 +314,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     return fail(error);
   }
-  console.log(`@x/echo server listening on ${formatAddress(server.addr)} (${description})`);
+  // Listen for signals before saying we listen: a SIGTERM sent on seeing the line must be graceful.
   let signals = 0;
   const onSignal = () => {
     if (++signals > 1) Deno.exit(130);
@@ -324,6 +324,7 @@ export async function main(args: string[]): Promise<number> {
     ? ["SIGINT"]
     : ["SIGINT", "SIGTERM"];
   for (const name of signalNames) Deno.addSignalListener(name, onSignal);
+  console.log(`@x/echo server listening on ${formatAddress(server.addr)} (${description})`);
   await server.finished;
   for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
   return 0;

@@ -18,6 +18,14 @@ export function isPeerFault(error: unknown): boolean {
     error instanceof Deno.errors.NotConnected;
 }
 
+/** What to try after EACCES on a bind: a low port needs a privilege, anything else says why. */
+export function privilegeHint(port: number, error: unknown): string {
+  return port > 0 && port < 1024
+    ? `: ports below 1024 need privileges. Use a port of 1024 or more, or give deno ` +
+      `the CAP_NET_BIND_SERVICE capability.`
+    : ` (${(error as Error).message}).`;
+}
+
 /** The error `write` (TCP) or `send` (UDP) throws once the transport cannot send any more. */
 export class TransportClosedError extends Error {
   /**

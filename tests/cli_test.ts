@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, dial, echoOf, encode, readExactly, readToEnd, writeAll } from "./_helpers.ts";
-import { BENCH, CLIENT, run, SERVER, ServerProcess } from "./_programs.ts";
+import { BENCH, CLIENT, installed, run, SERVER, ServerProcess } from "./_programs.ts";
 
 for (const api of ["protocol", "stream"]) {
   Deno.test(`server program (${api} API): echoes, then SIGTERM shuts it down with exit 0`, async () => {
@@ -165,6 +165,43 @@ Deno.test("server program: bad flags print one line on stderr and exit 2", async
     assertEquals(stderr.trim().split("\n").length, 1, stderr);
     assertStringIncludes(stderr, message);
   }
+});
+
+/**
+ * How to run a program without the right to bind ports below 1024: as root,
+ * through setpriv(1) dropping CAP_NET_BIND_SERVICE; otherwise as we are.
+ */
+function unprivileged(): string[] | null {
+  if (Deno.uid() !== 0) return [];
+  return installed("setpriv")
+    ? ["setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service"]
+    : null;
+}
+const dropPrivilege = unprivileged();
+
+Deno.test({
+  name: "server program: a port below 1024 without the privilege says what to try, exit 1",
+  ignore: dropPrivilege === null || Number(
+        Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim(),
+      ) <= 80,
+  async fn() {
+    for (const transport of ["tcp", "udp"]) {
+      const [command, ...prefix] = [...dropPrivilege!, Deno.execPath()];
+      const { code, stderr } = await new Deno.Command(command, {
+        args: [...prefix, "run", "-A", "--quiet", SERVER, "--port", "80", "--transport", transport],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(stderr);
+      assertEquals(code, 1, text);
+      assertStringIncludes(
+        text,
+        `127.0.0.1:80: permission denied: ports below 1024 need privileges. ` +
+          `Use a port of 1024 or more, or give deno the CAP_NET_BIND_SERVICE capability.`,
+      );
+      assertEquals(text.trim().split("\n").length, 1, text);
+    }
+  },
 });
 
 Deno.test("server program: a port in use says so and exits 1", async () => {

@@ -10,7 +10,7 @@ import { TcpTransport, type TransportOptions, validateTransportOptions } from ".
 import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
-import { isLocalCancel } from "../errors.ts";
+import { isLocalCancel, privilegeHint } from "../errors.ts";
 import { IdleClock } from "./idle.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
@@ -218,11 +218,7 @@ export function listenTcp(
     }
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new Deno.errors.PermissionDenied(
-        `Cannot listen on ${where}: permission denied` +
-          (port > 0 && port < 1024
-            ? " (ports below 1024 need privileges; use a port ≥ 1024)"
-            : "") +
-          ` (${(error as Error).message}).`,
+        `Cannot listen on ${where}: permission denied` + privilegeHint(port, error),
         { cause: error },
       );
     }

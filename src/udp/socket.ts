@@ -9,6 +9,7 @@
  */
 
 import { formatAddress } from "../_address.ts";
+import { privilegeHint } from "../errors.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { checkAddress } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
@@ -258,9 +259,7 @@ function bindError(error: unknown, where: Deno.NetAddr): unknown {
   }
   if (error instanceof Deno.errors.PermissionDenied || code === "EACCES") {
     return new Deno.errors.PermissionDenied(
-      `Cannot bind ${text}: permission denied` +
-        (where.port > 0 && where.port < 1024 ? " (ports below 1024 need privileges)" : "") +
-        ".",
+      `Cannot bind ${text}: permission denied` + privilegeHint(where.port, error),
       { cause: error },
     );
   }

@@ -25,10 +25,14 @@ UDP: --recv-buffer, --send-buffer and --reuse-address only, the latter off by de
   --send-buffer BYTES       SO_SNDBUF (default: the system's; Linux reports it doubled)
   --nodelay, --no-nodelay   TCP_NODELAY: send small writes at once (default on)
   --keepalive               SO_KEEPALIVE: probe idle peers (default off)
-  --keepalive-idle S        seconds of silence before the first probe (implies --keepalive)
-  --keepalive-interval S    seconds between probes (implies --keepalive)
-  --keepalive-count N       unanswered probes before dropping the peer (implies --keepalive)
-  --quickack                TCP_QUICKACK: ACK at once, re-armed after every read (Linux)
+  --keepalive-idle S        seconds of silence before the first probe (default: the
+                            system's, 7200 on Linux; implies --keepalive)
+  --keepalive-interval S    seconds between probes (default: the system's, 75 on Linux;
+                            implies --keepalive)
+  --keepalive-count N       unanswered probes before dropping the peer (default: the
+                            system's, 9 on Linux; implies --keepalive)
+  --quickack                TCP_QUICKACK: ACK at once, re-armed after every read
+                            (default off; Linux only)
   (--recv-buffer, --send-buffer, the --keepalive-* timings, --quickack and
    --no-reuse-address need FFI: run with -A or --allow-ffi)`;
 

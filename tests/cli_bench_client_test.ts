@@ -210,3 +210,30 @@ Deno.test("client and bench programs: --help lists every flag with its default",
     ]
   ) assertStringIncludes(bench.stdout, text);
 });
+
+Deno.test("client and bench programs: --hostname (and --host) reach a server on IPv6", async () => {
+  await using server = await new ServerProcess(["--host", "::1", "--log-level", "warning"])
+    .ready();
+  const client = await run(CLIENT, [
+    "--hostname",
+    "::1",
+    "--port",
+    String(server.port),
+    "--message",
+    "six",
+  ]);
+  assertEquals(client, { code: 0, stdout: "six\n", stderr: "" });
+  const bench = await run(BENCH, [
+    "--host",
+    "::1",
+    "--port",
+    String(server.port),
+    "--connections",
+    "1",
+    "--duration",
+    "1",
+    "--json",
+  ]);
+  assertEquals(bench.code, 0, bench.stderr);
+  assert(JSON.parse(bench.stdout).requests > 0);
+});

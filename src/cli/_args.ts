@@ -102,3 +102,14 @@ export function unescape(text: string): string {
     (_, c: string) => ({ n: "\n", r: "\r", t: "\t", "\\": "\\" })[c]!,
   );
 }
+
+/** `--transport tcp|udp`, or its alias `--udp`, which must not contradict it. Default `tcp`. */
+export function transportFlag(transport: unknown, udp: boolean | undefined): "tcp" | "udp" {
+  if (udp) {
+    if (transport !== undefined && transport !== "udp") {
+      throw new UsageError(`--udp conflicts with --transport ${transport}: drop one of them.`);
+    }
+    return "udp";
+  }
+  return choiceFlag("transport", transport ?? "tcp", ["tcp", "udp"] as const);
+}

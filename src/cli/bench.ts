@@ -27,12 +27,12 @@ import { dialTcp } from "../tcp/client.ts";
 import { connectUdpClient } from "../udp/request_client.ts";
 import { MAX_DATAGRAM_SIZE } from "../udp/socket.ts";
 import {
-  choiceFlag,
   collectUnknown,
   helpOrVersion,
   integerFlag,
   rejectUnknown,
   textFlag,
+  transportFlag,
   UsageError,
 } from "./_args.ts";
 
@@ -345,14 +345,7 @@ export async function main(args: string[]): Promise<number> {
   let options: BenchOptions;
   try {
     rejectUnknown(unknown, args);
-    if (flags.udp && flags.transport !== undefined && flags.transport !== "udp") {
-      throw new UsageError(
-        `--udp conflicts with --transport ${flags.transport}: drop one of them.`,
-      );
-    }
-    const transport = flags.udp
-      ? "udp"
-      : choiceFlag("transport", flags.transport ?? "tcp", ["tcp", "udp"] as const);
+    const transport = transportFlag(flags.transport, flags.udp);
     options = {
       transport,
       hostname: textFlag("hostname", flags.hostname),

@@ -27,12 +27,12 @@ import { connectTcpStreams, type StreamConnection } from "../tcp/streams.ts";
 import { IncompleteReadError } from "../tcp/stream_reader.ts";
 import { connectUdpClient, type UdpClient } from "../udp/request_client.ts";
 import {
-  choiceFlag,
   collectUnknown,
   helpOrVersion,
   integerFlag,
   rejectUnknown,
   textFlag,
+  transportFlag,
   UsageError,
 } from "./_args.ts";
 
@@ -88,12 +88,7 @@ export async function main(args: string[]): Promise<number> {
     port = integerFlag("port", flags.port, 1, 65535);
     timeoutMs = integerFlag("timeout", flags.timeout, 1, 86400) * 1000;
     if (flags.message !== undefined) textFlag("message", flags.message);
-    if (flags.udp && flags.transport !== undefined && flags.transport !== "udp") {
-      throw new UsageError(
-        `--udp conflicts with --transport ${flags.transport}: drop one of them.`,
-      );
-    }
-    transport = flags.udp ? "udp" : choiceFlag("transport", flags.transport ?? "tcp", TRANSPORTS);
+    transport = transportFlag(flags.transport, flags.udp);
     if (transport === "tcp" && flags.retries !== undefined) {
       throw new UsageError("--retries is for UDP only: drop it or add --udp.");
     }
@@ -118,8 +113,6 @@ export async function main(args: string[]): Promise<number> {
     await exchanger.close();
   }
 }
-
-const TRANSPORTS = ["tcp", "udp"] as const;
 
 /** Sends bytes and waits for their echo, over one transport. */
 interface Exchanger {

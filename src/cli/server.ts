@@ -31,6 +31,7 @@ import {
   integerFlag,
   rejectUnknown,
   textFlag,
+  transportFlag,
   unescape,
   UsageError,
 } from "./_args.ts";
@@ -51,7 +52,6 @@ import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo
 import { hasUnstableNet } from "../_unstable.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
-const TRANSPORTS = ["tcp", "udp"] as const;
 
 /** The `--help` text of the server program. */
 export const SERVER_USAGE = `Usage: deno run -A jsr:@x/echo/server [options]
@@ -159,7 +159,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
     unknown: collectUnknown(unknown),
   });
   rejectUnknown(unknown, args);
-  const transport = transportOf(flags.transport, flags.udp);
+  const transport = transportFlag(flags.transport, flags.udp);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
     transport,
@@ -217,17 +217,6 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   command.options = options;
   return command;
-}
-
-/** `--transport`, or `--udp`, which must not contradict it. */
-function transportOf(transport: string | undefined, udp: boolean): "tcp" | "udp" {
-  if (udp) {
-    if (transport !== undefined && transport !== "udp") {
-      throw new UsageError(`--udp conflicts with --transport ${transport}: drop one of them.`);
-    }
-    return "udp";
-  }
-  return choiceFlag("transport", transport ?? "tcp", TRANSPORTS);
 }
 
 /** The UDP server's options, refusing what only TCP has. */

@@ -117,3 +117,15 @@ export async function pipeThrough(
   const [{ code, stdout, stderr }] = await Promise.all([child.output(), writing]);
   return { code, stdout, stderr: decode(stderr) };
 }
+
+/**
+ * The lowest port anyone may bind (Linux's net.ipv4.ip_unprivileged_port_start);
+ * 1024 where the system does not say.
+ */
+export function unprivilegedPortStart(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim());
+  } catch {
+    return 1024;
+  }
+}

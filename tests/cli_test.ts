@@ -1,6 +1,14 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, dial, echoOf, encode, readExactly, readToEnd, writeAll } from "./_helpers.ts";
-import { BENCH, CLIENT, installed, run, SERVER, ServerProcess } from "./_programs.ts";
+import {
+  BENCH,
+  CLIENT,
+  installed,
+  run,
+  SERVER,
+  ServerProcess,
+  unprivilegedPortStart,
+} from "./_programs.ts";
 
 for (const api of ["protocol", "stream"]) {
   Deno.test(`server program (${api} API): echoes, then SIGTERM shuts it down with exit 0`, async () => {
@@ -181,9 +189,7 @@ const dropPrivilege = unprivileged();
 
 Deno.test({
   name: "server program: a port below 1024 without the privilege says what to try, exit 1",
-  ignore: dropPrivilege === null || Number(
-        Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim(),
-      ) <= 80,
+  ignore: dropPrivilege === null || unprivilegedPortStart() <= 80,
   async fn() {
     for (const transport of ["tcp", "udp"]) {
       const [command, ...prefix] = [...dropPrivilege!, Deno.execPath()];

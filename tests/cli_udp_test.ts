@@ -7,7 +7,15 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, encode } from "./_helpers.ts";
-import { CLIENT, installed, pipeThrough, run, SERVER, ServerProcess } from "./_programs.ts";
+import {
+  CLIENT,
+  installed,
+  pipeThrough,
+  run,
+  SERVER,
+  ServerProcess,
+  unprivilegedPortStart,
+} from "./_programs.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
 
 const missing = (command: string) =>
@@ -136,8 +144,7 @@ Deno.test({
   },
 });
 
-const privileged = Deno.uid() === 0 ||
-  Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim()) <= 19;
+const privileged = Deno.uid() === 0 || unprivilegedPortStart() <= 19;
 
 Deno.test({
   name: "udp server program: a datagram from source port 19 gets no answer; the drop is counted",

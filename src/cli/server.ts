@@ -329,7 +329,7 @@ function limitsOf({ maxConnections, idleTimeout }: EchoServerOptions): string {
 
 /** The UDP part of the startup line: mode, backend, options read back, safety. */
 function describeUdp(server: UdpServer, options: UdpEchoServerOptions): string {
-  const mode = options.mode ?? (options.prefix !== undefined ? "prefix" : "echo");
+  const { mode } = resolveEchoOptions({ mode: options.mode, prefix: options.prefix });
   const backend = server.backend === "deno" ? "Deno.listenDatagram" : "node:dgram";
   let socket: string;
   try {

@@ -16,8 +16,8 @@ import {
 import { type DropCounts, type RateLimit, ReflectionGuard, validateRateLimit } from "./guard.ts";
 import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
-import { checkAddress, checkBoolean, checkInteger } from "../_validate.ts";
-import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
+import { checkBoolean, checkInteger } from "../_validate.ts";
+import type { UdpSocketOptions } from "../sockopt/socket_options.ts";
 import { readSocketOptionsOf, type SocketOptionValues } from "../sockopt/read_back.ts";
 
 /**
@@ -165,10 +165,8 @@ export async function serveUdp(
     reflectionGuard = true,
     shutdownTimeout = DEFAULT_UDP_SHUTDOWN_TIMEOUT,
   } = options;
-  checkAddress(hostname, port, 0);
   checkBoolean("reflectionGuard", reflectionGuard);
   checkInteger("shutdownTimeout", shutdownTimeout, 0, 2 ** 31 - 1);
-  validateUdpSocketOptions(options);
   validateDatagramTransportOptions(options);
   validateRateLimit(options.rateLimit);
   if (typeof protocolFactory !== "function") {
@@ -177,6 +175,7 @@ export async function serveUdp(
         `Pass a function that returns a DatagramProtocol.`,
     );
   }
+  // The address and socket options are checked by openDatagramSocket, still before the bind.
   const [socket, protocol] = await openEndpoint({
     hostname,
     port,

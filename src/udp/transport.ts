@@ -291,7 +291,8 @@ export class UdpTransport implements DatagramTransport {
         return this.#fail(new Deno.errors.BadResource("The UDP socket was closed."));
       }
       this.#received++;
-      const [data, from] = datagram;
+      const data = datagram[0];
+      const from = datagram[1];
       if (accept !== undefined && !accept(from)) continue;
       if (this.#debug) {
         udpLogger.debug("Received {bytes} bytes from {source}", {

@@ -93,6 +93,18 @@ for (const backend of BACKENDS) {
     again.close();
     await again.closed;
   });
+
+  Deno.test(`udp socket (${backend}): await using closes the socket and frees its port`, async () => {
+    let port = 0;
+    {
+      await using socket = await openDatagramSocket({ backend });
+      port = socket.addr.port;
+    }
+    // Disposal has waited for the release: the same port binds again at once.
+    const again = await openDatagramSocket({ backend, port });
+    again.close();
+    await again.closed;
+  });
 }
 
 for (const backend of BACKENDS) {

@@ -100,7 +100,7 @@ export type Datagram = [data: Uint8Array, from: Deno.NetAddr];
  * }
  * ```
  */
-export interface DatagramSocket extends AsyncIterable<Datagram> {
+export interface DatagramSocket extends AsyncIterable<Datagram>, AsyncDisposable {
   /** The bound address, with the real port when 0 was asked for. */
   readonly addr: Deno.NetAddr;
   /** The implementation in use. */
@@ -135,6 +135,8 @@ export interface DatagramSocket extends AsyncIterable<Datagram> {
    * is free again): at once on the `deno` backend, a turn later on `node`.
    */
   readonly closed: Promise<void>;
+  /** Closes the socket and waits until it is released, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -309,6 +311,11 @@ class DenoDatagramSocket implements DatagramSocket {
     this.#closed = true;
     this.#conn.close();
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.closed;
+  }
 }
 
 /** Datagrams node:dgram delivered that nobody has received yet, at most this many. */
@@ -417,5 +424,10 @@ class NodeDatagramSocket implements DatagramSocket {
     }
     this.#queue.length = 0;
     if (this.#waiting) this.#wake().resolve(null);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.closed;
   }
 }

@@ -26,7 +26,25 @@ export function privilegeHint(port: number, error: unknown): string {
     : ` (${(error as Error).message}).`;
 }
 
-/** The error `write` (TCP) or `send` (UDP) throws once the transport cannot send any more. */
+/**
+ * The error `write` (TCP) or `send` (UDP) throws once the transport cannot
+ * send any more: after `close()`, `abort()` or the loss of the connection.
+ *
+ * @example Write only while the connection can take it
+ * ```ts
+ * import { type Transport, TransportClosedError } from "@x/echo";
+ *
+ * function tryWrite(transport: Transport, data: Uint8Array): boolean {
+ *   try {
+ *     transport.write(data);
+ *     return true;
+ *   } catch (error) {
+ *     if (error instanceof TransportClosedError) return false;
+ *     throw error;
+ *   }
+ * }
+ * ```
+ */
 export class TransportClosedError extends Error {
   /**
    * Makes the error; `reason` says which call closed the transport.

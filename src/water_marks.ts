@@ -7,7 +7,18 @@
 
 import { checkInteger } from "./_validate.ts";
 
-/** The default write-buffer high water mark: 64 KiB, as in asyncio. */
+/**
+ * The default write-buffer high water mark: 64 KiB, as in asyncio. The low
+ * mark defaults to a quarter of the high one.
+ *
+ * @example Allow four times the default before pausing the writer
+ * ```ts
+ * import { DEFAULT_HIGH_WATER_MARK, serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ port: 0, highWaterMark: 4 * DEFAULT_HIGH_WATER_MARK });
+ * await server.shutdown();
+ * ```
+ */
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 
 /**

@@ -36,7 +36,16 @@ import {
   UsageError,
 } from "./_args.ts";
 
-/** The `--help` text of the bench program. */
+/**
+ * The `--help` text of the bench program.
+ *
+ * @example
+ * ```ts
+ * import { BENCH_USAGE } from "@x/echo/bench";
+ *
+ * console.log(BENCH_USAGE.includes("--connections")); // true
+ * ```
+ */
 export const BENCH_USAGE = `Usage: deno run -A jsr:@x/echo/bench [options]
 
 Closed-loop load on an echo server: each connection sends a message and waits

@@ -36,7 +36,16 @@ import {
   UsageError,
 } from "./_args.ts";
 
-/** The `--help` text of the client program. */
+/**
+ * The `--help` text of the client program.
+ *
+ * @example
+ * ```ts
+ * import { CLIENT_USAGE } from "@x/echo/client";
+ *
+ * console.log(CLIENT_USAGE.includes("--message")); // true
+ * ```
+ */
 export const CLIENT_USAGE = `Usage: deno run -A jsr:@x/echo/client [options]
 
 Sends to an echo server and prints what comes back.

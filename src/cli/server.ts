@@ -53,7 +53,16 @@ import { hasUnstableNet } from "../_unstable.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
-/** The `--help` text of the server program. */
+/**
+ * The `--help` text of the server program.
+ *
+ * @example
+ * ```ts
+ * import { SERVER_USAGE } from "@x/echo/server";
+ *
+ * console.log(SERVER_USAGE.split("\n")[0]); // Usage: deno run -A jsr:@x/echo/server [options]
+ * ```
+ */
 export const SERVER_USAGE = `Usage: deno run -A jsr:@x/echo/server [options]
 
 A TCP or UDP echo server (RFC 862 and variants).
@@ -99,7 +108,17 @@ Logging and information:
 SIGINT or SIGTERM: stop accepting, flush pending echoes, exit 0. A second signal exits at once.
 `;
 
-/** What the server's flags say to do; see {@linkcode parseServerArgs}. */
+/**
+ * What the server's flags say to do; see {@linkcode parseServerArgs}.
+ *
+ * @example
+ * ```ts
+ * import { parseServerArgs, type ServerCommand } from "@x/echo/server";
+ *
+ * const command: ServerCommand = parseServerArgs(["--udp", "--port", "9000"]);
+ * console.log(command.transport, command.udpOptions.port); // udp 9000
+ * ```
+ */
 export interface ServerCommand {
   /** `"help"` or `"version"` print and exit; `"serve"` runs the server. */
   action: "serve" | "help" | "version";

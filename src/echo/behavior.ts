@@ -11,17 +11,70 @@ import { checkInteger } from "../_validate.ts";
 
 const encoder = new TextEncoder();
 
-/** The default `prefix` of `prefix` mode, as in the tutorials: `GOT:`. */
+/**
+ * The default `prefix` of `prefix` mode, as in the tutorials: `GOT:`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PREFIX, resolveEchoOptions } from "@x/echo";
+ *
+ * const { prefix } = resolveEchoOptions({ mode: "prefix" });
+ * console.log(new TextDecoder().decode(prefix) === DEFAULT_PREFIX); // true
+ * ```
+ */
 export const DEFAULT_PREFIX = "GOT:";
-/** The default terminator of `until` mode, as in the tutorials: `quit\n`. */
+
+/**
+ * The default terminator of `until` mode, as in the tutorials: `quit\n`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TERMINATOR } from "@x/echo";
+ *
+ * const request = "hello\n" + DEFAULT_TERMINATOR; // what an `until` server answers whole
+ * ```
+ */
 export const DEFAULT_TERMINATOR = "quit\n";
-/** The default most bytes `until` mode buffers: 8 MiB. */
+
+/**
+ * The default most bytes `until` mode buffers: 8 MiB. Past it, what was
+ * received is sent back and the connection closed.
+ *
+ * @example Allow larger requests
+ * ```ts
+ * import { DEFAULT_UNTIL_LIMIT, serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ port: 0, mode: "until", untilLimit: 4 * DEFAULT_UNTIL_LIMIT });
+ * await server.shutdown();
+ * ```
+ */
 export const DEFAULT_UNTIL_LIMIT = 8 * 1024 * 1024;
 
-/** The echo behaviours; see {@linkcode EchoOptions.mode}. */
+/**
+ * The echo behaviours; see {@linkcode EchoOptions.mode}.
+ *
+ * @example
+ * ```ts
+ * import type { EchoMode } from "@x/echo";
+ *
+ * const mode: EchoMode = Deno.env.get("ECHO_MODE") === "once" ? "once" : "echo";
+ * ```
+ */
 export type EchoMode = "echo" | "once" | "prefix" | "until";
 
-/** Every {@linkcode EchoMode}, for validation and help texts. */
+/**
+ * Every {@linkcode EchoMode}, for validation and help texts.
+ *
+ * @example Check a mode given as text
+ * ```ts
+ * import { ECHO_MODES, type EchoMode } from "@x/echo";
+ *
+ * function isEchoMode(text: string): text is EchoMode {
+ *   return (ECHO_MODES as readonly string[]).includes(text);
+ * }
+ * console.log(isEchoMode("prefix"), isEchoMode("shout")); // true false
+ * ```
+ */
 export const ECHO_MODES: readonly EchoMode[] = ["echo", "once", "prefix", "until"];
 
 /**
@@ -56,7 +109,18 @@ export interface EchoOptions {
   untilLimit?: number;
 }
 
-/** {@linkcode EchoOptions} checked and resolved, as {@linkcode resolveEchoOptions} returns them. */
+/**
+ * {@linkcode EchoOptions} checked and resolved, as
+ * {@linkcode resolveEchoOptions} returns them.
+ *
+ * @example
+ * ```ts
+ * import { resolveEchoOptions, type ResolvedEchoOptions } from "@x/echo";
+ *
+ * const resolved: ResolvedEchoOptions = resolveEchoOptions({ mode: "until" });
+ * console.log(resolved.until.length, resolved.untilLimit); // 5 8388608
+ * ```
+ */
 export interface ResolvedEchoOptions {
   /** The mode in force. */
   mode: EchoMode;

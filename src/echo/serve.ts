@@ -11,7 +11,19 @@ import type { EchoOptions } from "./behavior.ts";
 import { echoProtocolFactory } from "./protocol.ts";
 import { echoStreamHandler } from "./stream.ts";
 
-/** The two API shapes an echo server can run on. */
+/**
+ * The two API shapes an echo server can run on: protocol callbacks or
+ * streams. Both give the same bytes; the protocol API is the faster.
+ *
+ * @example
+ * ```ts
+ * import { type EchoApi, serveEcho } from "@x/echo";
+ *
+ * const api: EchoApi = "stream";
+ * const server = serveEcho({ port: 0, api });
+ * await server.shutdown();
+ * ```
+ */
 export type EchoApi = "protocol" | "stream";
 
 /**

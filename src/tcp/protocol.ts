@@ -31,7 +31,18 @@ export interface ExtraInfo {
   socketOptions: SocketOptionValues;
 }
 
-/** Names accepted by {@linkcode Transport.getExtraInfo}. */
+/**
+ * Names accepted by {@linkcode Transport.getExtraInfo}.
+ *
+ * @example
+ * ```ts
+ * import type { ExtraInfoName, Transport } from "@x/echo";
+ *
+ * function show(transport: Transport, name: ExtraInfoName): string {
+ *   return JSON.stringify(transport.getExtraInfo(name));
+ * }
+ * ```
+ */
 export type ExtraInfoName = keyof ExtraInfo;
 
 /**

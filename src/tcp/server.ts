@@ -17,7 +17,18 @@ import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_opt
 import { type ConnectionSetup, setUpListener } from "../sockopt/setup.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
 
-/** The default time {@linkcode TcpServer.shutdown} lets connections flush: 10 seconds. */
+/**
+ * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
+ * seconds, in milliseconds. Connections still sending after it are aborted.
+ *
+ * @example Give slow peers longer
+ * ```ts
+ * import { DEFAULT_SHUTDOWN_TIMEOUT, serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ port: 0, shutdownTimeout: 3 * DEFAULT_SHUTDOWN_TIMEOUT });
+ * await server.shutdown();
+ * ```
+ */
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000;
 
 /**

@@ -8,7 +8,19 @@ import type { Transport } from "./protocol.ts";
 import { checkInteger } from "../_validate.ts";
 import { indexOfBytes } from "../_bytes.ts";
 
-/** The default buffer limit of a {@linkcode StreamReader}: 64 KiB, as in asyncio. */
+/**
+ * The default buffer limit of a {@linkcode StreamReader}: 64 KiB, as in
+ * asyncio. A line or `readUntil` separator must come within it.
+ *
+ * @example Accept lines up to 1 MiB
+ * ```ts
+ * import { DEFAULT_STREAM_LIMIT, StreamReader } from "@x/echo";
+ *
+ * const reader = new StreamReader({ limit: 16 * DEFAULT_STREAM_LIMIT });
+ * reader.feedData(new TextEncoder().encode("x".repeat(100_000) + "\n"));
+ * console.log((await reader.readLine())?.length); // 100001
+ * ```
+ */
 export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();

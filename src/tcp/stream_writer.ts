@@ -11,6 +11,25 @@ const encoder = new TextEncoder();
 /**
  * What a {@linkcode StreamWriter} needs to know of its connection's flow
  * control: implemented by the protocol that feeds the stream API.
+ *
+ * @example A protocol that lets a writer wait while the transport is full
+ * ```ts
+ * import type { FlowControl, Protocol } from "@x/echo";
+ *
+ * class Flow implements Protocol, FlowControl {
+ *   #resume: PromiseWithResolvers<void> | null = null;
+ *   pauseWriting(): void {
+ *     this.#resume ??= Promise.withResolvers();
+ *   }
+ *   resumeWriting(): void {
+ *     this.#resume?.resolve();
+ *     this.#resume = null;
+ *   }
+ *   waitForDrain(): Promise<void> {
+ *     return this.#resume?.promise ?? Promise.resolve();
+ *   }
+ * }
+ * ```
  */
 export interface FlowControl {
   /** Resolves when writing may go on; rejects once the connection is lost. */

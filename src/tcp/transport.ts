@@ -21,7 +21,18 @@ import { getSocketOptions } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/setup.ts";
 import type { IdleClock, IdleTracked } from "./idle.ts";
 
-/** The default size of a connection's read buffer: 64 KiB. */
+/**
+ * The default size of a connection's read buffer: 64 KiB, the most one
+ * `dataReceived` call gets.
+ *
+ * @example A smaller buffer for many connections with small messages
+ * ```ts
+ * import { DEFAULT_READ_BUFFER_SIZE, serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ port: 0, readBufferSize: DEFAULT_READ_BUFFER_SIZE / 16 });
+ * await server.shutdown();
+ * ```
+ */
 export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
 
 /**

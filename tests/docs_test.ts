@@ -40,3 +40,13 @@ Deno.test("every entry point has module docs and every export an @example", asyn
   assert(symbols > 100, `only ${symbols} exported symbols found: has deno doc's JSON changed?`);
   assertEquals(missing, [], `without an @example:\n${missing.join("\n")}`);
 });
+
+Deno.test("the README links every example", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  let examples = 0;
+  for await (const entry of Deno.readDir(new URL("../examples/", import.meta.url))) {
+    examples++;
+    assert(readme.includes(`](examples/${entry.name})`), `README.md does not link ${entry.name}`);
+  }
+  assert(examples >= 10, `${examples} examples`);
+});

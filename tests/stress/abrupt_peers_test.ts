@@ -86,7 +86,7 @@ for (const api of ["protocol", "stream"]) {
     assertLogged(log, `accepted: ${accepted}, refused: 0, closedIdle: ${IDLE}`);
     const resetsSeen = log.match(/failed: ConnectionReset|failed: BrokenPipe/g)?.length ?? 0;
     assert(resetsSeen > 0, "no reset reached the server: the fault was not injected");
-    const complaints = log.split("\n").filter((line) => / (WRN|ERR|FTL) /.test(line));
+    const complaints = log.split("\n").filter((line) => /\[(WRN|ERR|FTL)\]/.test(line));
     assertEquals(complaints, [], "peer faults must not be logged as server warnings or errors");
     figure(`abrupt-peers-${api}`, {
       resets: RESETS,

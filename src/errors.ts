@@ -12,6 +12,7 @@ export function isLocalCancel(error: unknown): boolean {
 
 /** The peer reset or vanished: routine for a server, logged at debug level only. */
 export function isPeerFault(error: unknown): boolean {
+  if (error instanceof TransportClosedError) return isPeerFault(error.cause);
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.ConnectionAborted ||
@@ -47,7 +48,8 @@ export function privilegeHint(port: number, error: unknown): string {
  */
 export class TransportClosedError extends Error {
   /**
-   * Makes the error; `reason` says which call closed the transport.
+   * Makes the error; `reason` says which call closed the transport, and
+   * `options.cause` is the error that broke the connection, if one did.
    *
    * @example
    * ```ts
@@ -57,8 +59,8 @@ export class TransportClosedError extends Error {
    * console.log(error.message);
    * ```
    */
-  constructor(reason: string) {
-    super(`Cannot write to this transport: ${reason}.`);
+  constructor(reason: string, options?: ErrorOptions) {
+    super(`Cannot write to this transport: ${reason}.`, options);
     this.name = "TransportClosedError";
   }
 }

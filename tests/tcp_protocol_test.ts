@@ -246,6 +246,30 @@ Deno.test("a peer that resets mid-write gives connectionLost(error) and no leak"
   assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
 });
 
+Deno.test("a write after a reset throws TransportClosedError caused by the reset", async () => {
+  const { server, protocols } = recordingServer({
+    data(_d, t) {
+      t.write(randomBytes(16 << 20));
+    },
+  });
+  const conn = await dial(server.addr);
+  await writeAll(conn, encode("go"));
+  await readExactly(conn, 1000);
+  conn.close(); // a reset, as above
+  await protocols[0].lost.promise;
+  await server.shutdown();
+  const error = assertThrows(
+    () => protocols[0].transport.write(encode("late")),
+    TransportClosedError,
+  );
+  const { cause } = error;
+  assert(
+    cause instanceof Deno.errors.ConnectionReset || cause instanceof Deno.errors.BrokenPipe,
+    `the cause should be the reset, not ${cause}`,
+  );
+  assertEquals(error.cause, protocols[0].lostError);
+});
+
 Deno.test("getExtraInfo gives peername and sockname", async () => {
   const { server, protocols } = recordingServer();
   const conn = await dial(server.addr);

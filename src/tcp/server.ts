@@ -89,6 +89,10 @@ export interface TcpServerCounters {
   refused: number;
   /** Connections closed for being quiet longer than `idleTimeout`. */
   closedIdle: number;
+  /** Bytes read from all connections (for an echo server, equal to `bytesSent` once idle). */
+  bytesReceived: number;
+  /** Bytes written to all connections. */
+  bytesSent: number;
 }
 
 /**
@@ -260,14 +264,20 @@ class Server implements TcpServer {
   readonly #idle: IdleClock | undefined;
   #accepted = 0;
   #refused = 0;
+  /** Bytes of connections already closed; open ones keep their own count. */
+  #bytesReceived = 0;
+  #bytesSent = 0;
   readonly #forget = (transport: TcpTransport) => {
     this.#transports.delete(transport);
+    this.#bytesReceived += transport.bytesReceived;
+    this.#bytesSent += transport.bytesSent;
     if (this.#stopping) this.#maybeFinish();
   };
   readonly #onAbort = () => void this.shutdown();
   #stopping = false;
   #accepting = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | undefined;
 
   constructor(
@@ -307,10 +317,18 @@ class Server implements TcpServer {
   }
 
   get counters(): TcpServerCounters {
+    let bytesReceived = this.#bytesReceived;
+    let bytesSent = this.#bytesSent;
+    for (const transport of this.#transports) {
+      bytesReceived += transport.bytesReceived;
+      bytesSent += transport.bytesSent;
+    }
     return {
       accepted: this.#accepted,
       refused: this.#refused,
       closedIdle: this.#idle?.closed ?? 0,
+      bytesReceived,
+      bytesSent,
     };
   }
 
@@ -341,7 +359,12 @@ class Server implements TcpServer {
       clearTimeout(this.#backoff.timer);
       this.#backoff.resolve();
     }
-    for (const transport of this.#transports) transport.close();
+    // Reads already completed but not yet seen are delivered and answered
+    // first (see TcpTransport.readLast); then each connection flushes and closes.
+    for (const transport of this.#transports) transport.readLast();
+    this.#closeTimer = setTimeout(() => {
+      for (const transport of this.#transports) transport.close();
+    }, 0);
     if (this.#transports.size > 0) {
       this.#timer = setTimeout(() => {
         tcpLogger.warning("Shutdown timeout: aborting {count} connections still flushing", {
@@ -365,6 +388,7 @@ class Server implements TcpServer {
   #maybeFinish(): void {
     if (this.#accepting || this.#transports.size > 0) return;
     clearTimeout(this.#timer);
+    clearTimeout(this.#closeTimer);
     this.#idle?.stop();
     tcpLogger.info("Server on {address} stopped: {counters}", {
       address: formatAddress(this.addr),

@@ -86,6 +86,10 @@ export class TcpTransport implements Transport, IdleTracked {
   readonly #idle: IdleClock | null;
   /** The idle clock's tick at the last read or write (see `idle.ts`). */
   lastActive = 0;
+  /** Bytes read from the socket so far. */
+  bytesReceived = 0;
+  /** Bytes the socket has taken so far. */
+  bytesSent = 0;
   readonly #debug: boolean;
   readonly #info: boolean;
   readonly #setup: ConnectionSetup;
@@ -108,12 +112,16 @@ export class TcpTransport implements Transport, IdleTracked {
 
   // Read side.
   #readingPaused = false;
+  /** Set by a server shutting down: deliver what a read in flight brings, read no more. */
+  #lastRead = false;
   #wakeReader: (() => void) | null = null;
   #eofReceived = false;
 
   // Life cycle.
   #closing = false;
   #closeReason = "";
+  /** The error that broke the connection, if one did. */
+  #failure: Error | undefined;
   #lost = false;
   readonly #closed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
 
@@ -202,7 +210,9 @@ export class TcpTransport implements Transport, IdleTracked {
 
   write(data: Uint8Array): void {
     if (this.#closing || this.#eofWritten) {
-      throw new TransportClosedError(this.#closeReason || "writeEof() was called");
+      throw new TransportClosedError(this.#closeReason || "writeEof() was called", {
+        cause: this.#failure,
+      });
     }
     const length = data.length;
     if (length === 0) return;
@@ -307,6 +317,17 @@ export class TcpTransport implements Transport, IdleTracked {
   }
 
   /**
+   * The first step of a server's graceful shutdown: read no more, but still
+   * deliver the data of a read already in flight. Deno may have completed
+   * that read without our having seen it yet: closing under it would drop
+   * bytes the peer sent and we took from the kernel, and the peer would see a
+   * clean close instead of a reset. The server calls `close()` a turn later.
+   */
+  readLast(): void {
+    this.#lastRead = true;
+  }
+
+  /**
    * Called by the idle clock when nothing was read or written for a whole
    * timeout: closes gracefully, or, called again because that close makes no
    * progress either (a peer that never reads), aborts. `true` the first time.
@@ -338,6 +359,7 @@ export class TcpTransport implements Transport, IdleTracked {
         if (this.#readingPaused) await this.#waitForResume();
         if (this.#closing) return;
         const n = await conn.read(buffer);
+        if (n !== null) this.bytesReceived += n; // counted even if a close makes us drop it
         if (this.#closing) return;
         if (n === null) return this.#endOfInput();
         if (idle !== null) this.lastActive = idle.tick;
@@ -352,6 +374,7 @@ export class TcpTransport implements Transport, IdleTracked {
         } catch (error) {
           return this.#fail(error, "dataReceived");
         }
+        if (this.#lastRead) return; // the server closes us once this data is answered
       }
     } catch (error) {
       if (this.#closing && isLocalCancel(error)) return;
@@ -395,6 +418,7 @@ export class TcpTransport implements Transport, IdleTracked {
           if (this.#lost) return;
           offset += n;
           this.#buffered -= n;
+          this.bytesSent += n;
           if (idle !== null) this.lastActive = idle.tick;
         }
         if (this.#debug) {
@@ -457,6 +481,7 @@ export class TcpTransport implements Transport, IdleTracked {
       tcpLogger.warning("Connection with {peer} failed: {error}", { peer: this.peer, error });
     }
     this.#closeReason ||= `the connection failed (${error.message})`;
+    this.#failure ??= error;
     this.#connectionLost(error);
   }
 

@@ -357,7 +357,7 @@ export class TcpTransport implements Transport, IdleTracked {
         // A queued write still refers to the read buffer: it must go out first.
         while (this.#holdsReadBuffer && this.#flushing !== null) await this.#flushing;
         if (this.#readingPaused) await this.#waitForResume();
-        if (this.#closing) return;
+        if (this.#closing || this.#lastRead) return;
         const n = await conn.read(buffer);
         if (n !== null) this.bytesReceived += n; // counted even if a close makes us drop it
         if (this.#closing) return;

@@ -105,3 +105,21 @@ Deno.test("maxConnections and idleTimeout: invalid values are refused up front",
     assertThrows(() => serveTcp({ port: 0, ...options }, () => ({})), RangeError, message);
   }
 });
+
+Deno.test("counters add up the bytes of open and closed connections", async () => {
+  const { factory, losses } = echoWithLosses();
+  await using server = serveTcp({ port: 0 }, factory);
+  const first = await dial(server.addr);
+  await writeAll(first, new Uint8Array(1000));
+  await readExactly(first, 1000);
+  const open = server.counters; // counted while the connection is open
+  assertEquals([open.bytesReceived, open.bytesSent], [1000, 1000]);
+  first.close();
+  await losses[0].promise;
+  const second = await dial(server.addr);
+  await writeAll(second, new Uint8Array(234));
+  await readExactly(second, 234);
+  const { bytesReceived, bytesSent } = server.counters;
+  assertEquals([bytesReceived, bytesSent], [1234, 1234]); // the closed one's bytes are kept
+  second.close();
+});

@@ -9,7 +9,6 @@ const ENTRY_POINTS = ["mod.ts", "src/cli/server.ts", "src/cli/client.ts", "src/c
 
 interface DocNode {
   name: string;
-  jsDoc?: { doc?: string; tags?: { kind: string }[] };
   declarations?: { jsDoc?: { tags?: { kind: string }[] } }[];
 }
 

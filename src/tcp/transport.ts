@@ -374,7 +374,6 @@ export class TcpTransport implements Transport, IdleTracked {
         } catch (error) {
           return this.#fail(error, "dataReceived");
         }
-        if (this.#lastRead) return; // the server closes us once this data is answered
       }
     } catch (error) {
       if (this.#closing && isLocalCancel(error)) return;

@@ -64,6 +64,8 @@ export { TransportClosedError } from "./src/errors.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT,
   serveTcp,
+  TCP_BACKENDS,
+  type TcpBackend,
   type TcpServer,
   type TcpServerCounters,
   type TcpServerOptions,

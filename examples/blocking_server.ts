@@ -21,7 +21,6 @@ console.log(`Serving on 127.0.0.1:${listener.addr.port}`);
 
 // accept(): wait until one client connects. The second one waits in the kernel's backlog.
 const conn = await listener.accept();
-listener.close(); // one connection only: stop listening
 const peer = conn.remoteAddr;
 console.log(`Connected by ${peer.hostname}:${peer.port}`);
 
@@ -41,6 +40,8 @@ for (let sent = 0; sent < received.length;) {
 }
 console.log(`Sent ${received.length} bytes back; closing`);
 conn.close();
+// One connection only. Closing the listener resets whoever still waits in its backlog.
+listener.close();
 
 function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
   const start = data.length - tail.length;

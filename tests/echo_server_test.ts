@@ -194,6 +194,9 @@ for (const api of APIS) {
             peakWriteBuffer = Math.max(peakWriteBuffer, transport.getWriteBufferSize());
           },
           eofReceived: () => echo.eofReceived(),
+          // The echo stops reading while its peer does not read: that is what is tested.
+          pauseWriting: () => echo.pauseWriting(),
+          resumeWriting: () => echo.resumeWriting(),
         };
       })
       : serveTcpStreams({ port: 0 }, (reader, writer) => {

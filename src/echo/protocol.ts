@@ -44,6 +44,19 @@ export class EchoProtocol implements Protocol {
     this.#session.received(data, this.#transport!);
   }
 
+  /**
+   * The peer reads slower than it sends: stop reading from it until the
+   * echo has drained, so memory stays bounded.
+   */
+  pauseWriting(): void {
+    this.#transport!.pauseReading();
+  }
+
+  /** The echo drained to the low water mark: read again. */
+  resumeWriting(): void {
+    this.#transport!.resumeReading();
+  }
+
   /** Sends back anything kept, then lets the transport close. */
   eofReceived(): boolean {
     this.#session.ended(this.#transport!);

@@ -9,7 +9,7 @@
 import { isLibc, loadLibc, requireLibc } from "./libc.ts";
 import { setOption } from "./options.ts";
 import type { Setting } from "./setup.ts";
-import { identify } from "./fd.ts";
+import { findSocketFd, identify, parseSockaddr } from "./fd.ts";
 import { locateSocketFd, releaseSocketFd } from "./locate.ts";
 import { readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 
@@ -72,4 +72,35 @@ export function setConnectionOptions(fd: number, settings: readonly Setting[]): 
   const libc = loadLibc();
   if (!isLibc(libc)) return;
   for (const [name, , value] of settings) setOption(libc, fd, name, value);
+}
+
+const addressBytes = new Uint8Array(128);
+const addressLength = new Uint32Array(1);
+
+/**
+ * The local (`"sockname"`) or remote (`"peername"`) address of the TCP
+ * socket on `fd`, or `null` when the kernel cannot say (the socket is gone).
+ */
+export function socketAddress(fd: number, which: "sockname" | "peername"): Deno.NetAddr | null {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return null;
+  addressLength[0] = addressBytes.length;
+  const call = which === "sockname" ? libc.symbols.getsockname : libc.symbols.getpeername;
+  if (call(fd, addressBytes, addressLength) !== 0) return null;
+  const address = parseSockaddr(libc, addressBytes);
+  return address === null ? null : { transport: "tcp", ...address };
+}
+
+/**
+ * The descriptor of `listener`, or -1 when it cannot be known (no FFI, no
+ * read access to the descriptor list). One pass over the descriptor table.
+ */
+export function findListenerFd(listener: Deno.TcpListener): number {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return -1;
+  try {
+    return findSocketFd(libc, identify(listener)) ?? -1;
+  } catch {
+    return -1;
+  }
 }

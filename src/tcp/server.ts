@@ -5,8 +5,17 @@
  * @module
  */
 
-import type { ProtocolFactory } from "./protocol.ts";
-import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
+import type { Protocol, ProtocolFactory } from "./protocol.ts";
+import {
+  type ServerTransport,
+  TcpTransport,
+  type TransportOptions,
+  validateTransportOptions,
+} from "./transport.ts";
+import { EpollTransport } from "./epoll_transport.ts";
+import { EpollAcceptor } from "./epoll_acceptor.ts";
+import { getPoller, type Poller } from "../poll/poller.ts";
+import { findListenerFd } from "../sockopt/connection.ts";
 import { tcpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
@@ -70,7 +79,44 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
    * `counters.closedIdle`. Default: never.
    */
   idleTimeout?: number;
+  /**
+   * How connections are read and written; see {@linkcode TcpBackend}.
+   * Default `"epoll"` where it can run (Linux with `--allow-ffi`), else `"deno"`.
+   */
+  backend?: TcpBackend;
 }
+
+/**
+ * How a TCP server does its I/O:
+ * - `"epoll"`: the server accepts, reads and writes through libc (FFI), driven
+ *   by one epoll instance. Reads share one buffer, writes go straight to the
+ *   socket, and a request costs two system calls and no Deno operation. Linux
+ *   only, needs `--allow-ffi`.
+ * - `"deno"`: `Deno.TcpConn` reads and writes, on any system and without FFI.
+ *
+ * @example Force Deno's own sockets
+ * ```ts
+ * import { serveEcho, type TcpBackend } from "@x/echo";
+ *
+ * const backend: TcpBackend = "deno";
+ * const server = serveEcho({ port: 0, backend });
+ * console.log(server.backend); // "deno"
+ * await server.shutdown();
+ * ```
+ */
+export type TcpBackend = "epoll" | "deno";
+
+/**
+ * Every {@linkcode TcpBackend}, for validation and help texts.
+ *
+ * @example
+ * ```ts
+ * import { TCP_BACKENDS } from "@x/echo";
+ *
+ * console.log(`--backend ${TCP_BACKENDS.join("|")}`);
+ * ```
+ */
+export const TCP_BACKENDS: readonly TcpBackend[] = ["epoll", "deno"];
 
 /**
  * What a TCP server has done so far.
@@ -110,6 +156,8 @@ export interface TcpServerCounters {
 export interface TcpServer extends AsyncDisposable {
   /** The address the server listens on, with the real port when 0 was asked for. */
   readonly addr: Deno.NetAddr;
+  /** The I/O backend in use (see {@linkcode TcpBackend}). */
+  readonly backend: TcpBackend;
   /** Resolves once the server stopped accepting and every connection is closed. */
   readonly finished: Promise<void>;
   /** How many connections are open now. */
@@ -180,6 +228,11 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   if (options.idleTimeout !== undefined) {
     checkInteger("idleTimeout", options.idleTimeout, 1, 2 ** 31 - 1);
   }
+  if (options.backend !== undefined && !TCP_BACKENDS.includes(options.backend)) {
+    throw new RangeError(
+      `Invalid backend: ${JSON.stringify(options.backend)}. Use "epoll" or "deno".`,
+    );
+  }
   validateTransportOptions(options);
   validateSocketOptions(options);
   if (typeof protocolFactory !== "function") {
@@ -189,13 +242,43 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
   const listener = listenTcp(hostname, port, options);
   let setup: ConnectionSetup;
+  let epoll: EpollListener | null;
   try {
     setup = setUpListener(listener, options);
+    epoll = options.backend === "deno" ? null : epollFor(listener, options.backend === "epoll");
   } catch (error) {
     listener.close();
     throw error;
   }
-  return new Server(listener, protocolFactory, options, setup, shutdownTimeout);
+  return new Server(listener, protocolFactory, options, setup, shutdownTimeout, epoll);
+}
+
+/** The poller and the listener's descriptor, for the epoll backend. */
+interface EpollListener {
+  poller: Poller;
+  fd: number;
+}
+
+/**
+ * The epoll backend for `listener`, or `null` when it cannot run here (then
+ * Deno's sockets serve).
+ *
+ * @throws {Deno.errors.NotSupported} when it cannot run and `required` says it must.
+ */
+function epollFor(listener: Deno.TcpListener, required: boolean): EpollListener | null {
+  const poller = getPoller();
+  let reason = typeof poller === "string" ? poller : "";
+  const fd = reason === "" ? findListenerFd(listener) : -1;
+  if (reason === "" && fd < 0) reason = "the listener's file descriptor was not found";
+  if (reason === "") return { poller: poller as Poller, fd };
+  if (required) {
+    throw new Deno.errors.NotSupported(
+      `The epoll backend cannot run here: ${reason}. ` +
+        `Use backend "deno" (or leave it unset) to serve through Deno's own sockets.`,
+    );
+  }
+  tcpLogger.debug("Serving through Deno's sockets: {reason}", { reason });
+  return null;
 }
 
 /**
@@ -252,13 +335,16 @@ const MAX_ACCEPT_BACKOFF = 1000;
 
 class Server implements TcpServer {
   readonly addr: Deno.NetAddr;
+  readonly backend: TcpBackend;
   readonly #listener: Deno.TcpListener;
+  readonly #poller: Poller | null;
+  readonly #acceptor: EpollAcceptor | null;
   readonly #factory: ProtocolFactory;
   readonly #transportOptions: TransportOptions;
   readonly #setup: ConnectionSetup;
   readonly #shutdownTimeout: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #transports = new Set<TcpTransport>();
+  readonly #transports = new Set<ServerTransport>();
   readonly #finished = Promise.withResolvers<void>();
   readonly #maxConnections: number;
   readonly #idle: IdleClock | undefined;
@@ -267,7 +353,7 @@ class Server implements TcpServer {
   /** Bytes of connections already closed; open ones keep their own count. */
   #bytesReceived = 0;
   #bytesSent = 0;
-  readonly #forget = (transport: TcpTransport) => {
+  readonly #forget = (transport: ServerTransport) => {
     this.#transports.delete(transport);
     this.#bytesReceived += transport.bytesReceived;
     this.#bytesSent += transport.bytesSent;
@@ -286,9 +372,12 @@ class Server implements TcpServer {
     options: TcpServerOptions,
     setup: ConnectionSetup,
     shutdownTimeout: number,
+    epoll: EpollListener | null,
   ) {
     this.#listener = listener;
     this.addr = listener.addr;
+    this.backend = epoll === null ? "deno" : "epoll";
+    this.#poller = epoll?.poller ?? null;
     this.#factory = factory;
     this.#transportOptions = {
       readBufferSize: options.readBufferSize,
@@ -303,7 +392,18 @@ class Server implements TcpServer {
       this.#idle = new IdleClock(options.idleTimeout, () => this.#transports);
     }
     tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
-    this.#acceptLoop();
+    if (epoll === null) {
+      this.#acceptor = null;
+      this.#acceptLoop();
+    } else {
+      this.#acceptor = new EpollAcceptor(
+        epoll.poller,
+        epoll.fd,
+        formatAddress(this.addr),
+        (fd, peer) => this.#startDescriptor(fd, peer),
+      );
+      this.#acceptor.start();
+    }
     if (this.#signal?.aborted) this.shutdown();
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
@@ -350,6 +450,10 @@ class Server implements TcpServer {
     this.#stopping = true;
     tcpLogger.info("Shutting down: {count} open connections", { count: this.#transports.size });
     this.#signal?.removeEventListener("abort", this.#onAbort);
+    if (this.#acceptor !== null) {
+      this.#acceptor.stop();
+      this.#accepting = false;
+    }
     try {
       this.#listener.close();
     } catch {
@@ -394,7 +498,8 @@ class Server implements TcpServer {
       address: formatAddress(this.addr),
       counters: this.counters,
     });
-    this.#finished.resolve();
+    // With epoll, finished also waits for the poller's wait to end when nothing else uses it.
+    this.#finished.resolve(this.#poller?.whenIdle());
   }
 
   async #acceptLoop(): Promise<void> {
@@ -432,34 +537,56 @@ class Server implements TcpServer {
   }
 
   #startConnection(conn: Deno.TcpConn): void {
-    if (this.#stopping) {
+    const protocol = this.#admit(conn.remoteAddr);
+    if (protocol === null) {
       conn.close();
       return;
     }
+    this.#run(
+      new TcpTransport(conn, protocol, this.#transportOptions, this.#setup, {
+        onClosed: this.#forget,
+        idle: this.#idle,
+      }),
+    );
+  }
+
+  #startDescriptor(fd: number, peer: Deno.NetAddr): void {
+    const protocol = this.#admit(peer);
+    if (protocol === null) {
+      this.#poller!.libc.symbols.close(fd);
+      return;
+    }
+    this.#run(
+      new EpollTransport(fd, peer, this.#poller!, protocol, this.#transportOptions, this.#setup, {
+        onClosed: this.#forget,
+        idle: this.#idle,
+      }),
+    );
+  }
+
+  /** A protocol for the connection from `peer`, or `null` when it must be closed at once. */
+  #admit(peer: Deno.NetAddr): Protocol | null {
+    if (this.#stopping) return null;
     if (this.#transports.size >= this.#maxConnections) {
       this.#refused++;
       tcpLogger.debug("Refused {peer}: {count} connections open, the most allowed", {
-        peer: formatAddress(conn.remoteAddr),
+        peer: formatAddress(peer),
         count: this.#transports.size,
       });
-      conn.close();
-      return;
+      return null;
     }
-    let protocol;
     try {
-      protocol = this.#factory();
+      return this.#factory();
     } catch (error) {
       tcpLogger.error("Protocol factory threw for {peer}; closing that connection: {error}", {
-        peer: formatAddress(conn.remoteAddr),
+        peer: formatAddress(peer),
         error,
       });
-      conn.close();
-      return;
+      return null;
     }
-    const transport = new TcpTransport(conn, protocol, this.#transportOptions, this.#setup, {
-      onClosed: this.#forget,
-      idle: this.#idle,
-    });
+  }
+
+  #run(transport: ServerTransport): void {
     this.#accepted++;
     this.#transports.add(transport);
     transport.start();

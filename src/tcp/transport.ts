@@ -33,7 +33,7 @@ import type { IdleClock, IdleTracked } from "./idle.ts";
  * await server.shutdown();
  * ```
  */
-export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
+export const DEFAULT_READ_BUFFER_SIZE = 256 * 1024;
 
 /**
  * Options of a TCP transport, shared by servers and clients.
@@ -66,10 +66,24 @@ export function validateTransportOptions(options: TransportOptions): void {
   validateWaterMarks(highWaterMark, lowWaterMark);
 }
 
+/** What a server needs of a transport, on either backend. */
+export interface ServerTransport extends Transport, IdleTracked {
+  /** Bytes read from the socket so far. */
+  readonly bytesReceived: number;
+  /** Bytes the socket has taken so far. */
+  readonly bytesSent: number;
+  /** Resolves once the connection is closed and `connectionLost` has returned. */
+  readonly closed: Promise<void>;
+  /** Calls `connectionMade` and starts reading. */
+  start(): void;
+  /** Shutdown's first step: deliver what was already read, then read no more. */
+  readLast(): void;
+}
+
 /** What a server asks of each of its transports. */
 export interface TransportHooks {
   /** Runs once the connection is closed and `connectionLost` has returned. */
-  onClosed?: (transport: TcpTransport) => void;
+  onClosed?: (transport: ServerTransport) => void;
   /** The server's idle clock, when it closes quiet connections. */
   idle?: IdleClock;
 }
@@ -78,11 +92,11 @@ export interface TransportHooks {
  * A {@linkcode Transport} over a `Deno.TcpConn`. Servers and clients make
  * these; user code only sees the {@linkcode Transport} interface.
  */
-export class TcpTransport implements Transport, IdleTracked {
+export class TcpTransport implements ServerTransport {
   readonly #conn: Deno.TcpConn;
   readonly #protocol: Protocol;
   readonly #readBuffer: Uint8Array;
-  readonly #onClosed: ((transport: TcpTransport) => void) | undefined;
+  readonly #onClosed: ((transport: ServerTransport) => void) | undefined;
   readonly #idle: IdleClock | null;
   /** The idle clock's tick at the last read or write (see `idle.ts`). */
   lastActive = 0;

@@ -1,0 +1,92 @@
+/**
+ * Accepting connections for the epoll backend: the listener Deno opened is
+ * watched by the poller, and `accept4` takes each waiting connection as a
+ * non-blocking descriptor. Errors such as running out of descriptors are
+ * logged and retried with a growing pause, as the Deno backend does.
+ *
+ * @module
+ */
+
+import type { Poller, PollTarget } from "../poll/poller.ts";
+import { EAGAIN, ECONNABORTED, EINTR, EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../poll/syscalls.ts";
+import { isLibc, loadLibc } from "../sockopt/libc.ts";
+import { parseSockaddr } from "../sockopt/fd.ts";
+import { tcpLogger } from "./_log.ts";
+
+/** Connections taken per readiness event, so one busy listener cannot starve the others. */
+const ACCEPTS_PER_EVENT = 64;
+/** The longest pause after a failed accept, in milliseconds. */
+const MAX_BACKOFF = 1000;
+
+/** Takes new connections off a listening descriptor and hands them to `onAccept`. */
+export class EpollAcceptor implements PollTarget {
+  readonly #poller: Poller;
+  readonly #fd: number;
+  readonly #address: string;
+  readonly #onAccept: (fd: number, peer: Deno.NetAddr) => void;
+  readonly #peer = new Uint8Array(128);
+  readonly #peerLength = new Uint32Array(1);
+  #backoff = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  /** Prepares to accept on `fd`; `address` names the listener in log lines. */
+  constructor(
+    poller: Poller,
+    fd: number,
+    address: string,
+    onAccept: (fd: number, peer: Deno.NetAddr) => void,
+  ) {
+    this.#poller = poller;
+    this.#fd = fd;
+    this.#address = address;
+    this.#onAccept = onAccept;
+  }
+
+  /** Starts watching the listener. */
+  start(): void {
+    this.#poller.add(this.#fd, this, EPOLLIN);
+  }
+
+  /** Stops accepting; call before the listener is closed. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#poller.remove(this.#fd);
+  }
+
+  /** Accepts what is waiting. */
+  onEvents(): void {
+    const { symbols, errno, error } = this.#poller.libc;
+    const sockopt = loadLibc();
+    for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
+      this.#peerLength[0] = this.#peer.length;
+      const fd = symbols.accept4(this.#fd, this.#peer, this.#peerLength, O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) {
+        const code = errno();
+        if (code === EAGAIN) return;
+        // The peer gave up while waiting, or a signal came: take the next one.
+        if (code === ECONNABORTED || code === EINTR) continue;
+        return this.#pause(error(code, "accept4"));
+      }
+      this.#backoff = 0;
+      const address = isLibc(sockopt) ? parseSockaddr(sockopt, this.#peer) : null;
+      this.#onAccept(fd, { transport: "tcp", hostname: "", port: 0, ...address });
+    }
+  }
+
+  /** Stops watching the listener for a while after `error`, then watches it again. */
+  #pause(error: Error): void {
+    this.#backoff = Math.min(Math.max(this.#backoff * 2, 10), MAX_BACKOFF);
+    tcpLogger.error("Accept on {address} failed: {error}; retrying in {ms} ms", {
+      address: this.#address,
+      error,
+      ms: this.#backoff,
+    });
+    this.#poller.modify(this.#fd, 0);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#stopped) this.#poller.modify(this.#fd, EPOLLIN);
+    }, this.#backoff);
+  }
+}

@@ -24,6 +24,9 @@ import { indexOfBytes } from "../_bytes.ts";
 export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+/** The most buffer an emptied reader keeps for the next data. */
+const KEPT_BUFFER_SIZE = 256 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
 
 /**
@@ -115,6 +118,13 @@ export class LimitOverrunError extends Error {
   }
 }
 
+/** A `read` waiting for data: answered with at most `max` bytes, or `null` at end of input. */
+interface PendingRead {
+  max: number;
+  resolve(chunk: Uint8Array | null): void;
+  reject(error: Error): void;
+}
+
 /**
  * Options of a {@linkcode StreamReader}.
  *
@@ -161,12 +171,14 @@ export function resolveLimit(options: StreamReaderOptions): number {
  */
 export class StreamReader implements AsyncIterable<Uint8Array> {
   readonly #limit: number;
-  #buffer: Uint8Array = new Uint8Array(0);
+  #buffer: Uint8Array = EMPTY;
   #start = 0;
   #end = 0;
   #eof = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
+  /** A `read` waiting on an empty buffer: `feedData` answers it directly. */
+  #pending: PendingRead | null = null;
   #transport: Transport | null = null;
   #paused = false;
   #readable: ReadableStream<Uint8Array> | null = null;
@@ -208,6 +220,13 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     const length = data.length;
     if (length === 0) return;
     if (this.#eof) throw new Error("feedData() after feedEof(): no data may follow end of input.");
+    const pending = this.#pending;
+    if (pending !== null && length <= pending.max) {
+      // A read is waiting on an empty buffer: its answer is this data, copied once.
+      this.#pending = null;
+      pending.resolve(data.slice());
+      return;
+    }
     if (this.#end + length > this.#buffer.length) this.#makeRoom(length);
     this.#buffer.set(data, this.#end);
     this.#end += length;
@@ -215,18 +234,28 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       this.#paused = true;
       this.#transport.pauseReading();
     }
+    if (pending !== null) {
+      this.#pending = null;
+      pending.resolve(this.#take(pending.max));
+    }
     this.#wake();
   }
 
   /** Marks end of input: reads return what is left, then `null`. */
   feedEof(): void {
     this.#eof = true;
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.resolve(null);
     this.#wake();
   }
 
   /** Fails the reader: reads after the buffered bytes are gone reject with `error`. */
   setException(error: Error): void {
     this.#error = error;
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.reject(error);
     this.#wake();
   }
 
@@ -249,19 +278,38 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    * console.log(await reader.read(2)); // Uint8Array [1, 2]
    * ```
    */
-  async read(n: number = this.#limit): Promise<Uint8Array | null> {
-    if (n !== -1) checkInteger("read size", n, 0, 2 ** 53 - 1);
-    if (n === 0) return new Uint8Array(0);
-    if (n === -1) {
-      while (!this.#eof) await this.#waitForData("read");
-      return this.atEof() ? null : this.#take(this.#end - this.#start);
+  read(n: number = this.#limit): Promise<Uint8Array | null> {
+    if (n !== -1) {
+      try {
+        checkInteger("read size", n, 0, 2 ** 53 - 1);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
-    if (this.#end === this.#start) {
-      if (this.#eof) return null;
-      await this.#waitForData("read");
-      if (this.#end === this.#start) return null;
-    }
-    return this.#take(Math.min(n, this.#end - this.#start));
+    if (n === 0) return Promise.resolve(new Uint8Array(0));
+    if (n === -1) return this.#readToEnd();
+    return this.#readUpTo(n);
+  }
+
+  /**
+   * Up to `max` bytes: at once when any are buffered, else the next data
+   * fed (handed over without buffering when it fits). No `async`: one
+   * promise per read, the hot path of the stream API.
+   */
+  #readUpTo(max: number): Promise<Uint8Array | null> {
+    const buffered = this.#end - this.#start;
+    if (buffered > 0) return Promise.resolve(this.#take(Math.min(max, buffered)));
+    if (this.#eof) return Promise.resolve(null);
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#waiter || this.#pending) return Promise.reject(this.#concurrentReadError("read"));
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array | null>();
+    this.#pending = { max, resolve, reject };
+    return promise;
+  }
+
+  async #readToEnd(): Promise<Uint8Array | null> {
+    while (!this.#eof) await this.#waitForData("read");
+    return this.atEof() ? null : this.#take(this.#end - this.#start);
   }
 
   /**
@@ -331,9 +379,15 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     }
   }
 
-  /** Yields chunks (each at most `limit` bytes) until end of input. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (let chunk; (chunk = await this.read()) !== null;) yield chunk;
+  /**
+   * Yields what has arrived, chunk by chunk, until end of input. A chunk is
+   * everything buffered when it is taken: at most about twice `limit` plus
+   * one read, as reading pauses past twice `limit`.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const next = (chunk: Uint8Array | null): IteratorResult<Uint8Array> =>
+      chunk === null ? { done: true, value: undefined } : { done: false, value: chunk };
+    return { next: () => this.#readUpTo(Number.MAX_SAFE_INTEGER).then(next) };
   }
 
   /**
@@ -361,7 +415,11 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
 
   #consume(n: number): void {
     this.#start += n;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      // An idle connection keeps no large buffer from an earlier burst.
+      if (this.#buffer.length > KEPT_BUFFER_SIZE) this.#buffer = EMPTY;
+    }
     if (this.#paused && this.#end - this.#start <= this.#limit) {
       this.#paused = false;
       this.#transport?.resumeReading();
@@ -386,13 +444,15 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     this.#end = buffered;
   }
 
+  #concurrentReadError(caller: string): Error {
+    return new Error(
+      `${caller}() called while another read is waiting on this reader. Await each read before the next.`,
+    );
+  }
+
   async #waitForData(caller: string): Promise<void> {
     if (this.#error) throw this.#error;
-    if (this.#waiter) {
-      throw new Error(
-        `${caller}() called while another read is waiting on this reader. Await each read before the next.`,
-      );
-    }
+    if (this.#waiter || this.#pending) throw this.#concurrentReadError(caller);
     if (this.#paused) {
       this.#paused = false;
       this.#transport?.resumeReading();

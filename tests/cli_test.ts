@@ -16,7 +16,8 @@ for (const api of ["protocol", "stream"]) {
     assertMatch(
       server.firstLine,
       new RegExp(
-        `listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode; backlog \\d+, nodelay, ` +
+        `listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode, epoll backend; ` +
+          `backlog \\d+, nodelay, ` +
           `no keepalive, rcvbuf \\d+, sndbuf \\d+, reuseaddr\\)`,
       ),
     );
@@ -24,6 +25,13 @@ for (const api of ["protocol", "stream"]) {
     assertEquals(await server.stop("SIGTERM"), 0);
   });
 }
+
+Deno.test("server program: --backend deno serves through Deno's sockets and says so", async () => {
+  await using server = await new ServerProcess(["--backend", "deno"]).ready();
+  assertStringIncludes(server.firstLine, "echo mode, deno backend;");
+  assertEquals(await echoOf(server.port, "through Deno"), "through Deno");
+  assertEquals(await server.stop("SIGTERM"), 0);
+});
 
 Deno.test("server program: SIGINT with a connection open flushes, closes it and exits 0", async () => {
   await using server = await new ServerProcess(["--log-level", "info"]).ready();

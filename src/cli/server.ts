@@ -46,7 +46,7 @@ import {
   socketOptionsFromFlags,
   udpSocketOptionsFromFlags,
 } from "./_socket_flags.ts";
-import type { TcpServer } from "../tcp/server.ts";
+import { TCP_BACKENDS, type TcpBackend, type TcpServer } from "../tcp/server.ts";
 import type { UdpServer } from "../udp/server.ts";
 import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
@@ -88,6 +88,9 @@ Connections (TCP):
                             and counted (default no limit)
   --idle-timeout S          close a connection after S seconds without traffic either way
                             (default never)
+  --backend epoll|deno      epoll: accept, read and write through libc, one epoll loop
+                            (Linux, needs --allow-ffi); deno: Deno's own sockets
+                            (default epoll where it can run, else deno)
 
 ${SOCKET_FLAGS_USAGE}
 
@@ -163,6 +166,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "rate-limit",
       "max-connections",
       "idle-timeout",
+      "backend",
       ...SOCKET_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
@@ -228,6 +232,9 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (until !== undefined) options.until = until;
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (idleSeconds !== undefined) options.idleTimeout = idleSeconds * 1000;
+  if (flags.backend !== undefined) {
+    options.backend = choiceFlag<TcpBackend>("backend", flags.backend, TCP_BACKENDS);
+  }
   if (options.reusePort && !hasUnstableNet()) {
     throw new UsageError(
       "--reuse-port needs Deno's --unstable-net flag: " +
@@ -245,6 +252,7 @@ function udpOptionsFromFlags(
     "rate-limit"?: string;
     "max-connections"?: string;
     "idle-timeout"?: string;
+    backend?: string;
   },
   { hostname, port, mode, prefix, until }: {
     hostname: string;
@@ -259,7 +267,7 @@ function udpOptionsFromFlags(
       "--api is for TCP only (UDP has one API, datagram callbacks): drop it or use --transport tcp.",
     );
   }
-  for (const name of ["max-connections", "idle-timeout"] as const) {
+  for (const name of ["max-connections", "idle-timeout", "backend"] as const) {
     if (flags[name] !== undefined) {
       throw new UsageError(
         `--${name} is for TCP only (UDP has no connections): drop it or use --transport tcp.`,
@@ -316,7 +324,8 @@ export async function main(args: string[]): Promise<number> {
       const tcp = serveEcho(options);
       server = tcp;
       const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
-      description = `tcp, ${options.api} API, ${mode} mode; ${optionsInForce(tcp, options)}` +
+      description = `tcp, ${options.api} API, ${mode} mode, ${tcp.backend} backend; ` +
+        optionsInForce(tcp, options) +
         limitsOf(options);
     }
   } catch (error) {

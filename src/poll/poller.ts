@@ -40,7 +40,7 @@ export interface PollTarget {
 
 /** Events taken per wait. */
 const MAX_EVENTS = 256;
-/** The shared read buffer's smallest size: as large as a typical socket receive buffer. */
+/** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
 
 /** See the module documentation. */

@@ -15,6 +15,12 @@ import { tcpLogger } from "./_log.ts";
 
 /** Connections taken per readiness event, so one busy listener cannot starve the others. */
 const ACCEPTS_PER_EVENT = 64;
+/**
+ * Descriptors held back while accepting and given up when `accept4` runs out:
+ * Deno itself needs a few (it panics without them), so the server must
+ * never take the last one.
+ */
+const RESERVED_DESCRIPTORS = 8;
 /** The longest pause after a failed accept, in milliseconds. */
 const MAX_BACKOFF = 1000;
 
@@ -29,6 +35,7 @@ export class EpollAcceptor implements PollTarget {
   #backoff = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  readonly #reserve: number[] = [];
 
   /** Prepares to accept on `fd`; `address` names the listener in log lines. */
   constructor(
@@ -45,6 +52,7 @@ export class EpollAcceptor implements PollTarget {
 
   /** Starts watching the listener. */
   start(): void {
+    this.#fillReserve();
     this.#poller.add(this.#fd, this, EPOLLIN);
   }
 
@@ -53,11 +61,34 @@ export class EpollAcceptor implements PollTarget {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#poller.remove(this.#fd);
+    this.#releaseReserve();
+  }
+
+  /** Holds the reserve (duplicates of the listener); `false` when descriptors ran out. */
+  #fillReserve(): boolean {
+    const { dup } = this.#poller.libc.symbols;
+    while (this.#reserve.length < RESERVED_DESCRIPTORS) {
+      const fd = dup(this.#fd);
+      if (fd < 0) return false;
+      this.#reserve.push(fd);
+    }
+    return true;
+  }
+
+  #releaseReserve(): void {
+    const { close } = this.#poller.libc.symbols;
+    for (const fd of this.#reserve) close(fd);
+    this.#reserve.length = 0;
   }
 
   /** Accepts what is waiting. */
   onEvents(): void {
     const { symbols, errno, error } = this.#poller.libc;
+    if (!this.#fillReserve()) {
+      // Descriptors are short: take none, leave Deno what there is.
+      this.#releaseReserve();
+      return this.#pause(error(errno(), "dup"));
+    }
     const sockopt = loadLibc();
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
       this.#peerLength[0] = this.#peer.length;
@@ -67,6 +98,8 @@ export class EpollAcceptor implements PollTarget {
         if (code === EAGAIN) return;
         // The peer gave up while waiting, or a signal came: take the next one.
         if (code === ECONNABORTED || code === EINTR) continue;
+        // Out of descriptors (or memory): give Deno its reserve back while we wait.
+        this.#releaseReserve();
         return this.#pause(error(code, "accept4"));
       }
       this.#backoff = 0;

@@ -22,7 +22,7 @@ import {
 } from "../sockopt/connection.ts";
 import type { ConnectionSetup, Setting } from "../sockopt/setup.ts";
 import type { IdleClock } from "./idle.ts";
-import type { Poller, PollTarget } from "../poll/poller.ts";
+import { MIN_SHARED_BUFFER, type Poller, type PollTarget } from "../poll/poller.ts";
 import {
   EAGAIN,
   EINTR,
@@ -36,7 +36,6 @@ import {
   sizeArgument,
 } from "../poll/syscalls.ts";
 import type { ServerTransport, TransportHooks, TransportOptions } from "./transport.ts";
-import { DEFAULT_READ_BUFFER_SIZE } from "./transport.ts";
 
 const READ_EVENTS = EPOLLIN | EPOLLHUP | EPOLLERR;
 const WRITE_EVENTS = EPOLLOUT | EPOLLHUP | EPOLLERR;
@@ -107,7 +106,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
     this.#poller = poller;
     this.#calls = poller.libc.symbols;
     this.#protocol = protocol;
-    const readSize = options.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE;
+    const readSize = options.readBufferSize ?? MIN_SHARED_BUFFER;
     poller.reserveReadBuffer(readSize);
     this.#readSize = BigInt(readSize);
     const marks = resolveWaterMarks(options.highWaterMark, options.lowWaterMark);

@@ -26,7 +26,7 @@ export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 /** The most buffer an emptied reader keeps for the next data. */
-const KEPT_BUFFER_SIZE = 256 * 1024;
+const KEPT_BUFFER_SIZE = 16 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
 
 /**

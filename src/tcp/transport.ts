@@ -22,8 +22,10 @@ import type { ConnectionSetup } from "../sockopt/setup.ts";
 import type { IdleClock, IdleTracked } from "./idle.ts";
 
 /**
- * The default size of a connection's read buffer: 64 KiB, the most one
- * `dataReceived` call gets.
+ * The default size of a connection's read buffer on the `deno` backend
+ * (and for clients): 64 KiB, the most one `dataReceived` call gets. The
+ * `epoll` backend reads into one buffer shared by all connections and takes
+ * up to 256 KiB per read unless `readBufferSize` is given.
  *
  * @example A smaller buffer for many connections with small messages
  * ```ts
@@ -33,7 +35,7 @@ import type { IdleClock, IdleTracked } from "./idle.ts";
  * await server.shutdown();
  * ```
  */
-export const DEFAULT_READ_BUFFER_SIZE = 256 * 1024;
+export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
 
 /**
  * Options of a TCP transport, shared by servers and clients.
@@ -46,7 +48,11 @@ export const DEFAULT_READ_BUFFER_SIZE = 256 * 1024;
  * ```
  */
 export interface TransportOptions {
-  /** Bytes read from the socket at most per `dataReceived` call. Default 65536. */
+  /**
+   * Bytes read from the socket at most per `dataReceived` call. Default 65536,
+   * a buffer per connection; on a server's `epoll` backend 262144, from one
+   * buffer all connections share.
+   */
   readBufferSize?: number;
   /** Write-buffer size past which `pauseWriting` is called. Default 65536. */
   highWaterMark?: number;

@@ -1,0 +1,125 @@
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { serveEcho, serveTcp, TCP_BACKENDS, type Transport } from "../mod.ts";
+import {
+  assertSameBytes,
+  decode,
+  dial,
+  encode,
+  randomBytes,
+  readExactly,
+  readToEnd,
+  waitFor,
+  writeAll,
+  writeInChunks,
+} from "./_helpers.ts";
+
+for (const backend of TCP_BACKENDS) {
+  Deno.test(`${backend} backend: 8 connections echo 4 MiB each, byte for byte, in both APIs`, async () => {
+    for (const api of ["protocol", "stream"] as const) {
+      await using server = serveEcho({ port: 0, backend, api });
+      assertEquals(server.backend, backend);
+      await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+        const conn = await dial(server.addr);
+        const data = randomBytes(4 << 20, 100 + i);
+        const echoed = readExactly(conn, data.length);
+        await writeInChunks(conn, data, 100 + i);
+        assertSameBytes(await echoed, data, `${api} connection ${i}`);
+        conn.close();
+      }));
+      await waitFor(() => server.connections === 0, "the connections to close");
+      const { bytesReceived, bytesSent } = server.counters;
+      assertEquals(bytesReceived, 8 * (4 << 20));
+      assertEquals(bytesSent, bytesReceived);
+    }
+  });
+
+  Deno.test(`${backend} backend: half-close, addresses and the callback order`, async () => {
+    const calls: string[] = [];
+    let peer: Deno.NetAddr | undefined, local: Deno.NetAddr | undefined;
+    let noDelay: boolean | undefined;
+    const server = serveTcp({ port: 0, backend }, () => {
+      let transport: Transport;
+      let count = 0;
+      return {
+        connectionMade(t) {
+          transport = t;
+          calls.push("made");
+          peer = t.getExtraInfo("peername");
+          local = t.getExtraInfo("sockname");
+          noDelay = t.getExtraInfo("socketOptions").noDelay;
+        },
+        dataReceived(data) {
+          calls.push("data");
+          count += data.length;
+        },
+        eofReceived() {
+          calls.push("eof");
+          transport.write(encode(`${count}\n`));
+          return false;
+        },
+        connectionLost(error) {
+          calls.push(`lost ${error}`);
+        },
+      };
+    });
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("hello"));
+    await conn.closeWrite();
+    assertEquals(decode(await readToEnd(conn)), "5\n");
+    conn.close();
+    await server.shutdown();
+    assertEquals(calls[0], "made");
+    assertEquals(calls.slice(-2), ["eof", "lost undefined"]);
+    assertEquals(peer?.port, (conn.localAddr as Deno.NetAddr).port);
+    assertEquals(local?.port, server.addr.port);
+    assertEquals(noDelay, true);
+  });
+
+  Deno.test(`${backend} backend: pauseReading holds data back until resumeReading`, async () => {
+    let transport!: Transport;
+    let received = "";
+    const server = serveTcp({ port: 0, backend }, () => ({
+      connectionMade(t) {
+        transport = t;
+        t.pauseReading();
+      },
+      dataReceived(data) {
+        received += decode(data);
+        transport.write(data);
+      },
+    }));
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("held"));
+    await waitFor(() => transport !== undefined, "the connection");
+    // Nothing is delivered while paused: the echo does not come back yet.
+    const echo = readExactly(conn, 4);
+    let echoed = false;
+    echo.then(() => (echoed = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals([received, echoed], ["", false]);
+    transport.resumeReading();
+    assertEquals(decode(await echo), "held");
+    conn.close();
+    await server.shutdown();
+  });
+}
+
+Deno.test("an unknown backend is refused before any socket is opened", () => {
+  const error = assertThrows(
+    () => serveEcho({ port: 0, backend: "io_uring" as "epoll" }),
+    RangeError,
+  );
+  assertStringIncludes(error.message, `"io_uring"`);
+});
+
+Deno.test("without --allow-ffi the default backend is deno, and asking for epoll says why not", async () => {
+  const fixture = new URL("./fixtures/backend_without_ffi.ts", import.meta.url);
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", fixture.href],
+  }).output();
+  assertEquals(code, 0, decode(stderr));
+  const lines = decode(stdout).trim().split("\n");
+  assertEquals(lines[0], "default: deno");
+  assert(lines[1].startsWith("epoll: NotSupported: The epoll backend cannot run here"), lines[1]);
+  assertStringIncludes(lines[1], "--allow-ffi");
+});

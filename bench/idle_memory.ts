@@ -11,6 +11,7 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
+import { firstLine } from "./_first_line.ts";
 
 const flags = parseArgs(Deno.args, { string: ["connections"], default: { connections: "10000" } });
 const count = Number(flags.connections);
@@ -19,18 +20,6 @@ const server = new URL("../src/cli/server.ts", import.meta.url).pathname;
 function rssMiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(status.match(/VmRSS:\s+(\d+)/)![1]) / 1024;
-}
-
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  reader.releaseLock();
-  return text.split("\n")[0];
 }
 
 const rows = [

@@ -15,6 +15,7 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
+import { firstLine } from "./_first_line.ts";
 import type { BenchReport } from "../src/cli/bench.ts";
 
 const flags = parseArgs(Deno.args, {
@@ -34,18 +35,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  reader.releaseLock();
-  return text.split("\n")[0];
 }
 
 const rows: string[] = [

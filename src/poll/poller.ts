@@ -80,11 +80,6 @@ export class Poller {
     this.#masks[this.#wakeFd] = EPOLLIN;
   }
 
-  /** How many descriptors are registered. */
-  get size(): number {
-    return this.#count;
-  }
-
   #view: Uint8Array = this.readBuffer.subarray(0, 0);
 
   /** Makes the shared read buffer at least `size` bytes. */

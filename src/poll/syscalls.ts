@@ -29,7 +29,6 @@ const SYMBOLS = {
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   dup: { parameters: ["i32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -60,7 +59,7 @@ export function sizeArgument(length: number): bigint {
 export const EPOLLIN = 0x001;
 /** Writable. */
 export const EPOLLOUT = 0x004;
-/** An error is pending on the socket (read it with `SO_ERROR`). */
+/** An error is pending on the socket (the next `recv` or `send` reports it). */
 export const EPOLLERR = 0x008;
 /** Both directions are shut down. */
 export const EPOLLHUP = 0x010;
@@ -78,10 +77,6 @@ export const O_NONBLOCK = 0x800;
 export const MSG_NOSIGNAL = 0x4000;
 /** `shutdown` of the sending direction. */
 export const SHUT_WR = 1;
-/** `getsockopt` level and name of the pending socket error. */
-export const SOL_SOCKET = 1;
-/** Reads and clears the socket's pending error. */
-export const SO_ERROR = 4;
 
 /** errno values the backend tells apart. */
 export const EINTR = 4;

@@ -78,15 +78,14 @@ const addressBytes = new Uint8Array(128);
 const addressLength = new Uint32Array(1);
 
 /**
- * The local (`"sockname"`) or remote (`"peername"`) address of the TCP
- * socket on `fd`, or `null` when the kernel cannot say (the socket is gone).
+ * The local address of the TCP socket on `fd`, or `null` when the kernel
+ * cannot say (the socket is gone).
  */
-export function socketAddress(fd: number, which: "sockname" | "peername"): Deno.NetAddr | null {
+export function localAddress(fd: number): Deno.NetAddr | null {
   const libc = loadLibc();
   if (!isLibc(libc)) return null;
   addressLength[0] = addressBytes.length;
-  const call = which === "sockname" ? libc.symbols.getsockname : libc.symbols.getpeername;
-  if (call(fd, addressBytes, addressLength) !== 0) return null;
+  if (libc.symbols.getsockname(fd, addressBytes, addressLength) !== 0) return null;
   const address = parseSockaddr(libc, addressBytes);
   return address === null ? null : { transport: "tcp", ...address };
 }

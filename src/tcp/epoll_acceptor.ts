@@ -9,7 +9,7 @@
 
 import type { Poller, PollTarget } from "../poll/poller.ts";
 import { EAGAIN, ECONNABORTED, EINTR, EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../poll/syscalls.ts";
-import { isLibc, loadLibc } from "../sockopt/libc.ts";
+import { isLibc, type Libc, loadLibc } from "../sockopt/libc.ts";
 import { parseSockaddr } from "../sockopt/fd.ts";
 import { tcpLogger } from "./_log.ts";
 
@@ -36,6 +36,8 @@ export class EpollAcceptor implements PollTarget {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   readonly #reserve: number[] = [];
+  /** For decoding peer addresses; there whenever FFI is, which epoll needs. */
+  readonly #sockopt: Libc | null;
 
   /** Prepares to accept on `fd`; `address` names the listener in log lines. */
   constructor(
@@ -48,6 +50,8 @@ export class EpollAcceptor implements PollTarget {
     this.#fd = fd;
     this.#address = address;
     this.#onAccept = onAccept;
+    const libc = loadLibc();
+    this.#sockopt = isLibc(libc) ? libc : null;
   }
 
   /** Starts watching the listener. */
@@ -89,7 +93,6 @@ export class EpollAcceptor implements PollTarget {
       this.#releaseReserve();
       return this.#pause(error(errno(), "dup"));
     }
-    const sockopt = loadLibc();
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
       this.#peerLength[0] = this.#peer.length;
       const fd = symbols.accept4(this.#fd, this.#peer, this.#peerLength, O_NONBLOCK | O_CLOEXEC);
@@ -103,7 +106,7 @@ export class EpollAcceptor implements PollTarget {
         return this.#pause(error(code, "accept4"));
       }
       this.#backoff = 0;
-      const address = isLibc(sockopt) ? parseSockaddr(sockopt, this.#peer) : null;
+      const address = this.#sockopt === null ? null : parseSockaddr(this.#sockopt, this.#peer);
       this.#onAccept(fd, { transport: "tcp", hostname: "", port: 0, ...address });
     }
   }

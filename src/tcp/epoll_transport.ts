@@ -12,15 +12,16 @@
 import type { ExtraInfo, ExtraInfoName, Protocol } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "../water_marks.ts";
 import { tcpLogger } from "./_log.ts";
+import { deliverConnectionLost, reportFailure, unknownExtraInfo } from "./_transport_shared.ts";
 import { formatAddress } from "../_address.ts";
-import { isPeerFault, TransportClosedError } from "../errors.ts";
+import { TransportClosedError } from "../errors.ts";
 import {
+  localAddress,
   readConnectionOptions,
   rearmQuickAck,
   setConnectionOptions,
-  socketAddress,
 } from "../sockopt/connection.ts";
-import type { ConnectionSetup, Setting } from "../sockopt/setup.ts";
+import type { ConnectionSetup } from "../sockopt/setup.ts";
 import type { IdleClock } from "./idle.ts";
 import { MIN_SHARED_BUFFER, type Poller, type PollTarget } from "../poll/poller.ts";
 import {
@@ -51,6 +52,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
   readonly #onClosed: ((transport: ServerTransport) => void) | undefined;
   readonly #idle: IdleClock | null;
   readonly #setup: ConnectionSetup;
+  readonly #quickAck: boolean;
   readonly #debug: boolean;
   readonly #info: boolean;
   /** The idle clock's tick at the last read or write (see `idle.ts`). */
@@ -116,6 +118,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
     this.#idle = hooks.idle ?? null;
     this.lastActive = this.#idle?.tick ?? 0;
     this.#setup = setup;
+    this.#quickAck = setup.quickAck;
     this.#debug = tcpLogger.isEnabledFor("debug");
     this.#info = tcpLogger.isEnabledFor("info");
   }
@@ -150,11 +153,13 @@ export class EpollTransport implements ServerTransport, PollTarget {
 
   #applySetup(): void {
     const { noDelay, keepAlive, perConnection } = this.#setup;
-    const settings: Setting[] = [...perConnection];
-    if (noDelay !== undefined) settings.push(["noDelay", "noDelay", noDelay]);
-    if (keepAlive !== undefined) settings.push(["keepAlive", "keepAlive", keepAlive]);
     try {
-      if (settings.length > 0) setConnectionOptions(this.#fd, settings);
+      if (perConnection.length > 0) setConnectionOptions(this.#fd, perConnection);
+      // Set on the listener whenever FFI works, which epoll needs: only a fallback left them here.
+      if (noDelay !== undefined) setConnectionOptions(this.#fd, [["noDelay", "noDelay", noDelay]]);
+      if (keepAlive !== undefined) {
+        setConnectionOptions(this.#fd, [["keepAlive", "keepAlive", keepAlive]]);
+      }
     } catch (error) {
       tcpLogger.warning("Cannot set socket options of {peer}: {error}", { peer: this.peer, error });
     }
@@ -293,16 +298,13 @@ export class EpollTransport implements ServerTransport, PollTarget {
         }
         return readConnectionOptions(this.#fd) as ExtraInfo[K];
       default:
-        throw new TypeError(
-          `Unknown extra info name: ${JSON.stringify(name)}. ` +
-            `Use "peername", "sockname" or "socketOptions".`,
-        );
+        throw unknownExtraInfo(name);
     }
   }
 
   #sockname(): Deno.NetAddr {
     if (this.#localAddr === null && !this.#lost) {
-      this.#localAddr = socketAddress(this.#fd, "sockname");
+      this.#localAddr = localAddress(this.#fd);
     }
     if (this.#localAddr === null) {
       throw new Deno.errors.BadResource(
@@ -362,7 +364,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
     if (n > 0) {
       this.bytesReceived += n;
       if (this.#idle !== null) this.lastActive = this.#idle.tick;
-      if (this.#setup.quickAck) rearmQuickAck(this.#fd);
+      if (this.#quickAck) rearmQuickAck(this.#fd);
       if (this.#debug) {
         tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes: n, peer: this.peer });
       }
@@ -454,18 +456,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
 
   #fail(cause: unknown, callback?: string): void {
     if (this.#lost) return;
-    const error = cause instanceof Error ? cause : new Error(String(cause));
-    if (callback) {
-      tcpLogger.error("Protocol {callback} threw for {peer}; closing that connection: {error}", {
-        callback,
-        peer: this.peer,
-        error,
-      });
-    } else if (isPeerFault(error)) {
-      tcpLogger.debug("Connection with {peer} failed: {error}", { peer: this.peer, error });
-    } else {
-      tcpLogger.warning("Connection with {peer} failed: {error}", { peer: this.peer, error });
-    }
+    const error = reportFailure(cause, this.peer, callback);
     this.#closeReason ||= `the connection failed (${error.message})`;
     this.#failure ??= error;
     this.#connectionLost(error);
@@ -481,17 +472,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
     this.#buffered = 0;
     this.#poller.remove(this.#fd);
     this.#calls.close(this.#fd);
-    // As asyncio does: connectionLost on a later turn, never inside the caller's callback.
-    queueMicrotask(() => {
-      if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
-      try {
-        this.#protocol.connectionLost?.(error);
-      } catch (thrown) {
-        tcpLogger.error("Protocol connectionLost threw for {peer}: {error}", {
-          peer: this.peer,
-          error: thrown,
-        });
-      }
+    deliverConnectionLost(this.#protocol, error, this, this.#info, () => {
       this.#onClosed?.(this);
       this.#closed.resolve();
     });

@@ -7,9 +7,10 @@
 import type { ExtraInfo, ExtraInfoName, Protocol, Transport } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "../water_marks.ts";
 import { tcpLogger } from "./_log.ts";
+import { deliverConnectionLost, reportFailure, unknownExtraInfo } from "./_transport_shared.ts";
 import { formatAddress } from "../_address.ts";
 import { checkInteger } from "../_validate.ts";
-import { isLocalCancel, isPeerFault, TransportClosedError } from "../errors.ts";
+import { isLocalCancel, TransportClosedError } from "../errors.ts";
 import {
   findConnectionFd,
   readConnectionOptions,
@@ -318,10 +319,7 @@ export class TcpTransport implements ServerTransport {
       case "socketOptions":
         return this.#socketOptions() as ExtraInfo[K];
       default:
-        throw new TypeError(
-          `Unknown extra info name: ${JSON.stringify(name)}. ` +
-            `Use "peername", "sockname" or "socketOptions".`,
-        );
+        throw unknownExtraInfo(name);
     }
   }
 
@@ -487,18 +485,7 @@ export class TcpTransport implements ServerTransport {
   /** Aborts the connection because of `error`, which `connectionLost` then receives. */
   #fail(cause: unknown, callback?: string): void {
     if (this.#lost) return;
-    const error = cause instanceof Error ? cause : new Error(String(cause));
-    if (callback) {
-      tcpLogger.error("Protocol {callback} threw for {peer}; closing that connection: {error}", {
-        callback,
-        peer: this.peer,
-        error,
-      });
-    } else if (isPeerFault(error)) {
-      tcpLogger.debug("Connection with {peer} failed: {error}", { peer: this.peer, error });
-    } else {
-      tcpLogger.warning("Connection with {peer} failed: {error}", { peer: this.peer, error });
-    }
+    const error = reportFailure(cause, this.peer, callback);
     this.#closeReason ||= `the connection failed (${error.message})`;
     this.#failure ??= error;
     this.#connectionLost(error);
@@ -523,18 +510,7 @@ export class TcpTransport implements ServerTransport {
       // Already closed by Deno (the resource is gone); nothing more to release.
     }
     this.#wakeReader?.();
-    // Deliver connectionLost on a later turn, as asyncio does, so a close()
-    // made inside a callback never re-enters the protocol.
-    queueMicrotask(() => {
-      if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
-      try {
-        this.#protocol.connectionLost?.(error);
-      } catch (thrown) {
-        tcpLogger.error("Protocol connectionLost threw for {peer}: {error}", {
-          peer: this.peer,
-          error: thrown,
-        });
-      }
+    deliverConnectionLost(this.#protocol, error, this, this.#info, () => {
       this.#onClosed?.(this);
       this.#closed.resolve();
     });

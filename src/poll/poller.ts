@@ -192,7 +192,10 @@ export class Poller {
           this.#blocked = false;
         }
         // n < 0 is EINTR (a signal reached the waiting thread): wait again.
-        if (n > 0) this.#dispatch(n);
+        if (n > 0) {
+          this.#dispatch(n);
+          await null;
+        }
       }
     } finally {
       this.#running = null;

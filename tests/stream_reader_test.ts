@@ -1,5 +1,6 @@
-import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { IncompleteReadError, LimitOverrunError, StreamReader } from "../mod.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { IncompleteReadError, LimitOverrunError, StreamReader, type Transport } from "../mod.ts";
+import { readerBuffers } from "../src/tcp/buffer_pool.ts";
 import { decode, encode } from "./_helpers.ts";
 
 function readerWith(...parts: string[]): StreamReader {
@@ -126,4 +127,86 @@ Deno.test("readUntil finds a separator that arrives after the buffer was compact
   // Too large to append after index 9: the reader moves "bbbb" to the front first.
   reader.feedData(encode("x\n" + "y".repeat(4088)));
   assertEquals(decode(await pending), "bbbbx\n");
+});
+
+/** A transport stand-in that reports `queued` bytes not yet sent, as a real one's write buffer. */
+function transportHolding(state: { queued: number }): Transport {
+  return {
+    getWriteBufferSize: () => state.queued,
+    pauseReading() {},
+    resumeReading() {},
+  } as Partial<Transport> as Transport;
+}
+
+Deno.test("readBorrowed lends a view that more data does not overwrite before the next read", async () => {
+  const reader = new StreamReader();
+  reader.feedData(encode("first"));
+  const view = (await reader.readBorrowed())!;
+  assertEquals(decode(view), "first");
+  reader.feedData(encode("SECOND")); // arrives while the view is still lent
+  assertEquals(decode(view), "first");
+  assertEquals(decode((await reader.readBorrowed())!), "SECOND");
+  reader.feedEof();
+  assertEquals(await reader.readBorrowed(), null);
+});
+
+Deno.test("readBorrowed takes at most n bytes and leaves the rest; a bad n names itself", async () => {
+  const reader = readerWith("abcdef");
+  assertEquals(decode((await reader.readBorrowed(4))!), "abcd");
+  assertEquals(decode((await reader.read())!), "ef");
+  await assertRejects(() => reader.readBorrowed(0), RangeError, "Invalid read size: 0");
+  const waiting = reader.read();
+  await assertRejects(() => reader.readBorrowed(), Error, "another read is waiting");
+  reader.feedEof();
+  assertEquals(await waiting, null);
+});
+
+Deno.test("a lent buffer is reused once nothing is queued, and left to the transport while something is", async () => {
+  const state = { queued: 0 };
+  const reader = new StreamReader();
+  reader.setTransport(transportHolding(state));
+  reader.feedData(encode("one"));
+  const one = (await reader.readBorrowed())!;
+  // Taken back with nothing queued: the next data lands in the same memory.
+  let next = reader.readBorrowed();
+  reader.feedData(encode("two"));
+  const two = (await next)!;
+  assert(two.buffer === one.buffer, "the buffer is reused");
+  // Taken back while the transport still holds bytes (maybe these): a new buffer.
+  state.queued = 3;
+  next = reader.readBorrowed();
+  reader.feedData(encode("333"));
+  const three = (await next)!;
+  assert(three.buffer !== two.buffer, "the held buffer is not written into");
+  reader.feedData(encode("4444"));
+  assertEquals(decode((await reader.readBorrowed())!), "4444");
+  assertEquals(decode(two), "two");
+  for (let i = readerBuffers.free; i > 0; i--) {
+    const pooled = readerBuffers.take();
+    assert(pooled.buffer !== two.buffer, "the held buffer did not go back to the pool");
+    readerBuffers.give(pooled);
+  }
+});
+
+Deno.test("getBuffer and bufferUpdated receive into the reader; a waiting reader gives the space back", async () => {
+  const reader = new StreamReader();
+  const space = reader.getBuffer(-1);
+  assert(space.length >= 64 * 1024, `offered ${space.length} bytes`);
+  // Nothing was received into it: a read that waits returns the buffer to the pool.
+  const waiting = reader.read();
+  const pooled = readerBuffers.take();
+  assert(pooled.buffer === space.buffer, "the unused buffer went back to the pool");
+  readerBuffers.give(pooled);
+  const into = reader.getBuffer(10);
+  into.set(encode("direct"));
+  reader.bufferUpdated(6);
+  assertEquals(decode((await waiting)!), "direct");
+  assertThrows(() => reader.bufferUpdated(reader.getBuffer(1).length + 1), RangeError, "at most");
+  assertThrows(
+    () => reader.bufferUpdated(-1),
+    RangeError,
+    "Invalid byte count for bufferUpdated: -1",
+  );
+  reader.feedEof();
+  assertThrows(() => reader.getBuffer(1), Error, "getBuffer() after feedEof()");
 });

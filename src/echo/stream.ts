@@ -26,7 +26,8 @@ export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
   const resolved = resolveEchoOptions(options);
   return async (reader, writer) => {
     const session = new EchoSession(resolved);
-    for await (const chunk of reader) {
+    // Borrowed views: no copy and no garbage per read. The session copies what it keeps.
+    for (let chunk; (chunk = await reader.readBorrowed()) !== null;) {
       session.received(chunk, writer);
       if (session.done) return;
       await writer.drain();

@@ -7,6 +7,7 @@
 import type { Transport } from "./protocol.ts";
 import { checkInteger } from "../_validate.ts";
 import { indexOfBytes } from "../_bytes.ts";
+import { readerBuffers } from "./buffer_pool.ts";
 
 /**
  * The default buffer limit of a {@linkcode StreamReader}: 64 KiB, as in
@@ -25,8 +26,8 @@ export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
-/** The most buffer an emptied reader keeps for the next data. */
-const KEPT_BUFFER_SIZE = 16 * 1024;
+/** The least free space {@linkcode StreamReader.getBuffer} offers, unless asked for less. */
+const MIN_RECEIVE_ROOM = 64 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
 
 /**
@@ -121,6 +122,8 @@ export class LimitOverrunError extends Error {
 /** A `read` waiting for data: answered with at most `max` bytes, or `null` at end of input. */
 interface PendingRead {
   max: number;
+  /** `true` for {@linkcode StreamReader.readBorrowed}: answered with a view, not a copy. */
+  borrowed: boolean;
   resolve(chunk: Uint8Array | null): void;
   reject(error: Error): void;
 }
@@ -157,6 +160,10 @@ export function resolveLimit(options: StreamReaderOptions): number {
  *
  * Only one read may wait at a time. Iterating yields chunks as they arrive.
  *
+ * Received bytes wait in a buffer taken from a pool shared by the process
+ * and given back as soon as everything in it was read, so a connection that
+ * is waiting for data holds no buffer.
+ *
  * @example Read lines until end of input
  * ```ts
  * import { StreamReader } from "@x/echo";
@@ -171,9 +178,18 @@ export function resolveLimit(options: StreamReaderOptions): number {
  */
 export class StreamReader implements AsyncIterable<Uint8Array> {
   readonly #limit: number;
+  /** Unread bytes are `#buffer[#start..#end]`. */
   #buffer: Uint8Array = EMPTY;
   #start = 0;
   #end = 0;
+  /** The buffer the view {@linkcode StreamReader.readBorrowed} handed out is in, until the next read. */
+  #lent: Uint8Array | null = null;
+  /**
+   * Whether lent views come back free: nothing was queued on the transport
+   * when the last one did. While they do not (a transport that keeps written
+   * data by reference), buffers are sized to the data instead of pooled.
+   */
+  #recycles = true;
   #eof = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
@@ -219,9 +235,9 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   feedData(data: Uint8Array): void {
     const length = data.length;
     if (length === 0) return;
-    if (this.#eof) throw new Error("feedData() after feedEof(): no data may follow end of input.");
+    if (this.#eof) throw this.#afterEofError("feedData");
     const pending = this.#pending;
-    if (pending !== null && length <= pending.max) {
+    if (pending !== null && !pending.borrowed && length <= pending.max) {
       // A read is waiting on an empty buffer: its answer is this data, copied once.
       this.#pending = null;
       pending.resolve(data.slice());
@@ -229,16 +245,70 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     }
     if (this.#end + length > this.#buffer.length) this.#makeRoom(length);
     this.#buffer.set(data, this.#end);
+    this.#added(length);
+  }
+
+  /**
+   * The free space after the buffered bytes, for a transport to receive
+   * into without a copy (a `BufferedProtocol` hands it on); then
+   * {@linkcode StreamReader.bufferUpdated} says how much was written. It is
+   * at least `sizeHint` or 64 KiB long, whichever is less.
+   *
+   * @example Receive into the reader, as a transport does
+   * ```ts
+   * import { StreamReader } from "@x/echo";
+   *
+   * const reader = new StreamReader();
+   * const space = reader.getBuffer(1024);
+   * space.set([104, 105]); // what a recv() would write
+   * reader.bufferUpdated(2);
+   * console.log(new TextDecoder().decode((await reader.read())!)); // "hi"
+   * ```
+   *
+   * @throws {Error} after {@linkcode StreamReader.feedEof}.
+   */
+  getBuffer(sizeHint: number): Uint8Array {
+    if (this.#eof) throw this.#afterEofError("getBuffer");
+    // asyncio passes -1 for "any size".
+    const wanted = sizeHint >= 1 ? Math.min(sizeHint, MIN_RECEIVE_ROOM) : MIN_RECEIVE_ROOM;
+    if (this.#buffer.length - this.#end < wanted) this.#makeRoom(wanted);
+    return this.#end === 0 ? this.#buffer : this.#buffer.subarray(this.#end);
+  }
+
+  /**
+   * Takes in the `nbytes` a transport wrote at the start of the space
+   * {@linkcode StreamReader.getBuffer} returned.
+   *
+   * @throws {RangeError} when `nbytes` is not a whole number that fits in that space.
+   */
+  bufferUpdated(nbytes: number): void {
+    if (!Number.isInteger(nbytes) || nbytes < 0 || this.#end + nbytes > this.#buffer.length) {
+      throw new RangeError(
+        `Invalid byte count for bufferUpdated: ${nbytes}. Pass how many bytes were written into ` +
+          `the space from getBuffer(), at most its length (${this.#buffer.length - this.#end}).`,
+      );
+    }
+    if (nbytes > 0) this.#added(nbytes);
+  }
+
+  /** After `length` bytes were appended: pauses the transport past twice the limit, answers a waiting read. */
+  #added(length: number): void {
     this.#end += length;
     if (!this.#paused && this.#transport && this.#end - this.#start > 2 * this.#limit) {
       this.#paused = true;
       this.#transport.pauseReading();
     }
+    const pending = this.#pending;
     if (pending !== null) {
       this.#pending = null;
-      pending.resolve(this.#take(pending.max));
+      const n = Math.min(pending.max, this.#end - this.#start);
+      pending.resolve(pending.borrowed ? this.#lend(n) : this.#take(n));
     }
     this.#wake();
+  }
+
+  #afterEofError(caller: string): Error {
+    return new Error(`${caller}() after feedEof(): no data may follow end of input.`);
   }
 
   /** Marks end of input: reads return what is left, then `null`. */
@@ -288,26 +358,69 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     }
     if (n === 0) return Promise.resolve(new Uint8Array(0));
     if (n === -1) return this.#readToEnd();
-    return this.#readUpTo(n);
+    return this.#readUpTo(n, false);
   }
 
   /**
-   * Up to `max` bytes: at once when any are buffered, else the next data
-   * fed (handed over without buffering when it fits). No `async`: one
-   * promise per read, the hot path of the stream API.
+   * Reads like {@linkcode StreamReader.read}, without copying: the bytes are
+   * a view of the reader's buffer, lent until the next read from this reader
+   * (any read method). Everything buffered comes at once, up to `n` bytes.
+   *
+   * The view may be written to this connection's writer: if the transport
+   * still holds it at the next read, the reader leaves that buffer to it. To
+   * keep the bytes longer, or to write them to another connection, copy them
+   * (`view.slice()`).
+   *
+   * @example Echo without a copy per read
+   * ```ts
+   * import type { StreamReader, StreamWriter } from "@x/echo";
+   *
+   * async function echo(reader: StreamReader, writer: StreamWriter): Promise<void> {
+   *   for (let view; (view = await reader.readBorrowed()) !== null;) {
+   *     writer.write(view);
+   *     await writer.drain();
+   *   }
+   * }
+   * ```
    */
-  #readUpTo(max: number): Promise<Uint8Array | null> {
+  readBorrowed(n: number = Number.MAX_SAFE_INTEGER): Promise<Uint8Array | null> {
+    if (n !== Number.MAX_SAFE_INTEGER) {
+      try {
+        checkInteger("read size", n, 1, 2 ** 53 - 1);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#readUpTo(n, true);
+  }
+
+  /**
+   * Up to `max` bytes, copied or `borrowed`: at once when any are buffered,
+   * else the next data fed (a copy is handed over without buffering when it
+   * fits). No `async`: one promise per read, the hot path of the stream API.
+   */
+  #readUpTo(max: number, borrowed: boolean): Promise<Uint8Array | null> {
+    if (this.#lent !== null) this.#takeBack();
     const buffered = this.#end - this.#start;
-    if (buffered > 0) return Promise.resolve(this.#take(Math.min(max, buffered)));
+    if (buffered > 0) {
+      const n = Math.min(max, buffered);
+      return Promise.resolve(borrowed ? this.#lend(n) : this.#take(n));
+    }
     if (this.#eof) return Promise.resolve(null);
     if (this.#error) return Promise.reject(this.#error);
     if (this.#waiter || this.#pending) return Promise.reject(this.#concurrentReadError("read"));
+    // A buffer offered to a receive that found nothing: a waiting reader holds none.
+    if (this.#buffer !== EMPTY && this.#lent !== this.#buffer) {
+      readerBuffers.give(this.#buffer);
+      this.#dropBuffer();
+    }
     const { promise, resolve, reject } = Promise.withResolvers<Uint8Array | null>();
-    this.#pending = { max, resolve, reject };
+    this.#pending = { max, borrowed, resolve, reject };
     return promise;
   }
 
   async #readToEnd(): Promise<Uint8Array | null> {
+    if (this.#lent !== null) this.#takeBack();
     while (!this.#eof) await this.#waitForData("read");
     return this.atEof() ? null : this.#take(this.#end - this.#start);
   }
@@ -319,6 +432,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    */
   async readExactly(n: number): Promise<Uint8Array> {
     checkInteger("read size", n, 0, 2 ** 53 - 1);
+    if (this.#lent !== null) this.#takeBack();
     while (this.#end - this.#start < n) {
       if (this.#eof) throw new IncompleteReadError(this.#take(this.#end - this.#start), n);
       await this.#waitForData("readExactly");
@@ -359,6 +473,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (sep.length === 0) {
       throw new RangeError("Invalid separator: it is empty. Use at least one byte.");
     }
+    if (this.#lent !== null) this.#takeBack();
     // Where to resume the search, counted from the first unread byte: feeding
     // data may move the unread bytes to the front of the buffer.
     let skip = 0;
@@ -387,7 +502,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     const next = (chunk: Uint8Array | null): IteratorResult<Uint8Array> =>
       chunk === null ? { done: true, value: undefined } : { done: false, value: chunk };
-    return { next: () => this.#readUpTo(Number.MAX_SAFE_INTEGER).then(next) };
+    return { next: () => this.#readUpTo(Number.MAX_SAFE_INTEGER, false).then(next) };
   }
 
   /**
@@ -413,12 +528,42 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     return chunk;
   }
 
+  /** The next `n` bytes as a view, lent until the next read ({@linkcode StreamReader.readBorrowed}). */
+  #lend(n: number): Uint8Array {
+    const view = this.#buffer.subarray(this.#start, this.#start + n);
+    this.#lent = this.#buffer;
+    this.#consume(n);
+    return view;
+  }
+
+  /**
+   * Ends the lend of the last borrowed view; every read starts with it. When
+   * the transport has nothing queued, no write holds the view and its buffer
+   * is ours again. Otherwise a queued write may still read it: that buffer is
+   * left to the write, and what is unread moves to another.
+   */
+  #takeBack(): void {
+    const lent = this.#lent!;
+    this.#lent = null;
+    const free = this.#transport === null || this.#transport.getWriteBufferSize() === 0;
+    this.#recycles = free;
+    if (lent !== this.#buffer) {
+      // Data that came during the lend moved to another buffer; this one is spare.
+      if (free) readerBuffers.give(lent);
+    } else if (this.#start === this.#end) {
+      if (free) readerBuffers.give(lent);
+      this.#dropBuffer();
+    } else if (!free) {
+      this.#buffer = this.#copyUnread(this.#end - this.#start);
+    }
+  }
+
   #consume(n: number): void {
     this.#start += n;
-    if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-      // An idle connection keeps no large buffer from an earlier burst.
-      if (this.#buffer.length > KEPT_BUFFER_SIZE) this.#buffer = EMPTY;
+    // Read out: the buffer goes back to the pool, unless a lent view is in it.
+    if (this.#start === this.#end && this.#lent !== this.#buffer) {
+      readerBuffers.give(this.#buffer);
+      this.#dropBuffer();
     }
     if (this.#paused && this.#end - this.#start <= this.#limit) {
       this.#paused = false;
@@ -426,22 +571,50 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     }
   }
 
+  #dropBuffer(): void {
+    this.#buffer = EMPTY;
+    this.#start = this.#end = 0;
+  }
+
   #find(sep: Uint8Array, from: number): number {
     return indexOfBytes(this.#buffer, sep, from, this.#end);
   }
 
+  /**
+   * Makes room for `length` more bytes after the unread ones: by moving them
+   * to the front, or to a bigger buffer. A buffer holding a lent view is
+   * never written over; the data moves to another one instead.
+   */
   #makeRoom(length: number): void {
     const buffered = this.#end - this.#start;
     const needed = buffered + length;
-    if (needed <= this.#buffer.length) {
-      this.#buffer.copyWithin(0, this.#start, this.#end);
-    } else {
-      const grown = new Uint8Array(Math.max(needed, 2 * this.#buffer.length, 4096));
-      grown.set(this.#buffer.subarray(this.#start, this.#end));
-      this.#buffer = grown;
+    const old = this.#buffer;
+    if (needed <= old.length && this.#lent !== old) {
+      old.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = buffered;
+      return;
     }
+    this.#buffer = this.#copyUnread(needed);
+    if (this.#lent !== old) readerBuffers.give(old);
+  }
+
+  /** A new buffer with room for `needed` bytes, holding the unread ones at its start. */
+  #copyUnread(needed: number): Uint8Array {
+    const buffered = this.#end - this.#start;
+    let fresh: Uint8Array;
+    if (needed > readerBuffers.size) {
+      fresh = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
+    } else if (this.#recycles) {
+      fresh = readerBuffers.take();
+    } else {
+      // Lent views stay with the transport: size to the data, as its writes will hold it.
+      fresh = new Uint8Array(needed);
+    }
+    if (buffered > 0) fresh.set(this.#buffer.subarray(this.#start, this.#end));
     this.#start = 0;
     this.#end = buffered;
+    return fresh;
   }
 
   #concurrentReadError(caller: string): Error {

@@ -52,6 +52,7 @@
  */
 
 export type {
+  BufferedProtocol,
   ExtraInfo,
   ExtraInfoName,
   Protocol,

@@ -1,5 +1,17 @@
-import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { serveEcho, serveTcp, TCP_BACKENDS, type Transport } from "../mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  type BufferedProtocol,
+  serveEcho,
+  serveTcp,
+  TCP_BACKENDS,
+  type Transport,
+} from "../mod.ts";
 import {
   assertSameBytes,
   decode,
@@ -107,6 +119,70 @@ for (const backend of TCP_BACKENDS) {
     assertEquals(received, "held");
     held.close();
     other.close();
+    await server.shutdown();
+  });
+
+  Deno.test(`${backend} backend: a BufferedProtocol receives into its own small buffer, in order`, async () => {
+    let dataReceivedCalls = 0;
+    let largestRead = 0;
+    const server = serveTcp({ port: 0, backend }, () => {
+      let transport: Transport;
+      const scratch = new Uint8Array(7);
+      const protocol: BufferedProtocol = {
+        connectionMade: (t) => void (transport = t),
+        getBuffer: () => scratch,
+        bufferUpdated(n) {
+          largestRead = Math.max(largestRead, n);
+          transport.write(scratch.slice(0, n));
+        },
+        dataReceived: () => void dataReceivedCalls++,
+      };
+      return protocol;
+    });
+    const conn = await dial(server.addr);
+    const data = randomBytes(100_000, 7);
+    const echoed = readExactly(conn, data.length);
+    await writeAll(conn, data);
+    assertSameBytes(await echoed, data);
+    conn.close();
+    await server.shutdown();
+    assertEquals(dataReceivedCalls, 0, "dataReceived is not called on a BufferedProtocol");
+    assertEquals(largestRead, 7, "no read is larger than the buffer getBuffer lent");
+  });
+
+  Deno.test(`${backend} backend: getBuffer returning nothing usable aborts only that connection`, async () => {
+    const errors: (Error | undefined)[] = [];
+    let connections = 0;
+    const server = serveTcp({ port: 0, backend }, () => {
+      const broken = connections++ === 0;
+      const scratch = new Uint8Array(1024);
+      let transport: Transport;
+      const protocol: BufferedProtocol = {
+        connectionMade: (t) => void (transport = t),
+        getBuffer: () => (broken ? new Uint8Array(0) : scratch),
+        bufferUpdated: (n) => transport.write(scratch.slice(0, n)),
+        connectionLost: (error) => void errors.push(error),
+      };
+      return protocol;
+    });
+    const bad = await dial(server.addr);
+    await writeAll(bad, encode("x"));
+    // Closed without an answer: a reset when the byte was never read (epoll), else a plain close.
+    const answer = await readToEnd(bad).catch((error) => {
+      if (error instanceof Deno.errors.ConnectionReset) return new Uint8Array(0);
+      throw error;
+    });
+    assertEquals(answer.length, 0);
+    await waitFor(() => errors.length === 1, "the broken connection to be lost");
+    const [error] = errors;
+    assertInstanceOf(error, TypeError);
+    assertStringIncludes(String(error), "getBuffer");
+    assertStringIncludes(String(error), "an empty Uint8Array");
+    const good = await dial(server.addr);
+    await writeAll(good, encode("fine"));
+    assertEquals(decode(await readExactly(good, 4)), "fine");
+    bad.close();
+    good.close();
     await server.shutdown();
   });
 }

@@ -1,12 +1,12 @@
 /**
  * What both TCP transports (over `Deno.TcpConn` and over an epoll
- * descriptor) do alike when a connection fails or ends: how the failure is
- * logged, and how `connectionLost` is delivered.
+ * descriptor) do alike: how a failure is logged, how `connectionLost` is
+ * delivered, and how a {@linkcode BufferedProtocol} is told of received data.
  *
  * @module
  */
 
-import type { Protocol } from "./protocol.ts";
+import type { BufferedProtocol, Protocol } from "./protocol.ts";
 import { tcpLogger } from "./_log.ts";
 import { isPeerFault } from "../errors.ts";
 
@@ -63,4 +63,39 @@ export function unknownExtraInfo(name: unknown): TypeError {
     `Unknown extra info name: ${JSON.stringify(name)}. ` +
       `Use "peername", "sockname" or "socketOptions".`,
   );
+}
+
+/** `protocol` when it is a {@linkcode BufferedProtocol} (it has both methods), else `null`. */
+export function asBufferedProtocol(protocol: Protocol): BufferedProtocol | null {
+  const { getBuffer, bufferUpdated } = protocol as Partial<BufferedProtocol>;
+  return typeof getBuffer === "function" && typeof bufferUpdated === "function"
+    ? protocol as BufferedProtocol
+    : null;
+}
+
+/** Asks `protocol` for the buffer of the next read, and checks it can take one. */
+export function receiveBuffer(protocol: BufferedProtocol, sizeHint: number): Uint8Array {
+  const buffer = protocol.getBuffer(sizeHint);
+  if (!(buffer instanceof Uint8Array) || buffer.length === 0) {
+    const what = buffer instanceof Uint8Array ? "an empty Uint8Array" : typeof buffer;
+    throw new TypeError(
+      `getBuffer(${sizeHint}) returned ${what}. Return a Uint8Array of at least one byte.`,
+    );
+  }
+  return buffer;
+}
+
+/**
+ * Hands `data`, read into a transport's own buffer, to `protocol` through
+ * its buffers: as many `getBuffer`/`bufferUpdated` rounds as it takes.
+ */
+export function copyIntoProtocol(protocol: BufferedProtocol, data: Uint8Array): void {
+  const length = data.length;
+  for (let offset = 0; offset < length;) {
+    const target = receiveBuffer(protocol, length - offset);
+    const n = Math.min(target.length, length - offset);
+    target.set(n === length ? data : data.subarray(offset, offset + n));
+    protocol.bufferUpdated(n);
+    offset += n;
+  }
 }

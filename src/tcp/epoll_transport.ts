@@ -9,10 +9,16 @@
  * @module
  */
 
-import type { ExtraInfo, ExtraInfoName, Protocol } from "./protocol.ts";
+import type { BufferedProtocol, ExtraInfo, ExtraInfoName, Protocol } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "../water_marks.ts";
 import { tcpLogger } from "./_log.ts";
-import { deliverConnectionLost, reportFailure, unknownExtraInfo } from "./_transport_shared.ts";
+import {
+  asBufferedProtocol,
+  deliverConnectionLost,
+  receiveBuffer,
+  reportFailure,
+  unknownExtraInfo,
+} from "./_transport_shared.ts";
 import { formatAddress } from "../_address.ts";
 import { TransportClosedError } from "../errors.ts";
 import {
@@ -47,7 +53,11 @@ export class EpollTransport implements ServerTransport, PollTarget {
   readonly #poller: Poller;
   readonly #calls: IoSymbols;
   readonly #protocol: Protocol;
-  /** The most bytes one read takes, as the bigint FFI wants. */
+  /** The protocol again when it lends its own buffers to read into (asyncio's BufferedProtocol). */
+  readonly #bufferedProtocol: BufferedProtocol | null;
+  /** The most bytes one read takes. */
+  readonly #readLength: number;
+  /** The same, as the bigint FFI wants. */
   readonly #readSize: bigint;
   readonly #onClosed: ((transport: ServerTransport) => void) | undefined;
   readonly #idle: IdleClock | null;
@@ -108,8 +118,10 @@ export class EpollTransport implements ServerTransport, PollTarget {
     this.#poller = poller;
     this.#calls = poller.libc.symbols;
     this.#protocol = protocol;
+    this.#bufferedProtocol = asBufferedProtocol(protocol);
     const readSize = options.readBufferSize ?? MIN_SHARED_BUFFER;
-    poller.reserveReadBuffer(readSize);
+    if (this.#bufferedProtocol === null) poller.reserveReadBuffer(readSize);
+    this.#readLength = readSize;
     this.#readSize = BigInt(readSize);
     const marks = resolveWaterMarks(options.highWaterMark, options.lowWaterMark);
     this.#high = marks.high;
@@ -359,26 +371,57 @@ export class EpollTransport implements ServerTransport, PollTarget {
   }
 
   #read(): void {
+    if (this.#bufferedProtocol !== null) return this.#readIntoProtocol(this.#bufferedProtocol);
     const buffer = this.#poller.readBuffer;
     const n = this.#calls.recv(this.#fd, buffer, this.#readSize, 0);
     if (n > 0) {
-      this.bytesReceived += n;
-      if (this.#idle !== null) this.lastActive = this.#idle.tick;
-      if (this.#quickAck) rearmQuickAck(this.#fd);
-      if (this.#debug) {
-        tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes: n, peer: this.peer });
-      }
+      this.#received(n);
       try {
         this.#protocol.dataReceived?.(this.#poller.readView(n));
       } catch (error) {
         this.#fail(error, "dataReceived");
       }
-    } else if (n === 0) {
-      this.#endOfInput();
     } else {
-      const code = this.#poller.libc.errno();
-      if (code !== EAGAIN && code !== EINTR) this.#fail(this.#poller.libc.error(code, "recv"));
+      this.#readEnded(n);
     }
+  }
+
+  /** A read straight into the buffer the protocol lends. */
+  #readIntoProtocol(protocol: BufferedProtocol): void {
+    let buffer: Uint8Array;
+    try {
+      buffer = receiveBuffer(protocol, this.#readLength);
+    } catch (error) {
+      return this.#fail(error, "getBuffer");
+    }
+    const length = Math.min(buffer.length, this.#readLength);
+    const n = this.#calls.recv(this.#fd, buffer, sizeArgument(length), 0);
+    if (n > 0) {
+      this.#received(n);
+      try {
+        protocol.bufferUpdated(n);
+      } catch (error) {
+        this.#fail(error, "bufferUpdated");
+      }
+    } else {
+      this.#readEnded(n);
+    }
+  }
+
+  #received(n: number): void {
+    this.bytesReceived += n;
+    if (this.#idle !== null) this.lastActive = this.#idle.tick;
+    if (this.#quickAck) rearmQuickAck(this.#fd);
+    if (this.#debug) {
+      tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes: n, peer: this.peer });
+    }
+  }
+
+  /** After a `recv` that returned `n` ≤ 0: end of input, or an error unless it would block. */
+  #readEnded(n: number): void {
+    if (n === 0) return this.#endOfInput();
+    const code = this.#poller.libc.errno();
+    if (code !== EAGAIN && code !== EINTR) this.#fail(this.#poller.libc.error(code, "recv"));
   }
 
   #endOfInput(): void {

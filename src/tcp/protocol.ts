@@ -178,6 +178,43 @@ export interface Protocol {
 }
 
 /**
+ * A {@linkcode Protocol} that lends the transport its own buffer to receive
+ * into, after asyncio's `BufferedProtocol`: the epoll backend reads straight
+ * into it, sparing a copy. The transport calls `getBuffer` before each read
+ * and `bufferUpdated` after it with the byte count; `dataReceived` is not
+ * called. The Deno backend and clients read into their own buffer and copy.
+ *
+ * If either method throws, or `getBuffer` returns an empty buffer, the
+ * connection is aborted as for any callback that throws.
+ *
+ * @example Count bytes without a copy per read
+ * ```ts
+ * import type { BufferedProtocol } from "@x/echo";
+ *
+ * class Counter implements BufferedProtocol {
+ *   readonly #scratch = new Uint8Array(64 * 1024);
+ *   bytes = 0;
+ *   getBuffer(_sizeHint: number): Uint8Array {
+ *     return this.#scratch;
+ *   }
+ *   bufferUpdated(nbytes: number): void {
+ *     this.bytes += nbytes;
+ *   }
+ * }
+ * ```
+ */
+export interface BufferedProtocol extends Protocol {
+  /**
+   * Returns the buffer the next read goes into (at least one byte; its
+   * start is written). `sizeHint` is the most one read takes; a smaller
+   * buffer makes smaller reads.
+   */
+  getBuffer(sizeHint: number): Uint8Array;
+  /** The last read wrote `nbytes` bytes at the start of the buffer `getBuffer` returned. */
+  bufferUpdated(nbytes: number): void;
+}
+
+/**
  * Makes a fresh {@linkcode Protocol} for each connection.
  *
  * @example

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Protocol, Transport } from "./protocol.ts";
+import type { BufferedProtocol, Transport } from "./protocol.ts";
 import { resolveLimit, StreamReader, type StreamReaderOptions } from "./stream_reader.ts";
 import { type FlowControl, StreamWriter } from "./stream_writer.ts";
 import { serveTcp, type TcpServer, type TcpServerOptions } from "./server.ts";
@@ -78,10 +78,11 @@ export interface StreamConnection {
 }
 
 /**
- * The protocol under the stream API: feeds a reader, tells a writer when it
- * may write again, and says when the connection is lost.
+ * The protocol under the stream API: lets the transport receive straight
+ * into the reader's buffer, tells a writer when it may write again, and
+ * says when the connection is lost.
  */
-class StreamProtocol implements Protocol, FlowControl {
+class StreamProtocol implements BufferedProtocol, FlowControl {
   readonly reader: StreamReader;
   writer: StreamWriter | null = null;
   readonly #onConnected: (reader: StreamReader, writer: StreamWriter) => void;
@@ -105,8 +106,12 @@ class StreamProtocol implements Protocol, FlowControl {
     this.#onConnected(this.reader, this.writer);
   }
 
-  dataReceived(data: Uint8Array): void {
-    this.reader.feedData(data);
+  getBuffer(sizeHint: number): Uint8Array {
+    return this.reader.getBuffer(sizeHint);
+  }
+
+  bufferUpdated(nbytes: number): void {
+    this.reader.bufferUpdated(nbytes);
   }
 
   eofReceived(): boolean {

@@ -7,7 +7,13 @@
 import type { ExtraInfo, ExtraInfoName, Protocol, Transport } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "../water_marks.ts";
 import { tcpLogger } from "./_log.ts";
-import { deliverConnectionLost, reportFailure, unknownExtraInfo } from "./_transport_shared.ts";
+import {
+  asBufferedProtocol,
+  copyIntoProtocol,
+  deliverConnectionLost,
+  reportFailure,
+  unknownExtraInfo,
+} from "./_transport_shared.ts";
 import { formatAddress } from "../_address.ts";
 import { checkInteger } from "../_validate.ts";
 import { isLocalCancel, TransportClosedError } from "../errors.ts";
@@ -368,6 +374,7 @@ export class TcpTransport implements ServerTransport {
     const conn = this.#conn;
     const buffer = this.#readBuffer;
     const protocol = this.#protocol;
+    const buffered = asBufferedProtocol(protocol);
     const quickAckFd = this.#setup.quickAck ? this.#fd : -1;
     const idle = this.#idle;
     try {
@@ -387,10 +394,18 @@ export class TcpTransport implements ServerTransport {
         if (this.#debug) {
           tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes: n, peer: this.peer });
         }
-        try {
-          protocol.dataReceived?.(buffer.subarray(0, n));
-        } catch (error) {
-          return this.#fail(error, "dataReceived");
+        if (buffered !== null) {
+          try {
+            copyIntoProtocol(buffered, buffer.subarray(0, n));
+          } catch (error) {
+            return this.#fail(error, "getBuffer/bufferUpdated");
+          }
+        } else {
+          try {
+            protocol.dataReceived?.(buffer.subarray(0, n));
+          } catch (error) {
+            return this.#fail(error, "dataReceived");
+          }
         }
       }
     } catch (error) {

@@ -1,6 +1,7 @@
 /**
  * Micro-benchmarks of the stream API's read path: what one chunk costs from
- * `feedData` (the transport handing over a read) to the handler holding it.
+ * the transport handing over a read (`feedData`, or a receive into
+ * `getBuffer`) to the handler holding it.
  * Run with `deno bench bench/`.
  *
  * @module
@@ -27,6 +28,16 @@ for (const size of [1_000, 100_000]) {
   }, async () => {
     iterating.feedData(data);
     await chunks.next();
+  });
+  // The echo handler's path: the transport receives into the reader, a borrowed read waits.
+  const borrowing = new StreamReader();
+  Deno.bench(`reader: received into getBuffer(), then a waiting readBorrowed() (${size} bytes)`, {
+    group: `reader ${size}`,
+  }, async () => {
+    const view = borrowing.readBorrowed();
+    borrowing.getBuffer(256 * 1024).set(data);
+    borrowing.bufferUpdated(size);
+    await view;
   });
   // A message that arrives in two reads (as 100 KB does over loopback).
   const split = new StreamReader({ limit: 1 << 20 });

@@ -124,3 +124,12 @@ export async function echoOf(port: number, text: string): Promise<string> {
   conn.close();
   return got;
 }
+
+/** `promise`'s outcome, or "pending" if it has not settled within `ms` (a bound, not a wait for it). */
+export function outcome(promise: Promise<unknown>, ms = 5_000): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise.then(() => "resolved", (error) => `rejected: ${error}`),
+    new Promise<string>((resolve) => timer = setTimeout(() => resolve("pending"), ms)),
+  ]).finally(() => clearTimeout(timer));
+}

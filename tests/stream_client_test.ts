@@ -1,13 +1,21 @@
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { connectTcpStreams, serveEcho, serveTcpStreams } from "../mod.ts";
+import {
+  connectTcpStreams,
+  serveEcho,
+  serveTcpStreams,
+  StreamWriter,
+  type Transport,
+} from "../mod.ts";
 import {
   assertSameBytes,
   decode,
   dial,
   encode,
+  outcome,
   randomBytes,
   readToEnd,
+  waitFor,
   writeAll,
 } from "./_helpers.ts";
 
@@ -59,6 +67,44 @@ Deno.test("writer.closed and drain reject with the error when the peer resets", 
   await assertRejects(() => writer.closed);
   await assertRejects(() => writer.drain());
   server.close();
+});
+
+Deno.test("writer.closed asked for only after the connection ended still settles, each way", async () => {
+  const ended = Promise.withResolvers<StreamWriter>();
+  const server = serveTcpStreams({ port: 0 }, async (reader, writer) => {
+    while (await reader.read() !== null);
+    ended.resolve(writer);
+  });
+  const conn = await dial(server.addr);
+  conn.close();
+  const writer = await ended.promise;
+  await waitFor(() => server.connections === 0, "the connection to close");
+  assertEquals(await outcome(writer.closed), "resolved");
+  await server.shutdown();
+
+  // A client whose peer resets: the loss comes before anyone asks.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const client = await connectTcpStreams({ port: listener.addr.port });
+  const peer = await accepted;
+  await writeAll(peer, encode("unread"));
+  await client.reader.readExactly(1);
+  peer.close();
+  client.writer.write(randomBytes(8 << 20)); // to a closed socket: the peer's kernel resets
+  await assertRejects(() => client.writer.drain()); // rejects only once the connection is lost
+  assertStringIncludes(await outcome(client.writer.closed), "rejected");
+  listener.close();
+});
+
+Deno.test("a hand-made StreamWriter without a closed promise uses flow.closed, else transport.closed", async () => {
+  const transportClosed = Promise.resolve();
+  const transport = { closed: transportClosed, close() {} } as Partial<Transport> as Transport;
+  const flowClosed = Promise.resolve();
+  const drained = () => Promise.resolve();
+  assert(new StreamWriter(transport, { waitForDrain: drained }).closed === transportClosed);
+  const flow = { waitForDrain: drained, closed: flowClosed };
+  assert(new StreamWriter(transport, flow).closed === flowClosed);
+  assert(await new StreamWriter(transport, flow).close() === undefined);
 });
 
 Deno.test("a stream handler that throws closes only its connection, logged with the peer", async () => {

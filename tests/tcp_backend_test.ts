@@ -17,6 +17,7 @@ import {
   decode,
   dial,
   encode,
+  outcome,
   randomBytes,
   readExactly,
   readToEnd,
@@ -47,6 +48,7 @@ for (const backend of TCP_BACKENDS) {
 
   Deno.test(`${backend} backend: half-close, addresses and the callback order`, async () => {
     const calls: string[] = [];
+    let served: Transport | undefined;
     let peer: Deno.NetAddr | undefined, local: Deno.NetAddr | undefined;
     let noDelay: boolean | undefined;
     const server = serveTcp({ port: 0, backend }, () => {
@@ -54,7 +56,7 @@ for (const backend of TCP_BACKENDS) {
       let count = 0;
       return {
         connectionMade(t) {
-          transport = t;
+          transport = served = t;
           calls.push("made");
           peer = t.getExtraInfo("peername");
           local = t.getExtraInfo("sockname");
@@ -85,6 +87,8 @@ for (const backend of TCP_BACKENDS) {
     assertEquals(peer?.port, (conn.localAddr as Deno.NetAddr).port);
     assertEquals(local?.port, server.addr.port);
     assertEquals(noDelay, true);
+    // First asked for after the connection closed: made then, already resolved.
+    assertEquals(await outcome(served!.closed), "resolved");
   });
 
   Deno.test(`${backend} backend: pauseReading holds data back until resumeReading`, async () => {

@@ -26,6 +26,7 @@ export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+const ignore = () => {};
 /** The least free space {@linkcode StreamReader.getBuffer} offers, unless asked for less. */
 const MIN_RECEIVE_ROOM = 64 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
@@ -119,15 +120,6 @@ export class LimitOverrunError extends Error {
   }
 }
 
-/** A `read` waiting for data: answered with at most `max` bytes, or `null` at end of input. */
-interface PendingRead {
-  max: number;
-  /** `true` for {@linkcode StreamReader.readBorrowed}: answered with a view, not a copy. */
-  borrowed: boolean;
-  resolve(chunk: Uint8Array | null): void;
-  reject(error: Error): void;
-}
-
 /**
  * Options of a {@linkcode StreamReader}.
  *
@@ -194,7 +186,13 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
   /** A `read` waiting on an empty buffer: `feedData` answers it directly. */
-  #pending: PendingRead | null = null;
+  #pending: ((chunk: Uint8Array | null) => void) | null = null;
+  /** How the pending read fails. */
+  #pendingReject: (error: Error) => void = ignore;
+  /** The most bytes the pending read takes. */
+  #pendingMax = 0;
+  /** Whether the pending read is a {@linkcode StreamReader.readBorrowed}, answered with a view. */
+  #pendingBorrowed = false;
   #transport: Transport | null = null;
   #paused = false;
   #readable: ReadableStream<Uint8Array> | null = null;
@@ -237,10 +235,10 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (length === 0) return;
     if (this.#eof) throw this.#afterEofError("feedData");
     const pending = this.#pending;
-    if (pending !== null && !pending.borrowed && length <= pending.max) {
+    if (pending !== null && !this.#pendingBorrowed && length <= this.#pendingMax) {
       // A read is waiting on an empty buffer: its answer is this data, copied once.
       this.#pending = null;
-      pending.resolve(data.slice());
+      pending(data.slice());
       return;
     }
     if (this.#end + length > this.#buffer.length) this.#makeRoom(length);
@@ -301,8 +299,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     const pending = this.#pending;
     if (pending !== null) {
       this.#pending = null;
-      const n = Math.min(pending.max, this.#end - this.#start);
-      pending.resolve(pending.borrowed ? this.#lend(n) : this.#take(n));
+      const n = Math.min(this.#pendingMax, this.#end - this.#start);
+      pending(this.#pendingBorrowed ? this.#lend(n) : this.#take(n));
     }
     this.#wake();
   }
@@ -316,16 +314,17 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     this.#eof = true;
     const pending = this.#pending;
     this.#pending = null;
-    pending?.resolve(null);
+    pending?.(null);
     this.#wake();
   }
 
   /** Fails the reader: reads after the buffered bytes are gone reject with `error`. */
   setException(error: Error): void {
     this.#error = error;
-    const pending = this.#pending;
-    this.#pending = null;
-    pending?.reject(error);
+    if (this.#pending !== null) {
+      this.#pending = null;
+      this.#pendingReject(error);
+    }
     this.#wake();
   }
 
@@ -415,7 +414,10 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       this.#dropBuffer();
     }
     const { promise, resolve, reject } = Promise.withResolvers<Uint8Array | null>();
-    this.#pending = { max, borrowed, resolve, reject };
+    this.#pending = resolve;
+    this.#pendingReject = reject;
+    this.#pendingMax = max;
+    this.#pendingBorrowed = borrowed;
     return promise;
   }
 

@@ -7,6 +7,7 @@
 import type { ExtraInfo, ExtraInfoName, Transport } from "./protocol.ts";
 
 const encoder = new TextEncoder();
+const ignore = () => {};
 
 /**
  * What a {@linkcode StreamWriter} needs to know of its connection's flow
@@ -34,6 +35,13 @@ const encoder = new TextEncoder();
 export interface FlowControl {
   /** Resolves when writing may go on; rejects once the connection is lost. */
   waitForDrain(): Promise<void>;
+  /**
+   * Settles when the connection is lost: resolves after a clean close,
+   * rejects with the error that ended it. A writer made without a `closed`
+   * promise reads it here on first use (falling back to `transport.closed`),
+   * so a connection whose `closed` nobody asks for never makes one.
+   */
+  readonly closed?: Promise<void>;
 }
 
 /**
@@ -56,12 +64,13 @@ export interface FlowControl {
 export class StreamWriter {
   readonly #transport: Transport;
   readonly #flow: FlowControl;
-  readonly #closed: Promise<void>;
+  #closed: Promise<void> | undefined;
   #writable: WritableStream<Uint8Array> | null = null;
 
   /**
    * Wraps `transport`. Servers and clients make writers; build one by hand only
-   * for a custom protocol. `closed` should settle when the connection is lost.
+   * for a custom protocol. `closed` should settle when the connection is lost;
+   * without it, the writer's `closed` is `flow.closed`, else `transport.closed`.
    *
    * @example
    * ```ts
@@ -72,12 +81,14 @@ export class StreamWriter {
    * }
    * ```
    */
-  constructor(transport: Transport, flow: FlowControl, closed: Promise<void>) {
+  constructor(transport: Transport, flow: FlowControl, closed?: Promise<void>) {
     this.#transport = transport;
     this.#flow = flow;
-    this.#closed = closed;
-    // Like a web stream's `closed`, a failure here is reported to those who await it only.
-    closed.catch(() => {});
+    if (closed !== undefined) {
+      this.#closed = closed;
+      // Like a web stream's `closed`, a failure here is reported to those who await it only.
+      closed.catch(ignore);
+    }
   }
 
   /** The underlying transport. */
@@ -90,7 +101,7 @@ export class StreamWriter {
    * it, if one did (a reset, say).
    */
   get closed(): Promise<void> {
-    return this.#closed;
+    return this.#closed ??= this.#flow.closed ?? this.#transport.closed;
   }
 
   /**
@@ -129,7 +140,7 @@ export class StreamWriter {
    */
   close(): Promise<void> {
     this.#transport.close();
-    return this.#closed;
+    return this.closed;
   }
 
   /** Closes the connection at once, dropping buffered data. */

@@ -41,11 +41,15 @@ export interface PollTarget {
 /** Events taken per wait. */
 const MAX_EVENTS = 256;
 /**
- * Events handled before the callbacks they resolved get to run. Stream
+ * The most events handled before the callbacks they resolved get to run,
+ * and the most bytes delivered ({@linkcode Poller.delivered}). Stream
  * handlers continue in promise callbacks: run them often enough and each
- * answers its read, handing its buffer back, before many more are filled.
+ * answers its read, handing its buffer back, before many more are filled,
+ * and the data is still in the CPU's cache when it is sent back.
  */
-const DISPATCH_SLICE = 4;
+const TURN_EVENTS = 16;
+/** See {@linkcode TURN_EVENTS}. */
+const TURN_BYTES = 256 * 1024;
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
 
@@ -53,6 +57,8 @@ export const MIN_SHARED_BUFFER = 256 * 1024;
 export class Poller {
   /** The libc calls, for targets to read and write with. */
   readonly libc: IoLibc;
+  /** Bytes targets handed on since callbacks last ran; targets add what they read. */
+  delivered = 0;
   /** The buffer every read goes into; grown by {@linkcode Poller.reserveReadBuffer}. */
   readBuffer: Uint8Array = new Uint8Array(MIN_SHARED_BUFFER);
   readonly #epfd: number;
@@ -198,8 +204,9 @@ export class Poller {
           this.#blocked = false;
         }
         // n < 0 is EINTR (a signal reached the waiting thread): wait again.
-        for (let from = 0; from < n; from += DISPATCH_SLICE) {
-          this.#dispatch(from, Math.min(n, from + DISPATCH_SLICE));
+        for (let from = 0; from < n;) {
+          from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS));
+          this.delivered = 0;
           await null;
         }
       }
@@ -208,8 +215,12 @@ export class Poller {
     }
   }
 
-  /** Calls the targets of events `from` to `to` (a function of its own, so V8 optimises it whole). */
-  #dispatch(from: number, to: number): void {
+  /**
+   * Calls the targets of events `from` to `to`, or fewer once
+   * {@linkcode TURN_BYTES} were delivered; returns where it stopped. A
+   * function of its own, so V8 optimises it whole.
+   */
+  #dispatch(from: number, to: number): number {
     const words = this.#words;
     const targets = this.#targets;
     const wakeFd = this.#wakeFd;
@@ -230,7 +241,9 @@ export class Poller {
         // Targets handle their own errors; this is a bug, so say so and go on.
         pollLogger.error("Handling events of descriptor {fd} threw: {error}", { fd, error });
       }
+      if (this.delivered >= TURN_BYTES) return i + 1;
     }
+    return to;
   }
 }
 

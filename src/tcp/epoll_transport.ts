@@ -417,6 +417,7 @@ export class EpollTransport implements ServerTransport, PollTarget {
 
   #received(n: number): void {
     this.bytesReceived += n;
+    this.#poller.delivered += n;
     if (this.#idle !== null) this.lastActive = this.#idle.tick;
     if (this.#quickAck) rearmQuickAck(this.#fd);
     if (this.#debug) {

@@ -27,6 +27,13 @@ export const DEFAULT_STREAM_LIMIT = 64 * 1024;
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const ignore = () => {};
+/**
+ * Room asked for below this gets a buffer of the reader's own, kept while
+ * the reader waits; from it up, a pooled one. A transport receiving into
+ * the reader asks for a whole read's worth; feeding small chunks does not
+ * take a pooled buffer per chunk.
+ */
+const SMALL_BUFFER = 16 * 1024;
 /** The least free space {@linkcode StreamReader.getBuffer} offers, unless asked for less. */
 const MIN_RECEIVE_ROOM = 64 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
@@ -408,11 +415,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (this.#eof) return Promise.resolve(null);
     if (this.#error) return Promise.reject(this.#error);
     if (this.#waiter || this.#pending) return Promise.reject(this.#concurrentReadError("read"));
-    // A buffer offered to a receive that found nothing: a waiting reader holds none.
-    if (this.#buffer !== EMPTY && this.#lent !== this.#buffer) {
-      readerBuffers.give(this.#buffer);
-      this.#dropBuffer();
-    }
+    // A pooled buffer offered to a receive that found nothing: a waiting reader holds none.
+    if (this.#buffer !== EMPTY) this.#readOut();
     const { promise, resolve, reject } = Promise.withResolvers<Uint8Array | null>();
     this.#pending = resolve;
     this.#pendingReject = reject;
@@ -553,8 +557,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       // Data that came during the lend moved to another buffer; this one is spare.
       if (free) readerBuffers.give(lent);
     } else if (this.#start === this.#end) {
-      if (free) readerBuffers.give(lent);
-      this.#dropBuffer();
+      if (free) this.#readOut();
+      else this.#dropBuffer();
     } else if (!free) {
       this.#buffer = this.#copyUnread(this.#end - this.#start);
     }
@@ -562,14 +566,19 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
 
   #consume(n: number): void {
     this.#start += n;
-    // Read out: the buffer goes back to the pool, unless a lent view is in it.
-    if (this.#start === this.#end && this.#lent !== this.#buffer) {
-      readerBuffers.give(this.#buffer);
-      this.#dropBuffer();
-    }
+    if (this.#start === this.#end && this.#lent !== this.#buffer) this.#readOut();
     if (this.#paused && this.#end - this.#start <= this.#limit) {
       this.#paused = false;
       this.#transport?.resumeReading();
+    }
+  }
+
+  /** Everything was read and nothing lent: a pooled buffer goes back, a small one stays. */
+  #readOut(): void {
+    this.#start = this.#end = 0;
+    if (this.#buffer.length > SMALL_BUFFER) {
+      readerBuffers.give(this.#buffer);
+      this.#buffer = EMPTY;
     }
   }
 
@@ -607,11 +616,15 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     let fresh: Uint8Array;
     if (needed > readerBuffers.size) {
       fresh = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
-    } else if (this.#recycles) {
-      fresh = readerBuffers.take();
-    } else {
+    } else if (!this.#recycles) {
       // Lent views stay with the transport: size to the data, as its writes will hold it.
       fresh = new Uint8Array(needed);
+    } else if (needed >= SMALL_BUFFER) {
+      fresh = readerBuffers.take();
+    } else {
+      fresh = new Uint8Array(
+        Math.min(SMALL_BUFFER, Math.max(needed, 2 * this.#buffer.length, 4096)),
+      );
     }
     if (buffered > 0) fresh.set(this.#buffer.subarray(this.#start, this.#end));
     this.#start = 0;

@@ -51,7 +51,7 @@ for (const api of ["protocol", "stream"]) {
       "--log-level",
       "debug", // peer faults are logged at debug: count them
     ]).ready();
-    const fdsBefore = server.openFds();
+    const fdsBefore = server.openIoFds();
 
     await Promise.all(Array.from({ length: RESETS }, () => resetMidEcho(server.port)));
     const lost = await Promise.all(
@@ -77,7 +77,7 @@ for (const api of ["protocol", "stream"]) {
 
     // Still serving, and back to the descriptors it started with.
     assertEquals(await echoOf(server.port, "still here"), "still here");
-    const fdsAfter = server.openFds();
+    const fdsAfter = server.openIoFds();
     assertEquals(fdsAfter, fdsBefore, "descriptors left open");
     const { peak } = server.memory();
     const { code, log } = await server.stop();

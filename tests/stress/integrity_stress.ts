@@ -43,7 +43,7 @@ async function exchange(port: number, offset: number, seed: number): Promise<num
 for (const api of ["protocol", "stream"]) {
   Deno.test(`integrity (${api} API): ${CONNECTIONS} connections x 1 MiB, every byte back in order`, async () => {
     await using server = await new WatchedServer(["--api", api, "--backlog", "2048"]).ready();
-    const fdsBefore = server.openFds();
+    const fdsBefore = server.openIoFds();
     const start = performance.now();
     const received = await Promise.all(
       Array.from({ length: CONNECTIONS }, (_, i) => exchange(server.port, i * 7919, i + 1)),
@@ -52,7 +52,7 @@ for (const api of ["protocol", "stream"]) {
     const total = received.reduce((a, b) => a + b, 0);
     assertEquals(received.filter((n) => n !== BYTES), [], "connections echoed short");
     const { peak } = server.memory();
-    const fdsAfter = server.openFds();
+    const fdsAfter = server.openIoFds();
     const { code, log } = await server.stop();
     assertEquals(code, 0);
     assertLogged(log, `accepted: ${CONNECTIONS}, refused: 0`);

@@ -94,7 +94,7 @@ Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs) and UDP load, then not
   await using tcpStream = await new WatchedServer(["--api", "stream"]).ready();
   await using udp = await new WatchedServer(["--udp"]).ready();
   const servers = { "tcp-protocol": tcpProtocol, "tcp-stream": tcpStream, udp };
-  const fdsAtStart = Object.values(servers).map((s) => s.openFds());
+  const fdsAtStart = Object.values(servers).map((s) => s.openIoFds());
   const rssAtStart = Object.values(servers).map((s) => s.memory().rss);
 
   const load: Load = { connections: 0, exchanges: 0, bytes: 0, datagrams: 0, lost: 0 };
@@ -114,9 +114,9 @@ Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs) and UDP load, then not
 
   const entries = Object.entries(servers);
   for (const [i, [name, server]] of entries.entries()) {
-    const back = await settle(() => server.openFds() === fdsAtStart[i]);
-    const fdsAtEnd = server.openFds();
-    assert(back, `${name}: ${server.openFds()} descriptors open, ${fdsAtStart[i]} at start`);
+    const back = await settle(() => server.openIoFds() === fdsAtStart[i]);
+    const fdsAtEnd = server.openIoFds();
+    assert(back, `${name}: ${server.openIoFds()} descriptors open, ${fdsAtStart[i]} at start`);
     const { rss, peak } = server.memory();
     assert(
       rss < warmedUp[i] + MEMORY_SLACK,

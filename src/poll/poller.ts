@@ -6,10 +6,12 @@
  * poller asks epoll once without blocking, which under load usually finds
  * work and saves the trip through the other thread.
  *
- * All connections read into one shared buffer: a read is handed to its
+ * Connections read into one shared buffer: a read is handed to its
  * protocol and returns before the next read, so no connection needs a
  * buffer of its own while it waits. 10,000 idle connections cost no read
- * buffers at all.
+ * buffers at all. (A protocol that lends its own buffer, as the stream API
+ * does, is read into that instead.) Between slices of events the poller
+ * gives promise callbacks a turn, so handlers answer what was delivered.
  *
  * The wait loop runs only while something is registered: when the last
  * descriptor is removed, an `eventfd` wakes the blocked wait and the loop

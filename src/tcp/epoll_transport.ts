@@ -1,9 +1,11 @@
 /**
  * The TCP transport of the epoll backend: a connection the server accepted
  * itself, driven by the process's {@linkcode Poller}. A readable socket is
- * read once into the poller's shared buffer and handed to `dataReceived`;
- * a write goes straight to the socket, and only what the kernel does not
- * take is copied into a queue, sent when the socket is writable again.
+ * read once, into the poller's shared buffer and handed to `dataReceived`,
+ * or into the buffer a {@linkcode BufferedProtocol} lends. A write goes
+ * straight to the socket; what the kernel does not take is queued (copied
+ * when it is in the shared buffer, which the next read reuses) and sent
+ * when the socket is writable again.
  * The callback order and flow control are those of {@linkcode TcpTransport}.
  *
  * @module

@@ -58,10 +58,11 @@ export type {
   Protocol,
   ProtocolFactory,
   Transport,
-} from "./src/tcp/protocol.ts";
-export { DEFAULT_HIGH_WATER_MARK, type WaterMarks } from "./src/water_marks.ts";
-export { DEFAULT_READ_BUFFER_SIZE, type TransportOptions } from "./src/tcp/transport.ts";
+} from "./src/core/protocol.ts";
+export { DEFAULT_HIGH_WATER_MARK, type WaterMarks } from "./src/core/water_marks.ts";
+export { DEFAULT_READ_BUFFER_SIZE, type TransportOptions } from "./src/core/options.ts";
 export { TransportClosedError } from "./src/errors.ts";
+export { DEFAULT_MAX_BUFFERED } from "./src/core/budget.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT,
   serveTcp,
@@ -85,8 +86,8 @@ export {
   LimitOverrunError,
   StreamReader,
   type StreamReaderOptions,
-} from "./src/tcp/stream_reader.ts";
-export { type FlowControl, StreamWriter } from "./src/tcp/stream_writer.ts";
+} from "./src/streams/stream_reader.ts";
+export { type FlowControl, StreamWriter } from "./src/streams/stream_writer.ts";
 export {
   connectTcpStreams,
   serveTcpStreams,
@@ -94,7 +95,7 @@ export {
   type StreamConnectOptions,
   type StreamHandler,
   type StreamServerOptions,
-} from "./src/tcp/streams.ts";
+} from "./src/streams/streams.ts";
 export {
   DEFAULT_PREFIX,
   DEFAULT_TERMINATOR,
@@ -103,6 +104,7 @@ export {
   type EchoMode,
   type EchoOptions,
   EchoSession,
+  type EchoSessionHooks,
   type EchoSink,
   type ResolvedEchoOptions,
   resolveEchoOptions,

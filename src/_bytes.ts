@@ -16,10 +16,12 @@ export function indexOfBytes(
 ): number {
   const first = needle[0];
   const last = end - needle.length;
+  // indexOf would look past `end`, to the end of a buffer that may be mostly unused.
+  const searched = end < haystack.length ? haystack.subarray(0, end) : haystack;
   for (
-    let i = haystack.indexOf(first, from);
+    let i = searched.indexOf(first, from);
     i !== -1 && i <= last;
-    i = haystack.indexOf(first, i + 1)
+    i = searched.indexOf(first, i + 1)
   ) {
     let j = 1;
     while (j < needle.length && haystack[i + j] === needle[j]) j++;

@@ -105,7 +105,7 @@ Deno.test({
     ]).ready();
     assertMatch(
       server.firstLine,
-      /no nodelay, keepalive idle \d+s interval \d+s count \d+, rcvbuf \d+, sndbuf \d+, no reuseaddr, quickack\)/,
+      /no nodelay, keepalive idle \d+s interval \d+s count \d+, rcvbuf \d+, sndbuf \d+, no reuseaddr, quickack; max \d+ bytes buffered\)/,
     );
     assertEquals(await echoOf(server.port, "still echoes"), "still echoes");
     assertEquals(await server.stop(), 0);
@@ -114,35 +114,47 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "server program: two --reuse-port servers share a port; without it the second fails",
-  ignore: !linux,
-  async fn() {
-    const flags = ["-A", "--unstable-net"];
-    await using first = await new ServerProcess(["--reuse-port"], flags).ready();
-    assertStringIncludes(first.firstLine, "reuseport");
-    const port = String(first.port);
-    await using second = await new ServerProcess(["--reuse-port", "--port", port], flags).ready();
-    assertEquals(second.port, first.port);
-    // Both are listening: the kernel spreads connections, every one is echoed.
-    for (let i = 0; i < 8; i++) assertEquals(await echoOf(first.port, `c${i}`), `c${i}`);
-    if (hasSs) assertEquals(ss("-ltnH", first.port).trim().split("\n").length, 2);
+for (
+  const [backend, flags] of [["epoll", ["-A"]], ["deno", ["-A", "--unstable-net"]]] as const
+) {
+  Deno.test({
+    name: `server program (${backend}): two --reuse-port servers share a port; without it the ` +
+      "second fails",
+    ignore: !linux,
+    async fn() {
+      const args = ["--reuse-port", "--backend", backend];
+      await using first = await new ServerProcess(args, [...flags]).ready();
+      assertStringIncludes(first.firstLine, "reuseport");
+      const port = String(first.port);
+      await using second = await new ServerProcess([...args, "--port", port], [...flags]).ready();
+      assertEquals(second.port, first.port);
+      // Both are listening: the kernel spreads connections, every one is echoed.
+      for (let i = 0; i < 8; i++) assertEquals(await echoOf(first.port, `c${i}`), `c${i}`);
+      if (hasSs) assertEquals(ss("-ltnH", first.port).trim().split("\n").length, 2);
 
-    const third = await run(SERVER, ["--port", port], "", flags);
-    assertEquals(third.code, 1);
-    assertMatch(third.stderr.trim(), /^echo server: .*already in use.*choose another port/);
-    assertEquals(third.stderr.trim().split("\n").length, 1);
-  },
-});
+      const third = await run(SERVER, ["--port", port, "--backend", backend], "", [...flags]);
+      assertEquals(third.code, 1);
+      assertMatch(third.stderr.trim(), /^echo server: .*already in use.*choose another port/);
+      assertEquals(third.stderr.trim().split("\n").length, 1);
+    },
+  });
+}
 
-Deno.test("server program: --reuse-port without --unstable-net names the flag to add", async () => {
-  const { code, stdout, stderr } = await run(SERVER, ["--port", "0", "--reuse-port"]);
+Deno.test("server program: --reuse-port on --backend deno without --unstable-net names the flag to add", async () => {
+  const { code, stdout, stderr } = await run(SERVER, [
+    "--port",
+    "0",
+    "--reuse-port",
+    "--backend",
+    "deno",
+  ]);
   assertEquals(code, 2);
   assertEquals(stdout, "");
   assertEquals(
     stderr.trim(),
-    "echo server: --reuse-port needs Deno's --unstable-net flag: " +
-      "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ...",
+    "echo server: --reuse-port on --backend deno needs Deno's --unstable-net flag: " +
+      "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+      "(the epoll backend needs no flag for it)",
   );
 });
 
@@ -209,11 +221,12 @@ Deno.test({
 });
 
 Deno.test({
-  name: "server program with --allow-ffi but no --allow-read: the warning says which flag to add",
+  name: "server program with --allow-ffi but no --allow-read: the deno backend's warning says " +
+    "which flag to add; epoll needs none",
   ignore: !linux,
   async fn() {
     await using server = await new ServerProcess(
-      ["--recv-buffer", "65536", "--log-level", "debug"],
+      ["--recv-buffer", "65536", "--log-level", "debug", "--backend", "deno"],
       ["--allow-net", "--allow-ffi"],
     ).ready();
     assertEquals(await echoOf(server.port, "served anyway"), "served anyway");
@@ -222,5 +235,14 @@ Deno.test({
     assertEquals(warnings.length, 1, warnings.join("\n"));
     assertStringIncludes(warnings[0], "receiveBufferSize=65536 (Requires read access to");
     assertStringIncludes(warnings[0], "--allow-read");
+    // The epoll backend opened its socket itself: nothing to look up, so nothing to read.
+    await using epoll = await new ServerProcess(
+      ["--recv-buffer", "65536", "--log-level", "debug"],
+      ["--allow-net", "--allow-ffi"],
+    ).ready();
+    assertStringIncludes(epoll.firstLine, "epoll backend");
+    assertStringIncludes(epoll.firstLine, "rcvbuf 131072");
+    assertEquals(await epoll.stop(), 0);
+    assertEquals((await epoll.stderr).split("\n").filter((l) => l.includes("[WRN]")), []);
   },
 });

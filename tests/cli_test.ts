@@ -18,7 +18,7 @@ for (const api of ["protocol", "stream"]) {
       new RegExp(
         `listening on 127\\.0\\.0\\.1:\\d+ \\(tcp, ${api} API, echo mode, epoll backend; ` +
           `backlog \\d+, nodelay, ` +
-          `no keepalive, rcvbuf \\d+, sndbuf \\d+, reuseaddr\\)`,
+          `no keepalive, rcvbuf \\d+, sndbuf \\d+, reuseaddr; max 67108864 bytes buffered\\)`,
       ),
     );
     assertEquals(await echoOf(server.port, "over the program"), "over the program");
@@ -104,7 +104,7 @@ Deno.test("server program: a second signal exits at once while the first still f
 Deno.test("server program: --max-connections closes one more at once and counts it", async () => {
   await using server = await new ServerProcess(["--max-connections", "1", "--api", "stream"])
     .ready();
-  assertStringIncludes(server.firstLine, "; max 1 connections)");
+  assertStringIncludes(server.firstLine, "; max 67108864 bytes buffered, max 1 connections)");
   const held = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
   await writeAll(held, encode("held"));
   assertEquals(decode(await readExactly(held, 4)), "held");
@@ -119,7 +119,7 @@ Deno.test("server program: --max-connections closes one more at once and counts 
 
 Deno.test("server program: --idle-timeout closes a quiet connection and counts it", async () => {
   await using server = await new ServerProcess(["--idle-timeout", "1"]).ready();
-  assertStringIncludes(server.firstLine, "; idle timeout 1s)");
+  assertStringIncludes(server.firstLine, "; max 67108864 bytes buffered, idle timeout 1s)");
   const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
   await writeAll(conn, encode("then quiet"));
   const start = performance.now();

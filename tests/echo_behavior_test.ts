@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { EchoSession, type EchoSink, resolveEchoOptions } from "../mod.ts";
 import { decode, encode } from "./_helpers.ts";
 
@@ -38,14 +38,42 @@ Deno.test("until mode: the kept bytes are copies, so a reused read buffer cannot
   assertEquals(sent, ["abc!"]);
 });
 
-Deno.test("until mode: past untilLimit, what was kept is sent back and the sink closed", () => {
-  const session = new EchoSession(resolveEchoOptions({ until: "END", untilLimit: 10 }));
+Deno.test("until mode: at untilLimit without the terminator, the kept bytes go back and the sink closes", () => {
+  let limit = 0;
+  const charges: number[] = [];
+  const session = new EchoSession(resolveEchoOptions({ until: "END", untilLimit: 10 }), {
+    charge: (delta) => void charges.push(delta),
+    limitReached: (bytes) => void (limit = bytes),
+  });
   const { sink, sent, closed } = recordingSink();
-  session.received(encode("0123456789"), sink); // exactly the limit: still keeping
+  session.received(encode("0123456"), sink);
   assertEquals(closed(), 0);
-  session.received(encode("A"), sink);
-  assertEquals(sent, ["0123456789A"]);
+  session.received(encode("789AB"), sink); // three more fill the limit; the rest is dropped
+  assertEquals(sent, ["0123456789"]);
   assertEquals(closed(), 1);
+  assertEquals(limit, 10);
+  // What it kept was counted, never past the limit, and all given back.
+  assert(charges.every((delta) => Math.abs(delta) <= 10), `charges ${charges}`);
+  assertEquals(charges.reduce((a, b) => a + b, 0), 0);
+});
+
+Deno.test("until mode: a request of exactly untilLimit bytes, terminator included, is answered", () => {
+  let limit = 0;
+  const session = new EchoSession(resolveEchoOptions({ until: "END", untilLimit: 10 }), {
+    limitReached: (bytes) => void (limit = bytes),
+  });
+  const { sink, sent, closed } = recordingSink();
+  session.received(encode("01234"), sink);
+  session.received(encode("56END"), sink);
+  assertEquals([sent, closed(), limit], [["0123456END"], 1, 0]);
+});
+
+Deno.test("until mode: what follows the terminator in the same read is not sent back", () => {
+  const session = new EchoSession(resolveEchoOptions({ until: "quit\n" }));
+  const { sink, sent, closed } = recordingSink();
+  session.received(encode("a"), sink);
+  session.received(encode("b quit\nand more after it"), sink);
+  assertEquals([sent, closed()], [["ab quit\n"], 1]);
 });
 
 Deno.test("prefix and once modes answer per read; echo mode closes only at end of input", () => {

@@ -8,8 +8,9 @@ import {
   type SocketOptionValues,
   type Transport,
 } from "../mod.ts";
-import { fullScanCount } from "../src/sockopt/locate.ts";
-import { TcpTransport } from "../src/tcp/transport.ts";
+import { fullScanCount } from "../src/sockets/locate.ts";
+import { SocketTransport } from "../src/core/transport.ts";
+import { ConnDriver } from "../src/drivers/conn_driver.ts";
 import { dial, encode, readExactly, waitFor, writeAll } from "./_helpers.ts";
 
 const linux = Deno.build.os === "linux";
@@ -254,11 +255,11 @@ Deno.test("socket options: bad values fail before any socket is opened", async (
   assertEquals(accepted, 1);
 });
 
-Deno.test("socket options: reusePort without --unstable-net names the flag", () => {
+Deno.test("socket options: reusePort on the deno backend without --unstable-net names the flag", () => {
   assertThrows(
-    () => serveTcp({ port: 0, reusePort: true }, () => ({})),
+    () => serveTcp({ port: 0, reusePort: true, backend: "deno" }, () => ({})),
     Deno.errors.NotSupported,
-    "reusePort needs Deno's --unstable-net flag",
+    "reusePort on the deno backend needs Deno's --unstable-net flag",
   );
 });
 
@@ -286,12 +287,13 @@ Deno.test({
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
     const conn = await listener.accept();
-    const transport = new TcpTransport(conn, {}, {}, {
+    const driver = new ConnDriver(conn, {
       noDelay: undefined,
       keepAlive: undefined,
       quickAck: false,
       perConnection: [["keepAlive", "keepAlive", true], ["keepAliveIdle", "keepAlive.idle", 99]],
     });
+    const transport = new SocketTransport(driver, {}, {});
     transport.start();
     const values = transport.getExtraInfo("socketOptions");
     assertEquals([values.keepAlive, values.keepAliveIdle], [true, 99]);

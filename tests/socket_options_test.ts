@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { platformConstants } from "../src/sockopt/constants.ts";
+import { platformConstants } from "../src/libc/constants.ts";
 import { notPassedOn, settingsOf } from "../src/sockopt/setup.ts";
 import { validateSocketOptions } from "../src/sockopt/socket_options.ts";
 

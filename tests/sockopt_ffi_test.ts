@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { isLibc, type Libc, loadLibc } from "../src/sockopt/libc.ts";
-import { findSocketFd, formatIpv6 } from "../src/sockopt/fd.ts";
+import { isLibc, type Libc, loadLibc } from "../src/libc/libc.ts";
+import { findSocketFd } from "../src/sockets/fd.ts";
+import { formatIpv6 } from "../src/sockets/address.ts";
 import { getOption, setOption } from "../src/sockopt/options.ts";
 
 const linux = Deno.build.os === "linux";
@@ -79,7 +80,11 @@ Deno.test({
       Error,
       "Cannot set TCP_KEEPIDLE (keepAliveIdle) to 0",
     );
-    assertThrows(() => setOption(c, fd, "keepAliveIdle", 0), Error, "Invalid argument (errno 22)");
+    assertThrows(
+      () => setOption(c, fd, "keepAliveIdle", 0),
+      Error,
+      "Invalid argument (os error 22)",
+    );
   },
 });
 
@@ -99,7 +104,7 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     const script = `${dir}/probe.ts`;
     await Deno.writeTextFile(
       script,
-      `import { loadLibc } from "${new URL("../src/sockopt/libc.ts", import.meta.url)}";
+      `import { loadLibc } from "${new URL("../src/libc/libc.ts", import.meta.url)}";
        console.log(JSON.stringify(loadLibc()));`,
     );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

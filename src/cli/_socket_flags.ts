@@ -183,9 +183,6 @@ export function describeSocketOptions(
   return parts.join(", ");
 }
 
-/** Deno's default listen backlog. */
-export const DEFAULT_BACKLOG = 511;
-
 /**
  * The backlog the kernel will use for `requested`: Linux caps it at
  * `net.core.somaxconn`.

@@ -23,8 +23,8 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { TextLineStream } from "@std/streams/text-line-stream";
-import { connectTcpStreams, type StreamConnection } from "../tcp/streams.ts";
-import { IncompleteReadError } from "../tcp/stream_reader.ts";
+import { connectTcpStreams, type StreamConnection } from "../streams/streams.ts";
+import { IncompleteReadError } from "../streams/stream_reader.ts";
 import { connectUdpClient, type UdpClient } from "../udp/request_client.ts";
 import {
   collectUnknown,

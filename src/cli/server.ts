@@ -37,7 +37,6 @@ import {
 } from "./_args.ts";
 import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
 import {
-  DEFAULT_BACKLOG,
   describeSocketOptions,
   describeUdpSocketOptions,
   effectiveBacklog,
@@ -50,6 +49,8 @@ import { TCP_BACKENDS, type TcpBackend, type TcpServer } from "../tcp/server.ts"
 import type { UdpServer } from "../udp/server.ts";
 import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
+import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
+import { DEFAULT_BACKLOG } from "../tcp/listen.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
@@ -81,7 +82,11 @@ Options:
                             (TCP only)
   --prefix TEXT             prefix for --mode prefix (default "GOT:"; implies it)
   --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
-                            (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters)
+                            (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters);
+                            what follows the terminator in the same read is not sent back
+  --until-limit BYTES       the most --mode until keeps per connection, terminator
+                            included (default 8388608): a peer that sends that many
+                            without the terminator gets them back and is disconnected
 
 Connections (TCP):
   --max-connections N       the most open at once; more are closed as soon as accepted
@@ -91,6 +96,10 @@ Connections (TCP):
   --backend epoll|deno      epoll: accept, read and write through libc, one epoll loop
                             (Linux, needs --allow-ffi); deno: Deno's own sockets
                             (default epoll where it can run, else deno)
+  --max-buffered BYTES      the most all connections together hold for their peers
+                            (unsent echoes, until-mode requests, unread stream data);
+                            past it, those holding the most stop reading until it
+                            drains, while the others go on (default 67108864)
 
 ${SOCKET_FLAGS_USAGE}
 
@@ -167,6 +176,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "max-connections",
       "idle-timeout",
       "backend",
+      "until-limit",
+      "max-buffered",
       ...SOCKET_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
@@ -235,10 +246,20 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (flags.backend !== undefined) {
     options.backend = choiceFlag<TcpBackend>("backend", flags.backend, TCP_BACKENDS);
   }
-  if (options.reusePort && !hasUnstableNet()) {
+  if (flags["until-limit"] !== undefined) {
+    if ((options.mode ?? (until !== undefined ? "until" : "echo")) !== "until") {
+      throw new UsageError("--until-limit is for --mode until: drop it or add --mode until.");
+    }
+    options.untilLimit = integerFlag("until-limit", flags["until-limit"], 1, 2 ** 53 - 1);
+  }
+  if (flags["max-buffered"] !== undefined) {
+    options.maxBuffered = integerFlag("max-buffered", flags["max-buffered"], 1, 2 ** 53 - 1);
+  }
+  if (options.reusePort && options.backend === "deno" && !hasUnstableNet()) {
     throw new UsageError(
-      "--reuse-port needs Deno's --unstable-net flag: " +
-        "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ...",
+      "--reuse-port on --backend deno needs Deno's --unstable-net flag: " +
+        "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+        "(the epoll backend needs no flag for it)",
     );
   }
   command.options = options;
@@ -253,6 +274,8 @@ function udpOptionsFromFlags(
     "max-connections"?: string;
     "idle-timeout"?: string;
     backend?: string;
+    "until-limit"?: string;
+    "max-buffered"?: string;
   },
   { hostname, port, mode, prefix, until }: {
     hostname: string;
@@ -267,7 +290,15 @@ function udpOptionsFromFlags(
       "--api is for TCP only (UDP has one API, datagram callbacks): drop it or use --transport tcp.",
     );
   }
-  for (const name of ["max-connections", "idle-timeout", "backend"] as const) {
+  for (
+    const name of [
+      "max-connections",
+      "idle-timeout",
+      "backend",
+      "until-limit",
+      "max-buffered",
+    ] as const
+  ) {
     if (flags[name] !== undefined) {
       throw new UsageError(
         `--${name} is for TCP only (UDP has no connections): drop it or use --transport tcp.`,
@@ -347,12 +378,15 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The connection limits on the startup line, when set. */
-function limitsOf({ maxConnections, idleTimeout }: EchoServerOptions): string {
-  const parts = [];
+/** The limits on the startup line: the buffer budget, and the others when set. */
+function limitsOf(options: EchoServerOptions): string {
+  const { maxConnections, idleTimeout, maxBuffered = DEFAULT_MAX_BUFFERED } = options;
+  const parts = [`max ${maxBuffered} bytes buffered`];
   if (maxConnections !== undefined) parts.push(`max ${maxConnections} connections`);
   if (idleTimeout !== undefined) parts.push(`idle timeout ${idleTimeout / 1000}s`);
-  return parts.length === 0 ? "" : `; ${parts.join(", ")}`;
+  const { mode, untilLimit } = resolveEchoOptions(options);
+  if (mode === "until") parts.push(`until limit ${untilLimit} bytes`);
+  return `; ${parts.join(", ")}`;
 }
 
 /** The UDP part of the startup line: mode, backend, options read back, safety. */
@@ -384,7 +418,7 @@ function fail(error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`echo server: ${message}`);
   const usage = error instanceof UsageError || error instanceof RangeError ||
-    error instanceof TypeError;
+    error instanceof TypeError || error instanceof Deno.errors.NotSupported;
   return usage ? 2 : 1;
 }
 

@@ -37,8 +37,9 @@ export const DEFAULT_PREFIX = "GOT:";
 export const DEFAULT_TERMINATOR = "quit\n";
 
 /**
- * The default most bytes `until` mode buffers: 8 MiB. Past it, what was
- * received is sent back and the connection closed.
+ * The default most bytes `until` mode keeps per connection: 8 MiB. When a
+ * peer sends that much without the terminator, the server sends back the
+ * bytes it kept and closes the connection.
  *
  * @example Allow larger requests
  * ```ts
@@ -103,8 +104,10 @@ export interface EchoOptions {
   /** The terminator of `"until"` mode (UTF-8 if a string). Default `"quit\n"`. */
   until?: string | Uint8Array;
   /**
-   * The most bytes `"until"` mode keeps: past it, what was received is sent
-   * back and the connection closed, so a peer cannot exhaust memory. Default 8 MiB.
+   * The most bytes `"until"` mode keeps per connection, terminator included.
+   * A peer that sends that many without the terminator gets them back, and
+   * the connection is closed (logged at info); what it sent beyond them is
+   * dropped. So a peer cannot make the server keep more. Default 8 MiB.
    */
   untilLimit?: number;
 }
@@ -208,6 +211,30 @@ export interface EchoSink {
 }
 
 /**
+ * What an {@linkcode EchoSession} tells the connection it runs on.
+ *
+ * @example Count what the session keeps, and hear when it gives up
+ * ```ts
+ * import type { EchoSessionHooks } from "@x/echo";
+ *
+ * let kept = 0;
+ * const hooks: EchoSessionHooks = {
+ *   charge: (delta) => void (kept += delta),
+ *   limitReached: (bytes) => console.log(`no terminator in ${bytes} bytes`),
+ * };
+ * ```
+ */
+export interface EchoSessionHooks {
+  /**
+   * The memory the session keeps grew (`delta` > 0) or was let go of
+   * (`delta` < 0), in bytes; a server counts it against its budget.
+   */
+  charge?(delta: number): void;
+  /** `until` mode reached `untilLimit` (`bytes`) without the terminator; the session closes. */
+  limitReached?(bytes: number): void;
+}
+
+/**
  * The echo behaviour of one connection: feed it what is read, and it writes
  * to the sink and closes it when its mode says so.
  *
@@ -223,13 +250,15 @@ export interface EchoSink {
  */
 export class EchoSession {
   readonly #options: ResolvedEchoOptions;
+  readonly #hooks: EchoSessionHooks | undefined;
   #kept: Uint8Array | null = null;
   #keptLength = 0;
   #done = false;
 
   /** Starts a session with options from {@linkcode resolveEchoOptions}. */
-  constructor(options: ResolvedEchoOptions) {
+  constructor(options: ResolvedEchoOptions, hooks?: EchoSessionHooks) {
     this.#options = options;
+    this.#hooks = hooks;
   }
 
   /** `true` once the session has closed its sink: feed it nothing more. */
@@ -266,32 +295,48 @@ export class EchoSession {
     this.#finish(sink);
   }
 
+  /**
+   * `until` mode: keeps what came, at most `untilLimit` bytes in all; once
+   * the terminator is in, sends back everything up to and including it (not
+   * what followed it in the same read) and closes.
+   */
   #keep(data: Uint8Array, sink: EchoSink): void {
     const { until, untilLimit } = this.#options;
     const before = this.#keptLength;
-    const needed = before + data.length;
-    if (this.#kept === null || needed > this.#kept.length) {
-      const grown = new Uint8Array(Math.max(needed, 2 * (this.#kept?.length ?? 0), 1024));
+    const taken = Math.min(data.length, untilLimit - before);
+    const needed = before + taken;
+    const capacity = this.#kept?.length ?? 0;
+    if (needed > capacity) {
+      const grown = new Uint8Array(Math.min(untilLimit, Math.max(needed, 2 * capacity, 1024)));
       if (this.#kept) grown.set(this.#kept.subarray(0, before));
       this.#kept = grown;
+      this.#hooks?.charge?.(grown.length - capacity);
     }
-    this.#kept.set(data, before);
+    const kept = this.#kept!;
+    kept.set(taken === data.length ? data : data.subarray(0, taken), before);
     this.#keptLength = needed;
     // Search only where the terminator could newly end.
-    if (indexOfBytes(this.#kept, until, Math.max(0, before - until.length + 1), needed) !== -1) {
+    const at = indexOfBytes(kept, until, Math.max(0, before - until.length + 1), needed);
+    if (at !== -1) {
+      this.#keptLength = at + until.length;
       this.#flushKept(sink);
       return this.#finish(sink);
     }
-    if (needed > untilLimit) {
+    if (needed === untilLimit) {
+      this.#hooks?.limitReached?.(untilLimit);
       this.#flushKept(sink);
       this.#finish(sink);
     }
   }
 
+  /** Sends what is kept, and lets go of it. */
   #flushKept(sink: EchoSink): void {
-    if (this.#kept && this.#keptLength > 0) sink.write(this.#kept.subarray(0, this.#keptLength));
+    const kept = this.#kept;
+    if (kept === null) return;
+    if (this.#keptLength > 0) sink.write(kept.subarray(0, this.#keptLength));
     this.#kept = null;
     this.#keptLength = 0;
+    this.#hooks?.charge?.(-kept.length);
   }
 
   #finish(sink: EchoSink): void {

@@ -4,13 +4,34 @@
  * @module
  */
 
-import type { Protocol, ProtocolFactory, Transport } from "../tcp/protocol.ts";
+import type { Protocol, ProtocolFactory, Transport } from "../core/protocol.ts";
+import { chargeBuffered } from "../core/transport.ts";
+import { formatAddress } from "../_address.ts";
 import {
   type EchoOptions,
   EchoSession,
+  type EchoSessionHooks,
   type ResolvedEchoOptions,
   resolveEchoOptions,
 } from "./behavior.ts";
+import { tcpEchoLogger } from "./_log.ts";
+
+/**
+ * The hooks of an `until` session on `transport()`'s connection: what it
+ * keeps counts against the server's budget, and reaching the limit is logged.
+ */
+export function untilHooks(transport: () => Transport): EchoSessionHooks {
+  return {
+    charge: (delta) => chargeBuffered(transport(), delta),
+    limitReached: (bytes) => {
+      tcpEchoLogger.info(
+        "{peer} sent {bytes} bytes without the terminator (the until limit): " +
+          "sending them back and closing",
+        { peer: formatAddress(transport().getExtraInfo("peername")), bytes },
+      );
+    },
+  };
+}
 
 /**
  * An echo {@linkcode Protocol} for one connection. Make them with
@@ -31,7 +52,8 @@ export class EchoProtocol implements Protocol {
 
   /** Makes the protocol for one connection. */
   constructor(options: ResolvedEchoOptions) {
-    this.#session = new EchoSession(options);
+    const hooks = options.mode === "until" ? untilHooks(() => this.#transport!) : undefined;
+    this.#session = new EchoSession(options, hooks);
   }
 
   /** Keeps the transport to answer on. */

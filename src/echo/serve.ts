@@ -5,8 +5,8 @@
  */
 
 import { serveTcp, type TcpServer } from "../tcp/server.ts";
-import { serveTcpStreams, type StreamServerOptions } from "../tcp/streams.ts";
-import { resolveLimit } from "../tcp/stream_reader.ts";
+import { serveTcpStreams, type StreamServerOptions } from "../streams/streams.ts";
+import { resolveLimit } from "../streams/stream_reader.ts";
 import type { EchoOptions } from "./behavior.ts";
 import { echoProtocolFactory } from "./protocol.ts";
 import { echoStreamHandler } from "./stream.ts";

@@ -4,8 +4,9 @@
  * @module
  */
 
-import type { StreamHandler } from "../tcp/streams.ts";
+import type { StreamHandler } from "../streams/streams.ts";
 import { type EchoOptions, EchoSession, resolveEchoOptions } from "./behavior.ts";
+import { untilHooks } from "./protocol.ts";
 
 /**
  * A {@linkcode StreamHandler} that echoes per `options`, for
@@ -25,7 +26,8 @@ import { type EchoOptions, EchoSession, resolveEchoOptions } from "./behavior.ts
 export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
   const resolved = resolveEchoOptions(options);
   return async (reader, writer) => {
-    const session = new EchoSession(resolved);
+    const hooks = resolved.mode === "until" ? untilHooks(() => writer.transport) : undefined;
+    const session = new EchoSession(resolved, hooks);
     // Borrowed views: no copy and no garbage per read. The session copies what it keeps.
     for (let chunk; (chunk = await reader.readBorrowed()) !== null;) {
       session.received(chunk, writer);

@@ -1,10 +1,10 @@
 /**
- * One epoll instance for the whole process, driven from JavaScript through
- * FFI. The wait runs on one of Deno's blocking threads (a `nonblocking` FFI
- * call) so the event loop stays free; the reads and writes of ready sockets
- * are plain synchronous calls on the main thread. Before each wait the
- * poller asks epoll once without blocking, which under load usually finds
- * work and saves the trip through the other thread.
+ * One epoll instance for the whole process (or Web Worker), driven from
+ * JavaScript through FFI. The wait runs on one of Deno's blocking threads
+ * (a `nonblocking` FFI call) so the event loop stays free; the reads and
+ * writes of ready sockets are plain synchronous calls on the main thread.
+ * Before each wait the poller asks epoll once without blocking, which under
+ * load usually finds work and saves the trip through the other thread.
  *
  * Connections read into one shared buffer: a read is handed to its
  * protocol and returns before the next read, so no connection needs a
@@ -12,6 +12,14 @@
  * buffers at all. (A protocol that lends its own buffer, as the stream API
  * does, is read into that instead.) Between slices of events the poller
  * gives promise callbacks a turn, so handlers answer what was delivered.
+ *
+ * What it guarantees its targets:
+ * - A descriptor removed during a batch gets none of that batch's remaining
+ *   events, even when a new socket took its number meanwhile (libuv's
+ *   `uv__platform_invalidate_fd` does the same).
+ * - A failed wait is never retried blindly: EINTR waits again; any other
+ *   error is logged and handed to every target (`onPollerError`), the
+ *   poller closes, and the next user gets a new one.
  *
  * The wait loop runs only while something is registered: when the last
  * descriptor is removed, an `eventfd` wakes the blocked wait and the loop
@@ -21,23 +29,56 @@
  */
 
 import {
+  EINTR,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_CTL_MOD,
   EPOLL_DATA_OFFSET,
   EPOLL_EVENT_SIZE,
   EPOLLIN,
-  type IoLibc,
-  loadIoLibc,
   O_CLOEXEC,
   O_NONBLOCK,
-} from "./syscalls.ts";
+} from "../libc/constants.ts";
+import {
+  type ErrnoReader,
+  isLibc,
+  type LinuxSymbols,
+  loadLibc,
+  type PortableSymbols,
+} from "../libc/libc.ts";
 import { pollLogger } from "./_log.ts";
+
+/**
+ * The calls the poller and the sockets it drives make: the real libc on
+ * Linux, or a fake in tests.
+ */
+export interface EpollLibc extends ErrnoReader {
+  /** `recv`, `send`, `shutdown`, `close`, `dup`. */
+  readonly symbols: Pick<PortableSymbols, "recv" | "send" | "shutdown" | "close" | "dup">;
+  /** epoll, `eventfd`, `accept4`, `read`, `write`. */
+  readonly linux: Pick<
+    LinuxSymbols,
+    | "epoll_create1"
+    | "epoll_ctl"
+    | "epoll_wait"
+    | "epoll_wait_blocking"
+    | "eventfd"
+    | "accept4"
+    | "read"
+    | "write"
+  >;
+}
 
 /** Something registered with the poller: told which events its descriptor has. */
 export interface PollTarget {
   /** Called with the `EPOLL*` bits ready on the descriptor. */
   onEvents(events: number): void;
+  /**
+   * The poller failed for good (`epoll_wait` returned an error other than
+   * EINTR): the descriptor will never be polled again. The target fails
+   * and releases it.
+   */
+  onPollerError(error: Error): void;
 }
 
 /** Events taken per wait. */
@@ -54,11 +95,13 @@ const TURN_EVENTS = 16;
 const TURN_BYTES = 256 * 1024;
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
+/** The `data` a removed descriptor's pending event is given: no descriptor has it. */
+const INVALID = 0xffffffff;
 
 /** See the module documentation. */
 export class Poller {
   /** The libc calls, for targets to read and write with. */
-  readonly libc: IoLibc;
+  readonly libc: EpollLibc;
   /** Bytes targets handed on since callbacks last ran; targets add what they read. */
   delivered = 0;
   /** The buffer every read goes into; grown by {@linkcode Poller.reserveReadBuffer}. */
@@ -72,29 +115,52 @@ export class Poller {
   #running: Promise<void> | null = null;
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
+  /** Events of the batch being dispatched: `#next` to `#batchEnd` are still to come. */
+  #next = 0;
+  #batchEnd = 0;
+  /** Set once a wait failed for good: the poller is closed. */
+  #failure: Error | null = null;
+  readonly #onFailure: ((poller: Poller) => void) | undefined;
   readonly #events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
   readonly #words = new Uint32Array(this.#events.buffer);
   readonly #controlEvent = new Uint8Array(EPOLL_EVENT_SIZE);
   readonly #controlWords = new Uint32Array(this.#controlEvent.buffer);
   readonly #counter = new BigUint64Array(1);
 
-  /** Creates the epoll instance and its wake-up `eventfd`. */
-  constructor(libc: IoLibc) {
+  /**
+   * Creates the epoll instance and its wake-up `eventfd`. `onFailure` runs
+   * once if the poller fails for good.
+   *
+   * @throws {Error} when the kernel refuses either.
+   */
+  constructor(libc: EpollLibc, onFailure?: (poller: Poller) => void) {
     this.libc = libc;
-    const { epoll_create1, eventfd, close } = libc.symbols;
+    this.#onFailure = onFailure;
+    const { epoll_create1, eventfd } = libc.linux;
     this.#epfd = epoll_create1(O_CLOEXEC);
-    if (this.#epfd < 0) throw libc.error(libc.errno(), "epoll_create1");
+    if (this.#epfd < 0) throw libc.error(libc.errno(), "create an epoll instance");
     this.#wakeFd = eventfd(0, O_NONBLOCK | O_CLOEXEC);
     if (this.#wakeFd < 0) {
-      const error = libc.error(libc.errno(), "eventfd");
-      close(this.#epfd);
+      const error = libc.error(libc.errno(), "create an eventfd");
+      libc.symbols.close(this.#epfd);
       throw error;
     }
-    this.#control(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN);
+    try {
+      this.#control(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN);
+    } catch (error) {
+      libc.symbols.close(this.#wakeFd);
+      libc.symbols.close(this.#epfd);
+      throw error;
+    }
     this.#masks[this.#wakeFd] = EPOLLIN;
   }
 
   #view: Uint8Array = this.readBuffer.subarray(0, 0);
+
+  /** How many descriptors are registered. */
+  get size(): number {
+    return this.#count;
+  }
 
   /** Makes the shared read buffer at least `size` bytes. */
   reserveReadBuffer(size: number): void {
@@ -118,11 +184,15 @@ export class Poller {
    * and calls `target` when they come. Starts the wait loop if it is not
    * running, on a later turn.
    *
-   * @throws {Error} when epoll refuses the descriptor.
+   * @throws {Error} when epoll refuses the descriptor, the descriptor is
+   * registered already, or the poller has failed.
    */
   add(fd: number, target: PollTarget, events: number): void {
+    if (this.#failure !== null) throw this.#failure;
     if (this.#targets[fd] !== undefined) {
-      throw new Error(`Descriptor ${fd} is already registered with the poller.`);
+      throw new Error(
+        `Cannot register descriptor ${fd} with the poller: it is registered already.`,
+      );
     }
     this.#targets[fd] = target;
     this.#masks[fd] = 0;
@@ -142,6 +212,8 @@ export class Poller {
    * Changes the events `fd` is watched for. With 0 the descriptor leaves the
    * epoll set (a closed or failed socket would otherwise be reported ready
    * over and over) and comes back with the next non-zero mask.
+   *
+   * @throws {Error} when epoll refuses the change.
    */
   modify(fd: number, events: number): void {
     const old = this.#masks[fd];
@@ -152,26 +224,39 @@ export class Poller {
   }
 
   /**
-   * Stops watching `fd`; call it before closing `fd`. When it was the last
-   * one, wakes the wait so the loop ends.
+   * Stops watching `fd` and drops its events still to be dispatched in this
+   * batch; call it before closing `fd`, whose number the kernel may then
+   * give to a new socket. When it was the last one, wakes the wait so the
+   * loop ends.
    */
   remove(fd: number): void {
     if (this.#targets[fd] === undefined) return;
     const { libc } = this;
-    if (this.#masks[fd] !== 0) {
-      if (libc.symbols.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#controlEvent) < 0) {
+    if (this.#masks[fd] !== 0 && this.#failure === null) {
+      if (libc.linux.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#controlEvent) < 0) {
         pollLogger.debug("epoll_ctl(DEL, {fd}) failed: {error}", {
           fd,
-          error: libc.error(libc.errno(), "epoll_ctl"),
+          error: libc.error(libc.errno(), `remove descriptor ${fd} from epoll`),
         });
       }
     }
     this.#targets[fd] = undefined;
     this.#masks[fd] = 0;
     this.#count--;
+    this.#invalidate(fd);
     if (this.#count === 0 && this.#blocked) {
       this.#counter[0] = 1n;
-      libc.symbols.write(this.#wakeFd, this.#counter, 8n);
+      libc.linux.write(this.#wakeFd, this.#counter, 8n);
+    }
+  }
+
+  /** Marks the events of `fd` still to come in this batch as no one's. */
+  #invalidate(fd: number): void {
+    const words = this.#words;
+    const stride = EPOLL_EVENT_SIZE / 4;
+    const dataAt = EPOLL_DATA_OFFSET / 4;
+    for (let i = this.#next, at = i * stride + dataAt; i < this.#batchEnd; i++, at += stride) {
+      if (words[at] === fd) words[at] = INVALID;
     }
   }
 
@@ -188,53 +273,81 @@ export class Poller {
     words[0] = events;
     words[EPOLL_DATA_OFFSET / 4] = fd;
     const { libc } = this;
-    if (libc.symbols.epoll_ctl(this.#epfd, op, fd, this.#controlEvent) < 0) {
-      throw libc.error(libc.errno(), `epoll_ctl on descriptor ${fd}`);
+    if (libc.linux.epoll_ctl(this.#epfd, op, fd, this.#controlEvent) < 0) {
+      throw libc.error(libc.errno(), `watch descriptor ${fd} with epoll`);
     }
   }
 
   async #run(): Promise<void> {
-    const { epoll_wait, epoll_wait_blocking } = this.libc.symbols;
-    const epfd = this.#epfd;
-    const events = this.#events;
     try {
       while (this.#count > 0) {
-        let n = epoll_wait(epfd, events, MAX_EVENTS, 0);
-        if (n === 0) {
-          this.#blocked = true;
-          n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1);
-          this.#blocked = false;
-        }
-        // n < 0 is EINTR (a signal reached the waiting thread): wait again.
-        for (let from = 0; from < n;) {
-          from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS));
+        const n = await this.#wait();
+        for (let from = 0; from < n && this.#failure === null;) {
+          from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS), n);
           this.delivered = 0;
           await null;
         }
       }
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.#running = null;
+      this.#next = this.#batchEnd = 0;
     }
   }
 
   /**
-   * Calls the targets of events `from` to `to`, or fewer once
-   * {@linkcode TURN_BYTES} were delivered; returns where it stopped. A
-   * function of its own, so V8 optimises it whole.
+   * Waits for events; returns how many. Asks without blocking first, then
+   * on the blocking thread. A failed blocking wait is asked again here:
+   * errno belongs to the thread that made the call, so only a call made on
+   * this one can say why it failed (and a wait interrupted by a signal,
+   * EINTR, simply finds the events now).
+   *
+   * @throws {Error} for a failure other than EINTR.
    */
-  #dispatch(from: number, to: number): number {
+  async #wait(): Promise<number> {
+    const { epoll_wait, epoll_wait_blocking } = this.libc.linux;
+    const epfd = this.#epfd;
+    const events = this.#events;
+    for (;;) {
+      let n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+      if (n === 0) {
+        this.#blocked = true;
+        try {
+          n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1);
+        } finally {
+          this.#blocked = false;
+        }
+        if (this.#count === 0) return 0; // woken to end the loop
+        if (n < 0) continue; // ask again here, to learn why
+      }
+      if (n >= 0) return n;
+      const code = this.libc.errno();
+      if (code !== EINTR) throw this.libc.error(code, "wait for events with epoll_wait");
+      if (this.#count === 0) return 0;
+    }
+  }
+
+  /**
+   * Calls the targets of events `from` to `to` (of `end` in the batch), or
+   * fewer once {@linkcode TURN_BYTES} were delivered; returns where it
+   * stopped. A function of its own, so V8 optimises it whole.
+   */
+  #dispatch(from: number, to: number, end: number): number {
     const words = this.#words;
     const targets = this.#targets;
     const wakeFd = this.#wakeFd;
     const stride = EPOLL_EVENT_SIZE / 4;
     const dataAt = EPOLL_DATA_OFFSET / 4;
+    this.#batchEnd = end;
     for (let i = from, at = from * stride; i < to; i++, at += stride) {
+      this.#next = i + 1;
       const fd = words[at + dataAt];
       if (fd === wakeFd) {
-        this.libc.symbols.read(wakeFd, this.#counter, 8n);
+        this.libc.linux.read(wakeFd, this.#counter, 8n);
         continue;
       }
-      // A descriptor removed earlier in this batch has no target: skip its event.
+      // Removed earlier in this batch (INVALID), or since: skip its event.
       const target = targets[fd];
       if (target === undefined) continue;
       try {
@@ -247,20 +360,51 @@ export class Poller {
     }
     return to;
   }
+
+  /** The poller cannot go on: tell every target, close, and let the next user make a new one. */
+  #fail(error: Error): void {
+    if (this.#failure !== null) return;
+    this.#failure = error;
+    pollLogger.error("The epoll poller failed; closing every socket it watched: {error}", {
+      error,
+    });
+    this.#onFailure?.(this);
+    const targets = this.#targets.slice();
+    for (let fd = 0; fd < targets.length; fd++) {
+      const target = targets[fd];
+      if (target === undefined) continue;
+      try {
+        target.onPollerError(error);
+      } catch (thrown) {
+        pollLogger.error("Failing descriptor {fd} threw: {error}", { fd, error: thrown });
+      }
+      // A target that did not remove itself is forgotten all the same.
+      if (this.#targets[fd] !== undefined) {
+        this.#targets[fd] = undefined;
+        this.#count--;
+      }
+    }
+    this.libc.symbols.close(this.#wakeFd);
+    this.libc.symbols.close(this.#epfd);
+  }
 }
 
 let shared: Poller | string | undefined;
 
 /**
  * The process's poller, made on first use; or a sentence saying why there
- * is none here (not Linux, no `--allow-ffi`, epoll refused).
+ * is none here (not Linux, no `--allow-ffi`, epoll refused). A poller that
+ * failed is replaced by the next call.
  */
 export function getPoller(): Poller | string {
   if (shared !== undefined) return shared;
-  const libc = loadIoLibc();
-  if (typeof libc === "string") return shared = libc;
+  const libc = loadLibc();
+  if (!isLibc(libc)) return shared = libc.reason;
+  if (libc.linux === null) return shared = `epoll is Linux only (this is ${Deno.build.os})`;
   try {
-    return shared = new Poller(libc);
+    return shared = new Poller(libc as EpollLibc, (failed) => {
+      if (shared === failed) shared = undefined;
+    });
   } catch (error) {
     return shared = `cannot create an epoll instance: ${(error as Error).message}`;
   }

@@ -1,16 +1,16 @@
 /**
- * The per-connection socket work a transport does: finding its connection's
+ * The per-connection socket work a driver does: finding its connection's
  * descriptor (a few probes, not a scan), re-arming TCP_QUICKACK after reads,
  * reading the options back, and giving the descriptor up before closing.
  *
  * @module
  */
 
-import { isLibc, loadLibc, requireLibc } from "./libc.ts";
+import { isLibc, loadLibc, requireLibc } from "../libc/libc.ts";
 import { setOption } from "./options.ts";
 import type { Setting } from "./setup.ts";
-import { findSocketFd, identify, parseSockaddr } from "./fd.ts";
-import { locateSocketFd, releaseSocketFd } from "./locate.ts";
+import { identify } from "../sockets/fd.ts";
+import { locateSocketFd, releaseSocketFd } from "../sockets/locate.ts";
 import { readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 
 /**
@@ -72,34 +72,4 @@ export function setConnectionOptions(fd: number, settings: readonly Setting[]): 
   const libc = loadLibc();
   if (!isLibc(libc)) return;
   for (const [name, , value] of settings) setOption(libc, fd, name, value);
-}
-
-const addressBytes = new Uint8Array(128);
-const addressLength = new Uint32Array(1);
-
-/**
- * The local address of the TCP socket on `fd`, or `null` when the kernel
- * cannot say (the socket is gone).
- */
-export function localAddress(fd: number): Deno.NetAddr | null {
-  const libc = loadLibc();
-  if (!isLibc(libc)) return null;
-  addressLength[0] = addressBytes.length;
-  if (libc.symbols.getsockname(fd, addressBytes, addressLength) !== 0) return null;
-  const address = parseSockaddr(libc, addressBytes);
-  return address === null ? null : { transport: "tcp", ...address };
-}
-
-/**
- * The descriptor of `listener`, or -1 when it cannot be known (no FFI, no
- * read access to the descriptor list). One pass over the descriptor table.
- */
-export function findListenerFd(listener: Deno.TcpListener): number {
-  const libc = loadLibc();
-  if (!isLibc(libc)) return -1;
-  try {
-    return findSocketFd(libc, identify(listener)) ?? -1;
-  } catch {
-    return -1;
-  }
 }

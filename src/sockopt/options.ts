@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { OptionName } from "./constants.ts";
-import type { Libc } from "./libc.ts";
+import type { OptionName } from "../libc/constants.ts";
+import type { Libc } from "../libc/libc.ts";
 
 /** The C names, for messages a reader can look up. */
 export const C_NAMES: Record<OptionName, string> = {
@@ -46,11 +46,7 @@ export function setOption(libc: Libc, fd: number, name: OptionName, to: number |
   const { level, name: optname } = codeOf(libc, name);
   value[0] = typeof to === "boolean" ? (to ? 1 : 0) : to;
   if (libc.symbols.setsockopt(fd, level, optname, value, 4) !== 0) {
-    const errno = libc.errno();
-    throw new Error(
-      `Cannot set ${C_NAMES[name]} (${name}) to ${to} on socket fd ${fd}: ` +
-        `${libc.describe(errno)} (errno ${errno}).`,
-    );
+    throw libc.error(libc.errno(), `set ${C_NAMES[name]} (${name}) to ${to} on socket fd ${fd}`);
   }
 }
 
@@ -65,11 +61,7 @@ export function getOption(libc: Libc, fd: number, name: OptionName): number {
   const { level, name: optname } = codeOf(libc, name);
   length[0] = 4;
   if (libc.symbols.getsockopt(fd, level, optname, value, length) !== 0) {
-    const errno = libc.errno();
-    throw new Error(
-      `Cannot read ${C_NAMES[name]} (${name}) of socket fd ${fd}: ` +
-        `${libc.describe(errno)} (errno ${errno}).`,
-    );
+    throw libc.error(libc.errno(), `read ${C_NAMES[name]} (${name}) of socket fd ${fd}`);
   }
   return value[0];
 }

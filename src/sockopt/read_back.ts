@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { OptionName } from "./constants.ts";
-import { findSocketFd, identify, type SocketIdentity } from "./fd.ts";
-import { type Libc, requireLibc } from "./libc.ts";
-import { locateSocketFd } from "./locate.ts";
+import type { OptionName } from "../libc/constants.ts";
+import { findSocketFd, identify, type SocketIdentity } from "../sockets/fd.ts";
+import { type Libc, requireLibc } from "../libc/libc.ts";
+import { locateSocketFd } from "../sockets/locate.ts";
 import { getOption } from "./options.ts";
 import { formatAddress } from "../_address.ts";
 

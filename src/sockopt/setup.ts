@@ -7,10 +7,10 @@
  * @module
  */
 
-import type { OptionName, PlatformConstants } from "./constants.ts";
-import { findSocketFd, identify, type SocketIdentity } from "./fd.ts";
-import { isLibc, type Libc, loadLibc } from "./libc.ts";
-import { locateSocketFd } from "./locate.ts";
+import type { OptionName, PlatformConstants } from "../libc/constants.ts";
+import { findSocketFd, identify, type SocketIdentity } from "../sockets/fd.ts";
+import { isLibc, type Libc, loadLibc } from "../libc/libc.ts";
+import { locateSocketFd } from "../sockets/locate.ts";
 import { setOption } from "./options.ts";
 import { readSocketOptions } from "./read_back.ts";
 import type { SocketOptions, UdpSocketOptions } from "./socket_options.ts";
@@ -53,6 +53,28 @@ export type Setting = readonly [name: OptionName, label: string, value: number |
  */
 export function setUpListener(listener: Deno.TcpListener, options: SocketOptions): ConnectionSetup {
   return setUp(identify(listener), settingsOf(options, true), options);
+}
+
+/**
+ * Sets `options` on `fd`, a listening socket not bound yet (one the epoll
+ * backend opened itself): SO_REUSEADDR (on unless `reuseAddress` is
+ * `false`, as Deno does), SO_REUSEPORT when asked, and what the kernel
+ * passes on to accepted sockets. Returns what each accepted connection
+ * still needs.
+ *
+ * @throws {Error} naming the option, the value and the kernel's reason when
+ * `setsockopt` refuses a value.
+ */
+export function setUpUnboundListener(
+  libc: Libc,
+  fd: number,
+  local: Deno.NetAddr,
+  options: SocketOptions,
+): ConnectionSetup {
+  const settings: Setting[] = [["reuseAddress", "reuseAddress", options.reuseAddress ?? true]];
+  if (options.reusePort) settings.push(["reusePort", "reusePort", true]);
+  settings.push(...settingsOf(options, false));
+  return configure(libc, fd, { transport: "tcp", local }, settings, options);
 }
 
 /**
@@ -145,7 +167,6 @@ function setUp(
   settings: Setting[],
   options: SocketOptions,
 ): ConnectionSetup {
-  const quickAck = options.quickAck === true;
   const libc = loadLibc();
   if (!isLibc(libc)) return fallBack(identity, settings, options, libc.reason);
   let fd: number | null;
@@ -158,6 +179,18 @@ function setUp(
   if (fd === null) {
     return fallBack(identity, settings, options, "its file descriptor was not found");
   }
+  return configure(libc, fd, identity, settings, options);
+}
+
+/** Sets `settings` on `fd`, warns once about what this system lacks, and says what is left. */
+function configure(
+  libc: Libc,
+  fd: number,
+  identity: SocketIdentity,
+  settings: Setting[],
+  options: SocketOptions,
+): ConnectionSetup {
+  const quickAck = options.quickAck === true;
   const unsupported: string[] = [];
   for (const [name, label, value] of settings) {
     if (libc.constants.options[name] === undefined) unsupported.push(`${label}=${value}`);

@@ -4,8 +4,10 @@
  * @module
  */
 
-import type { Protocol, Transport } from "./protocol.ts";
-import { TcpTransport, type TransportOptions, validateTransportOptions } from "./transport.ts";
+import type { Protocol, Transport } from "../core/protocol.ts";
+import { SocketTransport } from "../core/transport.ts";
+import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
+import { ConnDriver } from "../drivers/conn_driver.ts";
 import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
@@ -91,7 +93,8 @@ export async function connectTcp<P extends Protocol>(
     conn.close();
     throw error;
   }
-  const transport = new TcpTransport(conn, protocol, options, setup);
+  const driver = new ConnDriver(conn, setup, options.readBufferSize);
+  const transport = new SocketTransport(driver, protocol, options);
   transport.start();
   return { transport, protocol };
 }

@@ -1,17 +1,35 @@
 /**
- * Accepting connections for the epoll backend: the listener Deno opened is
- * watched by the poller, and `accept4` takes each waiting connection as a
- * non-blocking descriptor. Errors such as running out of descriptors are
- * logged and retried with a growing pause, as the Deno backend does.
+ * Accepting for the epoll backend: a listening socket opened through libc
+ * (so its descriptor is certain: two `reusePort` listeners in one process
+ * are never confused), watched by the poller, and `accept4` taking each
+ * waiting connection as a non-blocking descriptor served through an
+ * {@linkcode EpollDriver}. Errors such as running out of descriptors are
+ * logged and retried with a growing pause.
  *
  * @module
  */
 
+import type { Driver } from "../core/transport.ts";
+import { EpollDriver } from "../drivers/epoll_driver.ts";
+import {
+  EAGAIN,
+  ECONNABORTED,
+  EINTR,
+  EPOLLIN,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  type PlatformConstants,
+  platformConstants,
+} from "../libc/constants.ts";
+import { type LinuxLibc, loadLibc } from "../libc/libc.ts";
 import type { Poller, PollTarget } from "../poll/poller.ts";
-import { EAGAIN, ECONNABORTED, EINTR, EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../poll/syscalls.ts";
-import { isLibc, type Libc, loadLibc } from "../sockopt/libc.ts";
-import { parseSockaddr } from "../sockopt/fd.ts";
-import { tcpLogger } from "./_log.ts";
+import { parseSockaddr, SOCKADDR_SIZE } from "../sockets/address.ts";
+import { openListeningSocket } from "../sockets/listener.ts";
+import { readSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
+import { type ConnectionSetup, setUpUnboundListener } from "../sockopt/setup.ts";
+import type { SocketOptions } from "../sockopt/socket_options.ts";
+import { formatAddress } from "../_address.ts";
+import { AcceptBackoff, type Acceptor } from "./acceptor.ts";
 
 /** Connections taken per readiness event, so one busy listener cannot starve the others. */
 const ACCEPTS_PER_EVENT = 64;
@@ -21,51 +39,98 @@ const ACCEPTS_PER_EVENT = 64;
  * never take the last one.
  */
 const RESERVED_DESCRIPTORS = 8;
-/** The longest pause after a failed accept, in milliseconds. */
-const MAX_BACKOFF = 1000;
 
-/** Takes new connections off a listening descriptor and hands them to `onAccept`. */
-export class EpollAcceptor implements PollTarget {
+/**
+ * Opens a listening socket on `hostname:port` for the epoll backend, with
+ * `options` set on it before the bind, and an acceptor for it.
+ *
+ * @throws {Error} from the socket calls (the address in use, ...) or a
+ * refused option; nothing is left open then.
+ */
+export function openEpollAcceptor(
+  poller: Poller,
+  hostname: string,
+  port: number,
+  backlog: number,
+  options: SocketOptions & { readBufferSize?: number },
+): EpollAcceptor {
+  const libc = loadLibc() as LinuxLibc; // there whenever a poller is
+  let setup: ConnectionSetup | undefined;
+  const socket = openListeningSocket(libc, {
+    hostname,
+    port,
+    backlog,
+    configure: (fd) => {
+      setup = setUpUnboundListener(libc, fd, { transport: "tcp", hostname, port }, options);
+    },
+  });
+  return new EpollAcceptor(poller, socket.fd, socket.addr, setup!, options.readBufferSize);
+}
+
+/** An {@linkcode Acceptor} over a listening descriptor watched by the poller. */
+export class EpollAcceptor implements Acceptor, PollTarget {
+  readonly addr: Deno.NetAddr;
+  readonly backend = "epoll" as const;
   readonly #poller: Poller;
   readonly #fd: number;
-  readonly #address: string;
-  readonly #onAccept: (fd: number, peer: Deno.NetAddr) => void;
-  readonly #peer = new Uint8Array(128);
+  readonly #setup: ConnectionSetup;
+  readonly #readBufferSize: number | undefined;
+  readonly #constants: PlatformConstants = platformConstants()!;
+  readonly #peer = new Uint8Array(SOCKADDR_SIZE);
   readonly #peerLength = new Uint32Array(1);
-  #backoff = 0;
+  readonly #backoff = new AcceptBackoff();
+  readonly #reserve: number[] = [];
+  #onConnection: (driver: Driver) => void = () => {};
+  #onEnd: (error?: Error) => void = () => {};
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
-  readonly #reserve: number[] = [];
-  /** For decoding peer addresses; there whenever FFI is, which epoll needs. */
-  readonly #sockopt: Libc | null;
 
-  /** Prepares to accept on `fd`; `address` names the listener in log lines. */
+  /** Accepts on the listening socket `fd`, bound to `addr`. */
   constructor(
     poller: Poller,
     fd: number,
-    address: string,
-    onAccept: (fd: number, peer: Deno.NetAddr) => void,
+    addr: Deno.NetAddr,
+    setup: ConnectionSetup,
+    readBufferSize?: number,
   ) {
     this.#poller = poller;
     this.#fd = fd;
-    this.#address = address;
-    this.#onAccept = onAccept;
-    const libc = loadLibc();
-    this.#sockopt = isLibc(libc) ? libc : null;
+    this.addr = addr;
+    this.#setup = setup;
+    this.#readBufferSize = readBufferSize;
   }
 
-  /** Starts watching the listener. */
-  start(): void {
+  start(onConnection: (driver: Driver) => void, onEnd: (error?: Error) => void): void {
+    this.#onConnection = onConnection;
+    this.#onEnd = onEnd;
     this.#fillReserve();
     this.#poller.add(this.#fd, this, EPOLLIN);
   }
 
-  /** Stops accepting; call before the listener is closed. */
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#poller.remove(this.#fd);
-    this.#releaseReserve();
+  stop(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      clearTimeout(this.#timer);
+      this.#poller.remove(this.#fd);
+      this.#releaseReserve();
+      this.#poller.libc.symbols.close(this.#fd);
+    }
+    return Promise.resolve();
+  }
+
+  idle(): Promise<void> {
+    return this.#poller.whenIdle();
+  }
+
+  getSocketOptions(): SocketOptionValues {
+    if (this.#stopped) {
+      throw new Deno.errors.BadResource(
+        `Cannot read the socket options of the listener on ${formatAddress(this.addr)}: ` +
+          `it is closed.`,
+      );
+    }
+    const libc = loadLibc() as LinuxLibc;
+    return readSocketOptions(libc, this.#fd, "tcp");
   }
 
   /** Holds the reserve (duplicates of the listener); `false` when descriptors ran out. */
@@ -87,42 +152,56 @@ export class EpollAcceptor implements PollTarget {
 
   /** Accepts what is waiting. */
   onEvents(): void {
-    const { symbols, errno, error } = this.#poller.libc;
+    const { libc } = this.#poller;
     if (!this.#fillReserve()) {
       // Descriptors are short: take none, leave Deno what there is.
       this.#releaseReserve();
-      return this.#pause(error(errno(), "dup"));
+      return this.#pause(libc.error(libc.errno(), "dup the listening socket"));
     }
+    const { accept4 } = libc.linux;
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
-      this.#peerLength[0] = this.#peer.length;
-      const fd = symbols.accept4(this.#fd, this.#peer, this.#peerLength, O_NONBLOCK | O_CLOEXEC);
+      this.#peerLength[0] = SOCKADDR_SIZE;
+      const fd = accept4(this.#fd, this.#peer, this.#peerLength, O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
-        const code = errno();
+        const code = libc.errno();
         if (code === EAGAIN) return;
         // The peer gave up while waiting, or a signal came: take the next one.
         if (code === ECONNABORTED || code === EINTR) continue;
         // Out of descriptors (or memory): give Deno its reserve back while we wait.
         this.#releaseReserve();
-        return this.#pause(error(code, "accept4"));
+        return this.#pause(libc.error(code, "accept4"));
       }
-      this.#backoff = 0;
-      const address = this.#sockopt === null ? null : parseSockaddr(this.#sockopt, this.#peer);
-      this.#onAccept(fd, { transport: "tcp", hostname: "", port: 0, ...address });
+      this.#backoff.reset();
+      const address = parseSockaddr(this.#constants, this.#peer);
+      const peer: Deno.NetAddr = { transport: "tcp", hostname: "", port: 0, ...address };
+      this.#onConnection(
+        new EpollDriver(fd, peer, this.#poller, this.#setup, this.#readBufferSize),
+      );
     }
+  }
+
+  /** The poller failed for good: accepting is over. */
+  onPollerError(error: Error): void {
+    this.stop();
+    this.#onEnd(error);
   }
 
   /** Stops watching the listener for a while after `error`, then watches it again. */
   #pause(error: Error): void {
-    this.#backoff = Math.min(Math.max(this.#backoff * 2, 10), MAX_BACKOFF);
-    tcpLogger.error("Accept on {address} failed: {error}; retrying in {ms} ms", {
-      address: this.#address,
-      error,
-      ms: this.#backoff,
-    });
-    this.#poller.modify(this.#fd, 0);
+    const ms = this.#backoff.failed(formatAddress(this.addr), error);
+    try {
+      this.#poller.modify(this.#fd, 0);
+    } catch (failure) {
+      return this.onPollerError(failure as Error);
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (!this.#stopped) this.#poller.modify(this.#fd, EPOLLIN);
-    }, this.#backoff);
+      if (this.#stopped) return;
+      try {
+        this.#poller.modify(this.#fd, EPOLLIN);
+      } catch (failure) {
+        this.onPollerError(failure as Error);
+      }
+    }, ms);
   }
 }

@@ -1,30 +1,24 @@
 /**
  * A TCP server that runs one {@linkcode Protocol} per connection, with a
- * handle shaped like `Deno.serve`'s.
+ * handle shaped like `Deno.serve`'s. The server is the same on every
+ * backend: an {@linkcode Acceptor} hands it each connection as a driver, and
+ * it runs a {@linkcode SocketTransport} over it.
  *
  * @module
  */
 
-import type { Protocol, ProtocolFactory } from "./protocol.ts";
-import {
-  type ServerTransport,
-  TcpTransport,
-  type TransportOptions,
-  validateTransportOptions,
-} from "./transport.ts";
-import { EpollTransport } from "./epoll_transport.ts";
-import { EpollAcceptor } from "./epoll_acceptor.ts";
-import { getPoller, type Poller } from "../poll/poller.ts";
-import { findListenerFd } from "../sockopt/connection.ts";
-import { tcpLogger } from "./_log.ts";
+import type { Protocol, ProtocolFactory } from "../core/protocol.ts";
+import { type Driver, SocketTransport, type TransportHooks } from "../core/transport.ts";
+import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
+import { BufferBudget, DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
+import { IdleClock } from "../core/idle.ts";
+import { tcpLogger } from "../core/_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
-import { isLocalCancel, privilegeHint } from "../errors.ts";
-import { IdleClock } from "./idle.ts";
-import { hasUnstableNet } from "../_unstable.ts";
 import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
-import { type ConnectionSetup, setUpListener } from "../sockopt/setup.ts";
-import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
+import type { SocketOptionValues } from "../sockopt/read_back.ts";
+import type { Acceptor } from "./acceptor.ts";
+import { openAcceptor } from "./listen.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
@@ -84,6 +78,14 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
    * Default `"epoll"` where it can run (Linux with `--allow-ffi`), else `"deno"`.
    */
   backend?: TcpBackend;
+  /**
+   * The most bytes all connections together may hold on their peers' behalf
+   * (writes the kernel has not taken, unread stream data, an `until` echo's
+   * kept bytes). Past it, connections stop reading, the ones holding the
+   * most first, until buffers drain; connections holding nothing go on.
+   * Default 64 MiB ({@linkcode DEFAULT_MAX_BUFFERED}).
+   */
+  maxBuffered?: number;
 }
 
 /**
@@ -139,6 +141,12 @@ export interface TcpServerCounters {
   bytesReceived: number;
   /** Bytes written to all connections. */
   bytesSent: number;
+  /** Bytes the connections hold now against `maxBuffered`. */
+  buffered: number;
+  /** The most bytes the connections held at once. */
+  bufferedPeak: number;
+  /** Times a connection stopped reading because `maxBuffered` was reached. */
+  budgetPauses: number;
 }
 
 /**
@@ -215,7 +223,8 @@ export interface TcpServer extends AsyncDisposable {
  * ```
  *
  * @throws {Deno.errors.AddrInUse} when the port is taken; the message names the address.
- * @throws {Deno.errors.NotSupported} for `reusePort` without Deno's `--unstable-net` flag.
+ * @throws {Deno.errors.NotSupported} for `reusePort` on the deno backend without Deno's
+ * `--unstable-net` flag (the epoll backend needs none), or `backend: "epoll"` where it cannot run.
  * @throws {RangeError} for an option out of range, before any socket is opened.
  */
 export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFactory): TcpServer {
@@ -227,6 +236,9 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
   if (options.idleTimeout !== undefined) {
     checkInteger("idleTimeout", options.idleTimeout, 1, 2 ** 31 - 1);
+  }
+  if (options.maxBuffered !== undefined) {
+    checkInteger("maxBuffered", options.maxBuffered, 1, 2 ** 53 - 1);
   }
   if (options.backend !== undefined && !TCP_BACKENDS.includes(options.backend)) {
     throw new RangeError(
@@ -240,170 +252,71 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
       `Invalid protocolFactory: ${typeof protocolFactory}. Pass a function that returns a Protocol.`,
     );
   }
-  const listener = listenTcp(hostname, port, options);
-  let setup: ConnectionSetup;
-  let epoll: EpollListener | null;
+  const acceptor = openAcceptor({ ...options, hostname, port });
   try {
-    setup = setUpListener(listener, options);
-    epoll = options.backend === "deno" ? null : epollFor(listener, options.backend === "epoll");
+    return new Server(acceptor, protocolFactory, options, shutdownTimeout);
   } catch (error) {
-    listener.close();
-    throw error;
-  }
-  return new Server(listener, protocolFactory, options, setup, shutdownTimeout, epoll);
-}
-
-/** The poller and the listener's descriptor, for the epoll backend. */
-interface EpollListener {
-  poller: Poller;
-  fd: number;
-}
-
-/**
- * The epoll backend for `listener`, or `null` when it cannot run here (then
- * Deno's sockets serve).
- *
- * @throws {Deno.errors.NotSupported} when it cannot run and `required` says it must.
- */
-function epollFor(listener: Deno.TcpListener, required: boolean): EpollListener | null {
-  const poller = getPoller();
-  let reason = typeof poller === "string" ? poller : "";
-  const fd = reason === "" ? findListenerFd(listener) : -1;
-  if (reason === "" && fd < 0) reason = "the listener's file descriptor was not found";
-  if (reason === "") return { poller: poller as Poller, fd };
-  if (required) {
-    throw new Deno.errors.NotSupported(
-      `The epoll backend cannot run here: ${reason}. ` +
-        `Use backend "deno" (or leave it unset) to serve through Deno's own sockets.`,
-    );
-  }
-  tcpLogger.debug("Serving through Deno's sockets: {reason}", { reason });
-  return null;
-}
-
-/**
- * `Deno.listen` with the backlog and `reusePort`, and errors that name the
- * address and say what to try.
- */
-export function listenTcp(
-  hostname: string,
-  port: number,
-  { backlog, reusePort }: Pick<SocketOptions, "backlog" | "reusePort"> = {},
-): Deno.TcpListener {
-  // Deno exits the whole process when reusePort is used without the flag: check first.
-  if (reusePort && !hasUnstableNet()) {
-    throw new Deno.errors.NotSupported(
-      "reusePort needs Deno's --unstable-net flag: run deno with --unstable-net " +
-        '(or add "unstable": ["net"] to deno.json).',
-    );
-  }
-  try {
-    return Deno.listen({
-      hostname,
-      port,
-      transport: "tcp",
-      ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
-      ...(reusePort ? { reusePort } : {}),
-    });
-  } catch (error) {
-    const where = formatAddress({ transport: "tcp", hostname, port });
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new Deno.errors.AddrInUse(
-        `Cannot listen on ${where}: the address is already in use. ` +
-          `Stop the other server or choose another port (0 picks a free one).`,
-        { cause: error },
-      );
-    }
-    if (error instanceof Deno.errors.PermissionDenied) {
-      throw new Deno.errors.PermissionDenied(
-        `Cannot listen on ${where}: permission denied` + privilegeHint(port, error),
-        { cause: error },
-      );
-    }
-    if (error instanceof Deno.errors.AddrNotAvailable) {
-      throw new Deno.errors.AddrNotAvailable(
-        `Cannot listen on ${where}: no local interface has that address. ` +
-          `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
-        { cause: error },
-      );
-    }
+    acceptor.stop();
     throw error;
   }
 }
-
-const MAX_ACCEPT_BACKOFF = 1000;
 
 class Server implements TcpServer {
   readonly addr: Deno.NetAddr;
   readonly backend: TcpBackend;
-  readonly #listener: Deno.TcpListener;
-  readonly #poller: Poller | null;
-  readonly #acceptor: EpollAcceptor | null;
+  readonly #acceptor: Acceptor;
   readonly #factory: ProtocolFactory;
   readonly #transportOptions: TransportOptions;
-  readonly #setup: ConnectionSetup;
+  readonly #hooks: TransportHooks;
   readonly #shutdownTimeout: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #transports = new Set<ServerTransport>();
+  readonly #transports = new Set<SocketTransport>();
   readonly #finished = Promise.withResolvers<void>();
   readonly #maxConnections: number;
   readonly #idle: IdleClock | undefined;
+  readonly #budget: BufferBudget;
   #accepted = 0;
   #refused = 0;
   /** Bytes of connections already closed; open ones keep their own count. */
   #bytesReceived = 0;
   #bytesSent = 0;
-  readonly #forget = (transport: ServerTransport) => {
-    this.#transports.delete(transport);
-    this.#bytesReceived += transport.bytesReceived;
-    this.#bytesSent += transport.bytesSent;
-    if (this.#stopping) this.#maybeFinish();
-  };
   readonly #onAbort = () => void this.shutdown();
   #stopping = false;
   #accepting = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | undefined;
 
   constructor(
-    listener: Deno.TcpListener,
+    acceptor: Acceptor,
     factory: ProtocolFactory,
     options: TcpServerOptions,
-    setup: ConnectionSetup,
     shutdownTimeout: number,
-    epoll: EpollListener | null,
   ) {
-    this.#listener = listener;
-    this.addr = listener.addr;
-    this.backend = epoll === null ? "deno" : "epoll";
-    this.#poller = epoll?.poller ?? null;
+    this.#acceptor = acceptor;
+    this.addr = acceptor.addr;
+    this.backend = acceptor.backend;
     this.#factory = factory;
     this.#transportOptions = {
-      readBufferSize: options.readBufferSize,
       highWaterMark: options.highWaterMark,
       lowWaterMark: options.lowWaterMark,
     };
-    this.#setup = setup;
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
     this.#maxConnections = options.maxConnections ?? Infinity;
     if (options.idleTimeout !== undefined) {
       this.#idle = new IdleClock(options.idleTimeout, () => this.#transports);
     }
+    this.#budget = new BufferBudget(
+      options.maxBuffered ?? DEFAULT_MAX_BUFFERED,
+      () => this.#transports,
+    );
+    this.#hooks = {
+      onClosed: (transport) => this.#forget(transport),
+      idle: this.#idle,
+      budget: this.#budget,
+    };
+    acceptor.start((driver) => this.#serve(driver), (error) => this.#acceptorEnded(error));
     tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
-    if (epoll === null) {
-      this.#acceptor = null;
-      this.#acceptLoop();
-    } else {
-      this.#acceptor = new EpollAcceptor(
-        epoll.poller,
-        epoll.fd,
-        formatAddress(this.addr),
-        (fd, peer) => this.#startDescriptor(fd, peer),
-      );
-      this.#acceptor.start();
-    }
     if (this.#signal?.aborted) this.shutdown();
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
@@ -429,6 +342,9 @@ class Server implements TcpServer {
       closedIdle: this.#idle?.closed ?? 0,
       bytesReceived,
       bytesSent,
+      buffered: this.#budget.used,
+      bufferedPeak: this.#budget.peak,
+      budgetPauses: this.#budget.pauses,
     };
   }
 
@@ -439,7 +355,7 @@ class Server implements TcpServer {
           `it is shut down.`,
       );
     }
-    return getSocketOptions(this.#listener);
+    return this.#acceptor.getSocketOptions();
   }
 
   shutdown(): Promise<void> {
@@ -450,21 +366,12 @@ class Server implements TcpServer {
     this.#stopping = true;
     tcpLogger.info("Shutting down: {count} open connections", { count: this.#transports.size });
     this.#signal?.removeEventListener("abort", this.#onAbort);
-    if (this.#acceptor !== null) {
-      this.#acceptor.stop();
+    this.#acceptor.stop().then(() => {
       this.#accepting = false;
-    }
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
-    }
-    if (this.#backoff) {
-      clearTimeout(this.#backoff.timer);
-      this.#backoff.resolve();
-    }
+      this.#maybeFinish();
+    });
     // Reads already completed but not yet seen are delivered and answered
-    // first (see TcpTransport.readLast); then each connection flushes and closes.
+    // first (see SocketTransport.readLast); then each connection flushes and closes.
     for (const transport of this.#transports) transport.readLast();
     this.#closeTimer = setTimeout(() => {
       for (const transport of this.#transports) transport.close();
@@ -477,7 +384,6 @@ class Server implements TcpServer {
         this.#abortAll();
       }, this.#shutdownTimeout);
     }
-    this.#maybeFinish();
     return this.finished;
   }
 
@@ -489,6 +395,17 @@ class Server implements TcpServer {
     for (const transport of this.#transports) transport.abort();
   }
 
+  /** Accepting ended on its own: the listener was closed under us, or the poller failed. */
+  #acceptorEnded(error?: Error): void {
+    if (error !== undefined) {
+      tcpLogger.error("Server on {address} can no longer accept: {error}", {
+        address: formatAddress(this.addr),
+        error,
+      });
+    }
+    this.shutdown();
+  }
+
   #maybeFinish(): void {
     if (this.#accepting || this.#transports.size > 0) return;
     clearTimeout(this.#timer);
@@ -498,70 +415,25 @@ class Server implements TcpServer {
       address: formatAddress(this.addr),
       counters: this.counters,
     });
-    // With epoll, finished also waits for the poller's wait to end when nothing else uses it.
-    this.#finished.resolve(this.#poller?.whenIdle());
+    // Finished also waits for what the backend runs to end (the epoll wait), when nothing else uses it.
+    this.#finished.resolve(this.#acceptor.idle());
   }
 
-  async #acceptLoop(): Promise<void> {
-    let backoff = 0;
-    while (!this.#stopping) {
-      try {
-        // The iterator ends when the listener is closed and throws on other
-        // accept errors, after which a fresh iterator carries on.
-        for await (const conn of this.#listener) {
-          backoff = 0;
-          this.#startConnection(conn);
-        }
-      } catch (error) {
-        if (this.#stopping || isLocalCancel(error)) break;
-        backoff = Math.min(Math.max(backoff * 2, 10), MAX_ACCEPT_BACKOFF);
-        tcpLogger.error("Accept on {address} failed: {error}; retrying in {ms} ms", {
-          address: formatAddress(this.addr),
-          error,
-          ms: backoff,
-        });
-        await new Promise<void>((resolve) => {
-          this.#backoff = { timer: setTimeout(resolve, backoff), resolve };
-        });
-        this.#backoff = undefined;
-        continue;
-      }
-      break;
-    }
-    this.#accepting = false;
-    if (!this.#stopping) {
-      // The listener was closed under us: treat it as a shutdown.
-      this.shutdown();
-    }
-    this.#maybeFinish();
+  #forget(transport: SocketTransport): void {
+    this.#transports.delete(transport);
+    this.#bytesReceived += transport.bytesReceived;
+    this.#bytesSent += transport.bytesSent;
+    if (this.#stopping) this.#maybeFinish();
   }
 
-  #startConnection(conn: Deno.TcpConn): void {
-    const protocol = this.#admit(conn.remoteAddr);
-    if (protocol === null) {
-      conn.close();
-      return;
-    }
-    this.#run(
-      new TcpTransport(conn, protocol, this.#transportOptions, this.#setup, {
-        onClosed: this.#forget,
-        idle: this.#idle,
-      }),
-    );
-  }
-
-  #startDescriptor(fd: number, peer: Deno.NetAddr): void {
-    const protocol = this.#admit(peer);
-    if (protocol === null) {
-      this.#poller!.libc.symbols.close(fd);
-      return;
-    }
-    this.#run(
-      new EpollTransport(fd, peer, this.#poller!, protocol, this.#transportOptions, this.#setup, {
-        onClosed: this.#forget,
-        idle: this.#idle,
-      }),
-    );
+  /** Runs a protocol on the connection `driver` carries, or closes it at once. */
+  #serve(driver: Driver): void {
+    const protocol = this.#admit(driver.peerAddr);
+    if (protocol === null) return driver.close();
+    const transport = new SocketTransport(driver, protocol, this.#transportOptions, this.#hooks);
+    this.#accepted++;
+    this.#transports.add(transport);
+    transport.start();
   }
 
   /** A protocol for the connection from `peer`, or `null` when it must be closed at once. */
@@ -584,11 +456,5 @@ class Server implements TcpServer {
       });
       return null;
     }
-  }
-
-  #run(transport: ServerTransport): void {
-    this.#accepted++;
-    this.#transports.add(transport);
-    transport.start();
   }
 }

@@ -71,7 +71,9 @@ export interface DatagramTransport {
    * order as the socket takes them. A datagram the kernel refuses is
    * reported to `errorReceived`, and the transport goes on.
    *
-   * The transport keeps `data` until it is sent: do not change it afterwards.
+   * `data` is yours again when the call returns: the transport queues a
+   * copy, so what goes out is what `data` held at the call (a view of the
+   * receive buffer, or a buffer you reuse, is safe to send).
    *
    * @throws {RangeError} for a datagram larger than UDP carries (65,507 bytes
    * over IPv4, 65,527 over IPv6).

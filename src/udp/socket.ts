@@ -122,7 +122,9 @@ export interface DatagramSocket extends AsyncIterable<Datagram>, AsyncDisposable
    */
   receive(): Promise<Datagram | null>;
   /**
-   * Sends `data` to `to`; resolves once the kernel took it.
+   * Sends `data` to `to`; resolves once the kernel took it. The socket reads
+   * `data` until then: leave it unchanged until the promise settles (the
+   * datagram transport above it sends copies).
    *
    * @throws {RangeError} for a datagram larger than UDP carries to `to` (see
    * {@linkcode checkDatagramSize}).

@@ -19,7 +19,7 @@ import {
 import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { TransportClosedError } from "../errors.ts";
-import { validateWaterMarks } from "../water_marks.ts";
+import { validateWaterMarks } from "../core/water_marks.ts";
 import { readSocketOptionsOf } from "../sockopt/read_back.ts";
 
 /**
@@ -92,7 +92,6 @@ export class UdpTransport implements DatagramTransport {
   readonly #remote: Deno.NetAddr | undefined;
   readonly #accept: ((from: Deno.NetAddr) => boolean) | undefined;
   readonly #onClosed: (() => void) | undefined;
-  readonly #receiveBuffer: ArrayBufferLike | null;
   readonly #debug: boolean;
 
   // Send side: two parallel arrays, so queuing a datagram allocates nothing.
@@ -101,8 +100,6 @@ export class UdpTransport implements DatagramTransport {
   #head = 0;
   #buffered = 0;
   #flushing: Promise<void> | null = null;
-  /** A queued datagram is a view of the receive buffer: receive no more until it is sent. */
-  #holdsReceiveBuffer = false;
   readonly #high: number;
   readonly #low: number;
   #writingPaused = false;
@@ -130,7 +127,6 @@ export class UdpTransport implements DatagramTransport {
     this.#remote = setup.remote;
     this.#accept = setup.accept;
     this.#onClosed = setup.onClosed;
-    this.#receiveBuffer = socket.receiveBuffer;
     const marks = validateWaterMarks(options.highWaterMark, options.lowWaterMark);
     this.#high = marks.high;
     this.#low = marks.low;
@@ -176,8 +172,8 @@ export class UdpTransport implements DatagramTransport {
     }
     const target = this.#target(to);
     checkDatagramSize(data, target);
-    if (data.buffer === this.#receiveBuffer) this.#holdsReceiveBuffer = true;
-    this.#queued.push(data);
+    // Sends are awaited, and the caller may reuse `data` (the receive buffer, say) at once.
+    this.#queued.push(data.slice());
     this.#targets.push(target);
     this.#buffered += data.length;
     if (this.#flushing === null) this.#flushing = this.#flush();
@@ -269,9 +265,8 @@ export class UdpTransport implements DatagramTransport {
     const accept = this.#accept;
     let failures = 0;
     while (!this.#closing) {
-      // A queued datagram still refers to the receive buffer, or too much is
-      // queued: let the sends go out first.
-      while ((this.#holdsReceiveBuffer || this.#writingPaused) && this.#flushing !== null) {
+      // Too much is queued: let the sends go out first.
+      while (this.#writingPaused && this.#flushing !== null) {
         await this.#flushing;
       }
       if (this.#closing) return;
@@ -357,7 +352,6 @@ export class UdpTransport implements DatagramTransport {
       }
     }
     this.#flushing = null;
-    this.#holdsReceiveBuffer = false;
     if (this.#closing) this.#connectionLost(undefined);
   }
 
@@ -399,7 +393,6 @@ export class UdpTransport implements DatagramTransport {
     this.#head = 0;
     this.#buffered = 0;
     this.#flushing = null;
-    this.#holdsReceiveBuffer = false;
     this.#socket.close();
     // Deliver connectionLost on a later turn, as asyncio does, so a close()
     // made inside a callback never re-enters the protocol; and once the

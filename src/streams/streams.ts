@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport } from "./protocol.ts";
+import type { BufferedProtocol, Transport } from "../core/protocol.ts";
 import { resolveLimit, StreamReader, type StreamReaderOptions } from "./stream_reader.ts";
 import { type FlowControl, StreamWriter } from "./stream_writer.ts";
-import { serveTcp, type TcpServer, type TcpServerOptions } from "./server.ts";
-import { connectTcp, type TcpConnectOptions } from "./client.ts";
-import { tcpLogger } from "./_log.ts";
+import { serveTcp, type TcpServer, type TcpServerOptions } from "../tcp/server.ts";
+import { connectTcp, type TcpConnectOptions } from "../tcp/client.ts";
+import { tcpLogger } from "../core/_log.ts";
 import { formatAddress } from "../_address.ts";
 import { isPeerFault } from "../errors.ts";
 

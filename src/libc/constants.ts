@@ -1,7 +1,10 @@
 /**
- * Socket option numbers per operating system, checked against the system
- * headers (Linux: asm-generic/socket.h, netinet/tcp.h; macOS: sys/socket.h,
- * netinet/tcp.h). Other systems have none: the options report "not supported".
+ * The system's numbers, checked against its headers: socket option numbers
+ * per operating system (Linux: asm-generic/socket.h, netinet/tcp.h; macOS:
+ * sys/socket.h, netinet/tcp.h; other systems have none, and the options
+ * report "not supported"), and the Linux numbers of epoll, sockets and errno
+ * that the epoll backend uses (sys/epoll.h, fcntl.h, sys/socket.h, errno.h;
+ * the same on x86_64 and aarch64).
  *
  * @module
  */
@@ -125,3 +128,67 @@ export function platformConstants(
       return null;
   }
 }
+
+// ---- Linux: epoll, sockets, errno -------------------------------------------
+
+/** Readable (or a listener has a connection waiting). */
+export const EPOLLIN = 0x001;
+/** Writable. */
+export const EPOLLOUT = 0x004;
+/** An error is pending on the socket (the next `recv` or `send` reports it). */
+export const EPOLLERR = 0x008;
+/** Both directions are shut down. */
+export const EPOLLHUP = 0x010;
+/** `epoll_ctl`: add a descriptor. */
+export const EPOLL_CTL_ADD = 1;
+/** `epoll_ctl`: remove a descriptor. */
+export const EPOLL_CTL_DEL = 2;
+/** `epoll_ctl`: change a descriptor's events. */
+export const EPOLL_CTL_MOD = 3;
+/**
+ * Bytes per `struct epoll_event`: packed (12) on x86_64, naturally aligned
+ * (16) elsewhere; the 64-bit `data` field follows the 32-bit `events`.
+ */
+export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+/** Where `data` starts in a `struct epoll_event`. */
+export const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+
+/** Close-on-exec, for `epoll_create1`, `eventfd` and `accept4`. */
+export const O_CLOEXEC = 0x80000;
+/** Non-blocking, for `eventfd` and `accept4`. */
+export const O_NONBLOCK = 0x800;
+/** `socket` type flag: close-on-exec. */
+export const SOCK_CLOEXEC = O_CLOEXEC;
+/** `socket` type flag: non-blocking. */
+export const SOCK_NONBLOCK = O_NONBLOCK;
+/** `send` flag: a closed peer gives EPIPE, not a SIGPIPE that kills the process. */
+export const MSG_NOSIGNAL = 0x4000;
+/** `shutdown` of the sending direction. */
+export const SHUT_WR = 1;
+
+/** Interrupted by a signal: try again. */
+export const EINTR = 4;
+/** Bad descriptor. */
+export const EBADF = 9;
+/** Nothing to read, or no room to write, now. */
+export const EAGAIN = 11;
+/** Permission denied (a privileged port). */
+export const EACCES = 13;
+/** The peer closed: writing is not possible. */
+export const EPIPE = 32;
+/** The address is taken. */
+export const EADDRINUSE = 98;
+/** No local interface has the address. */
+export const EADDRNOTAVAIL = 99;
+/** The connection was aborted before `accept` took it. */
+export const ECONNABORTED = 103;
+/** The peer reset the connection. */
+export const ECONNRESET = 104;
+/** The socket is not connected. */
+export const ENOTCONN = 107;
+/** The connection timed out (keep-alive probes went unanswered). */
+export const ETIMEDOUT = 110;
+/** The process has no descriptor left. */
+export const EMFILE = 24;
+/** The system has no descriptor left. */
+export const ENFILE = 23;

@@ -1,19 +1,13 @@
 /**
- * The buffers stream readers receive into, shared by the whole process.
- *
- * A reader takes one when data arrives and gives it back once it has handed
- * all of it out, so a connection that is waiting holds no buffer, while busy
+ * Free lists of same-size buffers, shared by the whole process: the chunks
+ * of the transports' write queues and the buffers stream readers receive
+ * into. A connection takes one when it has bytes to hold and gives it back
+ * once they are gone, so a waiting connection holds none, while busy
  * connections keep reusing the same few. Dropping a buffer per read instead
  * makes V8 run a full collection for every few dozen megabytes received.
  *
  * @module
  */
-
-/** The size of a pooled buffer: one read of the epoll backend fits. */
-export const POOLED_BUFFER_SIZE = 256 * 1024;
-
-/** How many free buffers the pool keeps (8 MiB); more are left to the collector. */
-export const MAX_FREE_BUFFERS = 32;
 
 /** A free list of same-size buffers. */
 export class BufferPool {
@@ -23,7 +17,7 @@ export class BufferPool {
   readonly #max: number;
 
   /** A pool of `size`-byte buffers that keeps at most `maxFree` unused ones. */
-  constructor(size: number = POOLED_BUFFER_SIZE, maxFree: number = MAX_FREE_BUFFERS) {
+  constructor(size: number, maxFree: number) {
     this.size = size;
     this.#max = maxFree;
   }
@@ -46,6 +40,3 @@ export class BufferPool {
     if (buffer.length === this.size && this.#free.length < this.#max) this.#free.push(buffer);
   }
 }
-
-/** The pool of the process's stream readers. */
-export const readerBuffers: BufferPool = new BufferPool();

@@ -4,10 +4,22 @@
  * @module
  */
 
-import type { Transport } from "./protocol.ts";
+import type { Transport } from "../core/protocol.ts";
+import { chargeBuffered } from "../core/transport.ts";
+import { BufferPool } from "../core/buffer_pool.ts";
 import { checkInteger } from "../_validate.ts";
 import { indexOfBytes } from "../_bytes.ts";
-import { readerBuffers } from "./buffer_pool.ts";
+
+/** The size of a pooled reader buffer: one read of the epoll backend fits. */
+export const POOLED_BUFFER_SIZE = 256 * 1024;
+
+/**
+ * The buffers stream readers receive into, shared by the process: a reader
+ * takes one when data arrives and gives it back once it has handed all of
+ * it out, so a waiting connection holds none. At most 32 free ones are kept
+ * (8 MiB).
+ */
+export const readerBuffers: BufferPool = new BufferPool(POOLED_BUFFER_SIZE, 32);
 
 /**
  * The default buffer limit of a {@linkcode StreamReader}: 64 KiB, as in
@@ -183,12 +195,6 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   #end = 0;
   /** The buffer the view {@linkcode StreamReader.readBorrowed} handed out is in, until the next read. */
   #lent: Uint8Array | null = null;
-  /**
-   * Whether lent views come back free: nothing was queued on the transport
-   * when the last one did. While they do not (a transport that keeps written
-   * data by reference), buffers are sized to the data instead of pooled.
-   */
-  #recycles = true;
   #eof = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
@@ -296,9 +302,13 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (nbytes > 0) this.#added(nbytes);
   }
 
-  /** After `length` bytes were appended: pauses the transport past twice the limit, answers a waiting read. */
+  /**
+   * After `length` bytes were appended: counts them against the server's
+   * budget, pauses the transport past twice the limit, answers a waiting read.
+   */
   #added(length: number): void {
     this.#end += length;
+    if (this.#transport !== null) chargeBuffered(this.#transport, length);
     if (!this.#paused && this.#transport && this.#end - this.#start > 2 * this.#limit) {
       this.#paused = true;
       this.#transport.pauseReading();
@@ -372,10 +382,9 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    * a view of the reader's buffer, lent until the next read from this reader
    * (any read method). Everything buffered comes at once, up to `n` bytes.
    *
-   * The view may be written to this connection's writer: if the transport
-   * still holds it at the next read, the reader leaves that buffer to it. To
-   * keep the bytes longer, or to write them to another connection, copy them
-   * (`view.slice()`).
+   * The view may be written to any writer, this connection's or another's:
+   * a write copies what it cannot send at once. To keep the bytes past the
+   * next read, copy them (`view.slice()`).
    *
    * @example Echo without a copy per read
    * ```ts
@@ -543,29 +552,23 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * Ends the lend of the last borrowed view; every read starts with it. When
-   * the transport has nothing queued, no write holds the view and its buffer
-   * is ours again. Otherwise a queued write may still read it: that buffer is
-   * left to the write, and what is unread moves to another.
+   * Ends the lend of the last borrowed view; every read starts with it. The
+   * view's buffer is ours again (writes copy what they keep).
    */
   #takeBack(): void {
     const lent = this.#lent!;
     this.#lent = null;
-    const free = this.#transport === null || this.#transport.getWriteBufferSize() === 0;
-    this.#recycles = free;
     if (lent !== this.#buffer) {
       // Data that came during the lend moved to another buffer; this one is spare.
-      if (free) readerBuffers.give(lent);
+      readerBuffers.give(lent);
     } else if (this.#start === this.#end) {
-      if (free) this.#readOut();
-      else this.#dropBuffer();
-    } else if (!free) {
-      this.#buffer = this.#copyUnread(this.#end - this.#start);
+      this.#readOut();
     }
   }
 
   #consume(n: number): void {
     this.#start += n;
+    if (this.#transport !== null) chargeBuffered(this.#transport, -n);
     if (this.#start === this.#end && this.#lent !== this.#buffer) this.#readOut();
     if (this.#paused && this.#end - this.#start <= this.#limit) {
       this.#paused = false;
@@ -580,11 +583,6 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       readerBuffers.give(this.#buffer);
       this.#buffer = EMPTY;
     }
-  }
-
-  #dropBuffer(): void {
-    this.#buffer = EMPTY;
-    this.#start = this.#end = 0;
   }
 
   #find(sep: Uint8Array, from: number): number {
@@ -616,9 +614,6 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     let fresh: Uint8Array;
     if (needed > readerBuffers.size) {
       fresh = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
-    } else if (!this.#recycles) {
-      // Lent views stay with the transport: size to the data, as its writes will hold it.
-      fresh = new Uint8Array(needed);
     } else if (needed >= SMALL_BUFFER) {
       fresh = readerBuffers.take();
     } else {

@@ -1,16 +1,22 @@
 /**
- * Finds the file descriptor behind a Deno socket. Deno exposes none, so we
- * match `getsockname`/`getpeername` and the socket type against the socket's
- * addresses over the process's open descriptors. {@linkcode findSocketFd} is
- * one pass over the fd table, meant for once per listener; connections are
- * found with a few probes by `locate.ts`.
+ * Finds the file descriptor behind a socket Deno opened. Deno exposes none,
+ * so we match `getsockname`/`getpeername` and the socket type against the
+ * socket's addresses over the process's open descriptors.
+ * {@linkcode findSocketFd} is one pass over the whole fd table, meant for
+ * once per listener; connections are found with a few probes by
+ * `locate.ts`.
+ *
+ * A connected socket is named for certain by its two addresses. A listener
+ * or a bound UDP socket is not when another socket of the process has the
+ * same address (two `reusePort` listeners on one port): then no descriptor
+ * is returned, rather than a guess that may be the other socket. The epoll
+ * backend never needs this: it opens its sockets itself.
  *
  * @module
  */
 
-import type { Libc } from "./libc.ts";
-
-const SOCKADDR_SIZE = 128;
+import type { Libc } from "../libc/libc.ts";
+import { canonicalHost, parseSockaddr, SOCKADDR_SIZE } from "./address.ts";
 
 /** What identifies the socket we look for. */
 export interface SocketIdentity {
@@ -50,13 +56,25 @@ const intValue = new Int32Array(1);
  * none matches: one pass over the whole descriptor table.
  *
  * @throws {Deno.errors.NotCapable} without read access to the descriptor list.
+ * @throws {Error} when more than one socket matches (two listeners sharing a
+ * port with `reusePort`): which one is meant cannot be known.
  */
 export function findSocketFd(libc: Libc, identity: SocketIdentity): number | null {
+  let found: number | null = null;
   for (const entry of Deno.readDirSync(libc.constants.fdDirectory)) {
     const fd = Number(entry.name);
-    if (Number.isInteger(fd) && isSocket(libc, fd, identity)) return fd;
+    if (!Number.isInteger(fd) || !isSocket(libc, fd, identity)) continue;
+    // A connected socket's two addresses name it alone: no need to look further.
+    if (identity.remote) return fd;
+    if (found !== null) {
+      throw new Error(
+        `${found} and ${fd} (and perhaps more) are bound to that address in this process ` +
+          `(reusePort), so its descriptor cannot be told apart`,
+      );
+    }
+    found = fd;
   }
-  return null;
+  return found;
 }
 
 /** `true` when descriptor `fd` is the socket `identity` describes. */
@@ -89,51 +107,7 @@ function sameAddress(
   if (libc.symbols[call](fd, scratch, length) !== 0) return false;
   // The port is at the same place in both families: compare it before decoding the host.
   if (((scratch[2] << 8) | scratch[3]) !== wanted.port) return false;
-  const address = parseSockaddr(libc, scratch);
+  const address = parseSockaddr(libc.constants, scratch);
   return address !== null && address.port === wanted.port &&
     address.hostname === canonicalHost(wanted.hostname);
-}
-
-/** Decodes a `sockaddr_in`/`sockaddr_in6`; `null` for other families. */
-export function parseSockaddr(
-  libc: Libc,
-  bytes: Uint8Array,
-): { hostname: string; port: number } | null {
-  const { AF_INET, AF_INET6, sockaddrHasLength } = libc.constants;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const family = sockaddrHasLength ? bytes[1] : view.getUint16(0, true);
-  const port = view.getUint16(2, false);
-  if (family === AF_INET) return { hostname: bytes.subarray(4, 8).join("."), port };
-  if (family === AF_INET6) return { hostname: formatIpv6(bytes.subarray(8, 24)), port };
-  return null;
-}
-
-/** Formats 16 bytes as RFC 5952 text, as Deno prints IPv6 addresses. */
-export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.subarray(12, 16).join(".")}`;
-  }
-  // The longest run of two or more zero groups becomes "::" (the first, on a tie).
-  let bestStart = -1, bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = (from: number, to: number) =>
-    groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  if (bestStart === -1) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
-}
-
-/** Deno may print an IPv6 host with brackets or a zone; compare without them. */
-function canonicalHost(hostname: string): string {
-  return hostname.replace(/^\[|\]$/g, "").replace(/%.*$/, "").toLowerCase();
 }

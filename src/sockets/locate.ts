@@ -10,7 +10,7 @@
  */
 
 import { findSocketFd, isSocket, type SocketIdentity } from "./fd.ts";
-import type { Libc } from "./libc.ts";
+import type { Libc } from "../libc/libc.ts";
 
 /** Descriptors tried just past the last one found, and past the highest one. */
 const PROBES_AFTER_LAST = 8;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ExtraInfo, ExtraInfoName, Transport } from "./protocol.ts";
+import type { ExtraInfo, ExtraInfoName, Transport } from "../core/protocol.ts";
 
 const encoder = new TextEncoder();
 const ignore = () => {};
@@ -105,8 +105,9 @@ export class StreamWriter {
   }
 
   /**
-   * Queues `data` (a string is sent as UTF-8). Keep `data` unchanged until it
-   * is sent.
+   * Sends `data` (a string is sent as UTF-8): what the socket takes now at
+   * once, a copy of the rest queued. `data` is yours again when the call
+   * returns, so a borrowed view or a reused buffer is safe to write.
    *
    * @throws {TransportClosedError} after `close`, `abort` or `writeEof`.
    */

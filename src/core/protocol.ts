@@ -10,7 +10,7 @@
  */
 
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
-import type { WaterMarks } from "../water_marks.ts";
+import type { WaterMarks } from "./water_marks.ts";
 
 /**
  * What {@linkcode Transport.getExtraInfo} returns, by name.
@@ -66,11 +66,13 @@ export type ExtraInfoName = keyof ExtraInfo;
  */
 export interface Transport {
   /**
-   * Queues `data` to be sent. Never blocks, drops or reorders bytes: what the
-   * socket cannot take now is buffered and sent in order. Past the high water
-   * mark the protocol's `pauseWriting` is called.
+   * Sends `data`. Never blocks, drops or reorders bytes: what the socket
+   * takes now is sent at once, and a copy of the rest is queued and sent in
+   * order. Past the high water mark the protocol's `pauseWriting` is called.
    *
-   * The transport keeps `data` until it is sent: do not change it afterwards.
+   * `data` is yours again when the call returns: what goes out is what it
+   * held at the call, wherever it lives (another connection's read buffer,
+   * a view `dataReceived` got, a buffer you reuse).
    * Throws after `writeEof`, `close` or `abort`.
    */
   write(data: Uint8Array): void;
@@ -155,7 +157,8 @@ export interface Protocol {
   /**
    * Called with each chunk read. `data` is a view of the transport's read
    * buffer, valid only until this call returns: copy it (`data.slice()`) to
-   * keep it. Passing it to `transport.write` in this call is safe.
+   * keep it. Writing it, to this connection or any other, is safe: `write`
+   * copies what it cannot send at once.
    */
   dataReceived?(data: Uint8Array): void;
   /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkInteger } from "./_validate.ts";
+import { checkInteger } from "../_validate.ts";
 
 /**
  * The default write-buffer high water mark: 64 KiB, as in asyncio. The low

@@ -1,0 +1,104 @@
+/**
+ * The bytes a transport could not send at once, kept in order until the
+ * socket takes them. Every byte is copied in: what a caller handed to
+ * `write()` is theirs again as soon as the call returns (the next read may
+ * overwrite it, they may reuse it), and what goes out is what it held at
+ * the call. This is asyncio's rule, and what makes forwarding from one
+ * connection's read buffer into another connection safe.
+ *
+ * Small writes are packed into chunks of {@linkcode WRITE_CHUNK_SIZE} bytes
+ * taken from a pool shared by the process, so a busy connection does not
+ * allocate a buffer per write, and an empty queue holds none.
+ *
+ * A driver sends from {@linkcode WriteQueue.peek} and reports with
+ * {@linkcode WriteQueue.consume}. A view that `peek` returned stays intact
+ * until `consume`: later writes only fill the room after it, so a send still
+ * in flight (a Deno `conn.write`) never sees its bytes change.
+ *
+ * @module
+ */
+
+import { BufferPool } from "./buffer_pool.ts";
+
+/** The size of a pooled chunk: a write smaller than this is packed with others. */
+export const WRITE_CHUNK_SIZE = 16 * 1024;
+
+/** Free chunks the process keeps (1 MiB); more are left to the collector. */
+const MAX_FREE_CHUNKS = 64;
+
+const chunks: BufferPool = new BufferPool(WRITE_CHUNK_SIZE, MAX_FREE_CHUNKS);
+
+/** See the module documentation. */
+export class WriteQueue {
+  /** Bytes queued and not yet consumed. */
+  size = 0;
+  /** Owned buffers, oldest first; `#ends[i]` is how full `#chunks[i]` is. */
+  #chunks: Uint8Array[] = [];
+  #ends: number[] = [];
+  /** The first chunk with unsent bytes, and where they start in it. */
+  #head = 0;
+  #start = 0;
+
+  /** Copies `data` from offset `from` to the end of the queue. */
+  append(data: Uint8Array, from = 0): void {
+    let length = data.length - from;
+    if (length <= 0) return;
+    this.size += length;
+    const last = this.#chunks.length - 1;
+    if (last >= this.#head) {
+      // Fill the room left in the newest chunk; a view peek() lent ends before it.
+      const tail = this.#chunks[last];
+      const end = this.#ends[last];
+      const n = Math.min(tail.length - end, length);
+      if (n > 0) {
+        tail.set(data.subarray(from, from + n), end);
+        this.#ends[last] = end + n;
+        from += n;
+        length -= n;
+        if (length === 0) return;
+      }
+    }
+    const chunk = length <= WRITE_CHUNK_SIZE ? chunks.take() : new Uint8Array(length);
+    chunk.set(from === 0 ? data : data.subarray(from));
+    this.#chunks.push(chunk);
+    this.#ends.push(length);
+  }
+
+  /**
+   * The oldest unsent bytes (all of one chunk), or `null` when the queue is
+   * empty. The view stays valid until {@linkcode WriteQueue.consume}.
+   */
+  peek(): Uint8Array | null {
+    if (this.size === 0) return null;
+    return this.#chunks[this.#head].subarray(this.#start, this.#ends[this.#head]);
+  }
+
+  /** `n` bytes from the front were sent: forgets them, and gives emptied chunks back. */
+  consume(n: number): void {
+    this.size -= n;
+    let start = this.#start + n;
+    while (this.#head < this.#chunks.length && start >= this.#ends[this.#head]) {
+      start -= this.#ends[this.#head];
+      chunks.give(this.#chunks[this.#head]);
+      this.#head++;
+    }
+    this.#start = start;
+    if (this.#head === this.#chunks.length) this.#reset();
+  }
+
+  /**
+   * Drops everything queued. The chunks go to the collector, not the pool:
+   * a send still in flight may read them.
+   */
+  clear(): void {
+    this.size = 0;
+    this.#reset();
+  }
+
+  #reset(): void {
+    this.#chunks.length = 0;
+    this.#ends.length = 0;
+    this.#head = 0;
+    this.#start = 0;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The Deno-conn driver: the I/O of a connection on a `Deno.TcpConn` (the
+ * `deno` backend, and every client), with awaited reads and writes. One
+ * read loop and one write loop per connection; the transport core holds the
+ * state, and the write queue this driver sends from.
+ *
+ * Reads go into a buffer of the connection's own, since a read in flight
+ * owns it. Its size follows the traffic: it starts at
+ * {@linkcode MIN_READ_BUFFER}, grows fourfold each time a read fills it (up
+ * to `readBufferSize`), and halves after a run of reads that used a quarter
+ * of it or less. An idle connection therefore holds a small buffer, and a
+ * busy one reads its messages whole. (A read in flight cannot be given
+ * another buffer: a connection that goes quiet right after large reads
+ * keeps its buffer until its next read.)
+ *
+ * Deno reads a buffer handed to `conn.write` while the write is in flight,
+ * so nothing is ever sent from a caller's memory: `trySend` takes nothing,
+ * and every write is copied into the queue (asyncio's proactor transports
+ * do the same), where small ones are packed together.
+ *
+ * @module
+ */
+
+import type { Driver, SocketTransport } from "../core/transport.ts";
+import { tcpLogger } from "../core/_log.ts";
+import { DEFAULT_READ_BUFFER_SIZE } from "../core/options.ts";
+import { isLocalCancel } from "../errors.ts";
+import {
+  findConnectionFd,
+  readConnectionOptions,
+  rearmQuickAck,
+  releaseConnectionFd,
+  setConnectionOptions,
+} from "../sockopt/connection.ts";
+import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
+import type { ConnectionSetup } from "../sockopt/setup.ts";
+
+/** The read buffer of a connection that has not read much yet: 1 KiB. */
+export const MIN_READ_BUFFER = 1024;
+/** Reads in a row that used at most a quarter of the buffer before it halves. */
+const SHRINK_AFTER = 8;
+
+/** A {@linkcode Driver} over a `Deno.TcpConn`. */
+export class ConnDriver implements Driver {
+  readonly peerAddr: Deno.NetAddr;
+  readonly #conn: Deno.TcpConn;
+  readonly #setup: ConnectionSetup;
+  readonly #maxRead: number;
+  #transport!: SocketTransport;
+  #buffer: Uint8Array;
+  /** Reads in a row that used a quarter of the buffer or less. */
+  #smallReads = 0;
+  /** The socket's descriptor once looked up (quick-ack, per-connection options, debug); else -1. */
+  #fd = -1;
+  /** Wakes the read loop waiting for reading to be on again, or for the close. */
+  #wake: (() => void) | null = null;
+  #writing = false;
+  #closed = false;
+
+  /**
+   * Wraps `conn`; `setup` is the socket work left for each connection (see
+   * `setUpListener`), `readBufferSize` the largest read (default 64 KiB).
+   */
+  constructor(
+    conn: Deno.TcpConn,
+    setup: ConnectionSetup,
+    readBufferSize: number = DEFAULT_READ_BUFFER_SIZE,
+  ) {
+    this.#conn = conn;
+    this.peerAddr = conn.remoteAddr;
+    this.#setup = setup;
+    this.#maxRead = readBufferSize;
+    this.#buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, readBufferSize));
+  }
+
+  /** The size of the buffer the next read goes into (for tests and benchmarks). */
+  get readBufferSize(): number {
+    return this.#buffer.length;
+  }
+
+  attach(transport: SocketTransport): void {
+    this.#transport = transport;
+    const setup = this.#setup;
+    const peer = transport.peer;
+    if (setup.noDelay !== undefined || setup.keepAlive !== undefined) {
+      try {
+        if (setup.noDelay !== undefined) this.#conn.setNoDelay(setup.noDelay);
+        if (setup.keepAlive !== undefined) this.#conn.setKeepAlive(setup.keepAlive);
+      } catch (error) {
+        // Failing here must not break the callback order (connectionMade comes first).
+        tcpLogger.debug("Cannot set socket options of {peer}: {error}", { peer, error });
+      }
+    }
+    const perConnection = setup.perConnection.length > 0;
+    if (setup.quickAck || perConnection || transport.debug) {
+      this.#fd = findConnectionFd(this.#conn);
+    }
+    if (perConnection && this.#fd >= 0) {
+      try {
+        setConnectionOptions(this.#fd, setup.perConnection);
+      } catch (error) {
+        tcpLogger.warning("Cannot set socket options of {peer}: {error}", { peer, error });
+      }
+    }
+    if (transport.debug && this.#fd >= 0) {
+      try {
+        const values = readConnectionOptions(this.#fd);
+        tcpLogger.debug("Socket options of {peer}: {values}", { peer, values });
+      } catch (error) {
+        tcpLogger.debug("Cannot read socket options of {peer}: {error}", { peer, error });
+      }
+    }
+  }
+
+  start(): void {
+    this.#readLoop();
+  }
+
+  setReading(): void {
+    // The loop looks again at whether to read, and whether it may deliver what it holds.
+    this.#wakeUp();
+  }
+
+  trySend(): number {
+    return 0;
+  }
+
+  startWriting(): void {
+    if (!this.#writing) this.#writeLoop();
+  }
+
+  shutdownWrite(): void {
+    this.#conn.closeWrite().catch((error) => {
+      if (!this.#closed) this.#transport.fail(error);
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Give the descriptor up first: once closed, the kernel may hand its number to another socket.
+    releaseConnectionFd(this.#fd);
+    this.#fd = -1;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by Deno (the resource is gone); nothing more to release.
+    }
+    this.#wakeUp();
+  }
+
+  localAddr(): Deno.NetAddr {
+    return this.#conn.localAddr;
+  }
+
+  socketOptions(): SocketOptionValues {
+    if (this.#fd < 0) this.#fd = findConnectionFd(this.#conn);
+    // Without a descriptor, getSocketOptions throws the precise reason (no FFI, ...).
+    return this.#fd >= 0 ? readConnectionOptions(this.#fd) : getSocketOptions(this.#conn);
+  }
+
+  // ---- Reading -----------------------------------------------------------
+
+  async #readLoop(): Promise<void> {
+    const conn = this.#conn;
+    const transport = this.#transport;
+    const quickAckFd = this.#setup.quickAck ? this.#fd : -1;
+    try {
+      for (;;) {
+        while (!transport.reading) {
+          if (this.#closed) return;
+          await this.#wakeCall();
+        }
+        if (this.#closed) return;
+        const buffer = this.#buffer;
+        const n = await conn.read(buffer);
+        // Reading was paused while the read was in flight: deliver once it resumes.
+        while (transport.holdsReads && !this.#closed) await this.#wakeCall();
+        if (n === null) {
+          if (this.#closed) return;
+          transport.endOfInput();
+          continue;
+        }
+        if (quickAckFd >= 0 && !this.#closed) rearmQuickAck(quickAckFd);
+        // Delivered even after a close (the transport counts the bytes, then drops them).
+        transport.received(buffer.subarray(0, n));
+        if (this.#closed) return;
+        this.#fit(n);
+      }
+    } catch (error) {
+      if (this.#closed && isLocalCancel(error)) return;
+      transport.fail(error);
+    }
+  }
+
+  /** Sizes the next read's buffer after a read of `n` bytes (see the module documentation). */
+  #fit(n: number): void {
+    const size = this.#buffer.length;
+    if (n === size) {
+      this.#smallReads = 0;
+      if (size < this.#maxRead) this.#buffer = new Uint8Array(Math.min(this.#maxRead, 4 * size));
+    } else if (n <= size >> 2 && size > MIN_READ_BUFFER) {
+      if (++this.#smallReads >= SHRINK_AFTER) {
+        this.#smallReads = 0;
+        this.#buffer = new Uint8Array(Math.max(MIN_READ_BUFFER, size >> 1));
+      }
+    } else {
+      this.#smallReads = 0;
+    }
+  }
+
+  #wakeCall(): Promise<void> {
+    return new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    if (wake !== null) {
+      this.#wake = null;
+      wake();
+    }
+  }
+
+  // ---- Writing -----------------------------------------------------------
+
+  async #writeLoop(): Promise<void> {
+    this.#writing = true;
+    const conn = this.#conn;
+    const transport = this.#transport;
+    const queue = transport.queue;
+    try {
+      // The view peek() lends stays intact until sent() consumes it, even as writes queue more.
+      for (let chunk; (chunk = queue.peek()) !== null;) {
+        const n = await conn.write(chunk);
+        if (this.#closed) return;
+        transport.sent(n);
+        if (this.#closed) return;
+      }
+    } catch (error) {
+      if (!this.#closed) transport.fail(error);
+    } finally {
+      this.#writing = false;
+    }
+  }
+}

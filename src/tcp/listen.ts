@@ -1,0 +1,129 @@
+/**
+ * Opening a server's listening socket on the backend it runs on: the
+ * choice between epoll and Deno's sockets is made here, once, and the
+ * server gets an {@linkcode Acceptor} either way. Errors name the address
+ * and say what to try.
+ *
+ * @module
+ */
+
+import { formatAddress } from "../_address.ts";
+import { hasUnstableNet } from "../_unstable.ts";
+import { privilegeHint } from "../errors.ts";
+import { tcpLogger } from "../core/_log.ts";
+import { getPoller } from "../poll/poller.ts";
+import { setUpListener } from "../sockopt/setup.ts";
+import type { SocketOptions } from "../sockopt/socket_options.ts";
+import type { Acceptor, AcceptorBackend } from "./acceptor.ts";
+import { DenoAcceptor } from "./deno_acceptor.ts";
+import { openEpollAcceptor } from "./epoll_acceptor.ts";
+
+/** The backlog Deno uses when none is given, and so do we on both backends. */
+export const DEFAULT_BACKLOG = 511;
+
+/** What {@linkcode openAcceptor} needs: where, how, and the options of the socket. */
+export interface ListenOptions extends SocketOptions {
+  /** The address to listen on. */
+  hostname: string;
+  /** The port; 0 for any free one. */
+  port: number;
+  /** The backend to use; by default epoll where it can run, else deno. */
+  backend?: AcceptorBackend;
+  /** The largest read per connection. */
+  readBufferSize?: number;
+}
+
+/**
+ * Listens as `options` say on the backend they ask for (by default epoll
+ * where it can run: Linux with `--allow-ffi`; else Deno's sockets).
+ *
+ * @throws {Deno.errors.NotSupported} when `backend: "epoll"` cannot run
+ * here, or `reusePort` is asked of the deno backend without `--unstable-net`.
+ * @throws {Deno.errors.AddrInUse} (and the other errors of a bind) naming the address.
+ */
+export function openAcceptor(options: ListenOptions): Acceptor {
+  const { hostname, port, backend } = options;
+  const backlog = options.backlog ?? DEFAULT_BACKLOG;
+  if (backend !== "deno") {
+    const poller = getPoller();
+    if (typeof poller !== "string") {
+      try {
+        return openEpollAcceptor(poller, hostname, port, backlog, options);
+      } catch (error) {
+        throw explainListenError(error, hostname, port);
+      }
+    }
+    if (backend === "epoll") {
+      throw new Deno.errors.NotSupported(
+        `The epoll backend cannot run here: ${poller}. ` +
+          `Use backend "deno" (or leave it unset) to serve through Deno's own sockets.`,
+      );
+    }
+    tcpLogger.debug("Serving through Deno's sockets: {reason}", { reason: poller });
+  }
+  const listener = listenTcp(hostname, port, options);
+  try {
+    return new DenoAcceptor(listener, setUpListener(listener, options), options.readBufferSize);
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+}
+
+/**
+ * `Deno.listen` with the backlog and `reusePort`, and errors that name the
+ * address and say what to try.
+ *
+ * @throws {Deno.errors.NotSupported} for `reusePort` without `--unstable-net`.
+ */
+export function listenTcp(
+  hostname: string,
+  port: number,
+  { backlog, reusePort }: Pick<SocketOptions, "backlog" | "reusePort"> = {},
+): Deno.TcpListener {
+  // Deno exits the whole process when reusePort is used without the flag: check first.
+  if (reusePort && !hasUnstableNet()) {
+    throw new Deno.errors.NotSupported(
+      "reusePort on the deno backend needs Deno's --unstable-net flag: run deno with " +
+        '--unstable-net (or add "unstable": ["net"] to deno.json), or use the epoll backend ' +
+        "(Linux, --allow-ffi), which needs no flag for it.",
+    );
+  }
+  try {
+    return Deno.listen({
+      hostname,
+      port,
+      transport: "tcp",
+      ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
+      ...(reusePort ? { reusePort } : {}),
+    });
+  } catch (error) {
+    throw explainListenError(error, hostname, port);
+  }
+}
+
+/** `error` from a bind on `hostname:port`, with a message that says what to do about it. */
+function explainListenError(error: unknown, hostname: string, port: number): unknown {
+  const where = formatAddress({ transport: "tcp", hostname, port });
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new Deno.errors.AddrInUse(
+      `Cannot listen on ${where}: the address is already in use. ` +
+        `Stop the other server or choose another port (0 picks a free one).`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new Deno.errors.PermissionDenied(
+      `Cannot listen on ${where}: permission denied` + privilegeHint(port, error),
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new Deno.errors.AddrNotAvailable(
+      `Cannot listen on ${where}: no local interface has that address. ` +
+        `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
+      { cause: error },
+    );
+  }
+  return error;
+}

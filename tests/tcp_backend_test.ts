@@ -210,3 +210,71 @@ Deno.test("without --allow-ffi the default backend is deno, and asking for epoll
   assert(lines[1].startsWith("epoll: NotSupported: The epoll backend cannot run here"), lines[1]);
   assertStringIncludes(lines[1], "--allow-ffi");
 });
+
+/** The sockets this process holds (entries of /proc/self/fd that are sockets). */
+function openSockets(): number {
+  let count = 0;
+  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith("socket:")) count++;
+    } catch {
+      // Closed since the directory was read.
+    }
+  }
+  return count;
+}
+
+Deno.test({
+  name:
+    "epoll backend: two reusePort servers in one process both serve, then leave no socket behind",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // The poller (an epoll instance and an eventfd, not sockets) lives as long as the process.
+    await serveEcho({ port: 0, backend: "epoll" }).shutdown();
+    const before = openSockets();
+    const first = serveEcho({ port: 0, backend: "epoll", reusePort: true });
+    const second = serveEcho({ port: first.addr.port, backend: "epoll", reusePort: true });
+    assertEquals(second.addr.port, first.addr.port);
+    assertEquals(first.getSocketOptions().reusePort, true);
+    assertEquals(second.getSocketOptions().reusePort, true);
+    // The kernel spreads connections over both listeners: serve enough that both get some.
+    const conns = await Promise.all(Array.from({ length: 32 }, () => dial(first.addr)));
+    await Promise.all(conns.map(async (conn, i) => {
+      await writeAll(conn, encode(`hello ${i}`));
+      assertEquals(decode(await readExactly(conn, `hello ${i}`.length)), `hello ${i}`);
+    }));
+    assertEquals(first.counters.accepted + second.counters.accepted, 32);
+    assert(first.counters.accepted > 0 && second.counters.accepted > 0, "one listener got all");
+    for (const conn of conns) conn.close();
+    await Promise.all([first.shutdown(), second.shutdown()]);
+    assertEquals(openSockets(), before, "sockets left open after both servers shut down");
+  },
+});
+
+for (const backend of TCP_BACKENDS) {
+  Deno.test({
+    name: `${backend} backend: a server that fails to start leaves no socket behind`,
+    ignore: Deno.build.os !== "linux",
+    async fn() {
+      await serveEcho({ port: 0, backend }).shutdown();
+      const before = openSockets();
+      await using taken = serveEcho({ port: 0, backend });
+      const during = openSockets();
+      for (let i = 0; i < 5; i++) {
+        assertThrows(
+          () => serveEcho({ port: taken.addr.port, backend }),
+          Deno.errors.AddrInUse,
+          `Cannot listen on 127.0.0.1:${taken.addr.port}: the address is already in use`,
+        );
+        assertThrows(
+          () => serveTcp({ hostname: "no-such-host.invalid", port: 0, backend }, () => ({})),
+          Deno.errors.NotFound,
+          "Cannot listen on no-such-host.invalid:0: the host name does not resolve",
+        );
+      }
+      assertEquals(openSockets(), during, "a failed start left a socket open");
+      await taken.shutdown();
+      assertEquals(openSockets(), before);
+    },
+  });
+}

@@ -97,9 +97,7 @@ function resolve(libc: LinuxLibc, hostname: string, port: number): Uint8Array {
   if (code !== 0) {
     const text = gai_strerror(code);
     const reason = text === null ? `error ${code}` : new Deno.UnsafePointerView(text).getCString();
-    throw new Deno.errors.NotFound(
-      `Cannot listen on ${hostname}: the name does not resolve (${reason}).`,
-    );
+    throw new Deno.errors.NotFound(`Cannot listen on ${hostname}: ${reason}`);
   }
   const list = Deno.UnsafePointer.create(result[0])!;
   try {

@@ -125,5 +125,17 @@ function explainListenError(error: unknown, hostname: string, port: number): unk
       { cause: error },
     );
   }
+  // A name that does not resolve: Deno's message does not say which name.
+  if (
+    error instanceof Deno.errors.NotFound ||
+    (error instanceof Error && /lookup address/.test(error.message))
+  ) {
+    const reason = (error as Error).message.replace(/^Cannot listen on [^:]*: /, "");
+    return new Deno.errors.NotFound(
+      `Cannot listen on ${where}: the host name does not resolve (${reason}). ` +
+        `Use an address such as 127.0.0.1 or ::1, or a name this machine resolves.`,
+      { cause: error },
+    );
+  }
   return error;
 }

@@ -1,0 +1,199 @@
+/**
+ * A fake of the libc calls the poller and the epoll driver make, so tests
+ * can produce what a real kernel rarely does on cue: a readable event with
+ * nothing to read (EAGAIN), an interrupted or failed `epoll_wait`, sends
+ * that take a few bytes at a time, errors in the middle of a batch, a
+ * descriptor number reused within one batch.
+ *
+ * Readiness is level-triggered and computed from the fake sockets' state,
+ * unless a test scripts the next waits itself.
+ */
+
+import type { EpollLibc } from "../src/poll/poller.ts";
+import { errnoError } from "../src/libc/libc.ts";
+import {
+  EAGAIN,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_CTL_MOD,
+  EPOLL_DATA_OFFSET,
+  EPOLL_EVENT_SIZE,
+  EPOLLIN,
+  EPOLLOUT,
+} from "../src/libc/constants.ts";
+
+/** One fake connected socket. */
+export class FakeSocket {
+  /** What `recv` returns, in order: bytes, end of input, or an errno. */
+  input: (Uint8Array | "eof" | { errno: number })[] = [];
+  /** Bytes `send` takes before it would block. */
+  room = Infinity;
+  /** The most bytes one `send` takes. */
+  perSend = Infinity;
+  /** Everything sent, in order. */
+  sent: number[] = [];
+  /** Calls of `recv` on this socket. */
+  recvCalls = 0;
+  closed = false;
+  shutDown = false;
+
+  /** Adds `text` (or bytes) to what the peer sent. */
+  push(data: string | Uint8Array): void {
+    this.input.push(typeof data === "string" ? new TextEncoder().encode(data) : data);
+  }
+
+  /** What was sent, as text. */
+  text(): string {
+    return new TextDecoder().decode(new Uint8Array(this.sent));
+  }
+}
+
+/** A scripted result of the next `epoll_wait`: a failure, or these events. */
+export type ScriptedWait = { fail: number } | { events: [fd: number, events: number][] };
+
+/** See the module documentation. */
+export class FakeLibc implements EpollLibc {
+  readonly sockets: Map<number, FakeSocket> = new Map();
+  /** The events each descriptor is registered for. */
+  readonly interest: Map<number, number> = new Map();
+  /** The calls that matter to ordering, as text: "close 10", "del 10", ... */
+  readonly log: string[] = [];
+  /** Waits the test scripts; consumed before readiness is computed. */
+  readonly waits: ScriptedWait[] = [];
+  /** Calls of `epoll_wait` (both kinds). */
+  waitCalls = 0;
+  #errno = 0;
+  #counter = 0n;
+  #nextFd = 1000;
+  #wake: (() => void) | null = null;
+  readonly epfd = 3;
+  readonly eventFd = 4;
+
+  readonly symbols: EpollLibc["symbols"] = {
+    recv: (fd, buffer, size) => {
+      const socket = this.sockets.get(fd)!;
+      socket.recvCalls++;
+      const next = socket.input[0];
+      if (next === undefined) return this.#fail(EAGAIN);
+      if (next === "eof") return 0;
+      if (!(next instanceof Uint8Array)) {
+        socket.input.shift();
+        return this.#fail(next.errno);
+      }
+      const target = buffer as Uint8Array;
+      const n = Math.min(next.length, Number(size), target.length);
+      target.set(next.subarray(0, n));
+      if (n === next.length) socket.input.shift();
+      else socket.input[0] = next.subarray(n);
+      return n;
+    },
+    send: (fd, data, size) => {
+      const socket = this.sockets.get(fd)!;
+      const n = Math.min(Number(size), socket.room, socket.perSend);
+      if (n === 0) return this.#fail(EAGAIN);
+      socket.sent.push(...(data as Uint8Array).subarray(0, n));
+      socket.room -= n;
+      return n;
+    },
+    shutdown: (fd) => {
+      this.sockets.get(fd)!.shutDown = true;
+      return 0;
+    },
+    close: (fd) => {
+      this.log.push(`close ${fd}`);
+      const socket = this.sockets.get(fd);
+      if (socket) socket.closed = true;
+      return 0;
+    },
+    dup: () => this.#nextFd++,
+  };
+
+  readonly linux: EpollLibc["linux"] = {
+    epoll_create1: () => this.epfd,
+    eventfd: () => this.eventFd,
+    epoll_ctl: (_epfd: number, op: number, fd: number, event: BufferSource | null) => {
+      const events = new DataView((event as Uint8Array).buffer).getUint32(0, true);
+      if (op === EPOLL_CTL_DEL) {
+        this.log.push(`del ${fd}`);
+        this.interest.delete(fd);
+      } else if (op === EPOLL_CTL_ADD || op === EPOLL_CTL_MOD) {
+        this.interest.set(fd, events);
+      }
+      return 0;
+    },
+    epoll_wait: (_epfd: number, events: BufferSource | null) => this.#wait(events as Uint8Array),
+    epoll_wait_blocking: (_epfd: number, events: BufferSource | null) => {
+      const n = this.#wait(events as Uint8Array);
+      if (n !== 0) return Promise.resolve(n);
+      return new Promise<number>((resolve) => {
+        this.#wake = () => resolve(this.#wait(events as Uint8Array));
+      });
+    },
+    accept4: () => this.#fail(EAGAIN),
+    read: () => {
+      this.#counter = 0n;
+      return 8;
+    },
+    write: () => {
+      this.#counter = 1n;
+      this.kick();
+      return 8;
+    },
+    getaddrinfo: () => -1,
+    freeaddrinfo: () => {},
+    gai_strerror: () => null,
+  } as unknown as EpollLibc["linux"];
+
+  errno(): number {
+    return this.#errno;
+  }
+
+  error(code: number, action: string): Error {
+    return errnoError(code, `Cannot ${action}: fake errno ${code} (os error ${code})`);
+  }
+
+  /** A new fake socket on descriptor `fd`. */
+  socket(fd: number): FakeSocket {
+    const socket = new FakeSocket();
+    this.sockets.set(fd, socket);
+    return socket;
+  }
+
+  /** Something changed: a blocked wait looks again. */
+  kick(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #fail(code: number): number {
+    this.#errno = code;
+    return -1;
+  }
+
+  #wait(buffer: Uint8Array): number {
+    this.waitCalls++;
+    const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    const put = (i: number, fd: number, events: number) => {
+      view.setUint32(i * EPOLL_EVENT_SIZE, events, true);
+      view.setUint32(i * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET, fd, true);
+    };
+    const scripted = this.waits.shift();
+    if (scripted !== undefined) {
+      if ("fail" in scripted) return this.#fail(scripted.fail);
+      scripted.events.forEach(([fd, events], i) => put(i, fd, events));
+      return scripted.events.length;
+    }
+    let n = 0;
+    if (this.#counter > 0n && this.interest.has(this.eventFd)) put(n++, this.eventFd, EPOLLIN);
+    for (const [fd, wanted] of this.interest) {
+      const socket = this.sockets.get(fd);
+      if (socket === undefined) continue;
+      let ready = 0;
+      if ((wanted & EPOLLIN) !== 0 && socket.input.length > 0) ready |= EPOLLIN;
+      if ((wanted & EPOLLOUT) !== 0 && socket.room > 0) ready |= EPOLLOUT;
+      if (ready !== 0) put(n++, fd, ready);
+    }
+    return n;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The poller and the epoll driver against a fake libc (tests/_fake_libc.ts):
+ * the kernel's rare answers, on cue.
+ */
+
+import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
+import { Poller } from "../src/poll/poller.ts";
+import { EpollDriver } from "../src/drivers/epoll_driver.ts";
+import { SocketTransport } from "../src/core/transport.ts";
+import type { Protocol, Transport } from "../src/core/protocol.ts";
+import { EpollAcceptor } from "../src/tcp/epoll_acceptor.ts";
+import type { ConnectionSetup } from "../src/sockopt/setup.ts";
+import { EAGAIN, EBADF, ECONNRESET, EINTR, EPOLLIN, EPOLLOUT } from "../src/libc/constants.ts";
+import { FakeLibc } from "./_fake_libc.ts";
+import { waitFor } from "./_helpers.ts";
+
+const NOTHING: ConnectionSetup = {
+  noDelay: undefined,
+  keepAlive: undefined,
+  quickAck: false,
+  perConnection: [],
+};
+const PEER: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 40000 };
+
+/** A protocol that records what happens to it; `onData` may act on the transport. */
+class Recorder implements Protocol {
+  transport!: Transport;
+  data = "";
+  lost: Error | undefined | "open" = "open";
+  events: string[] = [];
+  constructor(readonly onData?: (data: string, transport: Transport) => void) {}
+  connectionMade(transport: Transport): void {
+    this.transport = transport;
+  }
+  dataReceived(bytes: Uint8Array): void {
+    const text = new TextDecoder().decode(bytes);
+    this.data += text;
+    this.onData?.(text, this.transport);
+  }
+  pauseWriting(): void {
+    this.events.push("pause");
+  }
+  resumeWriting(): void {
+    this.events.push("resume");
+  }
+  connectionLost(error?: Error): void {
+    this.lost = error;
+  }
+}
+
+/** A poller over `libc`, and a way to run a transport on a fake descriptor. */
+function setUp() {
+  const libc = new FakeLibc();
+  const poller = new Poller(libc);
+  const open = (fd: number, protocol: Recorder = new Recorder()) => {
+    const socket = libc.socket(fd);
+    const transport = new SocketTransport(new EpollDriver(fd, PEER, poller, NOTHING), protocol, {});
+    transport.start();
+    return { socket, transport, protocol };
+  };
+  return { libc, poller, open };
+}
+
+/** Closes every transport and waits for the poller's loop to end. */
+async function tearDown(poller: Poller, transports: SocketTransport[]): Promise<void> {
+  for (const transport of transports) transport.abort();
+  await poller.whenIdle();
+}
+
+Deno.test("poller: a readable event with nothing to read (EAGAIN) delivers nothing and fails nothing", async () => {
+  const { libc, poller, open } = setUp();
+  const { socket, transport, protocol } = open(10);
+  const recorder = protocol;
+  libc.waits.push({ events: [[10, EPOLLIN]] }, { events: [[10, EPOLLIN]] });
+  libc.kick();
+  await waitFor(() => socket.recvCalls === 2, "both spurious events to be handled");
+  assertEquals([recorder.data, recorder.lost, transport.lost], ["", "open", false]);
+  socket.push("real data");
+  libc.kick();
+  await waitFor(() => recorder.data === "real data", "the data");
+  assertEquals(libc.errno(), EAGAIN);
+  await tearDown(poller, [transport]);
+});
+
+Deno.test("poller: an interrupted wait (EINTR) waits again and loses nothing", async () => {
+  const { libc, poller, open } = setUp();
+  const { socket, transport, protocol } = open(10);
+  // The blocking wait fails; asked again here, it says EINTR; then the events come.
+  libc.waits.push({ fail: EINTR }, { fail: EINTR });
+  socket.push("after the signal");
+  libc.kick();
+  await waitFor(() => protocol.data === "after the signal", "the data");
+  assertEquals(transport.lost, false);
+  await tearDown(poller, [transport]);
+});
+
+Deno.test("poller: a failed wait (EBADF) fails every connection and the acceptor once, without spinning", async () => {
+  const { libc, poller, open } = setUp();
+  const a = open(10);
+  const b = open(11);
+  let ended: Error | undefined;
+  const acceptor = new EpollAcceptor(poller, 20, PEER, NOTHING);
+  acceptor.start(() => {}, (error) => void (ended = error));
+  libc.waits.push({ fail: EBADF }, { fail: EBADF });
+  libc.kick();
+  await poller.whenIdle();
+  await waitFor(() => a.protocol.lost !== "open" && b.protocol.lost !== "open", "both lost");
+  for (const { protocol, socket } of [a, b]) {
+    assertInstanceOf(protocol.lost, Deno.errors.BadResource);
+    assert(socket.closed, "the descriptor is closed");
+  }
+  assertInstanceOf(ended, Deno.errors.BadResource);
+  assertStringIncludes(ended!.message, "epoll_wait");
+  assert(libc.waitCalls <= 4, `epoll_wait called ${libc.waitCalls} times`);
+  assertEquals(libc.log.filter((line) => line === "close 10").length, 1);
+  assertEquals(poller.size, 0);
+});
+
+Deno.test("epoll driver: sends the socket takes a few bytes at a time arrive whole and in order, with water marks", async () => {
+  const { libc, poller, open } = setUp();
+  const recorder = new Recorder();
+  const { socket, transport } = open(10, recorder);
+  transport.setWriteBufferLimits({ high: 40, low: 10 });
+  socket.room = 7;
+  socket.perSend = 3;
+  const expected = Array.from({ length: 20 }, (_, i) => `message ${i};`).join("");
+  const scratch = new TextEncoder().encode(expected);
+  transport.write(scratch.subarray(0, 100));
+  transport.write(scratch.subarray(100));
+  scratch.fill(0); // ours again: what was queued is a copy
+  assertEquals(recorder.events, ["pause"]);
+  assertEquals(transport.getWriteBufferSize(), expected.length - 3); // one send of 3 went at once
+  // The peer reads a little at a time: the socket has room again, 5 bytes each round.
+  while (socket.sent.length < expected.length) {
+    socket.room += 5;
+    libc.kick();
+    const before = socket.sent.length;
+    await waitFor(() => socket.sent.length > before, "the next send");
+  }
+  assertEquals(socket.text(), expected);
+  assertEquals(recorder.events, ["pause", "resume"]);
+  assertEquals(libc.interest.get(10)! & EPOLLOUT, 0, "no longer watched for room");
+  await tearDown(poller, [transport]);
+});
+
+Deno.test("poller: a reset in the middle of a batch fails only that connection", async () => {
+  const { libc, poller, open } = setUp();
+  const a = open(10);
+  const b = open(11);
+  a.socket.input.push({ errno: ECONNRESET });
+  b.socket.push("still here");
+  libc.waits.push({ events: [[10, EPOLLIN], [11, EPOLLIN]] });
+  libc.kick();
+  await waitFor(() => b.protocol.data === "still here", "b's data");
+  await waitFor(() => a.protocol.lost !== "open", "a to be lost");
+  assertInstanceOf(a.protocol.lost, Deno.errors.ConnectionReset);
+  assertEquals([a.transport.lost, b.transport.lost], [true, false]);
+  await tearDown(poller, [b.transport]);
+});
+
+Deno.test("poller: events of a descriptor closed earlier in the batch never reach the socket that reuses its number", async () => {
+  const { libc, poller, open } = setUp();
+  let reused: ReturnType<typeof open> | undefined;
+  const victim = open(11);
+  // fd 10's protocol closes the connection on fd 11, and a new connection gets number 11 at once.
+  const closer = open(
+    10,
+    new Recorder(() => {
+      victim.transport.abort();
+      reused = open(11);
+    }),
+  );
+  closer.socket.push("close the other");
+  victim.socket.push("stale");
+  libc.waits.push({ events: [[10, EPOLLIN], [11, EPOLLIN | EPOLLOUT]] });
+  libc.kick();
+  await waitFor(() => reused !== undefined, "the number to be reused");
+  // A later wait that finds nothing ready: the batch is over.
+  libc.waits.push({ events: [] });
+  libc.kick();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals(reused!.socket.recvCalls, 0, "the new socket was read on the old one's event");
+  assertEquals(victim.protocol.data, "", "the closed connection was read");
+  assertEquals(libc.log.indexOf("del 11") < libc.log.indexOf("close 11"), true);
+  await tearDown(poller, [closer.transport, reused!.transport]);
+});
+
+Deno.test("epoll driver: no read follows a callback that lost the connection; its descriptor leaves epoll, then closes, once", async () => {
+  const { libc, poller, open } = setUp();
+  const { socket, transport } = open(10, new Recorder((_, t) => t.abort()));
+  socket.push("first");
+  socket.push("second");
+  libc.kick();
+  await waitFor(() => transport.lost, "the abort");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals(socket.recvCalls, 1, "a read after the connection was lost");
+  assertEquals(libc.log.filter((line) => line.endsWith(" 10")), ["del 10", "close 10"]);
+  await poller.whenIdle();
+});

@@ -8,10 +8,16 @@
  * sends wait in the kernel, then in the peers), the ones holding the most
  * first: enough of them that those still reading hold at most three
  * quarters of what the paused ones leave of the budget. A connection that
- * holds nothing is never paused, so clients whose bytes go straight back
- * out are still served. Once the total falls to three quarters of the
- * budget, every paused connection reads again. Memory therefore stays
- * within the budget plus, at most, the one read that crossed it.
+ * holds nothing is never paused, and one paused while it held a little
+ * reads again as soon as it holds nothing (its writes went out), so clients
+ * whose bytes go straight back out are still served. While the budget is spent, reads take at most
+ * {@linkcode SPENT_BUDGET_READ} bytes, so a connection that starts holding
+ * then adds little before it is paused in turn. Once the total falls to
+ * three quarters of the budget, every paused connection reads again.
+ *
+ * Memory held for peers therefore stays within the budget plus the read
+ * that crossed it, plus at most one small read per connection that was
+ * still reading when the budget ran out.
  *
  * @module
  */
@@ -41,12 +47,17 @@ export interface BudgetHolder {
  */
 export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 
+/** The most bytes one read takes while the budget is spent: 16 KiB. */
+export const SPENT_BUDGET_READ = 16 * 1024;
+
 /** See the module documentation. */
 export class BufferBudget {
   /** The most bytes held before reading pauses. */
   readonly limit: number;
   /** Bytes held now by all connections. */
   used = 0;
+  /** `true` while more than `limit` is held: reads are kept small. */
+  spent = false;
   /** The highest `used` has been. */
   peak = 0;
   /** How many times a connection was paused for the budget. */
@@ -71,11 +82,17 @@ export class BufferBudget {
   charge(holder: BudgetHolder, delta: number): void {
     holder.held += delta;
     const used = this.used += delta;
+    this.spent = used > this.limit;
     if (delta > 0) {
       if (used > this.peak) this.peak = used;
       if (used > this.limit) this.#relieve();
-    } else if (this.#paused.size > 0 && used <= this.#low) {
-      this.#resumeAll();
+    } else if (this.#paused.size > 0) {
+      if (used <= this.#low) {
+        this.#resumeAll();
+      } else if (holder.held === 0 && this.#paused.delete(holder)) {
+        // It holds nothing any more (its writes went out): it no longer needs to wait.
+        holder.resumeForBudget();
+      }
     }
   }
 

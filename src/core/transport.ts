@@ -23,7 +23,7 @@ import type {
 } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "./water_marks.ts";
 import { WriteQueue } from "./write_queue.ts";
-import type { BudgetHolder, BufferBudget } from "./budget.ts";
+import { type BudgetHolder, type BufferBudget, SPENT_BUDGET_READ } from "./budget.ts";
 import type { IdleClock, IdleTracked } from "./idle.ts";
 import { tcpLogger } from "./_log.ts";
 import type { TransportOptions } from "./options.ts";
@@ -393,6 +393,14 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
         peer: this.peer,
       });
     }
+  }
+
+  /**
+   * The most bytes the next read should take: `max`, or less while the
+   * server's budget is spent (see `budget.ts`).
+   */
+  readLength(max: number): number {
+    return this.#budget !== null && this.#budget.spent ? Math.min(max, SPENT_BUDGET_READ) : max;
   }
 
   /** The budget has room again. */

@@ -173,7 +173,8 @@ export class ConnDriver implements Driver {
         }
         if (this.#closed) return;
         const buffer = this.#buffer;
-        const n = await conn.read(buffer);
+        const length = transport.readLength(buffer.length);
+        const n = await conn.read(length === buffer.length ? buffer : buffer.subarray(0, length));
         // Reading was paused while the read was in flight: deliver once it resumes.
         while (transport.holdsReads && !this.#closed) await this.#wakeCall();
         if (n === null) {
@@ -185,7 +186,7 @@ export class ConnDriver implements Driver {
         // Delivered even after a close (the transport counts the bytes, then drops them).
         transport.received(buffer.subarray(0, n));
         if (this.#closed) return;
-        this.#fit(n);
+        if (length === buffer.length) this.#fit(n);
       }
     } catch (error) {
       if (this.#closed && isLocalCancel(error)) return;

@@ -184,7 +184,9 @@ export class EpollDriver implements Driver, PollTarget {
     const transport = this.#transport;
     if (transport.bufferedProtocol !== null) return this.#readInto(transport);
     const poller = this.#poller;
-    const n = this.#calls.recv(this.#fd, poller.readBuffer, this.#readSize, 0);
+    const length = transport.readLength(this.#readLength);
+    const size = length === this.#readLength ? this.#readSize : sizeArgument(length);
+    const n = this.#calls.recv(this.#fd, poller.readBuffer, size, 0);
     if (n > 0) {
       poller.delivered += n;
       if (this.#setup.quickAck) rearmQuickAck(this.#fd);
@@ -196,9 +198,10 @@ export class EpollDriver implements Driver, PollTarget {
 
   /** A read straight into the buffer the protocol lends (a `BufferedProtocol`). */
   #readInto(transport: SocketTransport): void {
-    const buffer = transport.receiveBuffer(this.#readLength);
+    const most = transport.readLength(this.#readLength);
+    const buffer = transport.receiveBuffer(most);
     if (buffer === null) return;
-    const length = Math.min(buffer.length, this.#readLength);
+    const length = Math.min(buffer.length, most);
     const n = this.#calls.recv(this.#fd, buffer, sizeArgument(length), 0);
     if (n > 0) {
       this.#poller.delivered += n;

@@ -10,6 +10,8 @@ import { indexOfBytes } from "../_bytes.ts";
 import { checkInteger } from "../_validate.ts";
 
 const encoder = new TextEncoder();
+/** Kept pieces up to this many bytes in all are sent back as one write. */
+const JOIN_BELOW = 64 * 1024;
 
 /**
  * The default `prefix` of `prefix` mode, as in the tutorials: `GOT:`.
@@ -251,7 +253,8 @@ export interface EchoSessionHooks {
 export class EchoSession {
   readonly #options: ResolvedEchoOptions;
   readonly #hooks: EchoSessionHooks | undefined;
-  #kept: Uint8Array | null = null;
+  /** What `until` mode keeps: a copy of each read, in order (no regrowing, no slack). */
+  #kept: Uint8Array[] = [];
   #keptLength = 0;
   #done = false;
 
@@ -301,42 +304,73 @@ export class EchoSession {
    * what followed it in the same read) and closes.
    */
   #keep(data: Uint8Array, sink: EchoSink): void {
-    const { until, untilLimit } = this.#options;
-    const before = this.#keptLength;
-    const taken = Math.min(data.length, untilLimit - before);
-    const needed = before + taken;
-    const capacity = this.#kept?.length ?? 0;
-    if (needed > capacity) {
-      const grown = new Uint8Array(Math.min(untilLimit, Math.max(needed, 2 * capacity, 1024)));
-      if (this.#kept) grown.set(this.#kept.subarray(0, before));
-      this.#kept = grown;
-      this.#hooks?.charge?.(grown.length - capacity);
-    }
-    const kept = this.#kept!;
-    kept.set(taken === data.length ? data : data.subarray(0, taken), before);
-    this.#keptLength = needed;
-    // Search only where the terminator could newly end.
-    const at = indexOfBytes(kept, until, Math.max(0, before - until.length + 1), needed);
-    if (at !== -1) {
-      this.#keptLength = at + until.length;
-      this.#flushKept(sink);
+    const { untilLimit } = this.#options;
+    const taken = Math.min(data.length, untilLimit - this.#keptLength);
+    const end = this.#terminatorEnd(data, taken);
+    if (end !== -1) {
+      if (end > 0) this.#kept.push(data.slice(0, end));
+      this.#keptLength += end;
+      this.#flushKept(sink, this.#keptLength - end);
       return this.#finish(sink);
     }
-    if (needed === untilLimit) {
+    this.#kept.push(data.slice(0, taken));
+    this.#keptLength += taken;
+    this.#hooks?.charge?.(taken);
+    if (this.#keptLength === untilLimit) {
       this.#hooks?.limitReached?.(untilLimit);
-      this.#flushKept(sink);
+      this.#flushKept(sink, this.#keptLength);
       this.#finish(sink);
     }
   }
 
-  /** Sends what is kept, and lets go of it. */
-  #flushKept(sink: EchoSink): void {
+  /**
+   * Where the terminator ends in the first `taken` bytes of `data` (an
+   * index just past it; 0 or less when it began in what was kept before),
+   * or -1 when it is not there yet.
+   */
+  #terminatorEnd(data: Uint8Array, taken: number): number {
+    const { until } = this.#options;
+    // Across the seam: the end of what was kept, then the start of this read.
+    const tail = Math.min(until.length - 1, this.#keptLength);
+    if (tail > 0) {
+      const head = Math.min(until.length - 1, taken);
+      const seam = new Uint8Array(tail + head);
+      let filled = tail;
+      for (let i = this.#kept.length - 1; filled > 0; i--) {
+        const chunk = this.#kept[i];
+        const n = Math.min(filled, chunk.length);
+        seam.set(chunk.subarray(chunk.length - n), filled - n);
+        filled -= n;
+      }
+      seam.set(data.subarray(0, head), tail);
+      const at = indexOfBytes(seam, until, 0, seam.length);
+      if (at !== -1) return at + until.length - tail;
+    }
+    const at = indexOfBytes(data, until, 0, taken);
+    return at === -1 ? -1 : at + until.length;
+  }
+
+  /**
+   * Sends what is kept, and lets go of it; `charged` of it was counted.
+   * Pieces are joined into one write when small, and written one by one
+   * when large (no second copy of a large request).
+   */
+  #flushKept(sink: EchoSink, charged = this.#keptLength): void {
     const kept = this.#kept;
-    if (kept === null) return;
-    if (this.#keptLength > 0) sink.write(kept.subarray(0, this.#keptLength));
-    this.#kept = null;
+    if (kept.length > 1 && this.#keptLength <= JOIN_BELOW) {
+      const joined = new Uint8Array(this.#keptLength);
+      let offset = 0;
+      for (const chunk of kept) {
+        joined.set(chunk, offset);
+        offset += chunk.length;
+      }
+      sink.write(joined);
+    } else {
+      for (const chunk of kept) sink.write(chunk);
+    }
+    this.#kept = [];
     this.#keptLength = 0;
-    this.#hooks?.charge?.(-kept.length);
+    if (charged > 0) this.#hooks?.charge?.(-charged);
   }
 
   #finish(sink: EchoSink): void {

@@ -6,9 +6,12 @@
  * the call. This is asyncio's rule, and what makes forwarding from one
  * connection's read buffer into another connection safe.
  *
- * Small writes are packed into chunks of {@linkcode WRITE_CHUNK_SIZE} bytes
- * taken from a pool shared by the process, so a busy connection does not
- * allocate a buffer per write, and an empty queue holds none.
+ * Small writes are packed into chunks of {@linkcode WRITE_CHUNK_SIZE} bytes,
+ * and writes up to {@linkcode LARGE_WRITE_CHUNK_SIZE} (one read of the deno
+ * backend) get a chunk of that size, both taken from pools shared by the
+ * process: a busy connection allocates no buffer per write (at 100 KB per
+ * request, a fresh buffer each time keeps V8's collector busy), and an
+ * empty queue holds none.
  *
  * A driver sends from {@linkcode WriteQueue.peek} and reports with
  * {@linkcode WriteQueue.consume}. A view that `peek` returned stays intact
@@ -20,21 +23,27 @@
 
 import { BufferPool } from "./buffer_pool.ts";
 
-/** The size of a pooled chunk: a write smaller than this is packed with others. */
+/** The size of a small pooled chunk: writes up to this size are packed together. */
 export const WRITE_CHUNK_SIZE = 16 * 1024;
+/** The size of a large pooled chunk; a larger write gets a buffer of its own size. */
+export const LARGE_WRITE_CHUNK_SIZE = 64 * 1024;
 
-/** Free chunks the process keeps (1 MiB); more are left to the collector. */
-const MAX_FREE_CHUNKS = 64;
+// Free chunks the process keeps (1 + 2 MiB); more are left to the collector.
+const small: BufferPool = new BufferPool(WRITE_CHUNK_SIZE, 64);
+const large: BufferPool = new BufferPool(LARGE_WRITE_CHUNK_SIZE, 32);
 
-const chunks: BufferPool = new BufferPool(WRITE_CHUNK_SIZE, MAX_FREE_CHUNKS);
+const NONE: never[] = [];
 
 /** See the module documentation. */
 export class WriteQueue {
   /** Bytes queued and not yet consumed. */
   size = 0;
-  /** Owned buffers, oldest first; `#ends[i]` is how full `#chunks[i]` is. */
-  #chunks: Uint8Array[] = [];
-  #ends: number[] = [];
+  /**
+   * Owned buffers, oldest first; `#ends[i]` is how full `#chunks[i]` is.
+   * Made on the first write that waits: most connections never need them.
+   */
+  #chunks: Uint8Array[] = NONE;
+  #ends: number[] = NONE;
   /** The first chunk with unsent bytes, and where they start in it. */
   #head = 0;
   #start = 0;
@@ -58,8 +67,16 @@ export class WriteQueue {
         if (length === 0) return;
       }
     }
-    const chunk = length <= WRITE_CHUNK_SIZE ? chunks.take() : new Uint8Array(length);
+    const chunk = length <= WRITE_CHUNK_SIZE
+      ? small.take()
+      : length <= LARGE_WRITE_CHUNK_SIZE
+      ? large.take()
+      : new Uint8Array(length);
     chunk.set(from === 0 ? data : data.subarray(from));
+    if (this.#chunks === NONE) {
+      this.#chunks = [];
+      this.#ends = [];
+    }
     this.#chunks.push(chunk);
     this.#ends.push(length);
   }
@@ -79,7 +96,9 @@ export class WriteQueue {
     let start = this.#start + n;
     while (this.#head < this.#chunks.length && start >= this.#ends[this.#head]) {
       start -= this.#ends[this.#head];
-      chunks.give(this.#chunks[this.#head]);
+      const chunk = this.#chunks[this.#head];
+      if (chunk.length === WRITE_CHUNK_SIZE) small.give(chunk);
+      else large.give(chunk);
       this.#head++;
     }
     this.#start = start;

@@ -35,8 +35,8 @@ import {
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/setup.ts";
 
-/** The read buffer of a connection that has not read much yet: 1 KiB. */
-export const MIN_READ_BUFFER = 1024;
+/** The read buffer of a connection that has not read much yet: 256 bytes. */
+export const MIN_READ_BUFFER = 256;
 /** Reads in a row that used at most a quarter of the buffer before it halves. */
 const SHRINK_AFTER = 8;
 

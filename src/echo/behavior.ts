@@ -12,6 +12,8 @@ import { checkInteger } from "../_validate.ts";
 const encoder = new TextEncoder();
 /** Kept pieces up to this many bytes in all are sent back as one write. */
 const JOIN_BELOW = 64 * 1024;
+/** What a session that keeps nothing holds: shared, so most sessions need no array. */
+const NOTHING_KEPT: Uint8Array[] = [];
 
 /**
  * The default `prefix` of `prefix` mode, as in the tutorials: `GOT:`.
@@ -254,7 +256,7 @@ export class EchoSession {
   readonly #options: ResolvedEchoOptions;
   readonly #hooks: EchoSessionHooks | undefined;
   /** What `until` mode keeps: a copy of each read, in order (no regrowing, no slack). */
-  #kept: Uint8Array[] = [];
+  #kept: Uint8Array[] = NOTHING_KEPT;
   #keptLength = 0;
   #done = false;
 
@@ -308,12 +310,12 @@ export class EchoSession {
     const taken = Math.min(data.length, untilLimit - this.#keptLength);
     const end = this.#terminatorEnd(data, taken);
     if (end !== -1) {
-      if (end > 0) this.#kept.push(data.slice(0, end));
+      if (end > 0) this.#hold(data.slice(0, end));
       this.#keptLength += end;
       this.#flushKept(sink, this.#keptLength - end);
       return this.#finish(sink);
     }
-    this.#kept.push(data.slice(0, taken));
+    this.#hold(data.slice(0, taken));
     this.#keptLength += taken;
     this.#hooks?.charge?.(taken);
     if (this.#keptLength === untilLimit) {
@@ -368,9 +370,15 @@ export class EchoSession {
     } else {
       for (const chunk of kept) sink.write(chunk);
     }
-    this.#kept = [];
+    this.#kept = NOTHING_KEPT;
     this.#keptLength = 0;
     if (charged > 0) this.#hooks?.charge?.(-charged);
+  }
+
+  /** Adds one piece to what is kept. */
+  #hold(piece: Uint8Array): void {
+    if (this.#kept === NOTHING_KEPT) this.#kept = [];
+    this.#kept.push(piece);
   }
 
   #finish(sink: EchoSink): void {

@@ -40,12 +40,20 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const ignore = () => {};
 /**
- * Room asked for below this gets a buffer of the reader's own, kept while
- * the reader waits; from it up, a pooled one. A transport receiving into
- * the reader asks for a whole read's worth; feeding small chunks does not
- * take a pooled buffer per chunk.
+ * Room asked for below this gets a small pooled buffer (16 KiB); from it
+ * up, a large one. A transport receiving into the reader asks for a whole
+ * read's worth; feeding small chunks (the deno backend reads small
+ * messages in small reads) takes a small buffer.
  */
 const SMALL_BUFFER = 16 * 1024;
+/** The small buffers of the process's readers: at most 64 free ones are kept (1 MiB). */
+const smallBuffers = new BufferPool(SMALL_BUFFER, 64);
+
+/** Gives a buffer the reader no longer needs back to its pool (an own, odd-sized one is dropped). */
+function release(buffer: Uint8Array): void {
+  if (buffer.length === SMALL_BUFFER) smallBuffers.give(buffer);
+  else readerBuffers.give(buffer);
+}
 /** The least free space {@linkcode StreamReader.getBuffer} offers, unless asked for less. */
 const MIN_RECEIVE_ROOM = 64 * 1024;
 const NEWLINE = new Uint8Array([0x0a]);
@@ -560,7 +568,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     this.#lent = null;
     if (lent !== this.#buffer) {
       // Data that came during the lend moved to another buffer; this one is spare.
-      readerBuffers.give(lent);
+      release(lent);
     } else if (this.#start === this.#end) {
       this.#readOut();
     }
@@ -579,8 +587,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   /** Everything was read and nothing lent: a pooled buffer goes back, a small one stays. */
   #readOut(): void {
     this.#start = this.#end = 0;
-    if (this.#buffer.length > SMALL_BUFFER) {
-      readerBuffers.give(this.#buffer);
+    if (this.#buffer !== EMPTY) {
+      release(this.#buffer);
       this.#buffer = EMPTY;
     }
   }
@@ -605,7 +613,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       return;
     }
     this.#buffer = this.#copyUnread(needed);
-    if (this.#lent !== old) readerBuffers.give(old);
+    if (this.#lent !== old && old !== EMPTY) release(old);
   }
 
   /** A new buffer with room for `needed` bytes, holding the unread ones at its start. */
@@ -614,12 +622,10 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     let fresh: Uint8Array;
     if (needed > readerBuffers.size) {
       fresh = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
-    } else if (needed >= SMALL_BUFFER) {
+    } else if (needed > SMALL_BUFFER) {
       fresh = readerBuffers.take();
     } else {
-      fresh = new Uint8Array(
-        Math.min(SMALL_BUFFER, Math.max(needed, 2 * this.#buffer.length, 4096)),
-      );
+      fresh = smallBuffers.take();
     }
     if (buffered > 0) fresh.set(this.#buffer.subarray(this.#start, this.#end));
     this.#start = 0;

@@ -3,6 +3,8 @@ import {
   connectTcp,
   type Protocol,
   serveTcp,
+  TCP_BACKENDS,
+  type TcpBackend,
   type Transport,
   TransportClosedError,
 } from "../mod.ts";
@@ -64,9 +66,9 @@ class Recorder implements Protocol {
   }
 }
 
-function recordingServer(hooks: Recorder["hooks"] = {}) {
+function recordingServer(hooks: Recorder["hooks"] = {}, backend?: TcpBackend) {
   const protocols: Recorder[] = [];
-  const server = serveTcp({ hostname: "127.0.0.1", port: 0 }, () => {
+  const server = serveTcp({ hostname: "127.0.0.1", port: 0, backend }, () => {
     const p = new Recorder(hooks);
     protocols.push(p);
     return p;
@@ -74,218 +76,222 @@ function recordingServer(hooks: Recorder["hooks"] = {}) {
   return { server, protocols };
 }
 
-Deno.test("callbacks come in order: made, data, eof, lost, and lost exactly once", async () => {
-  const { server, protocols } = recordingServer();
-  const conn = await dial(server.addr);
-  await writeAll(conn, encode("hello"));
-  conn.closeWrite();
-  assertEquals(await readToEnd(conn), new Uint8Array(0)); // eofReceived returned nothing: server closes
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  assertEquals(protocols[0].events, ["made", "data", "eof", "lost"]);
-  assertEquals(protocols[0].text(), "hello");
-  assertEquals(protocols[0].lostError, undefined);
-});
+for (const backend of TCP_BACKENDS) {
+  const serve = (hooks: Recorder["hooks"] = {}) => recordingServer(hooks, backend);
 
-Deno.test("eofReceived returning true keeps the connection half-open for writing", async () => {
-  const { server, protocols } = recordingServer({
-    eof(t) {
-      t.write(encode("after your eof"));
-      t.writeEof(); // both directions done: the transport closes itself
-      return true;
-    },
+  Deno.test(`${backend}: callbacks come in order: made, data, eof, lost, and lost exactly once`, async () => {
+    const { server, protocols } = serve();
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("hello"));
+    conn.closeWrite();
+    assertEquals(await readToEnd(conn), new Uint8Array(0)); // eofReceived returned nothing: server closes
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    assertEquals(protocols[0].events, ["made", "data", "eof", "lost"]);
+    assertEquals(protocols[0].text(), "hello");
+    assertEquals(protocols[0].lostError, undefined);
   });
-  const conn = await dial(server.addr);
-  conn.closeWrite();
-  assertEquals(decode(await readToEnd(conn)), "after your eof");
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  assertEquals(protocols[0].events, ["made", "eof", "lost"]);
-});
 
-Deno.test("close() flushes what was written, then closes", async () => {
-  const payload = randomBytes(4 << 20, 3);
-  const { server, protocols } = recordingServer({
-    made(t) {
-      t.write(payload);
-      t.close();
-      assert(t.isClosing());
-      assertThrows(() => t.write(encode("late")), TransportClosedError, "close() was called");
-    },
+  Deno.test(`${backend}: eofReceived returning true keeps the connection half-open for writing`, async () => {
+    const { server, protocols } = serve({
+      eof(t) {
+        t.write(encode("after your eof"));
+        t.writeEof(); // both directions done: the transport closes itself
+        return true;
+      },
+    });
+    const conn = await dial(server.addr);
+    conn.closeWrite();
+    assertEquals(decode(await readToEnd(conn)), "after your eof");
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    assertEquals(protocols[0].events, ["made", "eof", "lost"]);
   });
-  const conn = await dial(server.addr);
-  assertSameBytes(await readToEnd(conn), payload);
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
-});
 
-Deno.test("abort() drops the buffer and calls connectionLost once without an error", async () => {
-  const { server, protocols } = recordingServer({
-    made(t) {
-      t.write(randomBytes(8 << 20));
-      t.abort();
-      t.abort();
-      t.close();
-    },
+  Deno.test(`${backend}: close() flushes what was written, then closes`, async () => {
+    const payload = randomBytes(4 << 20, 3);
+    const { server, protocols } = serve({
+      made(t) {
+        t.write(payload);
+        t.close();
+        assert(t.isClosing());
+        assertThrows(() => t.write(encode("late")), TransportClosedError, "close() was called");
+      },
+    });
+    const conn = await dial(server.addr);
+    assertSameBytes(await readToEnd(conn), payload);
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
   });
-  const conn = await dial(server.addr);
-  const got = await readToEnd(conn).catch(() => new Uint8Array(0));
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  assert(got.length < 8 << 20, `abort sent all ${got.length} bytes`);
-  assertEquals(protocols[0].events, ["made", "pause", "lost"]); // 8 MiB is past the high mark
-  assertEquals(protocols[0].lostError, undefined);
-});
 
-Deno.test("writes are buffered in order and the water marks pause and resume the protocol", async () => {
-  const chunks = Array.from({ length: 64 }, (_, i) => randomBytes(64 * 1024, i));
-  let peakBuffer = 0;
-  const { server, protocols } = recordingServer({
-    made(t) {
-      t.setWriteBufferLimits({ high: 256 * 1024 });
-      assertEquals(t.getWriteBufferLimits(), { high: 256 * 1024, low: 64 * 1024 });
-      for (const chunk of chunks) t.write(chunk);
-      peakBuffer = t.getWriteBufferSize();
-      t.close();
-    },
+  Deno.test(`${backend}: abort() drops the buffer and calls connectionLost once without an error`, async () => {
+    const { server, protocols } = serve({
+      made(t) {
+        t.write(randomBytes(8 << 20));
+        t.abort();
+        t.abort();
+        t.close();
+      },
+    });
+    const conn = await dial(server.addr);
+    const got = await readToEnd(conn).catch(() => new Uint8Array(0));
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    assert(got.length < 8 << 20, `abort sent all ${got.length} bytes`);
+    assertEquals(protocols[0].events, ["made", "pause", "lost"]); // 8 MiB is past the high mark
+    assertEquals(protocols[0].lostError, undefined);
   });
-  const conn = await dial(server.addr);
-  const expected = new Uint8Array(64 * 64 * 1024);
-  chunks.forEach((c, i) => expected.set(c, i * c.length));
-  assertSameBytes(await readToEnd(conn), expected);
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  assert(peakBuffer > 256 * 1024, `buffer peaked at ${peakBuffer}`);
-  assertEquals(protocols[0].events, ["made", "pause", "resume", "lost"]);
-});
 
-Deno.test("pauseReading stops dataReceived until resumeReading", async () => {
-  let resumed = false;
-  const { server, protocols } = recordingServer({
-    made(t) {
-      t.pauseReading();
-      assertEquals(t.isReading(), false);
-    },
-    data() {
-      assert(resumed, "dataReceived while reading was paused");
-    },
+  Deno.test(`${backend}: writes are buffered in order and the water marks pause and resume the protocol`, async () => {
+    const chunks = Array.from({ length: 64 }, (_, i) => randomBytes(64 * 1024, i));
+    let peakBuffer = 0;
+    const { server, protocols } = serve({
+      made(t) {
+        t.setWriteBufferLimits({ high: 256 * 1024 });
+        assertEquals(t.getWriteBufferLimits(), { high: 256 * 1024, low: 64 * 1024 });
+        for (const chunk of chunks) t.write(chunk);
+        peakBuffer = t.getWriteBufferSize();
+        t.close();
+      },
+    });
+    const conn = await dial(server.addr);
+    const expected = new Uint8Array(64 * 64 * 1024);
+    chunks.forEach((c, i) => expected.set(c, i * c.length));
+    assertSameBytes(await readToEnd(conn), expected);
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    assert(peakBuffer > 256 * 1024, `buffer peaked at ${peakBuffer}`);
+    assertEquals(protocols[0].events, ["made", "pause", "resume", "lost"]);
   });
-  const conn = await dial(server.addr);
-  await writeAll(conn, encode("while paused"));
-  await waitFor(() => protocols.length > 0, "connection");
-  // The data is on its way; give it time to be (wrongly) delivered before resuming.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  assertEquals(protocols[0].received.length, 0);
-  resumed = true;
-  protocols[0].transport.resumeReading();
-  await waitFor(() => protocols[0].text() === "while paused", "data after resume");
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-});
 
-Deno.test("a protocol that throws loses only its own connection; the server keeps serving", async () => {
-  const { server, protocols } = recordingServer({
-    data(d, t) {
-      if (decode(d).includes("boom")) throw new Error("boom in dataReceived");
-      t.write(d);
-    },
+  Deno.test(`${backend}: pauseReading stops dataReceived until resumeReading`, async () => {
+    let resumed = false;
+    const { server, protocols } = serve({
+      made(t) {
+        t.pauseReading();
+        assertEquals(t.isReading(), false);
+      },
+      data() {
+        assert(resumed, "dataReceived while reading was paused");
+      },
+    });
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("while paused"));
+    await waitFor(() => protocols.length > 0, "connection");
+    // The data is on its way; give it time to be (wrongly) delivered before resuming.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(protocols[0].received.length, 0);
+    resumed = true;
+    protocols[0].transport.resumeReading();
+    await waitFor(() => protocols[0].text() === "while paused", "data after resume");
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
   });
-  const good = await dial(server.addr);
-  const bad = await dial(server.addr);
-  await writeAll(bad, encode("boom\n"));
-  assertEquals(await readToEnd(bad), new Uint8Array(0));
-  bad.close();
-  await writeAll(good, encode("still here"));
-  assertEquals(decode(await readExactly(good, 10)), "still here");
-  good.close();
-  await Promise.all(protocols.map((p) => p.lost.promise));
-  await server.shutdown();
-  const failed = protocols.find((p) => p.lostError)!;
-  assertEquals(failed.lostError?.message, "boom in dataReceived");
-  assertEquals(failed.events, ["made", "data", "lost"]);
-});
 
-Deno.test("a protocol factory that throws closes that connection only", async () => {
-  let calls = 0;
-  const server = serveTcp({ port: 0 }, () => {
-    if (++calls === 1) throw new Error("factory failed");
-    let t: Transport;
-    return { connectionMade: (x) => void (t = x), dataReceived: (d) => t.write(d) };
+  Deno.test(`${backend}: a protocol that throws loses only its own connection; the server keeps serving`, async () => {
+    const { server, protocols } = serve({
+      data(d, t) {
+        if (decode(d).includes("boom")) throw new Error("boom in dataReceived");
+        t.write(d);
+      },
+    });
+    const good = await dial(server.addr);
+    const bad = await dial(server.addr);
+    await writeAll(bad, encode("boom\n"));
+    assertEquals(await readToEnd(bad), new Uint8Array(0));
+    bad.close();
+    await writeAll(good, encode("still here"));
+    assertEquals(decode(await readExactly(good, 10)), "still here");
+    good.close();
+    await Promise.all(protocols.map((p) => p.lost.promise));
+    await server.shutdown();
+    const failed = protocols.find((p) => p.lostError)!;
+    assertEquals(failed.lostError?.message, "boom in dataReceived");
+    assertEquals(failed.events, ["made", "data", "lost"]);
   });
-  const first = await dial(server.addr);
-  assertEquals(await readToEnd(first), new Uint8Array(0));
-  first.close();
-  const second = await dial(server.addr);
-  await writeAll(second, encode("ok"));
-  assertEquals(decode(await readExactly(second, 2)), "ok");
-  second.close();
-  await server.shutdown();
-});
 
-Deno.test("a peer that resets mid-write gives connectionLost(error) and no leak", async () => {
-  const { server, protocols } = recordingServer({
-    data(_d, t) {
-      t.write(randomBytes(16 << 20)); // far more than the socket buffers hold
-    },
+  Deno.test(`${backend}: a protocol factory that throws closes that connection only`, async () => {
+    let calls = 0;
+    const server = serveTcp({ port: 0, backend }, () => {
+      if (++calls === 1) throw new Error("factory failed");
+      let t: Transport;
+      return { connectionMade: (x) => void (t = x), dataReceived: (d) => t.write(d) };
+    });
+    const first = await dial(server.addr);
+    assertEquals(await readToEnd(first), new Uint8Array(0));
+    first.close();
+    const second = await dial(server.addr);
+    await writeAll(second, encode("ok"));
+    assertEquals(decode(await readExactly(second, 2)), "ok");
+    second.close();
+    await server.shutdown();
   });
-  const conn = await dial(server.addr);
-  await writeAll(conn, encode("go"));
-  await readExactly(conn, 1000); // the server is writing now
-  conn.close(); // unread data in our receive buffer: the kernel sends a reset
-  await protocols[0].lost.promise;
-  assertEquals(server.connections, 0);
-  await server.shutdown();
-  assert(protocols[0].lostError, "connectionLost got no error");
-  assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
-});
 
-Deno.test("a write after a reset throws TransportClosedError caused by the reset", async () => {
-  const { server, protocols } = recordingServer({
-    data(_d, t) {
-      t.write(randomBytes(16 << 20));
-    },
+  Deno.test(`${backend}: a peer that resets mid-write gives connectionLost(error) and no leak`, async () => {
+    const { server, protocols } = serve({
+      data(_d, t) {
+        t.write(randomBytes(16 << 20)); // far more than the socket buffers hold
+      },
+    });
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("go"));
+    await readExactly(conn, 1000); // the server is writing now
+    conn.close(); // unread data in our receive buffer: the kernel sends a reset
+    await protocols[0].lost.promise;
+    assertEquals(server.connections, 0);
+    await server.shutdown();
+    assert(protocols[0].lostError, "connectionLost got no error");
+    assertEquals(protocols[0].events.filter((e) => e === "lost").length, 1);
   });
-  const conn = await dial(server.addr);
-  await writeAll(conn, encode("go"));
-  await readExactly(conn, 1000);
-  conn.close(); // a reset, as above
-  await protocols[0].lost.promise;
-  await server.shutdown();
-  const error = assertThrows(
-    () => protocols[0].transport.write(encode("late")),
-    TransportClosedError,
-  );
-  const { cause } = error;
-  assert(
-    cause instanceof Deno.errors.ConnectionReset || cause instanceof Deno.errors.BrokenPipe,
-    `the cause should be the reset, not ${cause}`,
-  );
-  assertEquals(error.cause, protocols[0].lostError);
-});
 
-Deno.test("getExtraInfo gives peername and sockname", async () => {
-  const { server, protocols } = recordingServer();
-  const conn = await dial(server.addr);
-  await waitFor(() => protocols.length === 1, "connection");
-  const t = protocols[0].transport;
-  assertEquals(t.getExtraInfo("sockname").port, server.addr.port);
-  assertEquals(t.getExtraInfo("peername").port, (conn.localAddr as Deno.NetAddr).port);
-  assertThrows(
-    () => t.getExtraInfo("nonsense" as "peername"),
-    TypeError,
-    'Use "peername", "sockname" or "socketOptions"',
-  );
-  conn.close();
-  await protocols[0].lost.promise;
-  await server.shutdown();
-});
+  Deno.test(`${backend}: a write after a reset throws TransportClosedError caused by the reset`, async () => {
+    const { server, protocols } = serve({
+      data(_d, t) {
+        t.write(randomBytes(16 << 20));
+      },
+    });
+    const conn = await dial(server.addr);
+    await writeAll(conn, encode("go"));
+    await readExactly(conn, 1000);
+    conn.close(); // a reset, as above
+    await protocols[0].lost.promise;
+    await server.shutdown();
+    const error = assertThrows(
+      () => protocols[0].transport.write(encode("late")),
+      TransportClosedError,
+    );
+    const { cause } = error;
+    assert(
+      cause instanceof Deno.errors.ConnectionReset || cause instanceof Deno.errors.BrokenPipe,
+      `the cause should be the reset, not ${cause}`,
+    );
+    assertEquals(error.cause, protocols[0].lostError);
+  });
+
+  Deno.test(`${backend}: getExtraInfo gives peername and sockname`, async () => {
+    const { server, protocols } = serve();
+    const conn = await dial(server.addr);
+    await waitFor(() => protocols.length === 1, "connection");
+    const t = protocols[0].transport;
+    assertEquals(t.getExtraInfo("sockname").port, server.addr.port);
+    assertEquals(t.getExtraInfo("peername").port, (conn.localAddr as Deno.NetAddr).port);
+    assertThrows(
+      () => t.getExtraInfo("nonsense" as "peername"),
+      TypeError,
+      'Use "peername", "sockname" or "socketOptions"',
+    );
+    conn.close();
+    await protocols[0].lost.promise;
+    await server.shutdown();
+  });
+}
 
 Deno.test("connectTcp runs a client protocol: connectionMade before it resolves, then the echo", async () => {
   const { server } = recordingServer({ data: (d, t) => t.write(d), eof: () => false });

@@ -219,6 +219,35 @@ for (const backend of BACKENDS) {
     }
   });
 
+  Deno.test(`udp protocol (${backend}): nothing is received while the send queue is past its high mark`, async () => {
+    const client = await peer();
+    const events: string[] = [];
+    const got = Promise.withResolvers<void>();
+    let transport!: DatagramTransport;
+    await using server = await serveUdp({ backend, highWaterMark: 4000 }, () => ({
+      connectionMade: (t) => void (transport = t),
+      datagramReceived(data, from) {
+        events.push(`received ${decode(data)}`);
+        // The first datagram makes 200 KB of answers: far past the high mark.
+        if (decode(data) === "first") {
+          for (let i = 0; i < 200; i++) transport.send(new Uint8Array(1000), from);
+        }
+        if (decode(data) === "second") got.resolve();
+      },
+      pauseWriting: () => void events.push("pause"),
+      resumeWriting: () => void events.push("resume"),
+    }));
+    try {
+      // Both arrive at once; the second must wait until the answers to the first drained.
+      await client.send(encode("first"), server.addr);
+      await client.send(encode("second"), server.addr);
+      await got.promise;
+      assertEquals(events, ["received first", "pause", "resume", "received second"]);
+    } finally {
+      client.close();
+    }
+  });
+
   Deno.test(`udp protocol (${backend}): getExtraInfo, and socket options read back from the kernel`, async () => {
     const recorder = new Recorder();
     const server = await serveUdp(

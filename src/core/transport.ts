@@ -72,6 +72,14 @@ export interface Driver {
    * @throws {Error} when the socket failed.
    */
   shutdownWrite(): void;
+  /**
+   * Resolves once no read is in flight. At once for a driver that reads
+   * only when the socket is ready (epoll); a Deno conn's pending read may
+   * hold bytes taken from the kernel that nobody has seen yet, and closing
+   * under it would drop them, so it is given a moment to settle (its data
+   * is then delivered) before the close may cancel it.
+   */
+  settleReads(): Promise<void>;
   /** Releases the socket: stops watching it and closes it. Called once, when the connection is lost. */
   close(): void;
   /** The local address, or `null` once it cannot be read. */
@@ -347,15 +355,16 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   // ---- What servers ask --------------------------------------------------
 
   /**
-   * The first step of a server's graceful shutdown: read no more, but still
-   * deliver the data of a read already in flight (a Deno conn's read may
-   * have taken bytes from the kernel that we have not seen yet: closing
-   * under it would drop them, and the peer would see a clean close instead
-   * of a reset). The server calls `close()` a turn later.
+   * A server's graceful shutdown: read no more, deliver (and so answer)
+   * what a read already in flight brings, then close: send what is
+   * buffered, then close the socket. Resolves once the close has begun.
    */
-  readLast(): void {
+  async closeAfterLastRead(): Promise<void> {
     this.#lastRead = true;
     this.#updateReading();
+    if (this.#lost) return;
+    await this.driver.settleReads();
+    this.close();
   }
 
   /**

@@ -39,6 +39,11 @@ import type { ConnectionSetup } from "../sockopt/setup.ts";
 export const MIN_READ_BUFFER = 256;
 /** Reads in a row that used at most a quarter of the buffer before it halves. */
 const SHRINK_AFTER = 8;
+/**
+ * How long a read in flight may take to settle before a shutdown's close
+ * cancels it: a busy peer's data arrives well within it, and is answered.
+ */
+export const LAST_READ_WAIT = 200;
 
 /** A {@linkcode Driver} over a `Deno.TcpConn`. */
 export class ConnDriver implements Driver {
@@ -56,6 +61,10 @@ export class ConnDriver implements Driver {
   #wake: (() => void) | null = null;
   #writing = false;
   #closed = false;
+  /** A `conn.read` is awaited. */
+  #reading = false;
+  /** Resolves whoever waits for the read in flight to settle (`settleReads`). */
+  #settled: (() => void) | null = null;
 
   /**
    * Wraps `conn`; `setup` is the socket work left for each connection (see
@@ -135,6 +144,22 @@ export class ConnDriver implements Driver {
     });
   }
 
+  settleReads(): Promise<void> {
+    if (!this.#reading || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, LAST_READ_WAIT);
+      const previous = this.#settled;
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#settled = () => {
+        previous?.();
+        done();
+      };
+    });
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -174,24 +199,40 @@ export class ConnDriver implements Driver {
         if (this.#closed) return;
         const buffer = this.#buffer;
         const length = transport.readLength(buffer.length);
-        const n = await conn.read(length === buffer.length ? buffer : buffer.subarray(0, length));
+        this.#reading = true;
+        let n: number | null;
+        try {
+          n = await conn.read(length === buffer.length ? buffer : buffer.subarray(0, length));
+        } finally {
+          this.#reading = false;
+        }
         // Reading was paused while the read was in flight: deliver once it resumes.
         while (transport.holdsReads && !this.#closed) await this.#wakeCall();
         if (n === null) {
           if (this.#closed) return;
           transport.endOfInput();
+          this.#settle();
           continue;
         }
         if (quickAckFd >= 0 && !this.#closed) rearmQuickAck(quickAckFd);
         // Delivered even after a close (the transport counts the bytes, then drops them).
         transport.received(buffer.subarray(0, n));
+        this.#settle();
         if (this.#closed) return;
         if (length === buffer.length) this.#fit(n);
       }
     } catch (error) {
-      if (this.#closed && isLocalCancel(error)) return;
-      transport.fail(error);
+      if (!(this.#closed && isLocalCancel(error))) transport.fail(error);
+    } finally {
+      this.#settle();
     }
+  }
+
+  /** The read in flight has been delivered (or there is none any more). */
+  #settle(): void {
+    const settled = this.#settled;
+    this.#settled = null;
+    settled?.();
   }
 
   /** Sizes the next read's buffer after a read of `n` bytes (see the module documentation). */

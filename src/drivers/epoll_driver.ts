@@ -135,6 +135,10 @@ export class EpollDriver implements Driver, PollTarget {
     }
   }
 
+  settleReads(): Promise<void> {
+    return Promise.resolve(); // reads happen only when the socket is ready: none is ever in flight
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

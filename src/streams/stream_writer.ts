@@ -162,10 +162,16 @@ export class StreamWriter {
   /**
    * The writer as a web `WritableStream`, for `pipeTo` and friends: each chunk
    * is written and drained; closing the stream half-closes the connection
-   * (`writeEof`), aborting it aborts the connection.
+   * (`writeEof`), aborting it aborts the connection at once, even while a
+   * write waits for a slow peer to drain.
    */
   get writable(): WritableStream<Uint8Array> {
     return this.#writable ??= new WritableStream<Uint8Array>({
+      // A web stream calls its sink's abort only after the write in flight settles,
+      // which a peer that does not read never lets happen: act on the signal instead.
+      start: (controller) => {
+        controller.signal.addEventListener("abort", () => this.abort(), { once: true });
+      },
       write: (chunk) => {
         this.write(chunk);
         return this.drain();

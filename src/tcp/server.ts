@@ -284,7 +284,6 @@ class Server implements TcpServer {
   #stopping = false;
   #accepting = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     acceptor: Acceptor,
@@ -370,12 +369,9 @@ class Server implements TcpServer {
       this.#accepting = false;
       this.#maybeFinish();
     });
-    // Reads already completed but not yet seen are delivered and answered
-    // first (see SocketTransport.readLast); then each connection flushes and closes.
-    for (const transport of this.#transports) transport.readLast();
-    this.#closeTimer = setTimeout(() => {
-      for (const transport of this.#transports) transport.close();
-    }, 0);
+    // Reads in flight are delivered and answered first; then each connection
+    // flushes and closes (see SocketTransport.closeAfterLastRead).
+    for (const transport of this.#transports) transport.closeAfterLastRead();
     if (this.#transports.size > 0) {
       this.#timer = setTimeout(() => {
         tcpLogger.warning("Shutdown timeout: aborting {count} connections still flushing", {
@@ -409,7 +405,6 @@ class Server implements TcpServer {
   #maybeFinish(): void {
     if (this.#accepting || this.#transports.size > 0) return;
     clearTimeout(this.#timer);
-    clearTimeout(this.#closeTimer);
     this.#idle?.stop();
     tcpLogger.info("Server on {address} stopped: {counters}", {
       address: formatAddress(this.addr),

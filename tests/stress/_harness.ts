@@ -8,6 +8,9 @@ import { assert } from "@std/assert";
 import { SERVER } from "../_programs.ts";
 import { prng } from "../_helpers.ts";
 
+/** The TCP backends every case runs on (`--backend`). */
+export const BACKENDS = ["epoll", "deno"] as const;
+
 /** The ./server program in a subprocess, with its resident memory and descriptors readable. */
 export class WatchedServer implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;

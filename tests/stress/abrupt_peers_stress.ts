@@ -7,7 +7,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { echoOf, writeAll } from "../_helpers.ts";
-import { assertLogged, figure, mib, Pattern, pool, WatchedServer } from "./_harness.ts";
+import { assertLogged, BACKENDS, figure, mib, Pattern, pool, WatchedServer } from "./_harness.ts";
 
 const RESETS = 50;
 const HALF_CLOSES = 50;
@@ -41,63 +41,67 @@ async function halfCloseMidEcho(port: number, offset: number): Promise<number> {
   return size - received;
 }
 
-for (const api of ["protocol", "stream"]) {
-  Deno.test(`abrupt peers (${api} API): resets, half-closes, floods, idlers; nothing leaks`, async () => {
-    await using server = await new WatchedServer([
-      "--api",
-      api,
-      "--idle-timeout",
-      "1",
-      "--log-level",
-      "debug", // peer faults are logged at debug: count them
-    ]).ready();
-    const fdsBefore = server.openIoFds();
+for (const backend of BACKENDS) {
+  for (const api of ["protocol", "stream"]) {
+    Deno.test(`abrupt peers (${api} API, ${backend}): resets, half-closes, floods, idlers; nothing leaks`, async () => {
+      await using server = await new WatchedServer([
+        "--api",
+        api,
+        "--backend",
+        backend,
+        "--idle-timeout",
+        "1",
+        "--log-level",
+        "debug", // peer faults are logged at debug: count them
+      ]).ready();
+      const fdsBefore = server.openIoFds();
 
-    await Promise.all(Array.from({ length: RESETS }, () => resetMidEcho(server.port)));
-    const lost = await Promise.all(
-      Array.from({ length: HALF_CLOSES }, (_, i) => halfCloseMidEcho(server.port, i * 4099)),
-    );
-    assertEquals(lost.filter((n) => n !== 0), [], "half-closed connections echoed short");
-    await pool(FLOOD, 200, async () => {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-      conn.close();
+      await Promise.all(Array.from({ length: RESETS }, () => resetMidEcho(server.port)));
+      const lost = await Promise.all(
+        Array.from({ length: HALF_CLOSES }, (_, i) => halfCloseMidEcho(server.port, i * 4099)),
+      );
+      assertEquals(lost.filter((n) => n !== 0), [], "half-closed connections echoed short");
+      await pool(FLOOD, 200, async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        conn.close();
+      });
+
+      // Connections that say nothing are closed by the server after 1 s.
+      const idlers = await Promise.all(
+        Array.from(
+          { length: IDLE },
+          () => Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+        ),
+      );
+      for (const conn of idlers) {
+        assertEquals(await conn.read(new Uint8Array(1)), null, "an idle connection was not closed");
+        conn.close();
+      }
+
+      // Still serving, and back to the descriptors it started with.
+      assertEquals(await echoOf(server.port, "still here"), "still here");
+      const fdsAfter = server.openIoFds();
+      assertEquals(fdsAfter, fdsBefore, "descriptors left open");
+      const { peak } = server.memory();
+      const { code, log } = await server.stop();
+      assertEquals(code, 0);
+      const accepted = RESETS + HALF_CLOSES + FLOOD + IDLE + 1;
+      assertLogged(log, `accepted: ${accepted}, refused: 0, closedIdle: ${IDLE}`);
+      const resetsSeen = log.match(/failed: ConnectionReset|failed: BrokenPipe/g)?.length ?? 0;
+      assert(resetsSeen > 0, "no reset reached the server: the fault was not injected");
+      const complaints = log.split("\n").filter((line) => /\[(WRN|ERR|FTL)\]/.test(line));
+      assertEquals(complaints, [], "peer faults must not be logged as server warnings or errors");
+      figure(`abrupt-peers-${api}-${backend}`, {
+        resets: RESETS,
+        resets_seen_by_server: resetsSeen,
+        half_closes: HALF_CLOSES,
+        connect_close_flood: FLOOD,
+        idle_closed: IDLE,
+        fds_before: fdsBefore,
+        fds_after: fdsAfter,
+        peak_rss_mib: mib(peak),
+        bytes_lost: lost.reduce((a, b) => a + b, 0),
+      });
     });
-
-    // Connections that say nothing are closed by the server after 1 s.
-    const idlers = await Promise.all(
-      Array.from(
-        { length: IDLE },
-        () => Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-      ),
-    );
-    for (const conn of idlers) {
-      assertEquals(await conn.read(new Uint8Array(1)), null, "an idle connection was not closed");
-      conn.close();
-    }
-
-    // Still serving, and back to the descriptors it started with.
-    assertEquals(await echoOf(server.port, "still here"), "still here");
-    const fdsAfter = server.openIoFds();
-    assertEquals(fdsAfter, fdsBefore, "descriptors left open");
-    const { peak } = server.memory();
-    const { code, log } = await server.stop();
-    assertEquals(code, 0);
-    const accepted = RESETS + HALF_CLOSES + FLOOD + IDLE + 1;
-    assertLogged(log, `accepted: ${accepted}, refused: 0, closedIdle: ${IDLE}`);
-    const resetsSeen = log.match(/failed: ConnectionReset|failed: BrokenPipe/g)?.length ?? 0;
-    assert(resetsSeen > 0, "no reset reached the server: the fault was not injected");
-    const complaints = log.split("\n").filter((line) => /\[(WRN|ERR|FTL)\]/.test(line));
-    assertEquals(complaints, [], "peer faults must not be logged as server warnings or errors");
-    figure(`abrupt-peers-${api}`, {
-      resets: RESETS,
-      resets_seen_by_server: resetsSeen,
-      half_closes: HALF_CLOSES,
-      connect_close_flood: FLOOD,
-      idle_closed: IDLE,
-      fds_before: fdsBefore,
-      fds_after: fdsAfter,
-      peak_rss_mib: mib(peak),
-      bytes_lost: lost.reduce((a, b) => a + b, 0),
-    });
-  });
+  }
 }

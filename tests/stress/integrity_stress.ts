@@ -6,7 +6,7 @@
 
 import { assertEquals } from "@std/assert";
 import { prng, writeAll } from "../_helpers.ts";
-import { assertLogged, figure, mib, Pattern, WatchedServer } from "./_harness.ts";
+import { assertLogged, BACKENDS, figure, mib, Pattern, WatchedServer } from "./_harness.ts";
 
 const CONNECTIONS = 1000;
 const BYTES = 1024 * 1024;
@@ -40,29 +40,38 @@ async function exchange(port: number, offset: number, seed: number): Promise<num
   }
 }
 
-for (const api of ["protocol", "stream"]) {
-  Deno.test(`integrity (${api} API): ${CONNECTIONS} connections x 1 MiB, every byte back in order`, async () => {
-    await using server = await new WatchedServer(["--api", api, "--backlog", "2048"]).ready();
-    const fdsBefore = server.openIoFds();
-    const start = performance.now();
-    const received = await Promise.all(
-      Array.from({ length: CONNECTIONS }, (_, i) => exchange(server.port, i * 7919, i + 1)),
-    );
-    const seconds = (performance.now() - start) / 1000;
-    const total = received.reduce((a, b) => a + b, 0);
-    assertEquals(received.filter((n) => n !== BYTES), [], "connections echoed short");
-    const { peak } = server.memory();
-    const fdsAfter = server.openIoFds();
-    const { code, log } = await server.stop();
-    assertEquals(code, 0);
-    assertLogged(log, `accepted: ${CONNECTIONS}, refused: 0`);
-    assertEquals(fdsAfter, fdsBefore, "descriptors left open");
-    figure(`integrity-${api}`, {
-      connections: CONNECTIONS,
-      mib_each_way: mib(total),
-      seconds: seconds.toFixed(1),
-      peak_rss_mib: mib(peak),
-      bytes_lost: CONNECTIONS * BYTES - total,
+for (const backend of BACKENDS) {
+  for (const api of ["protocol", "stream"]) {
+    Deno.test(`integrity (${api} API, ${backend}): ${CONNECTIONS} connections x 1 MiB, every byte back in order`, async () => {
+      await using server = await new WatchedServer([
+        "--api",
+        api,
+        "--backlog",
+        "2048",
+        "--backend",
+        backend,
+      ]).ready();
+      const fdsBefore = server.openIoFds();
+      const start = performance.now();
+      const received = await Promise.all(
+        Array.from({ length: CONNECTIONS }, (_, i) => exchange(server.port, i * 7919, i + 1)),
+      );
+      const seconds = (performance.now() - start) / 1000;
+      const total = received.reduce((a, b) => a + b, 0);
+      assertEquals(received.filter((n) => n !== BYTES), [], "connections echoed short");
+      const { peak } = server.memory();
+      const fdsAfter = server.openIoFds();
+      const { code, log } = await server.stop();
+      assertEquals(code, 0);
+      assertLogged(log, `accepted: ${CONNECTIONS}, refused: 0`);
+      assertEquals(fdsAfter, fdsBefore, "descriptors left open");
+      figure(`integrity-${api}-${backend}`, {
+        connections: CONNECTIONS,
+        mib_each_way: mib(total),
+        seconds: seconds.toFixed(1),
+        peak_rss_mib: mib(peak),
+        bytes_lost: CONNECTIONS * BYTES - total,
+      });
     });
-  });
+  }
 }

@@ -89,11 +89,22 @@ async function settle(ok: () => boolean, ms = 5000): Promise<boolean> {
   return ok();
 }
 
-Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs) and UDP load, then nothing left over`, async () => {
-  await using tcpProtocol = await new WatchedServer(["--api", "protocol"]).ready();
-  await using tcpStream = await new WatchedServer(["--api", "stream"]).ready();
+Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs, both backends) and UDP load, then nothing left over`, async () => {
+  const tcp = (api: string, backend: string) =>
+    new WatchedServer(["--api", api, "--backend", backend]).ready();
+  await using protocolEpoll = await tcp("protocol", "epoll");
+  await using streamEpoll = await tcp("stream", "epoll");
+  await using protocolDeno = await tcp("protocol", "deno");
+  await using streamDeno = await tcp("stream", "deno");
   await using udp = await new WatchedServer(["--udp"]).ready();
-  const servers = { "tcp-protocol": tcpProtocol, "tcp-stream": tcpStream, udp };
+  const servers = {
+    "tcp-protocol-epoll": protocolEpoll,
+    "tcp-stream-epoll": streamEpoll,
+    "tcp-protocol-deno": protocolDeno,
+    "tcp-stream-deno": streamDeno,
+    udp,
+  };
+  const tcpServers = [protocolEpoll, streamEpoll, protocolDeno, streamDeno];
   const fdsAtStart = Object.values(servers).map((s) => s.openIoFds());
   const rssAtStart = Object.values(servers).map((s) => s.memory().rss);
 
@@ -103,7 +114,7 @@ Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs) and UDP load, then not
   const until = () => performance.now() >= end;
   const workers = [
     ...Array.from({ length: TCP_WORKERS }, (_, i) => {
-      const server = i % 2 === 0 ? tcpProtocol : tcpStream;
+      const server = tcpServers[i % tcpServers.length];
       return tcpWorker(server.port, i + 1, until, load);
     }),
     ...Array.from({ length: UDP_WORKERS }, (_, i) => udpWorker(udp.port, 100 + i, until, load)),

@@ -186,10 +186,20 @@ export async function pool(
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
 }
 
-/** Prints one figure for RELIABILITY.md, marked so it can be found in the output. */
+/**
+ * Prints one figure for RELIABILITY.md, marked so it can be found in the
+ * output; with `FIGURES_FILE` set (`deno task test:stress:report`), also
+ * appends it to that file as a JSON line.
+ */
 export function figure(caseName: string, values: Record<string, string | number>): void {
   const text = Object.entries(values).map(([k, v]) => `${k}=${v}`).join(" ");
   console.log(`FIGURE ${caseName}: ${text}`);
+  const file = Deno.env.get("FIGURES_FILE");
+  if (file) {
+    Deno.writeTextFileSync(file, JSON.stringify({ case: caseName, values }) + "\n", {
+      append: true,
+    });
+  }
 }
 
 /** MiB, with one decimal. */

@@ -38,6 +38,11 @@ const BAD_FLAGS: [string, string[], string][] = [
   [SERVER, ["--keepalive-interval", "40000"], "--keepalive-interval"],
   [SERVER, ["--keepalive-count", "200"], "--keepalive-count"],
   [SERVER, ["--until", ""], "--until"],
+  [SERVER, ["--mode", "until", "--until-limit", "0"], "--until-limit"],
+  [SERVER, ["--until-limit", "100"], "--until-limit"], // without until mode
+  [SERVER, ["--max-buffered", "0"], "--max-buffered"],
+  [SERVER, ["--max-buffered", "lots"], "--max-buffered"],
+  [SERVER, ["--udp", "--max-buffered", "1000"], "--max-buffered"],
   [SERVER, ["--no-such-flag"], "--no-such-flag"],
   [CLIENT, ["--port", "0"], "--port"],
   [CLIENT, ["--timeout", "-1"], "--timeout"],

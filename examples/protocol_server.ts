@@ -45,7 +45,7 @@ class EchoServerProtocol {
   }
 
   // Called with each chunk read. `data` is only valid during this call;
-  // writing it straight back is safe (the transport sends it before reading more).
+  // writing it is safe (the transport sends what the socket takes and copies the rest).
   dataReceived(data: Uint8Array): void {
     console.log(`Data received from ${this.#peer}: ${JSON.stringify(decoder.decode(data))}`);
     this.#transport.write(data);

@@ -3,7 +3,10 @@
  * back from the kernel and print both numbers side by side.
  *
  * Run it:   deno run -A examples/socket_options.ts
- *           deno run -A --unstable-net examples/socket_options.ts   (adds SO_REUSEPORT)
+ *
+ * On Linux with FFI the server opens its listening socket itself (the epoll
+ * backend), so it can ask for SO_REUSEPORT; Deno's own sockets need
+ * `--unstable-net` for that.
  *
  * Deno sets a few options itself (TCP_NODELAY, SO_KEEPALIVE). The rest
  * (buffer sizes, keep-alive timing, quick-ack, address reuse) are set with
@@ -24,6 +27,9 @@ import {
 } from "../mod.ts";
 
 const unstableNet = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+/** SO_REUSEPORT can be asked for: the epoll backend (Linux, FFI) sets it, Deno needs the flag. */
+const canReusePort = unstableNet ||
+  (Deno.build.os === "linux" && Deno.permissions.querySync({ name: "ffi" }).state === "granted");
 
 /** Prints one table: option, the value asked for, the kernel's value. */
 function report(title: string, rows: [string, unknown, unknown][]): void {
@@ -54,7 +60,7 @@ function tcpRows(asked: SocketOptions, kernel: SocketOptionValues): [string, unk
 const serverOptions: SocketOptions = {
   backlog: 128,
   reuseAddress: true,
-  reusePort: unstableNet ? true : undefined, // needs --unstable-net
+  reusePort: canReusePort ? true : undefined,
   receiveBufferSize: 131072,
   sendBufferSize: 131072,
   noDelay: true,
@@ -76,7 +82,9 @@ report(`TCP listening socket on port ${server.addr.port}`, [
   ["listen backlog", serverOptions.backlog, "-"],
 ]);
 console.log("  (getsockopt cannot read the backlog: `ss -ltn` shows it as Send-Q)");
-if (!unstableNet) console.log("  (SO_REUSEPORT needs Deno's --unstable-net flag: not asked)");
+if (!canReusePort) {
+  console.log("  (SO_REUSEPORT needs Deno's --unstable-net flag off the epoll backend: not asked)");
+}
 
 // 2. A TCP client with its own options. Quick-ack is per connection, and
 //    the kernel leaves quick-ack mode on its own, so it is turned on again

@@ -56,12 +56,21 @@ export class FakeLibc implements EpollLibc {
   readonly sockets: Map<number, FakeSocket> = new Map();
   /** The events each descriptor is registered for. */
   readonly interest: Map<number, number> = new Map();
+  /** The high word of each descriptor's `data` (the poller's generation), as registered. */
+  readonly tags: Map<number, number> = new Map();
   /** The calls that matter to ordering, as text: "close 10", "del 10", ... */
   readonly log: string[] = [];
-  /** Waits the test scripts; consumed before readiness is computed. */
+  /** Results of the next non-blocking `epoll_wait` calls; consumed before readiness is computed. */
   readonly waits: ScriptedWait[] = [];
+  /**
+   * Results of the next blocking waits (the call made on Deno's blocking
+   * thread, which the poller makes once a non-blocking one found nothing).
+   */
+  readonly blockingWaits: ScriptedWait[] = [];
   /** Calls of `epoll_wait` (both kinds). */
   waitCalls = 0;
+  /** Calls of the blocking `epoll_wait`. */
+  blockingCalls = 0;
   #errno = 0;
   #counter = 0n;
   #nextFd = 1000;
@@ -112,7 +121,9 @@ export class FakeLibc implements EpollLibc {
     epoll_create1: () => this.epfd,
     eventfd: () => this.eventFd,
     epoll_ctl: (_epfd: number, op: number, fd: number, event: BufferSource | null) => {
-      const events = new DataView((event as Uint8Array).buffer).getUint32(0, true);
+      const view = new DataView((event as Uint8Array).buffer);
+      const events = view.getUint32(0, true);
+      this.tags.set(fd, view.getUint32(EPOLL_DATA_OFFSET + 4, true));
       if (op === EPOLL_CTL_DEL) {
         this.log.push(`del ${fd}`);
         this.interest.delete(fd);
@@ -121,12 +132,18 @@ export class FakeLibc implements EpollLibc {
       }
       return 0;
     },
-    epoll_wait: (_epfd: number, events: BufferSource | null) => this.#wait(events as Uint8Array),
+    epoll_wait: (_epfd: number, events: BufferSource | null) =>
+      this.#wait(events as Uint8Array, this.waits),
     epoll_wait_blocking: (_epfd: number, events: BufferSource | null) => {
-      const n = this.#wait(events as Uint8Array);
+      this.blockingCalls++;
+      const buffer = events as Uint8Array;
+      const scripted = this.blockingWaits.shift();
+      // errno belongs to the thread that made the call: the caller cannot read it here.
+      if (scripted !== undefined) return Promise.resolve(this.#result(buffer, scripted, false));
+      const n = this.#wait(buffer, []);
       if (n !== 0) return Promise.resolve(n);
       return new Promise<number>((resolve) => {
-        this.#wake = () => resolve(this.#wait(events as Uint8Array));
+        this.#wake = () => resolve(this.#wait(buffer, []));
       });
     },
     accept4: () => this.#fail(EAGAIN),
@@ -171,19 +188,30 @@ export class FakeLibc implements EpollLibc {
     return -1;
   }
 
-  #wait(buffer: Uint8Array): number {
+  /** A scripted result written into `buffer`; a failure sets errno only when `setErrno`. */
+  #result(buffer: Uint8Array, scripted: ScriptedWait, setErrno: boolean): number {
     this.waitCalls++;
-    const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    const put = (i: number, fd: number, events: number) => {
-      view.setUint32(i * EPOLL_EVENT_SIZE, events, true);
-      view.setUint32(i * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET, fd, true);
-    };
-    const scripted = this.waits.shift();
-    if (scripted !== undefined) {
-      if ("fail" in scripted) return this.#fail(scripted.fail);
-      scripted.events.forEach(([fd, events], i) => put(i, fd, events));
-      return scripted.events.length;
+    if ("fail" in scripted) {
+      if (setErrno) this.#errno = scripted.fail;
+      return -1;
     }
+    scripted.events.forEach(([fd, events], i) => this.#put(buffer, i, fd, events));
+    return scripted.events.length;
+  }
+
+  // As the kernel does, an event carries the data the descriptor was registered with.
+  #put(buffer: Uint8Array, i: number, fd: number, events: number): void {
+    const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    view.setUint32(i * EPOLL_EVENT_SIZE, events, true);
+    view.setUint32(i * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET, fd, true);
+    view.setUint32(i * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET + 4, this.tags.get(fd) ?? 0, true);
+  }
+
+  #wait(buffer: Uint8Array, script: ScriptedWait[]): number {
+    const scripted = script.shift();
+    if (scripted !== undefined) return this.#result(buffer, scripted, true);
+    this.waitCalls++;
+    const put = (i: number, fd: number, events: number) => this.#put(buffer, i, fd, events);
     let n = 0;
     if (this.#counter > 0n && this.interest.has(this.eventFd)) put(n++, this.eventFd, EPOLLIN);
     for (const [fd, wanted] of this.interest) {

@@ -1,5 +1,5 @@
 /**
- * Bad input, case 6 of the reliability suite: every value-taking flag of the
+ * Bad input, case 7 of the reliability suite: every value-taking flag of the
  * three programs given a bad value, API options given bad values, and
  * garbage (every byte value) echoed byte-exact by every echo shape.
  */

@@ -279,7 +279,7 @@ Deno.test("examples/socket_options.ts reads back every option it set", async () 
   ) assert(names.has(name), `${name} missing from\n${stdout}`);
   let compared = 0;
   for (const [line, name, asked, kernel] of rows) {
-    if (asked === "-") continue; // not asked for: SO_REUSEPORT without --unstable-net
+    if (asked === "-") continue; // not asked for
     if (name === "SO_RCVBUF" || name === "SO_SNDBUF") {
       assert(Number(kernel) >= Number(asked), line); // Linux reports double, capped by rmem_max
     } else {
@@ -287,8 +287,8 @@ Deno.test("examples/socket_options.ts reads back every option it set", async () 
     }
     compared++;
   }
-  // Listener 8 (SO_REUSEPORT needs --unstable-net), client 8, accepted 7, UDP 3.
-  assertEquals(compared, 26, stdout);
+  // Listener 9 (with SO_REUSEPORT, on the epoll backend), client 8, accepted 7, UDP 3.
+  assertEquals(compared, 27, stdout);
 });
 
 Deno.test("every example is run by a test in this file", async () => {

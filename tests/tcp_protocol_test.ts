@@ -234,6 +234,26 @@ for (const backend of TCP_BACKENDS) {
     await server.shutdown();
   });
 
+  Deno.test(`${backend}: a protocol factory that returns nothing closes that connection only`, async () => {
+    let calls = 0;
+    const server = serveTcp({ port: 0, backend }, () => {
+      if (++calls <= 2) return (calls === 1 ? undefined : null) as unknown as Protocol;
+      let t: Transport;
+      return { connectionMade: (x) => void (t = x), dataReceived: (d) => t.write(d) };
+    });
+    for (let i = 0; i < 2; i++) {
+      const refused = await dial(server.addr);
+      assertEquals(await readToEnd(refused).catch(() => new Uint8Array(0)), new Uint8Array(0));
+      refused.close();
+    }
+    const served = await dial(server.addr);
+    await writeAll(served, encode("ok"));
+    assertEquals(decode(await readExactly(served, 2)), "ok");
+    served.close();
+    assertEquals(server.counters.accepted, 1);
+    await server.shutdown();
+  });
+
   Deno.test(`${backend}: a peer that resets mid-write gives connectionLost(error) and no leak`, async () => {
     const { server, protocols } = serve({
       data(_d, t) {

@@ -20,7 +20,7 @@ UDP: --recv-buffer, --send-buffer and --reuse-address only, the latter off by de
                             SO_REUSEADDR: rebind at once over TIME_WAIT (default on;
                             UDP: off, as it would let two servers share the port)
   --reuse-port              SO_REUSEPORT: share the port with other servers (default off;
-                            needs deno run --unstable-net)
+                            --backend deno needs deno run --unstable-net)
   --recv-buffer BYTES       SO_RCVBUF (default: the system's; Linux reports it doubled)
   --send-buffer BYTES       SO_SNDBUF (default: the system's; Linux reports it doubled)
   --nodelay, --no-nodelay   TCP_NODELAY: send small writes at once (default on)

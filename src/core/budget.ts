@@ -8,16 +8,20 @@
  * sends wait in the kernel, then in the peers), the ones holding the most
  * first: enough of them that those still reading hold at most three
  * quarters of what the paused ones leave of the budget. A connection that
- * holds nothing is never paused, and one paused while it held a little
- * reads again as soon as it holds nothing (its writes went out), so clients
- * whose bytes go straight back out are still served. While the budget is spent, reads take at most
- * {@linkcode SPENT_BUDGET_READ} bytes, so a connection that starts holding
- * then adds little before it is paused in turn. Once the total falls to
- * three quarters of the budget, every paused connection reads again.
+ * holds no more than {@linkcode SMALL_HOLDING} is never paused: it may need
+ * one more read to finish its message and let go of what it holds (a line
+ * in two segments, an `until` request in two reads), and pausing it could
+ * stall it for good. One paused while it held more reads again as soon as
+ * it holds no more than that (its writes went out, its reader shrank). While the budget is spent, reads
+ * take at most {@linkcode SPENT_BUDGET_READ} bytes, so a connection adds
+ * little before it is paused in turn. Once the total falls to three
+ * quarters of the budget, every paused connection reads again.
  *
  * Memory held for peers therefore stays within the budget plus the read
- * that crossed it, plus at most one small read per connection that was
- * still reading when the budget ran out.
+ * that crossed it, plus at most a small holding and one small read per
+ * connection. A paused connection whose message cannot complete (an `until`
+ * flood that never sends its terminator) waits until buffers drain, its
+ * peer gives up, `idleTimeout` or shutdown; the others are served meanwhile.
  *
  * @module
  */
@@ -49,6 +53,8 @@ export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 
 /** The most bytes one read takes while the budget is spent: 16 KiB. */
 export const SPENT_BUDGET_READ = 16 * 1024;
+/** What a connection may hold and never be paused for the budget: 16 KiB. */
+export const SMALL_HOLDING = 16 * 1024;
 
 /** See the module documentation. */
 export class BufferBudget {
@@ -65,6 +71,12 @@ export class BufferBudget {
   readonly #low: number;
   readonly #holders: () => Iterable<BudgetHolder>;
   readonly #paused = new Set<BudgetHolder>();
+  /**
+   * `used` when readers were last looked over: while the budget stays spent,
+   * they are looked over again only once it has grown by a small read, not
+   * on every charge (a look goes over every connection).
+   */
+  #relievedAt = 0;
 
   /** A budget of `limit` bytes over the connections `holders` lists when asked. */
   constructor(limit: number, holders: () => Iterable<BudgetHolder>) {
@@ -85,12 +97,15 @@ export class BufferBudget {
     this.spent = used > this.limit;
     if (delta > 0) {
       if (used > this.peak) this.peak = used;
-      if (used > this.limit) this.#relieve();
-    } else if (this.#paused.size > 0) {
+      if (used > this.limit && used > this.#relievedAt) this.#relieve();
+    } else {
+      if (used <= this.limit) this.#relievedAt = 0;
+      if (this.#paused.size === 0) return;
       if (used <= this.#low) {
         this.#resumeAll();
-      } else if (holder.held === 0 && this.#paused.delete(holder)) {
-        // It holds nothing any more (its writes went out): it no longer needs to wait.
+      } else if (holder.held <= SMALL_HOLDING && this.#paused.delete(holder)) {
+        // It holds little now (its writes went out, its reader shrank): a small holding
+        // is never paused, as it may need one more read to let go of it.
         holder.resumeForBudget();
       }
     }
@@ -104,10 +119,11 @@ export class BufferBudget {
 
   /** Pauses the largest readers until the readers hold their share of what is left. */
   #relieve(): void {
+    this.#relievedAt = this.used + SPENT_BUDGET_READ;
     const readers: BudgetHolder[] = [];
     let readingHeld = 0;
     for (const holder of this.#holders()) {
-      if (holder.held > 0 && holder.isReading()) {
+      if (holder.held > SMALL_HOLDING && holder.isReading()) {
         readers.push(holder);
         readingHeld += holder.held;
       }

@@ -67,8 +67,9 @@ export type ExtraInfoName = keyof ExtraInfo;
 export interface Transport {
   /**
    * Sends `data`. Never blocks, drops or reorders bytes: what the socket
-   * takes now is sent at once, and a copy of the rest is queued and sent in
-   * order. Past the high water mark the protocol's `pauseWriting` is called.
+   * takes now is sent at once (on the epoll backend; Deno's own sockets
+   * take nothing synchronously), and a copy of the rest is queued and sent
+   * in order. Past the high water mark the protocol's `pauseWriting` is called.
    *
    * `data` is yours again when the call returns: what goes out is what it
    * held at the call, wherever it lives (another connection's read buffer,

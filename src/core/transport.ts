@@ -316,6 +316,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     const marks = validateWaterMarks(high, low, "high water mark", "low water mark");
     this.#high = marks.high;
     this.#low = marks.low;
+    if (this.#lost) return;
     const size = this.queue.size;
     if (!this.#writingPaused && size > this.#high) {
       this.#writingPaused = true;
@@ -422,11 +423,13 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   /**
    * Whether a read that completed now must wait before it is delivered:
-   * reading is paused (by the protocol or the budget) and the connection
-   * is not closing. Only a driver whose reads are awaited ever asks.
+   * reading is paused (by the protocol or the budget), and the connection
+   * is neither closing nor shutting down (then the bytes it already took in
+   * are delivered, and answered, rather than dropped). Only a driver whose
+   * reads are awaited ever asks.
    */
   get holdsReads(): boolean {
-    return this.#paused !== 0 && !this.#closing;
+    return this.#paused !== 0 && !this.#closing && !this.#lastRead;
   }
 
   /**
@@ -471,6 +474,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   /** A read of `n` bytes went straight into the buffer `receiveBuffer` returned. */
   receivedInto(n: number): void {
     this.bytesReceived += n;
+    if (this.#closing) return;
     if (this.#idle !== null) this.lastActive = this.#idle.tick;
     if (this.debug) this.#logReceived(n);
     try {
@@ -583,6 +587,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     this.#lost = true;
     this.#closing = true;
     this.#reading = false;
+    this.#writingPaused = false; // no resumeWriting after connectionLost
     this.#closeReason ||= "the connection is closed";
     this.queue.clear();
     this.#budget?.release(this);

@@ -33,6 +33,9 @@ const small: BufferPool = new BufferPool(WRITE_CHUNK_SIZE, 64);
 const large: BufferPool = new BufferPool(LARGE_WRITE_CHUNK_SIZE, 32);
 
 const NONE: never[] = [];
+const SENT = new Uint8Array(0);
+/** Sent chunks at the front of the arrays past which they are cut off (see `consume`). */
+const COMPACT_AFTER = 32;
 
 /** See the module documentation. */
 export class WriteQueue {
@@ -81,6 +84,11 @@ export class WriteQueue {
     this.#ends.push(length);
   }
 
+  /** Chunks the arrays hold, sent ones not yet cut off included (for tests). */
+  get chunkCount(): number {
+    return this.#chunks.length;
+  }
+
   /**
    * The oldest unsent bytes (all of one chunk), or `null` when the queue is
    * empty. The view stays valid until {@linkcode WriteQueue.consume}.
@@ -90,19 +98,32 @@ export class WriteQueue {
     return this.#chunks[this.#head].subarray(this.#start, this.#ends[this.#head]);
   }
 
-  /** `n` bytes from the front were sent: forgets them, and gives emptied chunks back. */
+  /**
+   * `n` bytes from the front were sent: forgets them, and gives emptied
+   * chunks back. A queue that never empties (a peer that reads just enough)
+   * keeps no reference to what it sent: sent chunks are dropped from the
+   * arrays, which are cut down once enough of them are at the front.
+   */
   consume(n: number): void {
     this.size -= n;
+    const chunks = this.#chunks;
     let start = this.#start + n;
-    while (this.#head < this.#chunks.length && start >= this.#ends[this.#head]) {
+    while (this.#head < chunks.length && start >= this.#ends[this.#head]) {
       start -= this.#ends[this.#head];
-      const chunk = this.#chunks[this.#head];
+      const chunk = chunks[this.#head];
       if (chunk.length === WRITE_CHUNK_SIZE) small.give(chunk);
       else large.give(chunk);
+      chunks[this.#head] = SENT;
       this.#head++;
     }
     this.#start = start;
-    if (this.#head === this.#chunks.length) this.#reset();
+    if (this.#head === chunks.length) {
+      this.#reset();
+    } else if (this.#head >= COMPACT_AFTER && 2 * this.#head >= chunks.length) {
+      chunks.splice(0, this.#head);
+      this.#ends.splice(0, this.#head);
+      this.#head = 0;
+    }
   }
 
   /**

@@ -53,6 +53,8 @@ export class ConnDriver implements Driver {
   readonly #maxRead: number;
   #transport!: SocketTransport;
   #buffer: Uint8Array;
+  /** The last view of `#buffer` handed on: reads of one size reuse it (no allocation per read). */
+  #view: Uint8Array = new Uint8Array(0);
   /** Reads in a row that used a quarter of the buffer or less. */
   #smallReads = 0;
   /** The socket's descriptor once looked up (quick-ack, per-connection options, debug); else -1. */
@@ -61,7 +63,7 @@ export class ConnDriver implements Driver {
   #wake: (() => void) | null = null;
   #writing = false;
   #closed = false;
-  /** A `conn.read` is awaited. */
+  /** A `conn.read` is awaited, or its bytes are held while reading is paused. */
   #reading = false;
   /** Resolves whoever waits for the read in flight to settle (`settleReads`). */
   #settled: (() => void) | null = null;
@@ -200,14 +202,16 @@ export class ConnDriver implements Driver {
         const buffer = this.#buffer;
         const length = transport.readLength(buffer.length);
         this.#reading = true;
-        let n: number | null;
-        try {
-          n = await conn.read(length === buffer.length ? buffer : buffer.subarray(0, length));
-        } finally {
-          this.#reading = false;
+        const n = await conn.read(length === buffer.length ? buffer : buffer.subarray(0, length));
+        if (transport.holdsReads && !this.#closed && n !== null) {
+          // Reading was paused while the read was in flight: hold the bytes (counted
+          // against the budget) and deliver them once it resumes.
+          transport.charge(n);
+          while (transport.holdsReads && !this.#closed) await this.#wakeCall();
+          transport.charge(-n);
         }
-        // Reading was paused while the read was in flight: deliver once it resumes.
         while (transport.holdsReads && !this.#closed) await this.#wakeCall();
+        this.#reading = false;
         if (n === null) {
           if (this.#closed) return;
           transport.endOfInput();
@@ -216,7 +220,11 @@ export class ConnDriver implements Driver {
         }
         if (quickAckFd >= 0 && !this.#closed) rearmQuickAck(quickAckFd);
         // Delivered even after a close (the transport counts the bytes, then drops them).
-        transport.received(buffer.subarray(0, n));
+        let view = this.#view;
+        if (view.length !== n || view.buffer !== buffer.buffer) {
+          view = this.#view = buffer.subarray(0, n);
+        }
+        transport.received(view);
         this.#settle();
         if (this.#closed) return;
         if (length === buffer.length) this.#fit(n);
@@ -224,6 +232,7 @@ export class ConnDriver implements Driver {
     } catch (error) {
       if (!(this.#closed && isLocalCancel(error))) transport.fail(error);
     } finally {
+      this.#reading = false;
       this.#settle();
     }
   }

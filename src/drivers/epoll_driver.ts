@@ -204,7 +204,9 @@ export class EpollDriver implements Driver, PollTarget {
   #readInto(transport: SocketTransport): void {
     const most = transport.readLength(this.#readLength);
     const buffer = transport.receiveBuffer(most);
-    if (buffer === null) return;
+    // getBuffer may have closed the connection: then read nothing. (A pause it caused,
+    // such as the budget's for the buffer it just took, applies from the next read on.)
+    if (buffer === null || this.#closed || transport.isClosing()) return;
     const length = Math.min(buffer.length, most);
     const n = this.#calls.recv(this.#fd, buffer, sizeArgument(length), 0);
     if (n > 0) {

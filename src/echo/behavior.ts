@@ -257,6 +257,8 @@ export class EchoSession {
   readonly #hooks: EchoSessionHooks | undefined;
   /** What `until` mode keeps: a copy of each read, in order (no regrowing, no slack). */
   #kept: Uint8Array[] = NOTHING_KEPT;
+  /** Where a terminator split between two reads is looked for (made when first needed). */
+  #seam: Uint8Array | null = null;
   #keptLength = 0;
   #done = false;
 
@@ -336,7 +338,7 @@ export class EchoSession {
     const tail = Math.min(until.length - 1, this.#keptLength);
     if (tail > 0) {
       const head = Math.min(until.length - 1, taken);
-      const seam = new Uint8Array(tail + head);
+      const seam = (this.#seam ??= new Uint8Array(2 * (until.length - 1))).subarray(0, tail + head);
       let filled = tail;
       for (let i = this.#kept.length - 1; filled > 0; i--) {
         const chunk = this.#kept[i];

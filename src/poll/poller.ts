@@ -14,9 +14,13 @@
  * gives promise callbacks a turn, so handlers answer what was delivered.
  *
  * What it guarantees its targets:
- * - A descriptor removed during a batch gets none of that batch's remaining
- *   events, even when a new socket took its number meanwhile (libuv's
- *   `uv__platform_invalidate_fd` does the same).
+ * - An event is delivered only to the registration it was reported for:
+ *   each `add` of a descriptor gets a new generation, kept with the
+ *   descriptor in epoll's 64-bit `data`, and an event whose generation is
+ *   not the descriptor's current one is dropped. So a descriptor removed
+ *   after a wait returned gets none of its events, even when a new socket
+ *   took its number meanwhile (libuv's `uv__platform_invalidate_fd` drops
+ *   them for the same reason).
  * - A failed wait is never retried blindly: EINTR waits again; any other
  *   error is logged and handed to every target (`onPollerError`), the
  *   poller closes, and the next user gets a new one.
@@ -95,8 +99,6 @@ const TURN_EVENTS = 16;
 const TURN_BYTES = 256 * 1024;
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
-/** The `data` a removed descriptor's pending event is given: no descriptor has it. */
-const INVALID = 0xffffffff;
 
 /** See the module documentation. */
 export class Poller {
@@ -111,13 +113,14 @@ export class Poller {
   readonly #targets: (PollTarget | undefined)[] = [];
   /** The events each descriptor is in the epoll set for; 0 when it is out of it. */
   readonly #masks: number[] = [];
+  /** Each descriptor's current registration, told apart from earlier ones of the same number. */
+  readonly #generations: number[] = [];
   #count = 0;
   #running: Promise<void> | null = null;
+  /** Owners waiting for the loop to end (see `whenIdle`). */
+  #idleWaiters: (() => void)[] = [];
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
-  /** Events of the batch being dispatched: `#next` to `#batchEnd` are still to come. */
-  #next = 0;
-  #batchEnd = 0;
   /** Set once a wait failed for good: the poller is closed. */
   #failure: Error | null = null;
   readonly #onFailure: ((poller: Poller) => void) | undefined;
@@ -196,6 +199,7 @@ export class Poller {
     }
     this.#targets[fd] = target;
     this.#masks[fd] = 0;
+    this.#generations[fd] = ((this.#generations[fd] ?? 0) + 1) >>> 0;
     this.#count++;
     try {
       this.modify(fd, events);
@@ -204,6 +208,8 @@ export class Poller {
       this.#count--;
       throw error;
     }
+    // The poller is someone's again: those who waited for it to go idle are done waiting.
+    this.#releaseIdleWaiters();
     // Not inside the caller: the loop may dispatch events at once.
     this.#running ??= Promise.resolve().then(() => this.#run());
   }
@@ -224,10 +230,10 @@ export class Poller {
   }
 
   /**
-   * Stops watching `fd` and drops its events still to be dispatched in this
-   * batch; call it before closing `fd`, whose number the kernel may then
-   * give to a new socket. When it was the last one, wakes the wait so the
-   * loop ends.
+   * Stops watching `fd`; none of its events already reported is delivered
+   * from now on. Call it before closing `fd`, whose number the kernel may
+   * then give to a new socket. When it was the last one, wakes the wait so
+   * the loop ends.
    */
   remove(fd: number): void {
     if (this.#targets[fd] === undefined) return;
@@ -243,35 +249,34 @@ export class Poller {
     this.#targets[fd] = undefined;
     this.#masks[fd] = 0;
     this.#count--;
-    this.#invalidate(fd);
     if (this.#count === 0 && this.#blocked) {
       this.#counter[0] = 1n;
       libc.linux.write(this.#wakeFd, this.#counter, 8n);
     }
   }
 
-  /** Marks the events of `fd` still to come in this batch as no one's. */
-  #invalidate(fd: number): void {
-    const words = this.#words;
-    const stride = EPOLL_EVENT_SIZE / 4;
-    const dataAt = EPOLL_DATA_OFFSET / 4;
-    for (let i = this.#next, at = i * stride + dataAt; i < this.#batchEnd; i++, at += stride) {
-      if (words[at] === fd) words[at] = INVALID;
-    }
-  }
-
   /**
    * Resolves once the wait loop has ended, when nothing is registered; at
-   * once while something still is (its owner will wait for it instead).
+   * once while something still is (its owner will wait for it instead), or
+   * as soon as something registers again (the loop is then someone else's).
    */
   whenIdle(): Promise<void> {
-    return this.#count > 0 || this.#running === null ? Promise.resolve() : this.#running;
+    if (this.#count > 0 || this.#running === null) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #releaseIdleWaiters(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #control(op: number, fd: number, events: number): void {
     const words = this.#controlWords;
     words[0] = events;
     words[EPOLL_DATA_OFFSET / 4] = fd;
+    words[EPOLL_DATA_OFFSET / 4 + 1] = this.#generations[fd] ?? 0;
     const { libc } = this;
     if (libc.linux.epoll_ctl(this.#epfd, op, fd, this.#controlEvent) < 0) {
       throw libc.error(libc.errno(), `watch descriptor ${fd} with epoll`);
@@ -283,7 +288,7 @@ export class Poller {
       while (this.#count > 0) {
         const n = await this.#wait();
         for (let from = 0; from < n && this.#failure === null;) {
-          from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS), n);
+          from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS));
           this.delivered = 0;
           await null;
         }
@@ -292,7 +297,7 @@ export class Poller {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.#running = null;
-      this.#next = this.#batchEnd = 0;
+      this.#releaseIdleWaiters();
     }
   }
 
@@ -329,27 +334,26 @@ export class Poller {
   }
 
   /**
-   * Calls the targets of events `from` to `to` (of `end` in the batch), or
-   * fewer once {@linkcode TURN_BYTES} were delivered; returns where it
-   * stopped. A function of its own, so V8 optimises it whole.
+   * Calls the targets of events `from` to `to`, or fewer once
+   * {@linkcode TURN_BYTES} were delivered; returns where it stopped. A
+   * function of its own, so V8 optimises it whole.
    */
-  #dispatch(from: number, to: number, end: number): number {
+  #dispatch(from: number, to: number): number {
     const words = this.#words;
     const targets = this.#targets;
+    const generations = this.#generations;
     const wakeFd = this.#wakeFd;
     const stride = EPOLL_EVENT_SIZE / 4;
     const dataAt = EPOLL_DATA_OFFSET / 4;
-    this.#batchEnd = end;
     for (let i = from, at = from * stride; i < to; i++, at += stride) {
-      this.#next = i + 1;
       const fd = words[at + dataAt];
       if (fd === wakeFd) {
         this.libc.linux.read(wakeFd, this.#counter, 8n);
         continue;
       }
-      // Removed earlier in this batch (INVALID), or since: skip its event.
+      // Removed since the wait returned, or registered anew under the same number: not its event.
       const target = targets[fd];
-      if (target === undefined) continue;
+      if (target === undefined || words[at + dataAt + 1] !== generations[fd]) continue;
       try {
         target.onEvents(words[at]);
       } catch (error) {

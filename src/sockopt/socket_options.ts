@@ -90,13 +90,14 @@ export interface ConnectionSocketOptions {
 export interface SocketOptions extends ConnectionSocketOptions {
   /**
    * SO_REUSEADDR: listen again at once on a port whose old connections are
-   * in TIME_WAIT. Deno already binds with it on; `false` clears it on the
-   * listening socket after the bind.
+   * in TIME_WAIT. On by default, as Deno binds: the epoll backend sets it
+   * before its bind; on the deno backend, `false` clears it after Deno's.
    */
   reuseAddress?: boolean;
   /**
    * SO_REUSEPORT: let several servers listen on one port, the kernel
-   * spreading connections between them. Needs Deno's `--unstable-net` flag.
+   * spreading connections between them. The epoll backend sets it before
+   * its bind, with no flag; the deno backend needs Deno's `--unstable-net`.
    */
   reusePort?: boolean;
   /** The listen backlog: connections the kernel queues before they are accepted, 1 to 65535. */

@@ -203,6 +203,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   #end = 0;
   /** The buffer the view {@linkcode StreamReader.readBorrowed} handed out is in, until the next read. */
   #lent: Uint8Array | null = null;
+  /** Bytes of buffers counted against the connection's budget (see `#recharge`). */
+  #charged = 0;
   #eof = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
@@ -316,7 +318,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    */
   #added(length: number): void {
     this.#end += length;
-    if (this.#transport !== null) chargeBuffered(this.#transport, length);
+    if (this.#buffer.length > POOLED_BUFFER_SIZE) this.#recharge();
     if (!this.#paused && this.#transport && this.#end - this.#start > 2 * this.#limit) {
       this.#paused = true;
       this.#transport.pauseReading();
@@ -569,6 +571,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (lent !== this.#buffer) {
       // Data that came during the lend moved to another buffer; this one is spare.
       release(lent);
+      this.#recharge();
     } else if (this.#start === this.#end) {
       this.#readOut();
     }
@@ -576,7 +579,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
 
   #consume(n: number): void {
     this.#start += n;
-    if (this.#transport !== null) chargeBuffered(this.#transport, -n);
+    if (this.#buffer.length > POOLED_BUFFER_SIZE) this.#recharge();
     if (this.#start === this.#end && this.#lent !== this.#buffer) this.#readOut();
     if (this.#paused && this.#end - this.#start <= this.#limit) {
       this.#paused = false;
@@ -590,7 +593,45 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (this.#buffer !== EMPTY) {
       release(this.#buffer);
       this.#buffer = EMPTY;
+      this.#recharge();
     }
+  }
+
+  /**
+   * About to wait with a partial message in a large pooled buffer: moves it
+   * to a small one, so a connection waiting for the rest of a line holds
+   * 16 KiB rather than 256 KiB.
+   */
+  #shrink(): void {
+    const buffered = this.#end - this.#start;
+    const old = this.#buffer;
+    if (old.length !== POOLED_BUFFER_SIZE || this.#lent === old || buffered > SMALL_BUFFER / 2) {
+      return;
+    }
+    const small = smallBuffers.take();
+    small.set(old.subarray(this.#start, this.#end));
+    release(old);
+    this.#buffer = small;
+    this.#start = 0;
+    this.#end = buffered;
+    this.#recharge();
+  }
+
+  /**
+   * Counts the buffers this reader holds (its own, and a lent one that data
+   * moved away from) against its server's budget. A pooled buffer counts
+   * whole, since a partial message holds all of it; a larger one, grown for
+   * a long message, counts the bytes in it (the kernel maps its pages as
+   * they are written), and is recounted as they arrive.
+   */
+  #recharge(): void {
+    const lent = this.#lent;
+    const own = this.#buffer.length > POOLED_BUFFER_SIZE ? this.#end : this.#buffer.length;
+    const held = own + (lent !== null && lent !== this.#buffer ? lent.length : 0);
+    const delta = held - this.#charged;
+    if (delta === 0 || this.#transport === null) return;
+    this.#charged = held;
+    chargeBuffered(this.#transport, delta);
   }
 
   #find(sep: Uint8Array, from: number): number {
@@ -613,6 +654,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       return;
     }
     this.#buffer = this.#copyUnread(needed);
+    this.#recharge();
     if (this.#lent !== old && old !== EMPTY) release(old);
   }
 
@@ -642,6 +684,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   async #waitForData(caller: string): Promise<void> {
     if (this.#error) throw this.#error;
     if (this.#waiter || this.#pending) throw this.#concurrentReadError(caller);
+    this.#shrink();
     if (this.#paused) {
       this.#paused = false;
       this.#transport?.resumeReading();

@@ -105,9 +105,10 @@ export class StreamWriter {
   }
 
   /**
-   * Sends `data` (a string is sent as UTF-8): what the socket takes now at
-   * once, a copy of the rest queued. `data` is yours again when the call
-   * returns, so a borrowed view or a reused buffer is safe to write.
+   * Sends `data` (a string is sent as UTF-8), as the transport's `write`
+   * does: what the socket takes now at once, a copy of the rest queued.
+   * `data` is yours again when the call returns, so a borrowed view or a
+   * reused buffer is safe to write.
    *
    * @throws {TransportClosedError} after `close`, `abort` or `writeEof`.
    */

@@ -14,6 +14,7 @@ import { formatAddress } from "../_address.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/setup.ts";
 import { AcceptBackoff, type Acceptor } from "./acceptor.ts";
+import { tcpLogger } from "../core/_log.ts";
 
 /** An {@linkcode Acceptor} over a `Deno.TcpListener`. */
 export class DenoAcceptor implements Acceptor {
@@ -61,6 +62,23 @@ export class DenoAcceptor implements Acceptor {
     return getSocketOptions(this.#listener);
   }
 
+  /**
+   * Hands `conn` on. Whatever goes wrong there is that connection's: a throw
+   * inside the `for await` would end the iterator, and close the listener.
+   */
+  #hand(conn: Deno.TcpConn, onConnection: (driver: Driver) => void): void {
+    const driver = new ConnDriver(conn, this.#setup, this.#readBufferSize);
+    try {
+      onConnection(driver);
+    } catch (error) {
+      tcpLogger.error("Serving {peer} failed: {error}", {
+        peer: formatAddress(conn.remoteAddr),
+        error,
+      });
+      driver.close();
+    }
+  }
+
   async #acceptLoop(
     onConnection: (driver: Driver) => void,
     onEnd: (error?: Error) => void,
@@ -71,7 +89,7 @@ export class DenoAcceptor implements Acceptor {
         // accept errors, after which a fresh iterator carries on.
         for await (const conn of this.#listener) {
           this.#backoff.reset();
-          onConnection(new ConnDriver(conn, this.#setup, this.#readBufferSize));
+          this.#hand(conn, onConnection);
         }
       } catch (error) {
         if (this.#stopping || isLocalCancel(error)) break;

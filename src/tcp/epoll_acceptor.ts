@@ -15,6 +15,8 @@ import {
   EAGAIN,
   ECONNABORTED,
   EINTR,
+  EMFILE,
+  ENFILE,
   EPOLLIN,
   O_CLOEXEC,
   O_NONBLOCK,
@@ -30,6 +32,14 @@ import { type ConnectionSetup, setUpUnboundListener } from "../sockopt/setup.ts"
 import type { SocketOptions } from "../sockopt/socket_options.ts";
 import { formatAddress } from "../_address.ts";
 import { AcceptBackoff, type Acceptor } from "./acceptor.ts";
+
+/**
+ * accept4 errors that concern one waiting connection, not the listener:
+ * ECONNABORTED, EINTR, and what accept(2) says to treat like EAGAIN on
+ * Linux (EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
+ * ENETUNREACH, ENETDOWN, and EPERM from a firewall).
+ */
+const RETRY_ACCEPT = new Set([ECONNABORTED, EINTR, 71, 92, 112, 64, 113, 95, 101, 100, 1]);
 
 /** Connections taken per readiness event, so one busy listener cannot starve the others. */
 const ACCEPTS_PER_EVENT = 64;
@@ -154,9 +164,10 @@ export class EpollAcceptor implements Acceptor, PollTarget {
   onEvents(): void {
     const { libc } = this.#poller;
     if (!this.#fillReserve()) {
-      // Descriptors are short: take none, leave Deno what there is.
+      // Descriptors are short: take none, leave Deno what there is (errno read before the closes).
+      const error = libc.error(libc.errno(), "dup the listening socket");
       this.#releaseReserve();
-      return this.#pause(libc.error(libc.errno(), "dup the listening socket"));
+      return this.#pause(error);
     }
     const { accept4 } = libc.linux;
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
@@ -165,10 +176,14 @@ export class EpollAcceptor implements Acceptor, PollTarget {
       if (fd < 0) {
         const code = libc.errno();
         if (code === EAGAIN) return;
-        // The peer gave up while waiting, or a signal came: take the next one.
-        if (code === ECONNABORTED || code === EINTR) continue;
-        // Out of descriptors (or memory): give Deno its reserve back while we wait.
-        this.#releaseReserve();
+        // Out of descriptors: give Deno its reserve back while we wait.
+        if (code === EMFILE || code === ENFILE) {
+          this.#releaseReserve();
+          return this.#pause(libc.error(code, "accept4"));
+        }
+        // The peer gave up while waiting, a signal came, or (accept(2)) an error of the
+        // new connection's network was passed on: take the next one. Anything else waits.
+        if (RETRY_ACCEPT.has(code)) continue;
         return this.#pause(libc.error(code, "accept4"));
       }
       this.#backoff.reset();

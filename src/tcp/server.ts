@@ -314,7 +314,12 @@ class Server implements TcpServer {
       idle: this.#idle,
       budget: this.#budget,
     };
-    acceptor.start((driver) => this.#serve(driver), (error) => this.#acceptorEnded(error));
+    try {
+      acceptor.start((driver) => this.#serve(driver), (error) => this.#acceptorEnded(error));
+    } catch (error) {
+      this.#idle?.stop(); // serveTcp closes the acceptor
+      throw error;
+    }
     tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
     if (this.#signal?.aborted) this.shutdown();
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -442,8 +447,9 @@ class Server implements TcpServer {
       });
       return null;
     }
+    let protocol: unknown;
     try {
-      return this.#factory();
+      protocol = this.#factory();
     } catch (error) {
       tcpLogger.error("Protocol factory threw for {peer}; closing that connection: {error}", {
         peer: formatAddress(peer),
@@ -451,5 +457,14 @@ class Server implements TcpServer {
       });
       return null;
     }
+    if (typeof protocol !== "object" || protocol === null) {
+      tcpLogger.error(
+        "Protocol factory returned {value} for {peer}; closing that connection. " +
+          "Return an object with the Protocol callbacks.",
+        { value: protocol === null ? "null" : typeof protocol, peer: formatAddress(peer) },
+      );
+      return null;
+    }
+    return protocol as Protocol;
   }
 }

@@ -212,3 +212,11 @@ export function assertLogged(log: string, text: string): void {
     `the server's log lacks ${JSON.stringify(text)}:\n${log.slice(-3000)}`,
   );
 }
+
+/** Polls until `ok()` holds, for at most `ms`: the server closes its side after ours. */
+export async function settle(ok: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = performance.now() + ms; !ok() && performance.now() < end;) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return ok();
+}

@@ -7,7 +7,16 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { echoOf, writeAll } from "../_helpers.ts";
-import { assertLogged, BACKENDS, figure, mib, Pattern, pool, WatchedServer } from "./_harness.ts";
+import {
+  assertLogged,
+  BACKENDS,
+  figure,
+  mib,
+  Pattern,
+  pool,
+  settle,
+  WatchedServer,
+} from "./_harness.ts";
 
 const RESETS = 50;
 const HALF_CLOSES = 50;
@@ -80,6 +89,8 @@ for (const backend of BACKENDS) {
 
       // Still serving, and back to the descriptors it started with.
       assertEquals(await echoOf(server.port, "still here"), "still here");
+      // The server closes its side of the last connection after ours.
+      await settle(() => server.openIoFds() === fdsBefore);
       const fdsAfter = server.openIoFds();
       assertEquals(fdsAfter, fdsBefore, "descriptors left open");
       const { peak } = server.memory();

@@ -6,7 +6,7 @@
 
 import { assertEquals } from "@std/assert";
 import { prng, writeAll } from "../_helpers.ts";
-import { assertLogged, BACKENDS, figure, mib, Pattern, WatchedServer } from "./_harness.ts";
+import { assertLogged, BACKENDS, figure, mib, Pattern, settle, WatchedServer } from "./_harness.ts";
 
 const CONNECTIONS = 1000;
 const BYTES = 1024 * 1024;
@@ -60,6 +60,7 @@ for (const backend of BACKENDS) {
       const total = received.reduce((a, b) => a + b, 0);
       assertEquals(received.filter((n) => n !== BYTES), [], "connections echoed short");
       const { peak } = server.memory();
+      await settle(() => server.openIoFds() === fdsBefore); // the server closes after us
       const fdsAfter = server.openIoFds();
       const { code, log } = await server.stop();
       assertEquals(code, 0);

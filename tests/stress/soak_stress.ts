@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { prng, writeAll } from "../_helpers.ts";
 import { connectUdpClient } from "../../src/udp/request_client.ts";
-import { figure, mib, Pattern, WatchedServer } from "./_harness.ts";
+import { figure, mib, Pattern, settle, WatchedServer } from "./_harness.ts";
 
 const SECONDS = Number(Deno.env.get("SOAK_SECONDS") ?? 60);
 /**
@@ -79,14 +79,6 @@ async function udpWorker(port: number, seed: number, until: () => boolean, load:
       }
     }
   }
-}
-
-/** Polls until `ok()` holds, for at most `ms`: the server closes its side after ours. */
-async function settle(ok: () => boolean, ms = 5000): Promise<boolean> {
-  for (const end = performance.now() + ms; !ok() && performance.now() < end;) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return ok();
 }
 
 Deno.test(`soak: ${SECONDS} s of churning TCP (both APIs, both backends) and UDP load, then nothing left over`, async () => {

@@ -4,6 +4,14 @@
  * and `DatagramProtocol`/`DatagramTransport`) and streams (after asyncio's
  * `StreamReader`/`StreamWriter`).
  *
+ * This root entry point holds what most programs start with: the echo
+ * servers, and the servers, clients and main types of each API. Each
+ * concern has its own entry point with all of its names: `@x/echo/tcp`
+ * (the protocol API, its options, defaults and socket options),
+ * `@x/echo/streams`, `@x/echo/udp` and `@x/echo/echo` (the echo behaviours
+ * as building blocks). The programs are `@x/echo/server`, `@x/echo/client`
+ * and `@x/echo/bench`.
+ *
  * @example An echo server in one call
  * ```ts
  * import { serveEcho } from "@x/echo";
@@ -51,106 +59,51 @@
  * @module
  */
 
-export type {
-  BufferedProtocol,
-  ExtraInfo,
-  ExtraInfoName,
-  Protocol,
-  ProtocolFactory,
-  Transport,
-} from "./src/core/protocol.ts";
-export { DEFAULT_HIGH_WATER_MARK, type WaterMarks } from "./src/core/water_marks.ts";
-export { DEFAULT_READ_BUFFER_SIZE, type TransportOptions } from "./src/core/options.ts";
-export { TransportClosedError } from "./src/errors.ts";
-export { DEFAULT_MAX_BUFFERED } from "./src/core/budget.ts";
 export {
-  DEFAULT_SHUTDOWN_TIMEOUT,
+  type EchoApi,
+  type EchoMode,
+  type EchoOptions,
+  type EchoServerOptions,
+  echoStreamHandler,
+  serveEcho,
+  serveUdpEcho,
+  type UdpEchoServerOptions,
+} from "./src/echo/mod.ts";
+export {
+  type BufferedProtocol,
+  connectTcp,
+  type Protocol,
+  type ProtocolFactory,
   serveTcp,
-  TCP_BACKENDS,
-  type TcpBackend,
+  type SocketOptions,
+  type TcpConnection,
+  type TcpConnectOptions,
   type TcpServer,
-  type TcpServerCounters,
   type TcpServerOptions,
-} from "./src/tcp/server.ts";
-export { connectTcp, type TcpConnection, type TcpConnectOptions } from "./src/tcp/client.ts";
-export type {
-  ConnectionSocketOptions,
-  KeepAliveOptions,
-  SocketOptions,
-  UdpSocketOptions,
-} from "./src/sockopt/socket_options.ts";
-export { getSocketOptions, type SocketOptionValues } from "./src/sockopt/read_back.ts";
-export {
-  DEFAULT_STREAM_LIMIT,
-  IncompleteReadError,
-  LimitOverrunError,
-  StreamReader,
-  type StreamReaderOptions,
-} from "./src/streams/stream_reader.ts";
-export { type FlowControl, StreamWriter } from "./src/streams/stream_writer.ts";
+  type Transport,
+  TransportClosedError,
+} from "./src/tcp/mod.ts";
 export {
   connectTcpStreams,
+  IncompleteReadError,
+  LimitOverrunError,
   serveTcpStreams,
   type StreamConnection,
   type StreamConnectOptions,
   type StreamHandler,
+  StreamReader,
   type StreamServerOptions,
-} from "./src/streams/streams.ts";
+  StreamWriter,
+} from "./src/streams/mod.ts";
 export {
-  DEFAULT_PREFIX,
-  DEFAULT_TERMINATOR,
-  DEFAULT_UNTIL_LIMIT,
-  ECHO_MODES,
-  type EchoMode,
-  type EchoOptions,
-  EchoSession,
-  type EchoSessionHooks,
-  type EchoSink,
-  type ResolvedEchoOptions,
-  resolveEchoOptions,
-} from "./src/echo/behavior.ts";
-export { EchoProtocol, echoProtocolFactory } from "./src/echo/protocol.ts";
-export { echoStreamHandler } from "./src/echo/stream.ts";
-export { type EchoApi, type EchoServerOptions, serveEcho } from "./src/echo/serve.ts";
-export type {
-  DatagramExtraInfo,
-  DatagramExtraInfoName,
-  DatagramProtocol,
-  DatagramTransport,
-} from "./src/udp/protocol.ts";
-export type { DatagramTransportOptions } from "./src/udp/transport.ts";
-export {
-  type Datagram,
-  type DatagramBackend,
-  type DatagramBindOptions,
-  type DatagramSocket,
-  MAX_DATAGRAM_SIZE,
-  MAX_DATAGRAM_SIZE_IPV6,
-  openDatagramSocket,
-} from "./src/udp/socket.ts";
-export { type DropCounts, FORBIDDEN_SOURCE_PORTS, type RateLimit } from "./src/udp/guard.ts";
-export {
-  DEFAULT_UDP_SHUTDOWN_TIMEOUT,
-  serveUdp,
-  type UdpServer,
-  type UdpServerCounters,
-  type UdpServerOptions,
-} from "./src/udp/server.ts";
-export { connectUdp, type UdpConnection, type UdpConnectOptions } from "./src/udp/client.ts";
-export {
+  connectUdp,
   connectUdpClient,
-  DEFAULT_REQUEST_RETRIES,
-  DEFAULT_REQUEST_TIMEOUT,
-  UDP_CLIENT_QUEUE_LIMIT,
+  type DatagramProtocol,
+  type DatagramTransport,
+  serveUdp,
   type UdpClient,
-  type UdpRequestOptions,
-} from "./src/udp/request_client.ts";
-export {
-  EchoDatagramProtocol,
-  resolveUdpEchoPrefix,
-  serveUdpEcho,
-  UDP_ECHO_MODES,
-  type UdpEchoMode,
-  type UdpEchoOptions,
-  type UdpEchoServerOptions,
-} from "./src/echo/datagram.ts";
+  type UdpConnection,
+  type UdpConnectOptions,
+  type UdpServer,
+  type UdpServerOptions,
+} from "./src/udp/mod.ts";

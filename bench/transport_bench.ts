@@ -7,7 +7,8 @@
  * @module
  */
 
-import { serveEcho, TCP_BACKENDS } from "../mod.ts";
+import { serveEcho } from "../mod.ts";
+import { TCP_BACKENDS } from "../src/tcp/mod.ts";
 
 const message = new Uint8Array(1_000).fill(1);
 const answer = new Uint8Array(64 * 1024);

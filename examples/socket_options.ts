@@ -19,12 +19,12 @@
 import {
   connectTcp,
   getSocketOptions,
-  openDatagramSocket,
   serveTcp,
   type SocketOptions,
   type SocketOptionValues,
   type Transport,
-} from "../mod.ts";
+} from "../src/tcp/mod.ts";
+import { openDatagramSocket } from "../src/udp/mod.ts";
 
 const unstableNet = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 /** SO_REUSEPORT can be asked for: the epoll backend (Linux, FFI) sets it, Deno needs the flag. */

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, dial, echoOf, encode, writeAll } from "./_helpers.ts";
 import { installed, run, SERVER, ServerProcess } from "./_programs.ts";
-import type { SocketOptionValues } from "../mod.ts";
+import type { SocketOptionValues } from "../src/tcp/mod.ts";
 
 const linux = Deno.build.os === "linux";
 const hasSs = installed("ss");

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { EchoSession, type EchoSink, resolveEchoOptions } from "../mod.ts";
+import { EchoSession, type EchoSink, resolveEchoOptions } from "../src/echo/behavior.ts";
 import { decode, encode } from "./_helpers.ts";
 
 /** A sink that records what it is sent, copying views as a transport would send them. */

@@ -1,15 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import {
-  type EchoApi,
-  EchoProtocol,
-  echoStreamHandler,
-  resolveEchoOptions,
-  serveEcho,
-  serveTcp,
-  serveTcpStreams,
-  TCP_BACKENDS,
-  type Transport,
-} from "../mod.ts";
+import { type EchoApi, EchoProtocol, echoStreamHandler, serveEcho } from "../src/echo/mod.ts";
+import { serveTcp, TCP_BACKENDS, type Transport } from "../src/tcp/mod.ts";
+import { serveTcpStreams } from "../mod.ts";
 import {
   assertSameBytes,
   decode,
@@ -189,7 +181,7 @@ for (const backend of TCP_BACKENDS) {
       let peakWriteBuffer = 0;
       const server = api === "protocol"
         ? serveTcp({ port: 0, backend }, () => {
-          const echo = new EchoProtocol(resolveEchoOptions());
+          const echo = new EchoProtocol();
           let transport: Transport;
           return {
             connectionMade: (t) => echo.connectionMade(transport = t),

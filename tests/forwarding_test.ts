@@ -8,13 +8,12 @@
 import { assert, assertEquals } from "@std/assert";
 import {
   connectTcp,
-  connectTcpStreams,
   type Protocol,
   serveTcp,
-  serveTcpStreams,
   TCP_BACKENDS,
   type Transport,
-} from "../mod.ts";
+} from "../src/tcp/mod.ts";
+import { connectTcpStreams, serveTcpStreams } from "../mod.ts";
 import {
   assertSameBytes,
   dial,

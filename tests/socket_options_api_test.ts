@@ -2,12 +2,11 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   connectTcp,
   getSocketOptions,
-  serveEcho,
   serveTcp,
-  serveTcpStreams,
   type SocketOptionValues,
   type Transport,
-} from "../mod.ts";
+} from "../src/tcp/mod.ts";
+import { serveEcho, serveTcpStreams } from "../mod.ts";
 import { fullScanCount } from "../src/sockets/locate.ts";
 import { SocketTransport } from "../src/core/transport.ts";
 import { ConnDriver } from "../src/drivers/conn_driver.ts";

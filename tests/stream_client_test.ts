@@ -1,13 +1,7 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import {
-  connectTcpStreams,
-  serveEcho,
-  serveTcpStreams,
-  StreamWriter,
-  TCP_BACKENDS,
-  type Transport,
-} from "../mod.ts";
+import { connectTcpStreams, serveEcho, serveTcpStreams, StreamWriter } from "../mod.ts";
+import { TCP_BACKENDS, type Transport } from "../src/tcp/mod.ts";
 import {
   assertSameBytes,
   decode,

@@ -5,13 +5,8 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import {
-  type BufferedProtocol,
-  serveEcho,
-  serveTcp,
-  TCP_BACKENDS,
-  type Transport,
-} from "../mod.ts";
+import { type BufferedProtocol, serveTcp, TCP_BACKENDS, type Transport } from "../src/tcp/mod.ts";
+import { serveEcho } from "../mod.ts";
 import {
   assertSameBytes,
   decode,

@@ -5,13 +5,8 @@
  */
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import {
-  DEFAULT_MAX_BUFFERED,
-  DEFAULT_READ_BUFFER_SIZE,
-  serveEcho,
-  serveTcpStreams,
-  TCP_BACKENDS,
-} from "../mod.ts";
+import { DEFAULT_MAX_BUFFERED, DEFAULT_READ_BUFFER_SIZE, TCP_BACKENDS } from "../src/tcp/mod.ts";
+import { serveEcho, serveTcpStreams } from "../mod.ts";
 import { type BudgetHolder, BufferBudget, SMALL_HOLDING } from "../src/core/budget.ts";
 import { decode, dial, encode, readExactly, waitFor, writeAll } from "./_helpers.ts";
 

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { type Protocol, serveTcp, TCP_BACKENDS, type Transport } from "../mod.ts";
+import { type Protocol, serveTcp, TCP_BACKENDS, type Transport } from "../src/tcp/mod.ts";
 import { decode, dial, encode, readExactly, readToEnd, writeAll } from "./_helpers.ts";
 
 /** An echo protocol factory that tells when each of its connections is lost. */

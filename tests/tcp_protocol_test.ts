@@ -7,7 +7,7 @@ import {
   type TcpBackend,
   type Transport,
   TransportClosedError,
-} from "../mod.ts";
+} from "../src/tcp/mod.ts";
 import {
   assertSameBytes,
   decode,

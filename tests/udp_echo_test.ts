@@ -1,5 +1,7 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { MAX_DATAGRAM_SIZE, resolveUdpEchoPrefix, serveUdpEcho } from "../mod.ts";
+import { MAX_DATAGRAM_SIZE } from "../src/udp/mod.ts";
+import { resolveUdpEchoPrefix } from "../src/echo/datagram.ts";
+import { serveUdpEcho } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { ask, BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
 

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { FORBIDDEN_SOURCE_PORTS, serveUdpEcho } from "../mod.ts";
+import { FORBIDDEN_SOURCE_PORTS } from "../src/udp/mod.ts";
+import { serveUdpEcho } from "../mod.ts";
 import { ReflectionGuard } from "../src/udp/guard.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
 import { decode, encode } from "./_helpers.ts";

@@ -11,8 +11,8 @@ import {
   MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE_IPV6,
   serveUdp,
-  TransportClosedError,
-} from "../mod.ts";
+} from "../src/udp/mod.ts";
+import { TransportClosedError } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
 import { ask, BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";

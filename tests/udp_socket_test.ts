@@ -5,7 +5,7 @@ import {
   openDatagramSocket,
 } from "../src/udp/socket.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
-import { getSocketOptions } from "../mod.ts";
+import { getSocketOptions } from "../src/tcp/mod.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
 import { BACKENDS, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
 

@@ -43,7 +43,8 @@ export interface BudgetHolder {
  *
  * @example A larger budget for a server that buffers on purpose
  * ```ts
- * import { DEFAULT_MAX_BUFFERED, serveEcho } from "@x/echo";
+ * import { DEFAULT_MAX_BUFFERED } from "@x/echo/tcp";
+ * import { serveEcho } from "@x/echo";
  *
  * const server = serveEcho({ port: 0, mode: "until", maxBuffered: 4 * DEFAULT_MAX_BUFFERED });
  * await server.shutdown();

@@ -18,7 +18,8 @@ import { validateWaterMarks } from "./water_marks.ts";
  *
  * @example A smaller largest read for many connections with small messages
  * ```ts
- * import { DEFAULT_READ_BUFFER_SIZE, serveEcho } from "@x/echo";
+ * import { DEFAULT_READ_BUFFER_SIZE } from "@x/echo/tcp";
+ * import { serveEcho } from "@x/echo";
  *
  * const server = serveEcho({ port: 0, readBufferSize: DEFAULT_READ_BUFFER_SIZE / 16 });
  * await server.shutdown();
@@ -31,7 +32,7 @@ export const DEFAULT_READ_BUFFER_SIZE = 64 * 1024;
  *
  * @example
  * ```ts
- * import type { TransportOptions } from "@x/echo";
+ * import type { TransportOptions } from "@x/echo/tcp";
  *
  * const options: TransportOptions = { readBufferSize: 16 * 1024, highWaterMark: 256 * 1024 };
  * ```

@@ -17,7 +17,7 @@ import type { WaterMarks } from "./water_marks.ts";
  *
  * @example
  * ```ts
- * import type { ExtraInfo } from "@x/echo";
+ * import type { ExtraInfo } from "@x/echo/tcp";
  *
  * const peerOf = (info: ExtraInfo) => `${info.peername.hostname}:${info.peername.port}`;
  * ```
@@ -36,7 +36,7 @@ export interface ExtraInfo {
  *
  * @example
  * ```ts
- * import type { ExtraInfoName, Transport } from "@x/echo";
+ * import type { ExtraInfoName, Transport } from "@x/echo/tcp";
  *
  * function show(transport: Transport, name: ExtraInfoName): string {
  *   return JSON.stringify(transport.getExtraInfo(name));

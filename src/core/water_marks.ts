@@ -13,7 +13,8 @@ import { checkInteger } from "../_validate.ts";
  *
  * @example Allow four times the default before pausing the writer
  * ```ts
- * import { DEFAULT_HIGH_WATER_MARK, serveEcho } from "@x/echo";
+ * import { DEFAULT_HIGH_WATER_MARK } from "@x/echo/tcp";
+ * import { serveEcho } from "@x/echo";
  *
  * const server = serveEcho({ port: 0, highWaterMark: 4 * DEFAULT_HIGH_WATER_MARK });
  * await server.shutdown();
@@ -26,7 +27,7 @@ export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
  *
  * @example
  * ```ts
- * import type { WaterMarks } from "@x/echo";
+ * import type { WaterMarks } from "@x/echo/tcp";
  *
  * const marks: WaterMarks = { high: 256 * 1024, low: 64 * 1024 };
  * ```

@@ -20,7 +20,8 @@ const NOTHING_KEPT: Uint8Array[] = [];
  *
  * @example
  * ```ts
- * import { DEFAULT_PREFIX, resolveEchoOptions } from "@x/echo";
+ * import { DEFAULT_PREFIX } from "@x/echo/echo";
+ * import { resolveEchoOptions } from "./behavior.ts";
  *
  * const { prefix } = resolveEchoOptions({ mode: "prefix" });
  * console.log(new TextDecoder().decode(prefix) === DEFAULT_PREFIX); // true
@@ -33,7 +34,7 @@ export const DEFAULT_PREFIX = "GOT:";
  *
  * @example
  * ```ts
- * import { DEFAULT_TERMINATOR } from "@x/echo";
+ * import { DEFAULT_TERMINATOR } from "@x/echo/echo";
  *
  * const request = "hello\n" + DEFAULT_TERMINATOR; // what an `until` server answers whole
  * ```
@@ -47,7 +48,7 @@ export const DEFAULT_TERMINATOR = "quit\n";
  *
  * @example Allow larger requests
  * ```ts
- * import { DEFAULT_UNTIL_LIMIT, serveEcho } from "@x/echo";
+ * import { DEFAULT_UNTIL_LIMIT, serveEcho } from "@x/echo/echo";
  *
  * const server = serveEcho({ port: 0, mode: "until", untilLimit: 4 * DEFAULT_UNTIL_LIMIT });
  * await server.shutdown();
@@ -72,7 +73,7 @@ export type EchoMode = "echo" | "once" | "prefix" | "until";
  *
  * @example Check a mode given as text
  * ```ts
- * import { ECHO_MODES, type EchoMode } from "@x/echo";
+ * import { ECHO_MODES, type EchoMode } from "@x/echo/echo";
  *
  * function isEchoMode(text: string): text is EchoMode {
  *   return (ECHO_MODES as readonly string[]).includes(text);
@@ -122,7 +123,7 @@ export interface EchoOptions {
  *
  * @example
  * ```ts
- * import { resolveEchoOptions, type ResolvedEchoOptions } from "@x/echo";
+ * import { type ResolvedEchoOptions, resolveEchoOptions } from "./behavior.ts";
  *
  * const resolved: ResolvedEchoOptions = resolveEchoOptions({ mode: "until" });
  * console.log(resolved.until.length, resolved.untilLimit); // 5 8388608
@@ -145,7 +146,7 @@ export interface ResolvedEchoOptions {
  *
  * @example
  * ```ts
- * import { resolveEchoOptions } from "@x/echo";
+ * import { resolveEchoOptions } from "./behavior.ts";
  *
  * console.log(resolveEchoOptions({ prefix: "GOT:" }).mode); // "prefix"
  * ```
@@ -201,7 +202,7 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
  *
  * @example
  * ```ts
- * import type { EchoSink } from "@x/echo";
+ * import type { EchoSink } from "./behavior.ts";
  *
  * const sent: Uint8Array[] = [];
  * const sink: EchoSink = { write: (data) => void sent.push(data.slice()), close() {} };
@@ -219,7 +220,7 @@ export interface EchoSink {
  *
  * @example Count what the session keeps, and hear when it gives up
  * ```ts
- * import type { EchoSessionHooks } from "@x/echo";
+ * import type { EchoSessionHooks } from "./behavior.ts";
  *
  * let kept = 0;
  * const hooks: EchoSessionHooks = {
@@ -244,7 +245,7 @@ export interface EchoSessionHooks {
  *
  * @example
  * ```ts
- * import { EchoSession, resolveEchoOptions } from "@x/echo";
+ * import { EchoSession, resolveEchoOptions } from "./behavior.ts";
  *
  * const session = new EchoSession(resolveEchoOptions({ mode: "until", until: "\n" }));
  * const sink = { write: (d: Uint8Array) => console.log(d), close: () => console.log("closed") };

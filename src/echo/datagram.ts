@@ -19,7 +19,7 @@ import { resolveEchoOptions } from "./behavior.ts";
  *
  * @example
  * ```ts
- * import type { UdpEchoMode } from "@x/echo";
+ * import type { UdpEchoMode } from "@x/echo/echo";
  *
  * const mode: UdpEchoMode = "prefix";
  * ```
@@ -31,7 +31,7 @@ export type UdpEchoMode = "echo" | "prefix";
  *
  * @example
  * ```ts
- * import { UDP_ECHO_MODES } from "@x/echo";
+ * import { UDP_ECHO_MODES } from "@x/echo/echo";
  *
  * console.log(`modes: ${UDP_ECHO_MODES.join(", ")}`);
  * ```
@@ -43,7 +43,7 @@ export const UDP_ECHO_MODES: readonly UdpEchoMode[] = ["echo", "prefix"];
  *
  * @example
  * ```ts
- * import type { UdpEchoOptions } from "@x/echo";
+ * import type { UdpEchoOptions } from "@x/echo/echo";
  *
  * const options: UdpEchoOptions = { mode: "prefix", prefix: "GOT:" };
  * ```
@@ -64,7 +64,7 @@ export interface UdpEchoOptions {
  *
  * @example
  * ```ts
- * import { resolveUdpEchoPrefix } from "@x/echo";
+ * import { resolveUdpEchoPrefix } from "./datagram.ts";
  *
  * console.log(resolveUdpEchoPrefix({ prefix: "GOT:" }).length); // 4
  * ```
@@ -93,7 +93,8 @@ export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
  *
  * @example
  * ```ts
- * import { EchoDatagramProtocol, serveUdp } from "@x/echo";
+ * import { EchoDatagramProtocol } from "@x/echo/echo";
+ * import { serveUdp } from "@x/echo";
  *
  * const server = await serveUdp({ port: 0 }, () => new EchoDatagramProtocol());
  * await server.shutdown();
@@ -104,9 +105,13 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   #transport: DatagramTransport | null = null;
   #scratch: Uint8Array | null = null;
 
-  /** Makes the protocol; `prefix` (from {@linkcode resolveUdpEchoPrefix}) goes before each answer. */
-  constructor(prefix: Uint8Array = new Uint8Array(0)) {
-    this.#prefix = prefix;
+  /**
+   * Makes the protocol: in `prefix` mode, `options.prefix` goes before each answer.
+   *
+   * @throws {RangeError} for invalid options (see {@linkcode serveUdpEcho}).
+   */
+  constructor(options: UdpEchoOptions = {}) {
+    this.#prefix = resolveUdpEchoPrefix(options);
   }
 
   /** Keeps the transport to answer on. */
@@ -181,11 +186,10 @@ export interface UdpEchoServerOptions extends UdpServerOptions, UdpEchoOptions {
  * @throws {Deno.errors.AddrInUse} when the port is taken.
  */
 export function serveUdpEcho(options: UdpEchoServerOptions = {}): Promise<UdpServer> {
-  let prefix: Uint8Array;
   try {
-    prefix = resolveUdpEchoPrefix(options);
+    resolveUdpEchoPrefix(options); // checked before any socket is opened
   } catch (error) {
     return Promise.reject(error);
   }
-  return serveUdp(options, () => new EchoDatagramProtocol(prefix));
+  return serveUdp(options, () => new EchoDatagramProtocol(options));
 }

@@ -16,6 +16,9 @@ import {
 } from "./behavior.ts";
 import { tcpEchoLogger } from "./_log.ts";
 
+/** Options {@linkcode echoProtocolFactory} has checked: its protocols skip checking them again. */
+const resolvedByFactory = new WeakSet<EchoOptions>();
+
 /**
  * The hooks of an `until` session on `transport()`'s connection: what it
  * keeps counts against the server's budget, and reaching the limit is logged.
@@ -34,15 +37,16 @@ export function untilHooks(transport: () => Transport): EchoSessionHooks {
 }
 
 /**
- * An echo {@linkcode Protocol} for one connection. Make them with
- * {@linkcode echoProtocolFactory}, which checks the options once.
+ * An echo {@linkcode Protocol} for one connection. Servers make them with
+ * {@linkcode echoProtocolFactory}, which checks the options once for all
+ * connections; `new EchoProtocol(options)` checks them each time.
  *
  * @example
  * ```ts
- * import { EchoProtocol, resolveEchoOptions, serveTcp } from "@x/echo";
+ * import { serveTcp } from "@x/echo";
+ * import { EchoProtocol } from "@x/echo/echo";
  *
- * const options = resolveEchoOptions({ mode: "once" });
- * const server = serveTcp({ port: 0 }, () => new EchoProtocol(options));
+ * const server = serveTcp({ port: 0 }, () => new EchoProtocol({ mode: "once" }));
  * await server.shutdown();
  * ```
  */
@@ -50,10 +54,17 @@ export class EchoProtocol implements Protocol {
   readonly #session: EchoSession;
   #transport: Transport | null = null;
 
-  /** Makes the protocol for one connection. */
-  constructor(options: ResolvedEchoOptions) {
-    const hooks = options.mode === "until" ? untilHooks(() => this.#transport!) : undefined;
-    this.#session = new EchoSession(options, hooks);
+  /**
+   * Makes the protocol for one connection.
+   *
+   * @throws {RangeError} for invalid options (see {@linkcode echoProtocolFactory}).
+   */
+  constructor(options: EchoOptions = {}) {
+    const resolved = resolvedByFactory.has(options)
+      ? options as ResolvedEchoOptions
+      : resolveEchoOptions(options);
+    const hooks = resolved.mode === "until" ? untilHooks(() => this.#transport!) : undefined;
+    this.#session = new EchoSession(resolved, hooks);
   }
 
   /** Keeps the transport to answer on. */
@@ -91,15 +102,18 @@ export class EchoProtocol implements Protocol {
  *
  * @example
  * ```ts
- * import { echoProtocolFactory, serveTcp } from "@x/echo";
+ * import { echoProtocolFactory } from "@x/echo/echo";
+ * import { serveTcp } from "@x/echo";
  *
  * const server = serveTcp({ port: 0 }, echoProtocolFactory({ mode: "prefix", prefix: "GOT:" }));
  * await server.shutdown();
  * ```
  *
- * @throws {RangeError} for invalid options (see {@linkcode resolveEchoOptions}).
+ * @throws {RangeError} for invalid options, naming the bad value: an unknown mode, an empty
+ * terminator, `prefix` and `until` both given, or an `untilLimit` that is not a positive integer.
  */
 export function echoProtocolFactory(options: EchoOptions = {}): ProtocolFactory {
   const resolved = resolveEchoOptions(options);
+  resolvedByFactory.add(resolved);
   return () => new EchoProtocol(resolved);
 }

@@ -21,7 +21,8 @@ import { untilHooks } from "./protocol.ts";
  * await server.shutdown();
  * ```
  *
- * @throws {RangeError} for invalid options (see {@linkcode resolveEchoOptions}).
+ * @throws {RangeError} for invalid options, naming the bad value: an unknown mode, an empty
+ * terminator, `prefix` and `until` both given, or an `untilLimit` that is not a positive integer.
  */
 export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
   const resolved = resolveEchoOptions(options);

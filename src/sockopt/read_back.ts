@@ -20,7 +20,7 @@ import { formatAddress } from "../_address.ts";
  *
  * @example
  * ```ts
- * import type { SocketOptionValues } from "@x/echo";
+ * import type { SocketOptionValues } from "@x/echo/tcp";
  *
  * function describe(values: SocketOptionValues): string {
  *   return `rcvbuf ${values.receiveBufferSize}, keep-alive ${values.keepAlive}`;
@@ -82,7 +82,7 @@ export function readSocketOptions(
  *
  * @example Check what a listener's accepted connections inherit
  * ```ts
- * import { getSocketOptions } from "@x/echo";
+ * import { getSocketOptions } from "@x/echo/tcp";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const values = getSocketOptions(listener);

@@ -22,7 +22,7 @@ export const LIMITS = {
  *
  * @example
  * ```ts
- * import type { KeepAliveOptions } from "@x/echo";
+ * import type { KeepAliveOptions } from "@x/echo/tcp";
  *
  * const keepAlive: KeepAliveOptions = { idle: 1800, interval: 15, count: 5 };
  * ```
@@ -43,7 +43,7 @@ export interface KeepAliveOptions {
  *
  * @example
  * ```ts
- * import type { ConnectionSocketOptions } from "@x/echo";
+ * import type { ConnectionSocketOptions } from "@x/echo/tcp";
  *
  * const options: ConnectionSocketOptions = { noDelay: true, keepAlive: { idle: 60 } };
  * ```
@@ -143,7 +143,7 @@ export function validateSocketOptions(options: SocketOptions): void {
  *
  * @example
  * ```ts
- * import type { UdpSocketOptions } from "@x/echo";
+ * import type { UdpSocketOptions } from "@x/echo/udp";
  *
  * const options: UdpSocketOptions = { receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20 };
  * ```

@@ -27,7 +27,7 @@ export const readerBuffers: BufferPool = new BufferPool(POOLED_BUFFER_SIZE, 32);
  *
  * @example Accept lines up to 1 MiB
  * ```ts
- * import { DEFAULT_STREAM_LIMIT, StreamReader } from "@x/echo";
+ * import { DEFAULT_STREAM_LIMIT, StreamReader } from "@x/echo/streams";
  *
  * const reader = new StreamReader({ limit: 16 * DEFAULT_STREAM_LIMIT });
  * reader.feedData(new TextEncoder().encode("x".repeat(100_000) + "\n"));
@@ -152,7 +152,7 @@ export class LimitOverrunError extends Error {
  *
  * @example
  * ```ts
- * import type { StreamReaderOptions } from "@x/echo";
+ * import type { StreamReaderOptions } from "@x/echo/streams";
  *
  * const options: StreamReaderOptions = { limit: 1024 * 1024 };
  * ```

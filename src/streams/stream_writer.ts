@@ -11,26 +11,9 @@ const ignore = () => {};
 
 /**
  * What a {@linkcode StreamWriter} needs to know of its connection's flow
- * control: implemented by the protocol that feeds the stream API.
- *
- * @example A protocol that lets a writer wait while the transport is full
- * ```ts
- * import type { FlowControl, Protocol } from "@x/echo";
- *
- * class Flow implements Protocol, FlowControl {
- *   #resume: PromiseWithResolvers<void> | null = null;
- *   pauseWriting(): void {
- *     this.#resume ??= Promise.withResolvers();
- *   }
- *   resumeWriting(): void {
- *     this.#resume?.resolve();
- *     this.#resume = null;
- *   }
- *   waitForDrain(): Promise<void> {
- *     return this.#resume?.promise ?? Promise.resolve();
- *   }
- * }
- * ```
+ * control: implemented by the protocol that feeds the stream API. Internal:
+ * the constructor spells the same shape out for those who build a writer
+ * by hand.
  */
 export interface FlowControl {
   /** Resolves when writing may go on; rejects once the connection is lost. */
@@ -69,7 +52,9 @@ export class StreamWriter {
 
   /**
    * Wraps `transport`. Servers and clients make writers; build one by hand only
-   * for a custom protocol. `closed` should settle when the connection is lost;
+   * for a custom protocol, whose `flow` says when writing may go on:
+   * `flow.waitForDrain()` resolves when it may, and rejects once the
+   * connection is lost. `closed` should settle when the connection is lost;
    * without it, the writer's `closed` is `flow.closed`, else `transport.closed`.
    *
    * @example
@@ -81,7 +66,11 @@ export class StreamWriter {
    * }
    * ```
    */
-  constructor(transport: Transport, flow: FlowControl, closed?: Promise<void>) {
+  constructor(
+    transport: Transport,
+    flow: { waitForDrain(): Promise<void>; readonly closed?: Promise<void> },
+    closed?: Promise<void>,
+  ) {
     this.#transport = transport;
     this.#flow = flow;
     if (closed !== undefined) {

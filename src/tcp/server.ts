@@ -26,7 +26,8 @@ import { openAcceptor } from "./listen.ts";
  *
  * @example Give slow peers longer
  * ```ts
- * import { DEFAULT_SHUTDOWN_TIMEOUT, serveEcho } from "@x/echo";
+ * import { DEFAULT_SHUTDOWN_TIMEOUT } from "@x/echo/tcp";
+ * import { serveEcho } from "@x/echo";
  *
  * const server = serveEcho({ port: 0, shutdownTimeout: 3 * DEFAULT_SHUTDOWN_TIMEOUT });
  * await server.shutdown();
@@ -98,7 +99,8 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
  *
  * @example Force Deno's own sockets
  * ```ts
- * import { serveEcho, type TcpBackend } from "@x/echo";
+ * import { serveEcho } from "@x/echo";
+ * import { type TcpBackend } from "@x/echo/tcp";
  *
  * const backend: TcpBackend = "deno";
  * const server = serveEcho({ port: 0, backend });
@@ -113,7 +115,7 @@ export type TcpBackend = "epoll" | "deno";
  *
  * @example
  * ```ts
- * import { TCP_BACKENDS } from "@x/echo";
+ * import { TCP_BACKENDS } from "@x/echo/tcp";
  *
  * console.log(`--backend ${TCP_BACKENDS.join("|")}`);
  * ```
@@ -125,7 +127,7 @@ export const TCP_BACKENDS: readonly TcpBackend[] = ["epoll", "deno"];
  *
  * @example
  * ```ts
- * import type { TcpServerCounters } from "@x/echo";
+ * import type { TcpServerCounters } from "@x/echo/tcp";
  *
  * const report = (c: TcpServerCounters) => `${c.accepted} accepted, ${c.refused} refused`;
  * ```

@@ -21,7 +21,7 @@ import { udpLogger } from "./_log.ts";
  *
  * @example
  * ```ts
- * import { FORBIDDEN_SOURCE_PORTS } from "@x/echo";
+ * import { FORBIDDEN_SOURCE_PORTS } from "@x/echo/udp";
  *
  * console.log(FORBIDDEN_SOURCE_PORTS.includes(19)); // true: chargen
  * ```
@@ -34,7 +34,7 @@ export const FORBIDDEN_SOURCE_PORTS: readonly number[] = [0, 7, 13, 17, 19, 37];
  *
  * @example
  * ```ts
- * import type { RateLimit } from "@x/echo";
+ * import type { RateLimit } from "@x/echo/udp";
  *
  * const limit: RateLimit = { perSecond: 100, burst: 200 };
  * ```
@@ -51,7 +51,7 @@ export interface RateLimit {
  *
  * @example
  * ```ts
- * import type { DropCounts } from "@x/echo";
+ * import type { DropCounts } from "@x/echo/udp";
  *
  * const total = (d: DropCounts) => d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow;
  * ```

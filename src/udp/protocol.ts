@@ -19,7 +19,7 @@ import type { SocketOptionValues } from "../sockopt/read_back.ts";
  *
  * @example
  * ```ts
- * import type { DatagramExtraInfo } from "@x/echo";
+ * import type { DatagramExtraInfo } from "@x/echo/udp";
  *
  * const where = (info: DatagramExtraInfo) => `${info.sockname.hostname}:${info.sockname.port}`;
  * ```
@@ -38,7 +38,7 @@ export interface DatagramExtraInfo {
  *
  * @example
  * ```ts
- * import type { DatagramExtraInfoName } from "@x/echo";
+ * import type { DatagramExtraInfoName } from "@x/echo/udp";
  *
  * const names: DatagramExtraInfoName[] = ["sockname", "peername", "socketOptions"];
  * ```

@@ -17,7 +17,7 @@ import { TransportClosedError } from "../errors.ts";
  *
  * @example
  * ```ts
- * import { DEFAULT_REQUEST_TIMEOUT, type UdpRequestOptions } from "@x/echo";
+ * import { DEFAULT_REQUEST_TIMEOUT, type UdpRequestOptions } from "@x/echo/udp";
  *
  * const patient: UdpRequestOptions = { timeout: 5 * DEFAULT_REQUEST_TIMEOUT };
  * ```
@@ -28,7 +28,7 @@ export const DEFAULT_REQUEST_TIMEOUT = 1000;
  *
  * @example
  * ```ts
- * import { DEFAULT_REQUEST_RETRIES, DEFAULT_REQUEST_TIMEOUT } from "@x/echo";
+ * import { DEFAULT_REQUEST_RETRIES, DEFAULT_REQUEST_TIMEOUT } from "@x/echo/udp";
  *
  * const longestWait = (DEFAULT_REQUEST_RETRIES + 1) * DEFAULT_REQUEST_TIMEOUT; // 3 seconds
  * ```
@@ -39,7 +39,7 @@ export const DEFAULT_REQUEST_RETRIES = 2;
  *
  * @example
  * ```ts
- * import { UDP_CLIENT_QUEUE_LIMIT } from "@x/echo";
+ * import { UDP_CLIENT_QUEUE_LIMIT } from "@x/echo/udp";
  *
  * console.log(`read at least every ${UDP_CLIENT_QUEUE_LIMIT} datagrams`);
  * ```
@@ -51,7 +51,7 @@ export const UDP_CLIENT_QUEUE_LIMIT = 1024;
  *
  * @example
  * ```ts
- * import type { UdpRequestOptions } from "@x/echo";
+ * import type { UdpRequestOptions } from "@x/echo/udp";
  *
  * const hello = new TextEncoder().encode("hello");
  * const options: UdpRequestOptions = {

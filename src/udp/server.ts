@@ -25,7 +25,8 @@ import { readSocketOptionsOf, type SocketOptionValues } from "../sockopt/read_ba
  *
  * @example
  * ```ts
- * import { DEFAULT_UDP_SHUTDOWN_TIMEOUT, serveUdpEcho } from "@x/echo";
+ * import { DEFAULT_UDP_SHUTDOWN_TIMEOUT } from "@x/echo/udp";
+ * import { serveUdpEcho } from "@x/echo";
  *
  * const server = await serveUdpEcho({ shutdownTimeout: DEFAULT_UDP_SHUTDOWN_TIMEOUT / 10 });
  * await server.shutdown();
@@ -80,7 +81,7 @@ export interface UdpServerOptions extends UdpSocketOptions, DatagramTransportOpt
  *
  * @example
  * ```ts
- * import type { UdpServerCounters } from "@x/echo";
+ * import type { UdpServerCounters } from "@x/echo/udp";
  *
  * const report = (c: UdpServerCounters) => `${c.received} in, ${c.sent} out`;
  * ```

@@ -22,7 +22,8 @@ import { udpLogger } from "./_log.ts";
  *
  * @example
  * ```ts
- * import { type DatagramBackend, serveUdpEcho } from "@x/echo";
+ * import { type DatagramBackend } from "@x/echo/udp";
+ * import { serveUdpEcho } from "@x/echo";
  *
  * const backend: DatagramBackend = "listenDatagram" in Deno ? "deno" : "node";
  * const server = await serveUdpEcho({ port: 0, backend });
@@ -36,7 +37,7 @@ export type DatagramBackend = "deno" | "node";
  *
  * @example
  * ```ts
- * import { MAX_DATAGRAM_SIZE } from "@x/echo";
+ * import { MAX_DATAGRAM_SIZE } from "@x/echo/udp";
  *
  * const fits = (data: Uint8Array) => data.length <= MAX_DATAGRAM_SIZE; // 65,507
  * ```
@@ -47,7 +48,7 @@ export const MAX_DATAGRAM_SIZE = 65_507;
  *
  * @example
  * ```ts
- * import { MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_IPV6 } from "@x/echo";
+ * import { MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_IPV6 } from "@x/echo/udp";
  *
  * const limit = (host: string) => host.includes(":") ? MAX_DATAGRAM_SIZE_IPV6 : MAX_DATAGRAM_SIZE;
  * ```
@@ -59,7 +60,7 @@ export const MAX_DATAGRAM_SIZE_IPV6 = 65_527;
  *
  * @example
  * ```ts
- * import type { DatagramBindOptions } from "@x/echo";
+ * import type { DatagramBindOptions } from "@x/echo/udp";
  *
  * const options: DatagramBindOptions = { hostname: "::1", port: 0, receiveBufferSize: 1 << 20 };
  * ```
@@ -79,7 +80,7 @@ export interface DatagramBindOptions extends UdpSocketOptions {
  *
  * @example
  * ```ts
- * import type { Datagram } from "@x/echo";
+ * import type { Datagram } from "@x/echo/udp";
  *
  * const describe = ([data, from]: Datagram) => `${data.length} bytes from port ${from.port}`;
  * ```
@@ -93,7 +94,7 @@ export type Datagram = [data: Uint8Array, from: Deno.NetAddr];
  *
  * @example
  * ```ts
- * import { type DatagramSocket, openDatagramSocket } from "@x/echo";
+ * import { type DatagramSocket, openDatagramSocket } from "@x/echo/udp";
  *
  * async function echoForever(socket: DatagramSocket): Promise<void> {
  *   for await (const [data, from] of socket) await socket.send(data, from);
@@ -148,7 +149,7 @@ export interface DatagramSocket extends AsyncIterable<Datagram>, AsyncDisposable
  *
  * @example Echo three datagrams, then close
  * ```ts
- * import { openDatagramSocket } from "@x/echo";
+ * import { openDatagramSocket } from "@x/echo/udp";
  *
  * const socket = await openDatagramSocket({ hostname: "127.0.0.1", port: 0 });
  * const sender = await openDatagramSocket();

@@ -27,7 +27,7 @@ import { readSocketOptionsOf } from "../sockopt/read_back.ts";
  *
  * @example
  * ```ts
- * import type { DatagramTransportOptions } from "@x/echo";
+ * import type { DatagramTransportOptions } from "@x/echo/udp";
  *
  * const options: DatagramTransportOptions = { highWaterMark: 1 << 20 };
  * ```

@@ -1,0 +1,39 @@
+/**
+ * The echo behaviours: `echo`, `once`, `prefix` and `until` over TCP (as a
+ * protocol, a stream handler, or a whole server) and `echo` and `prefix`
+ * over UDP, with their modes and defaults. Use them to put an echo beside
+ * your own protocols, or behind your own servers. The root entry point
+ * (`@x/echo`) re-exports the servers.
+ *
+ * @example An echo protocol and a prefixing stream handler on two servers
+ * ```ts
+ * import { serveTcp, serveTcpStreams } from "@x/echo";
+ * import { echoProtocolFactory, echoStreamHandler } from "@x/echo/echo";
+ *
+ * const plain = serveTcp({ port: 0 }, echoProtocolFactory({ mode: "once" }));
+ * const tagged = serveTcpStreams({ port: 0 }, echoStreamHandler({ prefix: "GOT:" }));
+ * await Promise.all([plain.shutdown(), tagged.shutdown()]);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_TERMINATOR,
+  DEFAULT_UNTIL_LIMIT,
+  ECHO_MODES,
+  type EchoMode,
+  type EchoOptions,
+} from "./behavior.ts";
+export { EchoProtocol, echoProtocolFactory } from "./protocol.ts";
+export { echoStreamHandler } from "./stream.ts";
+export { type EchoApi, type EchoServerOptions, serveEcho } from "./serve.ts";
+export {
+  EchoDatagramProtocol,
+  serveUdpEcho,
+  UDP_ECHO_MODES,
+  type UdpEchoMode,
+  type UdpEchoOptions,
+  type UdpEchoServerOptions,
+} from "./datagram.ts";

@@ -9,8 +9,8 @@
  * unless a test scripts the next waits itself.
  */
 
-import type { EpollLibc } from "../src/poll/poller.ts";
-import { errnoError } from "../src/libc/libc.ts";
+import type { EpollLibc } from "../src/poll/_poller.ts";
+import { errnoError } from "../src/libc/_libc.ts";
 import {
   EAGAIN,
   EPOLL_CTL_ADD,
@@ -20,7 +20,7 @@ import {
   EPOLL_EVENT_SIZE,
   EPOLLIN,
   EPOLLOUT,
-} from "../src/libc/constants.ts";
+} from "../src/libc/_constants.ts";
 
 /** One fake connected socket. */
 export class FakeSocket {

@@ -91,6 +91,37 @@ Deno.test("the root exports about 40 names, each concern its own subpath, and no
   assertEquals(rootNames.filter((name) => !inSubpaths.has(name)), []);
 });
 
+Deno.test("a src file is private (starts with _) exactly when no entry point exports from it", async () => {
+  const root = new URL("../", import.meta.url);
+  const reexported = new Set<string>();
+  for (const entry of ENTRY_POINTS) {
+    const url = new URL(entry, root);
+    const text = await Deno.readTextFile(url);
+    for (const [, spec] of text.matchAll(/^export\s[^;]*?from\s+"(\.[^"]+)";/gms)) {
+      reexported.add(new URL(spec, url).pathname);
+    }
+  }
+  const entries = new Set(ENTRY_POINTS.map((entry) => new URL(entry, root).pathname));
+  const wrong: string[] = [];
+  const walk = async (dir: URL): Promise<void> => {
+    for await (const item of Deno.readDir(dir)) {
+      const url = new URL(item.name + (item.isDirectory ? "/" : ""), dir);
+      if (item.isDirectory) await walk(url);
+      else if (item.name.endsWith(".ts") && !entries.has(url.pathname)) {
+        const isPrivate = item.name.startsWith("_");
+        const isPublic = reexported.has(url.pathname);
+        const file = url.pathname.slice(root.pathname.length);
+        if (isPrivate && isPublic) wrong.push(`${file}: exported by an entry point`);
+        if (!isPrivate && !isPublic) {
+          wrong.push(`${file}: exported by no entry point, so name it _`);
+        }
+      }
+    }
+  };
+  await walk(new URL("src/", root));
+  assertEquals(wrong, []);
+});
+
 Deno.test("the README links every example", async () => {
   const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
   let examples = 0;

@@ -4,13 +4,13 @@
  */
 
 import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
-import { Poller } from "../src/poll/poller.ts";
-import { EpollDriver } from "../src/drivers/epoll_driver.ts";
-import { SocketTransport } from "../src/core/transport.ts";
+import { Poller } from "../src/poll/_poller.ts";
+import { EpollDriver } from "../src/drivers/_epoll_driver.ts";
+import { SocketTransport } from "../src/core/_transport.ts";
 import type { Protocol, Transport } from "../src/core/protocol.ts";
-import { EpollAcceptor } from "../src/tcp/epoll_acceptor.ts";
-import type { ConnectionSetup } from "../src/sockopt/setup.ts";
-import { EAGAIN, EBADF, ECONNRESET, EINTR, EPOLLIN, EPOLLOUT } from "../src/libc/constants.ts";
+import { EpollAcceptor } from "../src/tcp/_epoll_acceptor.ts";
+import type { ConnectionSetup } from "../src/sockopt/_setup.ts";
+import { EAGAIN, EBADF, ECONNRESET, EINTR, EPOLLIN, EPOLLOUT } from "../src/libc/_constants.ts";
 import { FakeLibc } from "./_fake_libc.ts";
 import { waitFor } from "./_helpers.ts";
 

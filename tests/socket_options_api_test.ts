@@ -7,9 +7,9 @@ import {
   type Transport,
 } from "../src/tcp/mod.ts";
 import { serveEcho, serveTcpStreams } from "../mod.ts";
-import { fullScanCount } from "../src/sockets/locate.ts";
-import { SocketTransport } from "../src/core/transport.ts";
-import { ConnDriver } from "../src/drivers/conn_driver.ts";
+import { fullScanCount } from "../src/sockets/_locate.ts";
+import { SocketTransport } from "../src/core/_transport.ts";
+import { ConnDriver } from "../src/drivers/_conn_driver.ts";
 import { dial, encode, readExactly, waitFor, writeAll } from "./_helpers.ts";
 
 const linux = Deno.build.os === "linux";

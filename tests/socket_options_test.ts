@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { platformConstants } from "../src/libc/constants.ts";
-import { notPassedOn, settingsOf } from "../src/sockopt/setup.ts";
+import { platformConstants } from "../src/libc/_constants.ts";
+import { notPassedOn, settingsOf } from "../src/sockopt/_setup.ts";
 import { validateSocketOptions } from "../src/sockopt/socket_options.ts";
 
 Deno.test("socket options: good values pass", () => {

@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { isLibc, type Libc, loadLibc } from "../src/libc/libc.ts";
-import { findSocketFd } from "../src/sockets/fd.ts";
-import { formatIpv6 } from "../src/sockets/address.ts";
-import { getOption, setOption } from "../src/sockopt/options.ts";
+import { isLibc, type Libc, loadLibc } from "../src/libc/_libc.ts";
+import { findSocketFd } from "../src/sockets/_fd.ts";
+import { formatIpv6 } from "../src/sockets/_address.ts";
+import { getOption, setOption } from "../src/sockopt/_options.ts";
 
 const linux = Deno.build.os === "linux";
 
@@ -104,7 +104,7 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     const script = `${dir}/probe.ts`;
     await Deno.writeTextFile(
       script,
-      `import { loadLibc } from "${new URL("../src/libc/libc.ts", import.meta.url)}";
+      `import { loadLibc } from "${new URL("../src/libc/_libc.ts", import.meta.url)}";
        console.log(JSON.stringify(loadLibc()));`,
     );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

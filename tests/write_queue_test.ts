@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { LARGE_WRITE_CHUNK_SIZE, WriteQueue } from "../src/core/write_queue.ts";
+import { LARGE_WRITE_CHUNK_SIZE, WriteQueue } from "../src/core/_write_queue.ts";
 
 /** Drains `queue` in sends of at most `most` bytes; returns what went out. */
 function drain(queue: WriteQueue, most = Infinity): number[] {

@@ -50,7 +50,7 @@ import type { UdpServer } from "../udp/server.ts";
 import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
-import { DEFAULT_BACKLOG } from "../tcp/listen.ts";
+import { DEFAULT_BACKLOG } from "../tcp/_listen.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 

@@ -5,7 +5,7 @@
  */
 
 import type { Protocol, ProtocolFactory, Transport } from "../core/protocol.ts";
-import { chargeBuffered } from "../core/transport.ts";
+import { chargeBuffered } from "../core/_transport.ts";
 import { formatAddress } from "../_address.ts";
 import {
   type EchoOptions,

@@ -5,11 +5,11 @@
  * @module
  */
 
-import type { OptionName } from "../libc/constants.ts";
-import { findSocketFd, identify, type SocketIdentity } from "../sockets/fd.ts";
-import { type Libc, requireLibc } from "../libc/libc.ts";
-import { locateSocketFd } from "../sockets/locate.ts";
-import { getOption } from "./options.ts";
+import type { OptionName } from "../libc/_constants.ts";
+import { findSocketFd, identify, type SocketIdentity } from "../sockets/_fd.ts";
+import { type Libc, requireLibc } from "../libc/_libc.ts";
+import { locateSocketFd } from "../sockets/_locate.ts";
+import { getOption } from "./_options.ts";
 import { formatAddress } from "../_address.ts";
 
 /**

@@ -5,8 +5,8 @@
  */
 
 import type { Transport } from "../core/protocol.ts";
-import { chargeBuffered } from "../core/transport.ts";
-import { BufferPool } from "../core/buffer_pool.ts";
+import { chargeBuffered } from "../core/_transport.ts";
+import { BufferPool } from "../core/_buffer_pool.ts";
 import { checkInteger } from "../_validate.ts";
 import { indexOfBytes } from "../_bytes.ts";
 

@@ -5,13 +5,13 @@
  */
 
 import type { Protocol, Transport } from "../core/protocol.ts";
-import { SocketTransport } from "../core/transport.ts";
+import { SocketTransport } from "../core/_transport.ts";
 import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
-import { ConnDriver } from "../drivers/conn_driver.ts";
+import { ConnDriver } from "../drivers/_conn_driver.ts";
 import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
-import { type ConnectionSetup, setUpConnection } from "../sockopt/setup.ts";
+import { type ConnectionSetup, setUpConnection } from "../sockopt/_setup.ts";
 
 /**
  * Where a TCP client connects to, and its socket options.

@@ -8,17 +8,17 @@
  */
 
 import type { Protocol, ProtocolFactory } from "../core/protocol.ts";
-import { type Driver, SocketTransport, type TransportHooks } from "../core/transport.ts";
+import { type Driver, SocketTransport, type TransportHooks } from "../core/_transport.ts";
 import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
 import { BufferBudget, DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
-import { IdleClock } from "../core/idle.ts";
+import { IdleClock } from "../core/_idle.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { formatAddress } from "../_address.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
 import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
-import type { Acceptor } from "./acceptor.ts";
-import { openAcceptor } from "./listen.ts";
+import type { Acceptor } from "./_acceptor.ts";
+import { openAcceptor } from "./_listen.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10

@@ -13,7 +13,7 @@ import { privilegeHint } from "../errors.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { checkAddress } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
-import { setUpDatagramSocket } from "../sockopt/setup.ts";
+import { setUpDatagramSocket } from "../sockopt/_setup.ts";
 import { udpLogger } from "./_log.ts";
 
 /**

@@ -15,9 +15,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { prng, writeAll } from "../_helpers.ts";
 import { BACKENDS, figure, Pattern, WatchedServer } from "./_harness.ts";
-import { requireLibc } from "../../src/libc/libc.ts";
-import { identify } from "../../src/sockets/fd.ts";
-import { locateSocketFd } from "../../src/sockets/locate.ts";
+import { requireLibc } from "../../src/libc/_libc.ts";
+import { identify } from "../../src/sockets/_fd.ts";
+import { locateSocketFd } from "../../src/sockets/_locate.ts";
 
 const libc = requireLibc("read a socket's pending error");
 const SOL_SOCKET = 1;

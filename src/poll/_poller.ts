@@ -42,14 +42,14 @@ import {
   EPOLLIN,
   O_CLOEXEC,
   O_NONBLOCK,
-} from "../libc/constants.ts";
+} from "../libc/_constants.ts";
 import {
   type ErrnoReader,
   isLibc,
   type LinuxSymbols,
   loadLibc,
   type PortableSymbols,
-} from "../libc/libc.ts";
+} from "../libc/_libc.ts";
 import { pollLogger } from "./_log.ts";
 
 /**

@@ -1,15 +1,15 @@
 /**
  * Where a server's connections come from: a listening socket and the way
  * it accepts. The server runs the same on every backend; only its acceptor
- * differs: `deno_acceptor.ts` (`Deno.listen` and `for await`) or
- * `epoll_acceptor.ts` (a socket opened through libc, `accept4` when the
+ * differs: `_deno_acceptor.ts` (`Deno.listen` and `for await`) or
+ * `_epoll_acceptor.ts` (a socket opened through libc, `accept4` when the
  * poller says it is readable). Each accepted socket comes as a
  * {@linkcode Driver} not yet attached to a transport.
  *
  * @module
  */
 
-import type { Driver } from "../core/transport.ts";
+import type { Driver } from "../core/_transport.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import { tcpLogger } from "../core/_log.ts";
 

@@ -4,7 +4,7 @@
  * socket's addresses over the process's open descriptors.
  * {@linkcode findSocketFd} is one pass over the whole fd table, meant for
  * once per listener; connections are found with a few probes by
- * `locate.ts`.
+ * `_locate.ts`.
  *
  * A connected socket is named for certain by its two addresses. A listener
  * or a bound UDP socket is not when another socket of the process has the
@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { Libc } from "../libc/libc.ts";
-import { canonicalHost, parseSockaddr, SOCKADDR_SIZE } from "./address.ts";
+import type { Libc } from "../libc/_libc.ts";
+import { canonicalHost, parseSockaddr, SOCKADDR_SIZE } from "./_address.ts";
 
 /** What identifies the socket we look for. */
 export interface SocketIdentity {

@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { OptionName, PlatformConstants } from "../libc/constants.ts";
-import { findSocketFd, identify, type SocketIdentity } from "../sockets/fd.ts";
-import { isLibc, type Libc, loadLibc } from "../libc/libc.ts";
-import { locateSocketFd } from "../sockets/locate.ts";
-import { setOption } from "./options.ts";
+import type { OptionName, PlatformConstants } from "../libc/_constants.ts";
+import { findSocketFd, identify, type SocketIdentity } from "../sockets/_fd.ts";
+import { isLibc, type Libc, loadLibc } from "../libc/_libc.ts";
+import { locateSocketFd } from "../sockets/_locate.ts";
+import { setOption } from "./_options.ts";
 import { readSocketOptions } from "./read_back.ts";
 import type { SocketOptions, UdpSocketOptions } from "./socket_options.ts";
 import { sockoptLogger } from "./_log.ts";

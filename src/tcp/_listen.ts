@@ -11,12 +11,12 @@ import { formatAddress } from "../_address.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { privilegeHint } from "../errors.ts";
 import { tcpLogger } from "../core/_log.ts";
-import { getPoller } from "../poll/poller.ts";
-import { setUpListener } from "../sockopt/setup.ts";
+import { getPoller } from "../poll/_poller.ts";
+import { setUpListener } from "../sockopt/_setup.ts";
 import type { SocketOptions } from "../sockopt/socket_options.ts";
-import type { Acceptor, AcceptorBackend } from "./acceptor.ts";
-import { DenoAcceptor } from "./deno_acceptor.ts";
-import { openEpollAcceptor } from "./epoll_acceptor.ts";
+import type { Acceptor, AcceptorBackend } from "./_acceptor.ts";
+import { DenoAcceptor } from "./_deno_acceptor.ts";
+import { openEpollAcceptor } from "./_epoll_acceptor.ts";
 
 /** The backlog Deno uses when none is given, and so do we on both backends. */
 export const DEFAULT_BACKLOG = 511;

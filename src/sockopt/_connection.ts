@@ -6,11 +6,11 @@
  * @module
  */
 
-import { isLibc, loadLibc, requireLibc } from "../libc/libc.ts";
-import { setOption } from "./options.ts";
-import type { Setting } from "./setup.ts";
-import { identify } from "../sockets/fd.ts";
-import { locateSocketFd, releaseSocketFd } from "../sockets/locate.ts";
+import { isLibc, loadLibc, requireLibc } from "../libc/_libc.ts";
+import { setOption } from "./_options.ts";
+import type { Setting } from "./_setup.ts";
+import { identify } from "../sockets/_fd.ts";
+import { locateSocketFd, releaseSocketFd } from "../sockets/_locate.ts";
 import { readSocketOptions, type SocketOptionValues } from "./read_back.ts";
 
 /**

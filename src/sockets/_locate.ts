@@ -9,8 +9,8 @@
  * @module
  */
 
-import { findSocketFd, isSocket, type SocketIdentity } from "./fd.ts";
-import type { Libc } from "../libc/libc.ts";
+import { findSocketFd, isSocket, type SocketIdentity } from "./_fd.ts";
+import type { Libc } from "../libc/_libc.ts";
 
 /** Descriptors tried just past the last one found, and past the highest one. */
 const PROBES_AFTER_LAST = 8;

@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { Driver, SocketTransport } from "../core/transport.ts";
+import type { Driver, SocketTransport } from "../core/_transport.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { DEFAULT_READ_BUFFER_SIZE } from "../core/options.ts";
 import { isLocalCancel } from "../errors.ts";
@@ -31,9 +31,9 @@ import {
   rearmQuickAck,
   releaseConnectionFd,
   setConnectionOptions,
-} from "../sockopt/connection.ts";
+} from "../sockopt/_connection.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
-import type { ConnectionSetup } from "../sockopt/setup.ts";
+import type { ConnectionSetup } from "../sockopt/_setup.ts";
 
 /** The read buffer of a connection that has not read much yet: 256 bytes. */
 export const MIN_READ_BUFFER = 256;

@@ -7,13 +7,13 @@
  * @module
  */
 
-import { ConnDriver } from "../drivers/conn_driver.ts";
-import type { Driver } from "../core/transport.ts";
+import { ConnDriver } from "../drivers/_conn_driver.ts";
+import type { Driver } from "../core/_transport.ts";
 import { isLocalCancel } from "../errors.ts";
 import { formatAddress } from "../_address.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
-import type { ConnectionSetup } from "../sockopt/setup.ts";
-import { AcceptBackoff, type Acceptor } from "./acceptor.ts";
+import type { ConnectionSetup } from "../sockopt/_setup.ts";
+import { AcceptBackoff, type Acceptor } from "./_acceptor.ts";
 import { tcpLogger } from "../core/_log.ts";
 
 /** An {@linkcode Acceptor} over a `Deno.TcpListener`. */

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { isLibc, loadLibc } from "../libc/libc.ts";
-import type { PlatformConstants } from "../libc/constants.ts";
+import { isLibc, loadLibc } from "../libc/_libc.ts";
+import type { PlatformConstants } from "../libc/_constants.ts";
 
 /** Room for any `sockaddr` this module handles (a `sockaddr_storage`). */
 export const SOCKADDR_SIZE = 128;

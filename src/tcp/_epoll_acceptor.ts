@@ -9,8 +9,8 @@
  * @module
  */
 
-import type { Driver } from "../core/transport.ts";
-import { EpollDriver } from "../drivers/epoll_driver.ts";
+import type { Driver } from "../core/_transport.ts";
+import { EpollDriver } from "../drivers/_epoll_driver.ts";
 import {
   EAGAIN,
   ECONNABORTED,
@@ -22,16 +22,16 @@ import {
   O_NONBLOCK,
   type PlatformConstants,
   platformConstants,
-} from "../libc/constants.ts";
-import { type LinuxLibc, loadLibc } from "../libc/libc.ts";
-import type { Poller, PollTarget } from "../poll/poller.ts";
-import { parseSockaddr, SOCKADDR_SIZE } from "../sockets/address.ts";
-import { openListeningSocket } from "../sockets/listener.ts";
+} from "../libc/_constants.ts";
+import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
+import type { Poller, PollTarget } from "../poll/_poller.ts";
+import { parseSockaddr, SOCKADDR_SIZE } from "../sockets/_address.ts";
+import { openListeningSocket } from "../sockets/_listener.ts";
 import { readSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
-import { type ConnectionSetup, setUpUnboundListener } from "../sockopt/setup.ts";
+import { type ConnectionSetup, setUpUnboundListener } from "../sockopt/_setup.ts";
 import type { SocketOptions } from "../sockopt/socket_options.ts";
 import { formatAddress } from "../_address.ts";
-import { AcceptBackoff, type Acceptor } from "./acceptor.ts";
+import { AcceptBackoff, type Acceptor } from "./_acceptor.ts";
 
 /**
  * accept4 errors that concern one waiting connection, not the listener:

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { BufferPool } from "./buffer_pool.ts";
+import { BufferPool } from "./_buffer_pool.ts";
 
 /** The size of a small pooled chunk: writes up to this size are packed together. */
 export const WRITE_CHUNK_SIZE = 16 * 1024;

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { OptionName } from "../libc/constants.ts";
-import type { Libc } from "../libc/libc.ts";
+import type { OptionName } from "../libc/_constants.ts";
+import type { Libc } from "../libc/_libc.ts";
 
 /** The C names, for messages a reader can look up. */
 export const C_NAMES: Record<OptionName, string> = {

@@ -22,9 +22,9 @@ import type {
   Transport,
 } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "./water_marks.ts";
-import { WriteQueue } from "./write_queue.ts";
+import { WriteQueue } from "./_write_queue.ts";
 import { type BudgetHolder, type BufferBudget, SPENT_BUDGET_READ } from "./budget.ts";
-import type { IdleClock, IdleTracked } from "./idle.ts";
+import type { IdleClock, IdleTracked } from "./_idle.ts";
 import { tcpLogger } from "./_log.ts";
 import type { TransportOptions } from "./options.ts";
 import { formatAddress } from "../_address.ts";
@@ -122,7 +122,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   readonly queue: WriteQueue = new WriteQueue();
   /** Whether debug lines are logged (checked once, not per read). */
   readonly debug: boolean;
-  /** The idle clock's tick at the last read or write (see `idle.ts`). */
+  /** The idle clock's tick at the last read or write (see `_idle.ts`). */
   lastActive = 0;
   /** Bytes read from the socket so far. */
   bytesReceived = 0;

@@ -7,10 +7,10 @@
  * @module
  */
 
-import { SOCK_CLOEXEC, SOCK_NONBLOCK } from "../libc/constants.ts";
-import type { LinuxLibc } from "../libc/libc.ts";
+import { SOCK_CLOEXEC, SOCK_NONBLOCK } from "../libc/_constants.ts";
+import type { LinuxLibc } from "../libc/_libc.ts";
 import { formatAddress } from "../_address.ts";
-import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "./address.ts";
+import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "./_address.ts";
 
 /** A socket listening on `addr`; close `fd` when done with it. */
 export interface ListeningSocket {

@@ -23,7 +23,7 @@ import {
   ETIMEDOUT,
   type PlatformConstants,
   platformConstants,
-} from "./constants.ts";
+} from "./_constants.ts";
 
 // ssize_t results are declared i32: every length here is below 2^31, -1 stays -1,
 // and a number (not number | bigint) keeps the calls on V8's fast path.

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Driver, SocketTransport } from "../core/transport.ts";
+import type { Driver, SocketTransport } from "../core/_transport.ts";
 import { tcpLogger } from "../core/_log.ts";
 import {
   EAGAIN,
@@ -21,16 +21,16 @@ import {
   EPOLLOUT,
   MSG_NOSIGNAL,
   SHUT_WR,
-} from "../libc/constants.ts";
-import { sizeArgument } from "../libc/libc.ts";
-import { MIN_SHARED_BUFFER, type Poller, type PollTarget } from "../poll/poller.ts";
-import { localAddress } from "../sockets/address.ts";
+} from "../libc/_constants.ts";
+import { sizeArgument } from "../libc/_libc.ts";
+import { MIN_SHARED_BUFFER, type Poller, type PollTarget } from "../poll/_poller.ts";
+import { localAddress } from "../sockets/_address.ts";
 import {
   readConnectionOptions,
   rearmQuickAck,
   setConnectionOptions,
-} from "../sockopt/connection.ts";
-import type { ConnectionSetup } from "../sockopt/setup.ts";
+} from "../sockopt/_connection.ts";
+import type { ConnectionSetup } from "../sockopt/_setup.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 
 const READ_EVENTS = EPOLLIN | EPOLLHUP | EPOLLERR;

@@ -12,7 +12,7 @@
  *
  * Linux only, and it needs --allow-ffi (or -A): Deno's sockets have no
  * non-blocking mode, so the sockets are opened and read through libc
- * (src/libc/libc.ts, the module's own binding).
+ * (src/libc/_libc.ts, the module's own binding).
  *
  * A non-blocking socket never makes a call wait: `accept4` with nobody in
  * the backlog, or `recv` with nothing received, fails at once with EAGAIN
@@ -29,11 +29,11 @@
  */
 
 import process from "node:process";
-import { EAGAIN, EINTR, MSG_NOSIGNAL, O_CLOEXEC, O_NONBLOCK } from "../src/libc/constants.ts";
-import { isLibc, type LinuxLibc, loadLibc } from "../src/libc/libc.ts";
-import { parseSockaddr, SOCKADDR_SIZE } from "../src/sockets/address.ts";
-import { openListeningSocket } from "../src/sockets/listener.ts";
-import { setOption } from "../src/sockopt/options.ts";
+import { EAGAIN, EINTR, MSG_NOSIGNAL, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
+import { isLibc, type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
+import { parseSockaddr, SOCKADDR_SIZE } from "../src/sockets/_address.ts";
+import { openListeningSocket } from "../src/sockets/_listener.ts";
+import { setOption } from "../src/sockopt/_options.ts";
 
 const port = Number(Deno.args[0] ?? 8888);
 const sendBuffer = Deno.args[1] === undefined ? undefined : Number(Deno.args[1]);

@@ -13,7 +13,7 @@
  * (each connection's last line counts them).
  *
  * Linux only, and it needs --allow-ffi (or -A): it runs on this module's
- * epoll poller (src/poll/poller.ts), the one under the library's servers.
+ * epoll poller (src/poll/_poller.ts), the one under the library's servers.
  *
  * Three steps, as with Python's `selectors`:
  *
@@ -26,7 +26,7 @@
  *   connection's receives and sends back, or closes when `recv` returns 0.
  *
  * The poller runs the wait and the dispatch itself, in a loop that lasts
- * while anything is registered (`#run` in poller.ts: `epoll_wait`, then
+ * while anything is registered (`#run` in _poller.ts: `epoll_wait`, then
  * `onEvents` of each ready descriptor, on and on; the wait runs on one of
  * Deno's blocking threads, so timers and signals still get their turn).
  * This program registers and handles. A handler must never wait: it does
@@ -51,12 +51,12 @@ import {
   MSG_NOSIGNAL,
   O_CLOEXEC,
   O_NONBLOCK,
-} from "../src/libc/constants.ts";
-import { type LinuxLibc, loadLibc } from "../src/libc/libc.ts";
-import { getPoller, type PollTarget } from "../src/poll/poller.ts";
-import { parseSockaddr, SOCKADDR_SIZE } from "../src/sockets/address.ts";
-import { openListeningSocket } from "../src/sockets/listener.ts";
-import { setOption } from "../src/sockopt/options.ts";
+} from "../src/libc/_constants.ts";
+import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
+import { getPoller, type PollTarget } from "../src/poll/_poller.ts";
+import { parseSockaddr, SOCKADDR_SIZE } from "../src/sockets/_address.ts";
+import { openListeningSocket } from "../src/sockets/_listener.ts";
+import { setOption } from "../src/sockopt/_options.ts";
 
 const port = Number(Deno.args[0] ?? 8888);
 const sendBuffer = Deno.args[1] === undefined ? undefined : Number(Deno.args[1]);
@@ -160,7 +160,7 @@ poller.add(listener.fd, {
       const fd = libc.linux.accept4(listener.fd, peerAddress, peerLength, O_NONBLOCK | O_CLOEXEC);
       // EAGAIN: nobody else waits. (Out of descriptors, EMFILE, the listener stays readable
       // and this is called again and again: a real server pauses accepting for a while, as
-      // src/tcp/epoll_acceptor.ts does.)
+      // src/tcp/_epoll_acceptor.ts does.)
       if (fd < 0) return;
       const { hostname, port } = parseSockaddr(libc.constants, peerAddress)!;
       const connection = new Connection(fd, `${hostname}:${port}`);

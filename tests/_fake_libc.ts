@@ -134,9 +134,16 @@ export class FakeLibc implements EpollLibc {
     },
     epoll_wait: (_epfd: number, events: BufferSource | null) =>
       this.#wait(events as Uint8Array, this.waits),
-    epoll_wait_blocking: (_epfd: number, events: BufferSource | null) => {
-      this.blockingCalls++;
+    epoll_wait_blocking: (
+      _epfd: number,
+      events: BufferSource | null,
+      _max: number,
+      timeout: number,
+    ) => {
       const buffer = events as Uint8Array;
+      // With no timeout, the poller only lets Deno's event loop turn: it answers what is ready.
+      if (timeout === 0) return Promise.resolve(this.#wait(buffer, []));
+      this.blockingCalls++;
       const scripted = this.blockingWaits.shift();
       // errno belongs to the thread that made the call: the caller cannot read it here.
       if (scripted !== undefined) return Promise.resolve(this.#result(buffer, scripted, false));

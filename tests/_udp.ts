@@ -11,9 +11,21 @@ import {
   openDatagramSocket,
 } from "../src/udp/socket.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
+import { getPoller } from "../src/poll/_poller.ts";
+import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
+import { EAGAIN } from "../src/libc/_constants.ts";
+import { useDatagramLibc } from "../src/udp/_epoll_socket.ts";
 
-/** The backends this process can run: `deno` needs `--unstable-net`. */
-export const BACKENDS: DatagramBackend[] = hasUnstableNet() ? ["deno", "node"] : ["node"];
+/**
+ * The backends a test file runs on: `epoll` (where FFI works on Linux) and
+ * `node` in the normal run; `deno`, which needs `--unstable-net`, in the run
+ * {@linkcode rerunUnderUnstableNet} makes of the same file.
+ */
+export const BACKENDS: DatagramBackend[] = hasUnstableNet()
+  ? ["deno"]
+  : typeof getPoller() === "string"
+  ? ["node"]
+  : ["epoll", "node"];
 
 /**
  * Registers a test that runs the test file at `fileUrl` again under
@@ -61,4 +73,40 @@ export async function ask(
   const answer = await receiveCopy(socket);
   assertEquals(answer.from.port, to.port, "the answer came from another port");
   return answer.data;
+}
+
+/**
+ * Over loopback the kernel always has room for a datagram, so nothing is
+ * ever queued on the `epoll` backend. This makes the next epoll sockets'
+ * `sendto` and `sendmmsg` fail with EAGAIN, as a full send buffer would,
+ * until `unclog()`; on the other backends (whose sends are queued anyway)
+ * it does nothing. Dispose of it once the server under test is open.
+ */
+export function clogNextSockets(backend: DatagramBackend): { unclog(): void } & Disposable {
+  let clogged = backend === "epoll";
+  if (!clogged) return { unclog() {}, [Symbol.dispose]() {} };
+  const real = loadLibc() as LinuxLibc;
+  let fakeErrno = 0;
+  const refuse = () => {
+    fakeErrno = EAGAIN;
+    return -1;
+  };
+  const linux: LinuxLibc["linux"] = {
+    ...real.linux,
+    sendto: (...args) => clogged ? refuse() : real.linux.sendto(...args),
+    sendmmsg: (...args) => clogged ? refuse() : real.linux.sendmmsg(...args),
+  };
+  useDatagramLibc({
+    ...real,
+    linux,
+    errno() {
+      const code = fakeErrno;
+      fakeErrno = 0;
+      return code || real.errno();
+    },
+  });
+  return {
+    unclog: () => void (clogged = false),
+    [Symbol.dispose]: () => useDatagramLibc(null),
+  };
 }

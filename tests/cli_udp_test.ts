@@ -7,6 +7,7 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decode, encode } from "./_helpers.ts";
+import { ask, peer } from "./_udp.ts";
 import {
   CLIENT,
   installed,
@@ -76,7 +77,7 @@ Deno.test({
     await using server = await new ServerProcess(["--udp"]).ready();
     assertMatch(
       server.firstLine,
-      /^@x\/echo server listening on 127\.0\.0\.1:\d+ \(udp, echo mode, node:dgram; rcvbuf \d+, sndbuf \d+, no reuseaddr; reflection guard\)$/,
+      /^@x\/echo server listening on 127\.0\.0\.1:\d+ \(udp, echo mode, epoll; rcvbuf \d+, sndbuf \d+, no reuseaddr; reflection guard\)$/,
     );
     // nc waits one idle second after its input ends for more answers, then exits.
     const { code, stdout, stderr } = await pipeThrough(
@@ -130,7 +131,7 @@ Deno.test({
   ignore: missing("python3"),
   async fn() {
     await using server = await new ServerProcess(
-      ["--udp", "--host", "::1", "--prefix", ">"],
+      ["--udp", "--host", "::1", "--prefix", ">", "--backend", "deno"],
       ["-A", "--unstable-net"],
     ).ready();
     assertStringIncludes(server.firstLine, "(udp, prefix mode, Deno.listenDatagram;");
@@ -160,7 +161,7 @@ Deno.test({
     assertEquals(decode(stdout), "from a client\nport 19 got nothing\n");
     assertEquals(await server.stop(), 0);
     const log = await server.stderr;
-    assertStringIncludes(log, "runs on the node:dgram backend");
+    assertStringIncludes(log, "runs on the epoll (recvmmsg/sendmmsg) backend");
     assertStringIncludes(
       log,
       "Dropped a datagram from 127.0.0.1:19: its source port is a service that answers anything",
@@ -203,6 +204,7 @@ Deno.test("udp server program: flags that mean nothing for UDP exit 2 and say so
     [["--udp", "--max-connections", "5"], "--max-connections is for TCP only"],
     [["--udp", "--idle-timeout", "5"], "--idle-timeout is for TCP only"],
     [["--rate-limit", "5"], "--rate-limit is for UDP only: drop it or add --udp."],
+    [["--udp", "--backend", "bsd"], 'invalid --backend "bsd": use one of epoll, deno, node.'],
     [["--udp", "--rate-limit", "0"], 'invalid --rate-limit "0": use a whole number from 1'],
   ];
   for (const [args, message] of cases) {
@@ -212,6 +214,24 @@ Deno.test("udp server program: flags that mean nothing for UDP exit 2 and say so
     assertEquals(stdout, "");
     assert(!stderr.includes("    at "), `a stack trace for ${args.join(" ")}`);
   }
+});
+
+Deno.test("udp server program: --backend picks the datagram backend, and the first line names it", async () => {
+  for (const [backend, name] of [["epoll", "epoll"], ["node", "node:dgram"]]) {
+    await using server = await new ServerProcess(["--udp", "--backend", backend]).ready();
+    assertStringIncludes(server.firstLine, `(udp, echo mode, ${name};`);
+    const client = await peer();
+    try {
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: server.port };
+      assertEquals(decode(await ask(client, to, encode(backend))), backend);
+    } finally {
+      client.close();
+    }
+  }
+  // Deno's own datagram sockets need --unstable-net: without it, one line says so.
+  const { code, stderr } = await run(SERVER, ["--udp", "--backend", "deno"]);
+  assertEquals(code, 2, stderr);
+  assertStringIncludes(stderr, "--unstable-net");
 });
 
 Deno.test("udp server program: a taken port exits 1 naming it", async () => {

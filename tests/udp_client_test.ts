@@ -9,9 +9,10 @@ import {
 } from "../mod.ts";
 import { decode, encode } from "./_helpers.ts";
 import { BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import type { DatagramBackend } from "../src/udp/socket.ts";
 
 /** A server that answers only from the `answerFrom`-th datagram on: the earlier ones are "lost". */
-function lossyServer(backend: "deno" | "node", answerFrom: number) {
+function lossyServer(backend: DatagramBackend, answerFrom: number) {
   let transport!: DatagramTransport;
   let seen = 0;
   return serveUdp({ backend }, () => ({

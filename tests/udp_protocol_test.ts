@@ -15,7 +15,14 @@ import {
 import { TransportClosedError } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
-import { ask, BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import {
+  ask,
+  BACKENDS,
+  clogNextSockets,
+  peer,
+  receiveCopy,
+  rerunUnderUnstableNet,
+} from "./_udp.ts";
 
 /** A protocol that records its callbacks and echoes each datagram to its source. */
 class Recorder implements DatagramProtocol {
@@ -104,9 +111,11 @@ for (const backend of BACKENDS) {
   Deno.test(`udp protocol (${backend}): close sends every queued datagram first`, async () => {
     const client = await peer();
     let transport!: DatagramTransport;
+    const clogged = clogNextSockets(backend);
     const server = await serveUdp({ backend }, () => ({
       connectionMade: (t) => void (transport = t),
     }));
+    clogged[Symbol.dispose]();
     try {
       for (let i = 0; i < 200; i++) transport.send(encode(`queued ${i}`), client.addr);
       assert(transport.getWriteBufferSize() > 0, "nothing was queued");
@@ -117,6 +126,7 @@ for (const backend of BACKENDS) {
         TransportClosedError,
         "close() was called",
       );
+      clogged.unclog();
       await server.finished;
       for (let i = 0; i < 200; i++) {
         assertEquals(decode((await receiveCopy(client)).data), `queued ${i}`);
@@ -217,6 +227,7 @@ for (const backend of BACKENDS) {
     const calls: string[] = [];
     const resumed = Promise.withResolvers<void>();
     let transport!: DatagramTransport;
+    const clogged = clogNextSockets(backend);
     await using _server = await serveUdp({ backend, highWaterMark: 4000 }, () => ({
       connectionMade: (t) => void (transport = t),
       pauseWriting: () => void calls.push("pause"),
@@ -225,9 +236,11 @@ for (const backend of BACKENDS) {
         resumed.resolve();
       },
     }));
+    clogged[Symbol.dispose]();
     try {
       for (let i = 0; i < 5; i++) transport.send(new Uint8Array(1000), client.addr);
       assertEquals(calls, ["pause"]);
+      clogged.unclog();
       await resumed.promise;
       assertEquals(calls, ["pause", "resume"]);
       for (let i = 0; i < 5; i++) assertEquals((await receiveCopy(client)).data.length, 1000);
@@ -241,6 +254,7 @@ for (const backend of BACKENDS) {
     const events: string[] = [];
     const got = Promise.withResolvers<void>();
     let transport!: DatagramTransport;
+    const clogged = clogNextSockets(backend);
     await using server = await serveUdp({ backend, highWaterMark: 4000 }, () => ({
       connectionMade: (t) => void (transport = t),
       datagramReceived(data, from) {
@@ -251,9 +265,14 @@ for (const backend of BACKENDS) {
         }
         if (decode(data) === "second") got.resolve();
       },
-      pauseWriting: () => void events.push("pause"),
+      pauseWriting() {
+        events.push("pause");
+        // The kernel has room again a little later (on epoll, where it had none).
+        setTimeout(() => clogged.unclog(), 50);
+      },
       resumeWriting: () => void events.push("resume"),
     }));
+    clogged[Symbol.dispose]();
     try {
       // Both arrive at once; the second must wait until the answers to the first drained.
       await client.send(encode("first"), server.addr);
@@ -338,9 +357,11 @@ for (const backend of BACKENDS) {
 
   Deno.test(`udp protocol (${backend}): shutdown twice drops what is still queued`, async () => {
     let transport!: DatagramTransport;
+    const clogged = clogNextSockets(backend);
     const server = await serveUdp({ backend }, () => ({
       connectionMade: (t) => void (transport = t),
     }));
+    clogged[Symbol.dispose]();
     const client = await peer();
     try {
       for (let i = 0; i < 100; i++) transport.send(new Uint8Array(1000), client.addr);

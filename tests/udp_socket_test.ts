@@ -153,7 +153,7 @@ for (const backend of BACKENDS) {
     await assertRejects(
       () => openDatagramSocket({ backend: "bsd" as "node" }),
       RangeError,
-      'Invalid backend: "bsd". Use "deno" or "node".',
+      'Invalid backend: "bsd". Use "epoll", "deno" or "node".',
     );
   });
 }

@@ -47,6 +47,10 @@ import {
 } from "./_socket_flags.ts";
 import { TCP_BACKENDS, type TcpBackend, type TcpServer } from "../tcp/server.ts";
 import type { UdpServer } from "../udp/server.ts";
+import type { DatagramBackend } from "../udp/socket.ts";
+
+/** The UDP backends, in the order the default tries them. */
+const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
 import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
@@ -95,7 +99,10 @@ Connections (TCP):
                             (default never)
   --backend epoll|deno      epoll: accept, read and write through libc, one epoll loop
                             (Linux, needs --allow-ffi); deno: Deno's own sockets
-                            (default epoll where it can run, else deno)
+                            (default epoll where it can run, else deno). With --udp:
+                            epoll|deno|node (epoll: recvmmsg/sendmmsg batches; deno:
+                            Deno.listenDatagram, needs --unstable-net; node: node:dgram);
+                            default the first of them that can run
   --max-buffered BYTES      the most all connections together hold for their peers
                             (unsent echoes, until-mode requests, unread stream data);
                             past it, those holding the most stop reading until it
@@ -294,7 +301,6 @@ function udpOptionsFromFlags(
     const name of [
       "max-connections",
       "idle-timeout",
-      "backend",
       "until-limit",
       "max-buffered",
     ] as const
@@ -314,6 +320,9 @@ function udpOptionsFromFlags(
   const options: UdpEchoServerOptions = { hostname, port, ...udpSocketOptionsFromFlags(flags) };
   if (mode !== undefined) options.mode = mode as "echo" | "prefix";
   if (prefix !== undefined) options.prefix = prefix;
+  if (flags.backend !== undefined) {
+    options.backend = choiceFlag<DatagramBackend>("backend", flags.backend, DATAGRAM_BACKENDS);
+  }
   if (flags["rate-limit"] !== undefined) {
     const perSecond = integerFlag("rate-limit", flags["rate-limit"], 1, 1_000_000_000);
     options.rateLimit = { perSecond };
@@ -392,7 +401,11 @@ function limitsOf(options: EchoServerOptions): string {
 /** The UDP part of the startup line: mode, backend, options read back, safety. */
 function describeUdp(server: UdpServer, options: UdpEchoServerOptions): string {
   const { mode } = resolveEchoOptions({ mode: options.mode, prefix: options.prefix });
-  const backend = server.backend === "deno" ? "Deno.listenDatagram" : "node:dgram";
+  const backend = server.backend === "epoll"
+    ? "epoll"
+    : server.backend === "deno"
+    ? "Deno.listenDatagram"
+    : "node:dgram";
   let socket: string;
   try {
     socket = describeUdpSocketOptions(server.getSocketOptions());

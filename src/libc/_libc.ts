@@ -56,6 +56,13 @@ const LINUX = {
   },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  /** The timeout is always null: the socket is non-blocking and read only when ready. */
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },

@@ -97,6 +97,15 @@ const MAX_EVENTS = 256;
 const TURN_EVENTS = 16;
 /** See {@linkcode TURN_EVENTS}. */
 const TURN_BYTES = 256 * 1024;
+/**
+ * The longest the loop goes on without letting Deno's event loop turn. The
+ * wait asks without blocking while events keep coming, and each batch ends
+ * with a turn for promise callbacks only; timers, signal listeners and
+ * Deno's own sockets need the event loop, which runs when a wait is made on
+ * the blocking thread. Under a load that never lets the wait block (a UDP
+ * flood, a socket always ready), one wait in this interval is made there.
+ */
+const TURN_MS = 10;
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
 
@@ -119,6 +128,8 @@ export class Poller {
   #running: Promise<void> | null = null;
   /** Owners waiting for the loop to end (see `whenIdle`). */
   #idleWaiters: (() => void)[] = [];
+  /** When Deno's event loop last had a turn (a wait on the blocking thread ended). */
+  #lastTurn = performance.now();
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
   /** Set once a wait failed for good: the poller is closed. */
@@ -315,13 +326,24 @@ export class Poller {
     const epfd = this.#epfd;
     const events = this.#events;
     for (;;) {
-      let n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+      let n: number;
+      const now = performance.now();
+      if (now - this.#lastTurn < TURN_MS) {
+        n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+      } else {
+        // Busy for a while without ever blocking: ask on the blocking thread this time (with
+        // no timeout), so Deno's event loop turns and timers, signals and its own I/O run.
+        this.#lastTurn = now;
+        n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, 0);
+        if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
+      }
       if (n === 0) {
         this.#blocked = true;
         try {
           n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1);
         } finally {
           this.#blocked = false;
+          this.#lastTurn = performance.now();
         }
         if (this.#count === 0) return 0; // woken to end the loop
         if (n < 0) continue; // ask again here, to learn why

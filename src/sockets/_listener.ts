@@ -58,7 +58,8 @@ export function openListeningSocket(
       `Requires net access to "${hostname}:${port}", run again with the --allow-net flag`,
     );
   }
-  const sockaddr = encodeSockaddr(libc.constants, hostname, port) ?? resolve(libc, hostname, port);
+  const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??
+    resolveAddress(libc, hostname, port, "tcp");
   const family = libc.constants.sockaddrHasLength ? sockaddr[1] : sockaddr[0] | (sockaddr[1] << 8);
   const { symbols } = libc;
   const fd = symbols.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -84,20 +85,28 @@ export function openListeningSocket(
 
 /**
  * The first address `getaddrinfo` gives for `hostname`, as Rust's (and so
- * Deno's) `lookup_host` asks for it: any family, stream sockets.
+ * Deno's) `lookup_host` asks for it: any family, stream sockets for `tcp`,
+ * datagram sockets for `udp`; as a `sockaddr` with `port`.
  *
  * @throws {Deno.errors.NotFound} when the name does not resolve.
  */
-function resolve(libc: LinuxLibc, hostname: string, port: number): Uint8Array {
+export function resolveAddress(
+  libc: LinuxLibc,
+  hostname: string,
+  port: number,
+  transport: "tcp" | "udp",
+): Uint8Array {
   const { getaddrinfo, freeaddrinfo, gai_strerror } = libc.linux;
   const hints = new Uint8Array(ADDRINFO_SIZE);
-  new DataView(hints.buffer).setInt32(AI_SOCKTYPE_OFFSET, SOCK_STREAM, true);
+  const type = transport === "tcp" ? SOCK_STREAM : libc.constants.SOCK_DGRAM;
+  new DataView(hints.buffer).setInt32(AI_SOCKTYPE_OFFSET, type, true);
   const result = new BigUint64Array(1);
   const code = getaddrinfo(new TextEncoder().encode(`${hostname}\0`), null, hints, result);
   if (code !== 0) {
     const text = gai_strerror(code);
     const reason = text === null ? `error ${code}` : new Deno.UnsafePointerView(text).getCString();
-    throw new Deno.errors.NotFound(`Cannot listen on ${hostname}: ${reason}`);
+    const action = transport === "tcp" ? "listen on" : "bind udp";
+    throw new Deno.errors.NotFound(`Cannot ${action} ${hostname}: ${reason}`);
   }
   const list = Deno.UnsafePointer.create(result[0])!;
   try {

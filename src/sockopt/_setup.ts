@@ -98,13 +98,18 @@ export function setUpConnection(conn: Deno.TcpConn, options: SocketOptions): Con
 
 /**
  * Sets the buffer sizes of the UDP socket bound to `local` (its
- * `reuseAddress` was applied at the bind). Without FFI, or when the socket's
+ * `reuseAddress` was applied at the bind); `knownFd` is its descriptor when
+ * this module opened it, else it is found by its address. Without FFI, or when the socket's
  * descriptor cannot be found, one warning names what was not set.
  *
  * @throws {Error} naming the option, the value and the kernel's reason when
  * `setsockopt` refuses a value.
  */
-export function setUpDatagramSocket(local: Deno.NetAddr, options: UdpSocketOptions): void {
+export function setUpDatagramSocket(
+  local: Deno.NetAddr,
+  options: UdpSocketOptions,
+  knownFd?: number,
+): void {
   const identity: SocketIdentity = { transport: "udp", local };
   const settings: Setting[] = [];
   const { receiveBufferSize, sendBufferSize } = options;
@@ -119,9 +124,9 @@ export function setUpDatagramSocket(local: Deno.NetAddr, options: UdpSocketOptio
     if (settings.length > 0) warnOnce(identity, labels(settings), libc.reason);
     return;
   }
-  let fd: number | null;
+  let fd: number | null = knownFd ?? null;
   try {
-    fd = findSocketFd(libc, identity);
+    fd ??= findSocketFd(libc, identity);
   } catch (error) {
     if (settings.length > 0) warnOnce(identity, labels(settings), (error as Error).message);
     return;

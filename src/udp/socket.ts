@@ -15,10 +15,15 @@ import { checkAddress } from "../_validate.ts";
 import { type UdpSocketOptions, validateUdpSocketOptions } from "../sockopt/socket_options.ts";
 import { setUpDatagramSocket } from "../sockopt/_setup.ts";
 import { udpLogger } from "./_log.ts";
+import { getPoller, type Poller } from "../poll/_poller.ts";
+import { datagramLibc, EpollDatagramSocket } from "./_epoll_socket.ts";
 
 /**
- * Which implementation a UDP socket runs on: `"deno"` is
- * `Deno.listenDatagram` (needs `--unstable-net`), `"node"` is `node:dgram`.
+ * Which implementation a UDP socket runs on: `"epoll"` drives the socket
+ * through FFI on Linux's epoll (`recvmmsg`/`sendmmsg` batches; needs
+ * `--allow-ffi`), `"deno"` is `Deno.listenDatagram` (needs
+ * `--unstable-net`), `"node"` is `node:dgram`. By default the first that
+ * is available, in that order.
  *
  * @example
  * ```ts
@@ -30,7 +35,7 @@ import { udpLogger } from "./_log.ts";
  * await server.shutdown();
  * ```
  */
-export type DatagramBackend = "deno" | "node";
+export type DatagramBackend = "epoll" | "deno" | "node";
 
 /**
  * The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
@@ -70,7 +75,7 @@ export interface DatagramBindOptions extends UdpSocketOptions {
   hostname?: string;
   /** The local port; 0 picks a free one. Default 0. */
   port?: number;
-  /** Force a backend; by default `"deno"` when available, else `"node"`. */
+  /** Force a backend; by default `"epoll"` when available, else `"deno"`, else `"node"`. */
   backend?: DatagramBackend;
 }
 
@@ -172,9 +177,18 @@ export async function openDatagramSocket(
   const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
   checkAddress(hostname, port, 0);
   validateUdpSocketOptions(options);
-  const backend = options.backend ?? (hasUnstableNet() ? "deno" : "node");
-  if (backend !== "deno" && backend !== "node") {
-    throw new RangeError(`Invalid backend: ${JSON.stringify(backend)}. Use "deno" or "node".`);
+  const found = getPoller();
+  const backend = options.backend ?? defaultBackend(found);
+  if (backend !== "epoll" && backend !== "deno" && backend !== "node") {
+    throw new RangeError(
+      `Invalid backend: ${JSON.stringify(backend)}. Use "epoll", "deno" or "node".`,
+    );
+  }
+  if (backend === "epoll" && typeof found === "string") {
+    throw new Deno.errors.NotSupported(
+      `The "epoll" datagram backend is not available: ${found}; ` +
+        "leave backend unset to use the best one there is.",
+    );
   }
   if (backend === "deno" && !hasUnstableNet()) {
     throw new Deno.errors.NotSupported(
@@ -184,14 +198,21 @@ export async function openDatagramSocket(
   }
   let socket: DatagramSocket;
   try {
-    socket = backend === "deno"
+    socket = backend === "epoll"
+      ? new EpollDatagramSocket(datagramLibc(), found as Poller, hostname, port, reuseAddress)
+      : backend === "deno"
       ? new DenoDatagramSocket(hostname, port, reuseAddress)
       : await NodeDatagramSocket.bind(hostname, port, reuseAddress);
   } catch (error) {
     throw bindError(error, { transport: "udp", hostname, port });
   }
+  if (backend === "node" && options.backend === undefined) noteSlowBackend(found);
   try {
-    setUpDatagramSocket(socket.addr, options);
+    setUpDatagramSocket(
+      socket.addr,
+      options,
+      socket instanceof EpollDatagramSocket ? socket.fd : undefined,
+    );
   } catch (error) {
     socket.close();
     await socket.closed;
@@ -199,9 +220,32 @@ export async function openDatagramSocket(
   }
   udpLogger.debug("UDP socket {address} runs on the {backend} backend", {
     address: formatAddress(socket.addr),
-    backend: backend === "deno" ? "Deno.listenDatagram" : "node:dgram",
+    backend: backend === "epoll"
+      ? "epoll (recvmmsg/sendmmsg)"
+      : backend === "deno"
+      ? "Deno.listenDatagram"
+      : "node:dgram",
   });
   return socket;
+}
+
+/** The best backend here: epoll where FFI works on Linux, then Deno's own, then node:dgram. */
+function defaultBackend(poller: Poller | string): DatagramBackend {
+  if (typeof poller !== "string") return "epoll";
+  return hasUnstableNet() ? "deno" : "node";
+}
+
+let notedSlowBackend = false;
+
+/** Says once why UDP runs on node:dgram, the slowest backend, and what would do better. */
+function noteSlowBackend(poller: Poller | string): void {
+  if (notedSlowBackend) return;
+  notedSlowBackend = true;
+  udpLogger.warning(
+    "UDP runs on node:dgram, the slowest backend: epoll is not available ({reason}) and Deno " +
+      "runs without --unstable-net",
+    { reason: poller },
+  );
 }
 
 /** Yields `socket`'s datagrams until it is closed. */

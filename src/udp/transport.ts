@@ -20,7 +20,10 @@ import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { TransportClosedError } from "../errors.ts";
 import { validateWaterMarks } from "../core/water_marks.ts";
-import { readSocketOptionsOf } from "../sockopt/read_back.ts";
+import { readSocketOptions, readSocketOptionsOf } from "../sockopt/read_back.ts";
+import { type DatagramSink, EpollDatagramSocket } from "./_epoll_socket.ts";
+import { checkFamily } from "./socket.ts";
+import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
 
 /**
  * Send-queue water marks of a UDP transport.
@@ -93,6 +96,13 @@ export class UdpTransport implements DatagramTransport {
   readonly #accept: ((from: Deno.NetAddr) => boolean) | undefined;
   readonly #onClosed: (() => void) | undefined;
   readonly #debug: boolean;
+  /**
+   * The socket when it pushes datagrams to the transport (the epoll backend):
+   * it then receives, batches and queues itself, and the transport's own
+   * receive loop and send queue stay unused.
+   */
+  readonly #pushing: EpollDatagramSocket | null;
+  readonly #sink: DatagramSink;
 
   // Send side: two parallel arrays, so queuing a datagram allocates nothing.
   readonly #queued: Uint8Array[] = [];
@@ -131,6 +141,25 @@ export class UdpTransport implements DatagramTransport {
     this.#high = marks.high;
     this.#low = marks.low;
     this.#debug = udpLogger.isEnabledFor("debug");
+    this.#pushing = socket instanceof EpollDatagramSocket ? socket : null;
+    this.#sink = {
+      datagramReceived: (data, from) => this.#deliver(data, from),
+      errorReceived: (error, sending) => {
+        if (sending) this.#sendErrors++;
+        this.#errorReceived(error);
+      },
+      writingPaused: () => {
+        this.#writingPaused = true;
+        this.#callback("pauseWriting");
+      },
+      writingResumed: () => {
+        this.#writingPaused = false;
+        this.#callback("resumeWriting");
+      },
+      drained: () => {
+        if (this.#closing) this.#connectionLost(undefined);
+      },
+    };
   }
 
   get closed(): Promise<void> {
@@ -144,7 +173,7 @@ export class UdpTransport implements DatagramTransport {
 
   /** Datagrams the kernel took. */
   get sent(): number {
-    return this.#sent;
+    return this.#pushing?.sent ?? this.#sent;
   }
 
   /** Datagrams the kernel refused (each reported to `errorReceived`). */
@@ -160,7 +189,9 @@ export class UdpTransport implements DatagramTransport {
       this.#fail(error, "connectionMade");
       return;
     }
-    if (!this.#closing) this.#receiveLoop();
+    if (this.#closing) return;
+    if (this.#pushing !== null) this.#pushing.start(this.#sink, this.#high, this.#low);
+    else this.#receiveLoop();
   }
 
   // ---- DatagramTransport -------------------------------------------------
@@ -172,6 +203,18 @@ export class UdpTransport implements DatagramTransport {
     }
     const target = this.#target(to);
     checkDatagramSize(data, target);
+    const pushing = this.#pushing;
+    if (pushing !== null) {
+      // Sent now, gathered into the batch's sendmmsg, or copied into the socket's queue.
+      try {
+        checkFamily(pushing.addr, target);
+      } catch (error) {
+        // As on the other backends, where it fails once queued: reported, and the socket goes on.
+        this.#sendErrors++;
+        return this.#errorReceived(error);
+      }
+      return pushing.sendNow(data, target);
+    }
     // Sends are awaited, and the caller may reuse `data` (the receive buffer, say) at once.
     this.#queued.push(data.slice());
     this.#targets.push(target);
@@ -215,7 +258,10 @@ export class UdpTransport implements DatagramTransport {
     if (this.#closing) return;
     this.#closing = true;
     this.#closeReason = "close() was called";
-    if (this.#flushing === null) this.#connectionLost(undefined);
+    const pending = this.#pushing !== null
+      ? this.#pushing.queuedBytes > 0
+      : this.#flushing !== null;
+    if (!pending) this.#connectionLost(undefined);
   }
 
   abort(): void {
@@ -229,7 +275,7 @@ export class UdpTransport implements DatagramTransport {
   }
 
   getWriteBufferSize(): number {
-    return this.#buffered;
+    return this.#pushing?.queuedBytes ?? this.#buffered;
   }
 
   getExtraInfo<K extends DatagramExtraInfoName>(name: K): DatagramExtraInfo[K] {
@@ -245,10 +291,13 @@ export class UdpTransport implements DatagramTransport {
               `it is closed.`,
           );
         }
-        return readSocketOptionsOf({
-          transport: "udp",
-          local: this.#socket.addr,
-        }) as DatagramExtraInfo[K];
+        // A socket this module opened is known by its descriptor, never looked up by address.
+        return (this.#pushing !== null
+          ? readSocketOptions(loadLibc() as LinuxLibc, this.#pushing.fd, "udp")
+          : readSocketOptionsOf({
+            transport: "udp",
+            local: this.#socket.addr,
+          })) as DatagramExtraInfo[K];
       default:
         throw new TypeError(
           `Unknown extra info name: ${JSON.stringify(name)}. ` +
@@ -261,8 +310,6 @@ export class UdpTransport implements DatagramTransport {
 
   async #receiveLoop(): Promise<void> {
     const socket = this.#socket;
-    const protocol = this.#protocol;
-    const accept = this.#accept;
     let failures = 0;
     while (!this.#closing) {
       // Too much is queued: let the sends go out first.
@@ -285,24 +332,28 @@ export class UdpTransport implements DatagramTransport {
         // Closed from outside the transport.
         return this.#fail(new Deno.errors.BadResource("The UDP socket was closed."));
       }
-      this.#received++;
-      const data = datagram[0];
-      const from = datagram[1];
-      if (accept !== undefined && !accept(from)) continue;
-      if (this.#debug) {
-        udpLogger.debug("Received {bytes} bytes from {source}", {
-          bytes: data.length,
-          source: formatAddress(from),
-        });
-      }
-      try {
-        protocol.datagramReceived?.(data, from);
-      } catch (error) {
-        udpLogger.error("Protocol datagramReceived threw for a datagram from {source}: {error}", {
-          source: formatAddress(from),
-          error,
-        });
-      }
+      this.#deliver(datagram[0], datagram[1]);
+    }
+  }
+
+  /** One datagram received: counted, passed by the guard (or not), handed to the protocol. */
+  #deliver(data: Uint8Array, from: Deno.NetAddr): void {
+    this.#received++;
+    const accept = this.#accept;
+    if (accept !== undefined && !accept(from)) return;
+    if (this.#debug) {
+      udpLogger.debug("Received {bytes} bytes from {source}", {
+        bytes: data.length,
+        source: formatAddress(from),
+      });
+    }
+    try {
+      this.#protocol.datagramReceived?.(data, from);
+    } catch (error) {
+      udpLogger.error("Protocol datagramReceived threw for a datagram from {source}: {error}", {
+        source: formatAddress(from),
+        error,
+      });
     }
   }
 

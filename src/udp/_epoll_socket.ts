@@ -1,0 +1,663 @@
+/**
+ * A UDP socket on the epoll poller, the datagram driver of the `epoll`
+ * backend: opened through libc (so no `--unstable-net`), read with
+ * `recvmmsg` (up to {@linkcode BATCH} datagrams per system call, into one
+ * arena the whole process shares, since one batch is dispatched at a time),
+ * and written with `sendmmsg` for the answers a batch produced, `sendto`
+ * for a datagram sent at any other time.
+ *
+ * It delivers datagrams by pushing them to a {@linkcode DatagramSink} (the
+ * transport) during the batch: a datagram's bytes are a view of the arena,
+ * valid during the call. `sendNow` follows the sound-core rule: what goes
+ * out is what the bytes were at the call, because a datagram either leaves
+ * at once or is copied (into the batch's send arena, or the overflow queue
+ * when the kernel's buffer is full). The overflow queue is bounded: past
+ * {@linkcode OVERFLOW_LIMIT} bytes a datagram is dropped and counted, as
+ * the kernel itself drops when its buffer is full. While the queue is above
+ * the high water mark the socket stops reading, so a peer cannot make it
+ * hold more.
+ *
+ * The pull API of {@linkcode DatagramSocket} (`receive`, `for await`) works
+ * too: datagrams are then copied into a bounded queue.
+ *
+ * @module
+ */
+
+import {
+  EAGAIN,
+  EINTR,
+  EPOLLERR,
+  EPOLLIN,
+  EPOLLOUT,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+} from "../libc/_constants.ts";
+import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
+import type { Poller, PollTarget } from "../poll/_poller.ts";
+import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "../sockets/_address.ts";
+import { resolveAddress } from "../sockets/_listener.ts";
+import { setOption } from "../sockopt/_options.ts";
+import { formatAddress } from "../_address.ts";
+import { checkDatagramSize, checkFamily, type Datagram, type DatagramSocket } from "./socket.ts";
+
+/** Datagrams taken per `recvmmsg`, and sent per `sendmmsg`. */
+export const BATCH = 64;
+/** One received datagram's room: any UDP payload over IPv4 or IPv6 fits. */
+const SLOT = 65_536;
+/** The bytes of sends one batch gathers before they go out together. */
+const SEND_ARENA = 256 * 1024;
+/** The most bytes the overflow queue holds; past it, datagrams are dropped and counted. */
+export const OVERFLOW_LIMIT = 4 * 1024 * 1024;
+/** Datagrams the pull API keeps for `receive`; past it, they are dropped and counted. */
+const PULL_QUEUE_LIMIT = 1024;
+/** Room for a `sockaddr_in6` (28 bytes), rounded up. */
+const NAME = 32;
+/** `struct mmsghdr` on 64-bit Linux: a `msghdr` (56 bytes) and `msg_len`, padded. */
+const MMSGHDR = 64;
+/** `struct iovec`: base and length. */
+const IOVEC = 16;
+const MSG_DONTWAIT = 0x40;
+const AF_INET = 2;
+const SOL_SOCKET = 1;
+const SO_ERROR = 4;
+/** Addresses made for received datagrams, kept to hand the same object to the same peer. */
+const ADDRESS_CACHE_LIMIT = 4096;
+
+let libcOverride: LinuxLibc | null = null;
+
+/** The libc the next epoll datagram sockets call: the real one, unless a test replaced it. */
+export function datagramLibc(): LinuxLibc {
+  return libcOverride ?? (loadLibc() as LinuxLibc);
+}
+
+/**
+ * For tests: the libc the next epoll datagram sockets call (`null`: the
+ * real one again). Over loopback the kernel never refuses a datagram for
+ * want of room, so a test wraps `sendto`/`sendmmsg` to fail with EAGAIN and
+ * so exercises the overflow queue.
+ */
+export function useDatagramLibc(libc: LinuxLibc | null): void {
+  libcOverride = libc;
+}
+
+/** What a pushing socket tells the transport above it. */
+export interface DatagramSink {
+  /** A datagram arrived; `data` is valid during the call. */
+  datagramReceived(data: Uint8Array, from: Deno.NetAddr): void;
+  /** A receive or (`sending`) a send failed; the socket goes on. */
+  errorReceived(error: Error, sending: boolean): void;
+  /** The overflow queue passed the high water mark: the socket stopped reading. */
+  writingPaused(): void;
+  /** The overflow queue went down to the low water mark. */
+  writingResumed(): void;
+  /** Everything queued has gone out (or was dropped). */
+  drained(): void;
+}
+
+/** Writes pointer `address` (split into two 32-bit halves) at `words[index]`. */
+function putPointer(words: Uint32Array, index: number, lo: number, hi: number, offset: number) {
+  const sum = lo + offset;
+  words[index] = sum >>> 0;
+  words[index + 1] = hi + (sum > 0xffffffff ? 1 : 0);
+}
+
+/** The address of `buffer`'s first byte, as two 32-bit halves. */
+function addressOf(buffer: Uint8Array): [lo: number, hi: number] {
+  const value = Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer));
+  const big = BigInt(value);
+  return [Number(big & 0xffffffffn), Number(big >> 32n)];
+}
+
+/**
+ * `count` `mmsghdr`s, each with one `iovec` and a name slot, laid out once;
+ * `data` is where the bytes go (fixed slots to receive, packed to send).
+ */
+class MessageVector {
+  readonly headers: Uint8Array;
+  readonly words: Uint32Array;
+  readonly names: Uint8Array;
+  readonly iovecs: Uint8Array;
+  readonly iovecWords: Uint32Array;
+  readonly dataLo: number;
+  readonly dataHi: number;
+  readonly namesLo: number;
+  readonly namesHi: number;
+
+  constructor(readonly data: Uint8Array, count: number) {
+    this.headers = new Uint8Array(count * MMSGHDR);
+    this.words = new Uint32Array(this.headers.buffer);
+    this.names = new Uint8Array(count * NAME);
+    this.iovecs = new Uint8Array(count * IOVEC);
+    this.iovecWords = new Uint32Array(this.iovecs.buffer);
+    [this.dataLo, this.dataHi] = addressOf(data);
+    [this.namesLo, this.namesHi] = addressOf(this.names);
+    const [iovLo, iovHi] = addressOf(this.iovecs);
+    for (let i = 0; i < count; i++) {
+      const w = i * (MMSGHDR / 4);
+      putPointer(this.words, w, this.namesLo, this.namesHi, i * NAME); // msg_name
+      this.words[w + 2] = NAME; // msg_namelen
+      putPointer(this.words, w + 4, iovLo, iovHi, i * IOVEC); // msg_iov
+      this.words[w + 6] = 1; // msg_iovlen
+    }
+  }
+
+  /** Points message `i`'s buffer at `data[offset, offset + length)`. */
+  setBuffer(i: number, offset: number, length: number): void {
+    const w = i * (IOVEC / 4);
+    putPointer(this.iovecWords, w, this.dataLo, this.dataHi, offset);
+    this.iovecWords[w + 2] = length;
+    this.iovecWords[w + 3] = 0;
+  }
+
+  /** Message `i`'s name length (`msg_namelen`). */
+  nameLength(i: number): number {
+    return this.words[i * (MMSGHDR / 4) + 2];
+  }
+
+  setNameLength(i: number, length: number): void {
+    this.words[i * (MMSGHDR / 4) + 2] = length;
+  }
+
+  /** Bytes received or sent for message `i` (`msg_len`). */
+  length(i: number): number {
+    return this.words[i * (MMSGHDR / 4) + 14];
+  }
+}
+
+/** The process's receive arena: one batch is dispatched at a time, so every socket shares it. */
+let receiving: MessageVector | null = null;
+function receiveVector(): MessageVector {
+  if (receiving !== null) return receiving;
+  receiving = new MessageVector(new Uint8Array(BATCH * SLOT), BATCH);
+  for (let i = 0; i < BATCH; i++) receiving.setBuffer(i, i * SLOT, SLOT);
+  return receiving;
+}
+/** The process's send arena: only the socket dispatching a batch gathers sends in it. */
+let sending: MessageVector | null = null;
+function sendVector(): MessageVector {
+  return sending ??= new MessageVector(new Uint8Array(SEND_ARENA), BATCH);
+}
+
+/** The sockaddr bytes of addresses this module made or was given, to send to them again fast. */
+const sockaddrs = new WeakMap<Deno.NetAddr, Uint8Array>();
+/** Source addresses by IPv4 address and port, so a peer's every datagram brings the same object. */
+const ipv4Sources = new Map<number, Deno.NetAddr>();
+
+/** The address in `names[offset, offset + length)`, an object made once per IPv4 peer. */
+function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: number) {
+  if (names[offset] === AF_INET && names[offset + 1] === 0) {
+    const port = (names[offset + 2] << 8) | names[offset + 3];
+    const ip = ((names[offset + 4] << 24) | (names[offset + 5] << 16) | (names[offset + 6] << 8) |
+      names[offset + 7]) >>> 0;
+    const key = ip * 65536 + port;
+    let address = ipv4Sources.get(key);
+    if (address === undefined) {
+      if (ipv4Sources.size >= ADDRESS_CACHE_LIMIT) ipv4Sources.clear();
+      address = {
+        transport: "udp",
+        hostname: `${names[offset + 4]}.${names[offset + 5]}.${names[offset + 6]}.${
+          names[offset + 7]
+        }`,
+        port,
+      };
+      ipv4Sources.set(key, address);
+      sockaddrs.set(address, names.slice(offset, offset + 16));
+    }
+    return address;
+  }
+  const bytes = names.slice(offset, offset + length);
+  const parsed = parseSockaddr(libc.constants, bytes);
+  if (parsed === null) return null;
+  const address: Deno.NetAddr = { transport: "udp", ...parsed };
+  sockaddrs.set(address, bytes);
+  return address;
+}
+
+/** The sockaddr of `to`, encoded once per address object. */
+function sockaddrOf(libc: LinuxLibc, to: Deno.NetAddr): Uint8Array {
+  let bytes = sockaddrs.get(to);
+  if (bytes === undefined) {
+    const encoded = encodeSockaddr(libc.constants, to.hostname, to.port);
+    if (encoded === null) {
+      throw new TypeError(
+        `Cannot send a datagram to udp ${formatAddress(to)}: the epoll backend sends to ` +
+          `addresses, not names; resolve the name first (connectUdp does)`,
+      );
+    }
+    bytes = encoded;
+    sockaddrs.set(to, bytes);
+  }
+  return bytes;
+}
+
+/** A datagram the kernel had no room for yet. */
+interface Queued {
+  data: Uint8Array;
+  to: Uint8Array;
+}
+
+/** See the module documentation. */
+export class EpollDatagramSocket implements DatagramSocket, PollTarget {
+  readonly backend = "epoll";
+  readonly addr: Deno.NetAddr;
+  readonly fd: number;
+  readonly receiveBuffer: ArrayBufferLike | null = null;
+  /** Datagrams dropped: the overflow queue or the pull queue was full. */
+  dropped = 0;
+  /** Datagrams the kernel took. */
+  sent = 0;
+  readonly #libc: LinuxLibc;
+  readonly #poller: Poller;
+  #sink: DatagramSink | null = null;
+  #high = 0;
+  #low = 0;
+  /** The events the socket is watched for. */
+  #events = 0;
+  #closed = false;
+  readonly #released = Promise.withResolvers<void>();
+  // Sends gathered during this socket's batch (in the shared send arena).
+  #gathering = false;
+  #gathered = 0;
+  #gatheredBytes = 0;
+  // The overflow queue.
+  readonly #queue: Queued[] = [];
+  #queueHead = 0;
+  #queued = 0;
+  #writingPaused = false;
+  /** Datagrams of a batch received after writing paused, handed on once it resumes. */
+  #held: Datagram[] | null = null;
+  // The pull API.
+  #pulled: Datagram[] | null = null;
+  #pullFailure: Error | null = null;
+  #waiting: PromiseWithResolvers<Datagram | null> | null = null;
+  #flushedWaiters: (() => void)[] = [];
+
+  /**
+   * Opens a UDP socket bound to `hostname`:`port`, with SO_REUSEADDR first
+   * when asked for.
+   *
+   * @throws {Deno.errors.NotCapable} without net permission for the address.
+   * @throws {Deno.errors.AddrInUse} (and the other errors of `bind`) naming the address.
+   */
+  constructor(
+    libc: LinuxLibc,
+    poller: Poller,
+    hostname: string,
+    port: number,
+    reuseAddress: boolean,
+  ) {
+    const where = formatAddress({ transport: "udp", hostname, port });
+    if (
+      Deno.permissions.querySync({ name: "net", host: `${hostname}:${port}` }).state !== "granted"
+    ) {
+      throw new Deno.errors.NotCapable(
+        `Requires net access to "${hostname}:${port}", run again with the --allow-net flag`,
+      );
+    }
+    const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??
+      resolveAddress(libc, hostname, port, "udp");
+    const family = sockaddr[0] | (sockaddr[1] << 8);
+    const { symbols } = libc;
+    const fd = symbols.socket(family, libc.constants.SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw libc.error(libc.errno(), `open a UDP socket for ${where}`);
+    try {
+      if (reuseAddress) setOption(libc, fd, "reuseAddress", true);
+      if (symbols.bind(fd, sockaddr, sockaddr.length) !== 0) {
+        throw libc.error(libc.errno(), `bind ${where}`);
+      }
+      const bound = new Uint8Array(SOCKADDR_SIZE);
+      const length = new Uint32Array([SOCKADDR_SIZE]);
+      if (symbols.getsockname(fd, bound, length) !== 0) {
+        throw libc.error(libc.errno(), `read the address of the UDP socket on ${where}`);
+      }
+      this.addr = { transport: "udp", ...parseSockaddr(libc.constants, bound)! };
+    } catch (error) {
+      symbols.close(fd);
+      throw error;
+    }
+    this.fd = fd;
+    this.#libc = libc;
+    this.#poller = poller;
+  }
+
+  /** Bytes waiting in the overflow queue. */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Starts delivering datagrams to `sink`; the socket stops reading while
+   * more than `high` bytes wait to be sent, and goes on at `low`.
+   */
+  start(sink: DatagramSink, high: number, low: number): void {
+    this.#sink = sink;
+    this.#high = high;
+    this.#low = low;
+    this.#poller.add(this.fd, this, 0);
+    this.#watch();
+  }
+
+  /**
+   * Sends `data` to `to`: gathered into this batch's `sendmmsg` when called
+   * while the socket dispatches one, else sent at once, else (the kernel's
+   * buffer is full) copied into the overflow queue, or dropped and counted
+   * past its bound.
+   *
+   * @throws {RangeError} for a datagram larger than UDP carries to `to`.
+   * @throws {Deno.errors.NotSupported} for an IPv6 address from an IPv4 socket.
+   * @throws {TypeError} for a host name instead of an address.
+   */
+  sendNow(data: Uint8Array, to: Deno.NetAddr): void {
+    const name = sockaddrOf(this.#libc, to);
+    if (this.#queueHead < this.#queue.length) return this.#enqueue(data, name);
+    if (this.#gathering) return this.#gather(data, name);
+    const n = this.#libc.linux.sendto(this.fd, data, BigInt(data.length), 0, name, name.length);
+    if (n >= 0) {
+      this.sent++;
+      return;
+    }
+    const code = this.#libc.errno();
+    if (code === EAGAIN || code === EINTR) return this.#enqueue(data, name);
+    this.#sink?.errorReceived(this.#libc.error(code, `send to udp ${formatAddress(to)}`), true);
+  }
+
+  // ---- The poller's side ---------------------------------------------------
+
+  onEvents(events: number): void {
+    if (this.#closed) return;
+    if (events & EPOLLERR) this.#takeError();
+    if (events & EPOLLOUT) this.#flushQueue();
+    if (this.#held !== null && !this.#writingPaused) this.#deliverHeld();
+    if (events & EPOLLIN && !this.#closed && !this.#writingPaused) this.#receiveBatch();
+  }
+
+  /** Hands on the datagrams a batch held back while the queue was past its high water mark. */
+  #deliverHeld(): void {
+    const held = this.#held!;
+    let i = 0;
+    this.#gathering = true;
+    try {
+      while (i < held.length && !this.#writingPaused && !this.#closed) {
+        const [data, from] = held[i++];
+        this.#sink!.datagramReceived(data, from);
+      }
+    } finally {
+      this.#gathering = false;
+    }
+    this.#held = i < held.length && !this.#closed ? held.slice(i) : null;
+    if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
+  }
+
+  onPollerError(error: Error): void {
+    this.#sink?.errorReceived(error, false);
+    this.close();
+  }
+
+  /** Reads and clears the socket's pending error (an ICMP error), so the poller stops reporting it. */
+  #takeError(): void {
+    const value = new Int32Array(1);
+    const length = new Uint32Array([4]);
+    const libc = this.#libc;
+    if (libc.symbols.getsockopt(this.fd, SOL_SOCKET, SO_ERROR, value, length) !== 0) return;
+    if (value[0] !== 0) {
+      this.#sink?.errorReceived(libc.error(value[0], `use udp ${formatAddress(this.addr)}`), false);
+    }
+  }
+
+  /** One `recvmmsg`, each datagram pushed to the sink, then the answers out in one `sendmmsg`. */
+  #receiveBatch(): void {
+    const vector = receiveVector();
+    const libc = this.#libc;
+    for (let i = 0; i < BATCH; i++) vector.setNameLength(i, NAME);
+    const n = libc.linux.recvmmsg(this.fd, vector.headers, BATCH, MSG_DONTWAIT, null);
+    if (n <= 0) {
+      const code = n < 0 ? libc.errno() : EAGAIN;
+      if (code !== EAGAIN && code !== EINTR) {
+        const error = libc.error(code, `receive on udp ${formatAddress(this.addr)}`);
+        this.#sink!.errorReceived(error, false);
+      }
+      return;
+    }
+    const sink = this.#sink!;
+    const data = vector.data;
+    let bytes = 0;
+    this.#gathering = true;
+    try {
+      for (let i = 0; i < n && !this.#closed; i++) {
+        const from = sourceOf(libc, vector.names, i * NAME, vector.nameLength(i));
+        if (from === null) continue;
+        const start = i * SLOT;
+        const length = vector.length(i);
+        if (this.#writingPaused) {
+          // Answers wait past the high water mark: the rest of the batch waits too (copied, as
+          // the arena is the next batch's), so nothing more is received until they drain.
+          (this.#held ??= []).push([data.slice(start, start + length), from]);
+          continue;
+        }
+        bytes += length;
+        sink.datagramReceived(data.subarray(start, start + length), from);
+      }
+    } finally {
+      this.#gathering = false;
+    }
+    this.#poller.delivered += bytes;
+    if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
+  }
+
+  /** Copies a datagram into the send arena; sends what is gathered first when it is full. */
+  #gather(data: Uint8Array, name: Uint8Array): void {
+    const vector = sendVector();
+    if (this.#gathered === BATCH || this.#gatheredBytes + data.length > SEND_ARENA) {
+      this.#sendGathered();
+      // Still full: a datagram as large as the arena, or the kernel's buffer is full.
+      if (this.#queueHead < this.#queue.length || data.length > SEND_ARENA) {
+        return this.#enqueue(data, name);
+      }
+    }
+    const i = this.#gathered++;
+    vector.data.set(data, this.#gatheredBytes);
+    vector.setBuffer(i, this.#gatheredBytes, data.length);
+    vector.names.set(name, i * NAME);
+    vector.setNameLength(i, name.length);
+    this.#gatheredBytes += data.length;
+  }
+
+  /** `sendmmsg` of what the batch gathered; what the kernel has no room for goes to the queue. */
+  #sendGathered(): void {
+    const vector = sendVector();
+    const libc = this.#libc;
+    const count = this.#gathered;
+    let done = 0;
+    while (done < count) {
+      const headers = done === 0 ? vector.headers : vector.headers.subarray(done * MMSGHDR);
+      const n = libc.linux.sendmmsg(this.fd, headers, count - done, 0);
+      if (n > 0) {
+        done += n;
+        this.sent += n;
+        continue;
+      }
+      const code = libc.errno();
+      if (code === EINTR) continue;
+      if (code === EAGAIN) break;
+      // This datagram failed (an unreachable address, say): report it and go on with the rest.
+      const name = vector.names.subarray(done * NAME, done * NAME + vector.nameLength(done));
+      const to = parseSockaddr(libc.constants, name);
+      this.#sink?.errorReceived(
+        libc.error(code, `send to udp ${to ? formatAddress({ transport: "udp", ...to }) : "?"}`),
+        true,
+      );
+      done++;
+    }
+    // The kernel is full: the rest waits in the queue, copied out of the arena.
+    for (let i = done; i < count; i++) {
+      const w = i * (IOVEC / 4);
+      const offset = vector.iovecWords[w] - vector.dataLo +
+        (vector.iovecWords[w + 1] - vector.dataHi) * 0x100000000;
+      const length = vector.iovecWords[w + 2];
+      const name = vector.names.slice(i * NAME, i * NAME + vector.nameLength(i));
+      this.#enqueue(vector.data.subarray(offset, offset + length), name);
+    }
+    this.#gathered = 0;
+    this.#gatheredBytes = 0;
+  }
+
+  // ---- The overflow queue --------------------------------------------------
+
+  #enqueue(data: Uint8Array, name: Uint8Array): void {
+    if (this.#queued + data.length > OVERFLOW_LIMIT) {
+      this.dropped++;
+      return;
+    }
+    this.#queue.push({ data: data.slice(), to: name });
+    this.#queued += data.length;
+    if (!this.#writingPaused && this.#queued > this.#high) {
+      this.#writingPaused = true;
+      this.#sink?.writingPaused();
+    }
+    this.#watch();
+  }
+
+  /** Sends what waits in the queue while the kernel takes it. */
+  #flushQueue(): void {
+    const libc = this.#libc;
+    const queue = this.#queue;
+    while (this.#queueHead < queue.length) {
+      const { data, to } = queue[this.#queueHead];
+      const n = libc.linux.sendto(this.fd, data, BigInt(data.length), 0, to, to.length);
+      if (n < 0) {
+        const code = libc.errno();
+        if (code === EAGAIN) break;
+        if (code === EINTR) continue;
+        const address = parseSockaddr(libc.constants, to);
+        this.#sink?.errorReceived(
+          libc.error(
+            code,
+            `send to udp ${address ? formatAddress({ transport: "udp", ...address }) : "?"}`,
+          ),
+          true,
+        );
+      } else {
+        this.sent++;
+      }
+      queue[this.#queueHead++] = undefined as unknown as Queued;
+      this.#queued -= data.length;
+      if (this.#writingPaused && this.#queued <= this.#low) {
+        this.#writingPaused = false;
+        this.#sink?.writingResumed();
+        if (this.#closed) return;
+      }
+    }
+    if (this.#queueHead === queue.length) {
+      queue.length = 0;
+      this.#queueHead = 0;
+      this.#sink?.drained();
+      for (const resolve of this.#flushedWaiters.splice(0)) resolve();
+    }
+    this.#watch();
+  }
+
+  /** Watches for what the socket needs now: room to send, datagrams to read, or both. */
+  #watch(): void {
+    if (this.#closed || this.#sink === null) return;
+    const pending = this.#queueHead < this.#queue.length;
+    const events = (pending ? EPOLLOUT : 0) | (this.#writingPaused ? 0 : EPOLLIN);
+    if (events === this.#events) return;
+    this.#events = events;
+    this.#poller.modify(this.fd, events);
+  }
+
+  // ---- The pull API of DatagramSocket ---------------------------------------
+
+  [Symbol.asyncIterator](): AsyncIterator<Datagram> {
+    return (async function* (socket: EpollDatagramSocket) {
+      for (let datagram; (datagram = await socket.receive()) !== null;) yield datagram;
+    })(this);
+  }
+
+  receive(): Promise<Datagram | null> {
+    if (this.#pulled === null) this.#startPulling();
+    if (this.#pulled!.length > 0) return Promise.resolve(this.#pulled!.shift()!);
+    if (this.#pullFailure !== null) {
+      const failure = this.#pullFailure;
+      this.#pullFailure = null;
+      return Promise.reject(failure);
+    }
+    if (this.#closed) return Promise.resolve(null);
+    this.#waiting = Promise.withResolvers();
+    return this.#waiting.promise;
+  }
+
+  /** The pull API on the push one: each datagram copied into a bounded queue. */
+  #startPulling(): void {
+    const pulled: Datagram[] = this.#pulled = [];
+    this.start(
+      {
+        datagramReceived: (data, from) => {
+          const datagram: Datagram = [data.slice(), from];
+          if (this.#waiting !== null) {
+            const waiting = this.#waiting;
+            this.#waiting = null;
+            waiting.resolve(datagram);
+          } else if (pulled.length < PULL_QUEUE_LIMIT) {
+            pulled.push(datagram);
+          } else {
+            this.dropped++;
+          }
+        },
+        errorReceived: (error: Error) => {
+          if (this.#waiting === null) this.#pullFailure ??= error;
+          else {
+            const waiting = this.#waiting;
+            this.#waiting = null;
+            waiting.reject(error);
+          }
+        },
+        writingPaused: () => {},
+        writingResumed: () => {},
+        drained: () => {},
+      },
+      OVERFLOW_LIMIT,
+      OVERFLOW_LIMIT / 2,
+    );
+  }
+
+  async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
+    checkDatagramSize(data, to);
+    checkFamily(this.addr, to);
+    if (this.#sink === null) this.#startPulling();
+    this.sendNow(data, to);
+    if (this.#queueHead < this.#queue.length) {
+      await new Promise<void>((resolve) => this.#flushedWaiters.push(resolve));
+    }
+  }
+
+  get closed(): Promise<void> {
+    return this.#released.promise;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sink !== null) this.#poller.remove(this.fd);
+    this.#libc.symbols.close(this.fd);
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+    this.#queued = 0;
+    if (this.#gathering) {
+      this.#gathered = 0;
+      this.#gatheredBytes = 0;
+    }
+    if (this.#waiting !== null) {
+      const waiting = this.#waiting;
+      this.#waiting = null;
+      waiting.resolve(null);
+    }
+    for (const resolve of this.#flushedWaiters.splice(0)) resolve();
+    this.#released.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.closed;
+  }
+}

@@ -194,7 +194,7 @@ export class Poller {
     if (this.#failure !== null) throw this.#failure;
     if (this.#targets[fd] !== undefined) {
       throw new Error(
-        `Cannot register descriptor ${fd} with the poller: it is registered already.`,
+        `Cannot register descriptor ${fd} with the poller: it is registered already`,
       );
     }
     this.#targets[fd] = target;

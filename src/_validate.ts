@@ -13,8 +13,8 @@
 export function checkInteger(name: string, value: unknown, min: number, max: number): void {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(
-      `Invalid ${name}: ${JSON.stringify(value) ?? String(value)}. ` +
-        `Use a whole number from ${min} to ${max}.`,
+      `Cannot use ${name} ${JSON.stringify(value) ?? String(value)}: ` +
+        `it must be a whole number from ${min} to ${max}`,
     );
   }
 }
@@ -22,7 +22,7 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
 /** Throws a `TypeError` naming `name` and `value` unless it is a boolean or undefined. */
 export function checkBoolean(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== "boolean") {
-    throw new TypeError(`Invalid ${name}: ${JSON.stringify(value)}. Use true or false.`);
+    throw new TypeError(`Cannot use ${name} ${JSON.stringify(value)}: it must be true or false`);
   }
 }
 
@@ -30,8 +30,8 @@ export function checkBoolean(name: string, value: unknown): void {
 export function checkAddress(hostname: unknown, port: unknown, minPort: number): void {
   if (typeof hostname !== "string" || hostname === "") {
     throw new TypeError(
-      `Invalid hostname: ${JSON.stringify(hostname)}. ` +
-        `Use a host name or IP address such as "127.0.0.1", "::1" or "localhost".`,
+      `Cannot use hostname ${JSON.stringify(hostname)}: it must be a host name or IP ` +
+        `address such as "127.0.0.1", "::1" or "localhost"`,
     );
   }
   checkInteger("port", port, minPort, 65535);

@@ -22,9 +22,9 @@ export function isPeerFault(error: unknown): boolean {
 /** What to try after EACCES on a bind: a low port needs a privilege, anything else says why. */
 export function privilegeHint(port: number, error: unknown): string {
   return port > 0 && port < 1024
-    ? `: ports below 1024 need privileges. Use a port of 1024 or more, or give deno ` +
-      `the CAP_NET_BIND_SERVICE capability.`
-    : ` (${(error as Error).message}).`;
+    ? `: ports below 1024 need privileges; use a port of 1024 or more, or give deno ` +
+      `the CAP_NET_BIND_SERVICE capability`
+    : ` (${(error as Error).message})`;
 }
 
 /**
@@ -60,7 +60,7 @@ export class TransportClosedError extends Error {
    * ```
    */
   constructor(reason: string, options?: ErrorOptions) {
-    super(`Cannot write to this transport: ${reason}.`, options);
+    super(`Cannot write to this transport: ${reason}`, options);
     this.name = "TransportClosedError";
   }
 }

@@ -141,8 +141,13 @@ export class FakeLibc implements EpollLibc {
       timeout: number,
     ) => {
       const buffer = events as Uint8Array;
-      // With no timeout, the poller only lets Deno's event loop turn: it answers what is ready.
-      if (timeout === 0) return Promise.resolve(this.#wait(buffer, []));
+      // With no timeout, the poller only lets Deno's event loop turn: it answers what is ready,
+      // as the real call does, once the event loop has run (timers included).
+      if (timeout === 0) {
+        return new Promise<number>((resolve) =>
+          setTimeout(() => resolve(this.#wait(buffer, [])), 0)
+        );
+      }
       this.blockingCalls++;
       const scripted = this.blockingWaits.shift();
       // errno belongs to the thread that made the call: the caller cannot read it here.

@@ -5,56 +5,15 @@
  */
 
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { BENCH, CLIENT, run, SERVER } from "./_programs.ts";
+import { run } from "./_programs.ts";
+import { BAD_FLAGS } from "./_bad_flags.ts";
+import { assertStdStyle } from "./_error_style.ts";
 import { dial, readToEnd, writeAll } from "./_helpers.ts";
 import { serveEcho } from "../src/echo/serve.ts";
 import { serveUdpEcho } from "../src/echo/datagram.ts";
 import { connectUdpClient } from "../src/udp/request_client.ts";
 import { serveTcp } from "../src/tcp/server.ts";
 import { connectTcp } from "../src/tcp/client.ts";
-
-/** [program, arguments, text the one error line must contain]. */
-const BAD_FLAGS: [string, string[], string][] = [
-  [SERVER, ["--port", "-1"], "--port"],
-  [SERVER, ["--port", "65536"], "--port"],
-  [SERVER, ["--port", "http"], "--port"],
-  [SERVER, ["--port", "80.5"], "--port"],
-  [SERVER, ["--transport", "sctp"], "--transport"],
-  [SERVER, ["--api", "threads"], "--api"],
-  [SERVER, ["--mode", "shout"], "--mode"],
-  [SERVER, ["--max-connections", "0"], "--max-connections"],
-  [SERVER, ["--max-connections", "many"], "--max-connections"],
-  [SERVER, ["--idle-timeout", "-5"], "--idle-timeout"],
-  [SERVER, ["--idle-timeout", "soon"], "--idle-timeout"],
-  [SERVER, ["--udp", "--rate-limit", "0"], "--rate-limit"],
-  [SERVER, ["--udp", "--rate-limit", "fast"], "--rate-limit"],
-  [SERVER, ["--log-level", "loud"], "--log-level"],
-  [SERVER, ["--log-format", "xml"], "--log-format"],
-  [SERVER, ["--backlog", "0"], "--backlog"],
-  [SERVER, ["--backlog", "70000"], "--backlog"],
-  [SERVER, ["--recv-buffer", "0"], "--recv-buffer"],
-  [SERVER, ["--send-buffer", "big"], "--send-buffer"],
-  [SERVER, ["--keepalive-idle", "0"], "--keepalive-idle"],
-  [SERVER, ["--keepalive-interval", "40000"], "--keepalive-interval"],
-  [SERVER, ["--keepalive-count", "200"], "--keepalive-count"],
-  [SERVER, ["--until", ""], "--until"],
-  [SERVER, ["--mode", "until", "--until-limit", "0"], "--until-limit"],
-  [SERVER, ["--until-limit", "100"], "--until-limit"], // without until mode
-  [SERVER, ["--max-buffered", "0"], "--max-buffered"],
-  [SERVER, ["--max-buffered", "lots"], "--max-buffered"],
-  [SERVER, ["--udp", "--max-buffered", "1000"], "--max-buffered"],
-  [SERVER, ["--no-such-flag"], "--no-such-flag"],
-  [CLIENT, ["--port", "0"], "--port"],
-  [CLIENT, ["--timeout", "-1"], "--timeout"],
-  [CLIENT, ["--transport", "quic"], "--transport"],
-  [CLIENT, ["--udp", "--retries", "-1"], "--retries"],
-  [CLIENT, ["--bogus"], "--bogus"],
-  [BENCH, ["--connections", "0"], "--connections"],
-  [BENCH, ["--size", "-3"], "--size"],
-  [BENCH, ["--duration", "forever"], "--duration"],
-  [BENCH, ["--port", "99999"], "--port"],
-  [BENCH, ["--bogus"], "--bogus"],
-];
 
 Deno.test("every bad flag value exits 2 with one line naming the flag", async () => {
   const results = await Promise.all(BAD_FLAGS.map(([program, args]) => run(program, args)));
@@ -68,6 +27,14 @@ Deno.test("every bad flag value exits 2 with one line naming the flag", async ()
     }
   });
   assertEquals(wrong, []);
+  // The line is "echo server: " and a message in the module's one style.
+  for (const [i, { stderr }] of results.entries()) {
+    const [program, args] = BAD_FLAGS[i];
+    const line = stderr.trim();
+    const prefix = `echo ${program.split("/").pop()!.replace(".ts", "")}: `;
+    assert(line.startsWith(prefix), line);
+    assertStdStyle(line.slice(prefix.length), args.join(" "));
+  }
 });
 
 Deno.test("bad API options throw before any socket opens, naming option and value", async () => {
@@ -91,6 +58,7 @@ Deno.test("bad API options throw before any socket opens, naming option and valu
     const error = assertThrows(make, Error, undefined, what);
     assert(error instanceof RangeError || error instanceof TypeError, `${what}: ${error}`);
     assert(error.message.includes(text), `${what}: ${error.message}`);
+    assertStdStyle(error.message, what);
   }
   // The async entry points reject the same way.
   for (
@@ -102,6 +70,7 @@ Deno.test("bad API options throw before any socket opens, naming option and valu
   ) {
     const error = await make().then(() => null, (e: Error) => e);
     assert(error instanceof RangeError || error instanceof TypeError, `${what}: ${error}`);
+    assertStdStyle((error as Error).message, what);
   }
 });
 
@@ -141,7 +110,7 @@ Deno.test("a prefix echo too large for UDP is not answered, and the server goes 
   await using client = await connectUdpClient({ port: server.addr.port });
   const error = await client.request(new Uint8Array(65507), { timeout: 200, retries: 0 })
     .then(() => null, (e: Error) => e);
-  assertMatch(String(error), /No answer/);
+  assertMatch(String(error), /TimedOut: Cannot get an answer from udp/);
   const answer = await client.request(new TextEncoder().encode("hi"), { retries: 3 });
   assertEquals(new TextDecoder().decode(answer), "GOT:hi");
 });

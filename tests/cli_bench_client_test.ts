@@ -144,11 +144,14 @@ Deno.test({
 Deno.test("bench program: bad flags exit 2", async () => {
   for (
     const [args, message] of [
-      [["--udp", "--size", "65508"], 'invalid --size "65508": use a whole number from 1 to 65507'],
-      [["--transport", "sctp"], 'invalid --transport "sctp": use one of tcp, udp.'],
-      [["--udp", "--transport", "tcp"], "--udp conflicts with --transport tcp"],
-      [["--connections", "0"], 'invalid --connections "0"'],
-      [["--duration", "x"], 'invalid --duration "x"'],
+      [
+        ["--udp", "--size", "65508"],
+        'Cannot use --size "65508": it must be a whole number from 1 to 65507',
+      ],
+      [["--transport", "sctp"], 'Cannot use --transport "sctp": it must be one of tcp, udp'],
+      [["--udp", "--transport", "tcp"], "Cannot use --udp with --transport tcp: they conflict"],
+      [["--connections", "0"], 'Cannot use --connections "0"'],
+      [["--duration", "x"], 'Cannot use --duration "x"'],
     ] as [string[], string][]
   ) {
     const result = await run(BENCH, ["--port", "9", ...args]);

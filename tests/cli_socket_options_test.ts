@@ -152,27 +152,33 @@ Deno.test("server program: --reuse-port on --backend deno without --unstable-net
   assertEquals(stdout, "");
   assertEquals(
     stderr.trim(),
-    "echo server: --reuse-port on --backend deno needs Deno's --unstable-net flag: " +
-      "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+    "echo server: Cannot use --reuse-port on --backend deno: it needs Deno's --unstable-net " +
+      "flag; run deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
       "(the epoll backend needs no flag for it)",
   );
 });
 
 for (
   const [args, expected] of [
-    [["--backlog", "0"], 'invalid --backlog "0": use a whole number from 1 to 65535.'],
-    [["--backlog", "many"], 'invalid --backlog "many": use a whole number from 1 to 65535.'],
-    [["--recv-buffer", "-1"], "invalid --recv-buffer -1: negative numbers are not allowed"],
-    [["--recv-buffer=-1"], 'invalid --recv-buffer "-1": use a whole number from 1 to 1073741824.'],
-    [["--send-buffer", "2000000000"], "invalid --send-buffer"],
+    [["--backlog", "0"], 'Cannot use --backlog "0": it must be a whole number from 1 to 65535'],
+    [
+      ["--backlog", "many"],
+      'Cannot use --backlog "many": it must be a whole number from 1 to 65535',
+    ],
+    [["--recv-buffer", "-1"], "Cannot use --recv-buffer -1: negative numbers are not allowed"],
+    [
+      ["--recv-buffer=-1"],
+      'Cannot use --recv-buffer "-1": it must be a whole number from 1 to 1073741824',
+    ],
+    [["--send-buffer", "2000000000"], "Cannot use --send-buffer"],
     [
       ["--keepalive-idle", "0"],
-      'invalid --keepalive-idle "0": use a whole number from 1 to 32767.',
+      'Cannot use --keepalive-idle "0": it must be a whole number from 1 to 32767',
     ],
-    [["--keepalive-interval", "40000"], "invalid --keepalive-interval"],
+    [["--keepalive-interval", "40000"], "Cannot use --keepalive-interval"],
     [
       ["--keepalive-count", "128"],
-      'invalid --keepalive-count "128": use a whole number from 1 to 127.',
+      'Cannot use --keepalive-count "128": it must be a whole number from 1 to 127',
     ],
   ] as const
 ) {
@@ -214,7 +220,7 @@ Deno.test({
     assertStringIncludes(
       warnings[0],
       "receiveBufferSize=65536, keepAlive.idle=60, quickAck=true " +
-        "(FFI is not allowed: run with --allow-ffi (or -A); " +
+        "(FFI is not allowed; run with --allow-ffi (or -A); " +
         "TCP_NODELAY and SO_KEEPALIVE are set through Deno instead)",
     );
   },

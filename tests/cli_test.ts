@@ -164,19 +164,22 @@ Deno.test("server program: --hostname ::1 listens on IPv6", async () => {
 
 Deno.test("server program: bad flags print one line on stderr and exit 2", async () => {
   const cases: [string[], string][] = [
-    [["--bogus"], "unknown option --bogus"],
-    [["--port", "70000"], 'invalid --port "70000": use a whole number from 0 to 65535'],
-    [["--port", "abc"], 'invalid --port "abc"'],
-    [["--api", "rest"], 'invalid --api "rest": use one of protocol, stream'],
-    [["--mode", "loud"], 'invalid --mode "loud": use one of echo, once, prefix, until'],
-    [["--mode", "echo", "--prefix", "x"], "--prefix conflicts with --mode echo"],
-    [["--prefix", "x", "--until", "y"], "--prefix and --until conflict"],
-    [["--log-level", "loud"], 'invalid --log-level "loud"'],
-    [["--hostname", ""], "--hostname needs a value"],
-    [["stray"], "unknown option stray"],
-    [["--max-connections", "0"], 'invalid --max-connections "0": use a whole number from 1'],
-    [["--idle-timeout", "x"], 'invalid --idle-timeout "x"'],
-    [["--log-format", "xml"], 'invalid --log-format "xml": use one of text, json'],
+    [["--bogus"], "Cannot use --bogus: it is an unknown option"],
+    [["--port", "70000"], 'Cannot use --port "70000": it must be a whole number from 0 to 65535'],
+    [["--port", "abc"], 'Cannot use --port "abc"'],
+    [["--api", "rest"], 'Cannot use --api "rest": it must be one of protocol, stream'],
+    [["--mode", "loud"], 'Cannot use --mode "loud": it must be one of echo, once, prefix, until'],
+    [["--mode", "echo", "--prefix", "x"], "Cannot use --prefix with --mode echo: they conflict"],
+    [["--prefix", "x", "--until", "y"], "Cannot use --prefix with --until: they conflict"],
+    [["--log-level", "loud"], 'Cannot use --log-level "loud"'],
+    [["--hostname", ""], "Cannot use --hostname without a value"],
+    [["stray"], "Cannot use stray: it is an unknown option"],
+    [
+      ["--max-connections", "0"],
+      'Cannot use --max-connections "0": it must be a whole number from 1',
+    ],
+    [["--idle-timeout", "x"], 'Cannot use --idle-timeout "x"'],
+    [["--log-format", "xml"], 'Cannot use --log-format "xml": it must be one of text, json'],
   ];
   for (const [args, message] of cases) {
     const { code, stdout, stderr } = await run(SERVER, args);
@@ -214,8 +217,8 @@ Deno.test({
       assertEquals(code, 1, text);
       assertStringIncludes(
         text,
-        `127.0.0.1:80: permission denied: ports below 1024 need privileges. ` +
-          `Use a port of 1024 or more, or give deno the CAP_NET_BIND_SERVICE capability.`,
+        `127.0.0.1:80: permission denied: ports below 1024 need privileges; ` +
+          `use a port of 1024 or more, or give deno the CAP_NET_BIND_SERVICE capability`,
       );
       assertEquals(text.trim().split("\n").length, 1, text);
     }
@@ -303,7 +306,7 @@ Deno.test("client program: exits 1 when the echo differs or nothing listens", as
   await using server = await new ServerProcess(["--prefix", "GOT:"]).ready();
   const differs = await run(CLIENT, ["--port", String(server.port), "--message", "abcdef"]);
   assertEquals(differs.code, 1);
-  assertStringIncludes(differs.stderr, "the echo differs");
+  assertStringIncludes(differs.stderr, "Cannot confirm the echo: it differs");
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();

@@ -192,20 +192,41 @@ Deno.test("udp server program: socket options and the rate limit are read back i
 
 Deno.test("udp server program: flags that mean nothing for UDP exit 2 and say so", async () => {
   const cases: [string[], string][] = [
-    [["--udp", "--transport", "tcp"], "--udp conflicts with --transport tcp: drop one of them."],
-    [["--transport", "sctp"], 'invalid --transport "sctp": use one of tcp, udp.'],
-    [["--udp", "--mode", "until"], "--mode until is for TCP only"],
-    [["--udp", "--until", "bye"], "--mode until is for TCP only"],
-    [["--udp", "--mode", "once"], "--mode once is for TCP only"],
-    [["--udp", "--api", "stream"], "--api is for TCP only"],
-    [["--udp", "--backlog", "5"], "--backlog is for TCP only: drop it or use --transport tcp."],
-    [["--udp", "--no-nodelay", "--keepalive"], "--no-nodelay, --keepalive are for TCP only"],
-    [["--udp", "--quickack"], "--quickack is for TCP only"],
-    [["--udp", "--max-connections", "5"], "--max-connections is for TCP only"],
-    [["--udp", "--idle-timeout", "5"], "--idle-timeout is for TCP only"],
-    [["--rate-limit", "5"], "--rate-limit is for UDP only: drop it or add --udp."],
-    [["--udp", "--backend", "bsd"], 'invalid --backend "bsd": use one of epoll, deno, node.'],
-    [["--udp", "--rate-limit", "0"], 'invalid --rate-limit "0": use a whole number from 1'],
+    [
+      ["--udp", "--transport", "tcp"],
+      "Cannot use --udp with --transport tcp: they conflict; drop one of them",
+    ],
+    [["--transport", "sctp"], 'Cannot use --transport "sctp": it must be one of tcp, udp'],
+    [["--udp", "--mode", "until"], "Cannot use --mode until with UDP: it is for TCP only"],
+    [["--udp", "--until", "bye"], "Cannot use --mode until with UDP: it is for TCP only"],
+    [["--udp", "--mode", "once"], "Cannot use --mode once with UDP: it is for TCP only"],
+    [["--udp", "--api", "stream"], "Cannot use --api with UDP: it is for TCP only"],
+    [
+      ["--udp", "--backlog", "5"],
+      "Cannot use --backlog with UDP: it is for TCP only; drop it or use --transport tcp",
+    ],
+    [
+      ["--udp", "--no-nodelay", "--keepalive"],
+      "Cannot use --no-nodelay, --keepalive with UDP: they are for TCP only",
+    ],
+    [["--udp", "--quickack"], "Cannot use --quickack with UDP: it is for TCP only"],
+    [
+      ["--udp", "--max-connections", "5"],
+      "Cannot use --max-connections with UDP: it is for TCP only",
+    ],
+    [["--udp", "--idle-timeout", "5"], "Cannot use --idle-timeout with UDP: it is for TCP only"],
+    [
+      ["--rate-limit", "5"],
+      "Cannot use --rate-limit with TCP: it is for UDP only; drop it or add --udp",
+    ],
+    [
+      ["--udp", "--rate-limit", "0"],
+      'Cannot use --rate-limit "0": it must be a whole number from 1',
+    ],
+    [
+      ["--udp", "--backend", "bsd"],
+      'Cannot use --backend "bsd": it must be one of epoll, deno, node',
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stdout, stderr } = await run(SERVER, args);
@@ -246,7 +267,7 @@ Deno.test("udp server program: a taken port exits 1 naming it", async () => {
   assertEquals(code, 1);
   assertStringIncludes(
     stderr,
-    `Cannot bind udp 127.0.0.1:${first.port}: the address is already in use.`,
+    `Cannot bind udp 127.0.0.1:${first.port}: the address is already in use;`,
   );
   // TCP on the same number is another port, free to use.
   await using tcp = await new ServerProcess(["--port", String(first.port)]).ready();
@@ -300,7 +321,7 @@ Deno.test("client program over UDP: exits 1 when the echo differs or none comes;
   const differs = await run(CLIENT, ["--udp", "--port", String(server.port), "--message", "abc"]);
   assertEquals(differs.code, 1);
   assertEquals(differs.stdout, "GOT:abc\n");
-  assertStringIncludes(differs.stderr, "the echo differs");
+  assertStringIncludes(differs.stderr, "Cannot confirm the echo: it differs");
   // Nothing listens on a port just freed: no answer within the timeout, after 2 datagrams.
   const socket = await openDatagramSocket();
   const port = socket.addr.port;
@@ -324,9 +345,12 @@ Deno.test("client program over UDP: exits 1 when the echo differs or none comes;
   );
   for (
     const [args, message] of [
-      [["--retries", "3"], "--retries is for UDP only: drop it or add --udp."],
-      [["--udp", "--transport", "tcp"], "--udp conflicts with --transport tcp"],
-      [["--transport", "quic"], 'invalid --transport "quic": use one of tcp, udp.'],
+      [
+        ["--retries", "3"],
+        "Cannot use --retries with TCP: it is for UDP only; drop it or add --udp",
+      ],
+      [["--udp", "--transport", "tcp"], "Cannot use --udp with --transport tcp: they conflict"],
+      [["--transport", "quic"], 'Cannot use --transport "quic": it must be one of tcp, udp'],
     ] as [string[], string][]
   ) {
     const result = await run(CLIENT, ["--port", "9", ...args]);

@@ -99,11 +99,11 @@ Deno.test("resolveEchoOptions rejects a bad untilLimit with the value and the ra
   assertThrows(
     () => resolveEchoOptions({ until: "x", untilLimit: 0 }),
     RangeError,
-    "Invalid untilLimit: 0. Use a whole number from 1 to",
+    "Cannot use untilLimit 0: it must be a whole number from 1 to",
   );
   assertThrows(
     () => resolveEchoOptions({ untilLimit: 2.5 }),
     RangeError,
-    "Invalid untilLimit: 2.5",
+    "Cannot use untilLimit 2.5",
   );
 });

@@ -230,12 +230,12 @@ Deno.test("socket options: bad values fail before any socket is opened", async (
   assertThrows(
     () => serveTcp({ port, keepAlive: { idle: 0 } }, () => ({})),
     RangeError,
-    "Invalid keepAlive.idle: 0. Use a whole number from 1 to 32767.",
+    "Cannot use keepAlive.idle 0: it must be a whole number from 1 to 32767",
   );
   assertThrows(
     () => serveEcho({ port, receiveBufferSize: -1 }),
     RangeError,
-    "Invalid receiveBufferSize: -1.",
+    "Cannot use receiveBufferSize -1:",
   );
   // Nothing was left listening on the port.
   Deno.listen({ hostname: "127.0.0.1", port }).close();
@@ -245,7 +245,7 @@ Deno.test("socket options: bad values fail before any socket is opened", async (
   await assertRejects(
     () => connectTcp({ port: server.addr.port, keepAlive: { count: 500 } }, () => ({})),
     RangeError,
-    "Invalid keepAlive.count: 500. Use a whole number from 1 to 127.",
+    "Cannot use keepAlive.count 500: it must be a whole number from 1 to 127",
   );
   // A good connection afterwards is the first the server sees.
   const { transport } = await connectTcp({ port: server.addr.port }, () => ({}));
@@ -260,7 +260,7 @@ Deno.test("socket options: reusePort on the deno backend without --unstable-net 
   assertThrows(
     () => serveTcp({ port: 0, reusePort: true, backend: "deno" }, () => ({})),
     Deno.errors.NotSupported,
-    "reusePort on the deno backend needs Deno's --unstable-net flag",
+    "Cannot use reusePort on the deno backend: it needs Deno's --unstable-net flag",
   );
 });
 
@@ -276,7 +276,7 @@ Deno.test({
     listener.close();
     assertThrows(() => getSocketOptions(conn), Deno.errors.NotFound, "is it closed?");
     assertThrows(() => getSocketOptions(listener), Deno.errors.NotFound, "is it closed?");
-    assertThrows(() => getSocketOptions(null as never), TypeError, "Pass a Deno.TcpConn");
+    assertThrows(() => getSocketOptions(null as never), TypeError, "it must be a Deno.TcpConn");
   },
 });
 

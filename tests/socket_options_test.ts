@@ -24,29 +24,29 @@ Deno.test("socket options: each bad value names the option, the value and the ra
     [
       { receiveBufferSize: -1 },
       RangeError,
-      "Invalid receiveBufferSize: -1. Use a whole number from 1 to 1073741824.",
+      "Cannot use receiveBufferSize -1: it must be a whole number from 1 to 1073741824",
     ],
-    [{ sendBufferSize: 0 }, RangeError, "Invalid sendBufferSize: 0."],
-    [{ sendBufferSize: 1.5 }, RangeError, "Invalid sendBufferSize: 1.5."],
-    [{ backlog: 0 }, RangeError, "Invalid backlog: 0. Use a whole number from 1 to 65535."],
+    [{ sendBufferSize: 0 }, RangeError, "Cannot use sendBufferSize 0:"],
+    [{ sendBufferSize: 1.5 }, RangeError, "Cannot use sendBufferSize 1.5:"],
+    [{ backlog: 0 }, RangeError, "Cannot use backlog 0: it must be a whole number from 1 to 65535"],
     [
       { keepAlive: { idle: 0 } },
       RangeError,
-      "Invalid keepAlive.idle: 0. Use a whole number from 1 to 32767.",
+      "Cannot use keepAlive.idle 0: it must be a whole number from 1 to 32767",
     ],
-    [{ keepAlive: { interval: 32768 } }, RangeError, "Invalid keepAlive.interval: 32768."],
+    [{ keepAlive: { interval: 32768 } }, RangeError, "Cannot use keepAlive.interval 32768:"],
     [
       { keepAlive: { count: 128 } },
       RangeError,
-      "Invalid keepAlive.count: 128. Use a whole number from 1 to 127.",
+      "Cannot use keepAlive.count 128: it must be a whole number from 1 to 127",
     ],
     [
       { keepAlive: "yes" },
       TypeError,
-      'Invalid keepAlive: "yes". Use true, false or { idle, interval, count }',
+      'Cannot use keepAlive "yes": it must be true, false or { idle, interval, count }',
     ],
-    [{ noDelay: 1 }, TypeError, "Invalid noDelay: 1. Use true or false."],
-    [{ quickAck: "on" }, TypeError, 'Invalid quickAck: "on".'],
+    [{ noDelay: 1 }, TypeError, "Cannot use noDelay 1: it must be true or false"],
+    [{ quickAck: "on" }, TypeError, 'Cannot use quickAck "on":'],
   ];
   for (const [options, type, message] of cases) {
     assertThrows(() => validateSocketOptions(options as never), type, message);

@@ -83,7 +83,7 @@ Deno.test({
     assertThrows(
       () => setOption(c, fd, "keepAliveIdle", 0),
       Error,
-      "Invalid argument (os error 22)",
+      "EINVAL (invalid argument, os error 22)",
     );
   },
 });
@@ -115,7 +115,7 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     assertEquals(code, 0, new TextDecoder().decode(stderr));
     const result = JSON.parse(new TextDecoder().decode(stdout));
     const expected = linux || Deno.build.os === "darwin"
-      ? { reason: "FFI is not allowed: run with --allow-ffi (or -A)", permission: true }
+      ? { reason: "FFI is not allowed; run with --allow-ffi (or -A)", permission: true }
       : {
         reason: `socket options through FFI are not supported on ${Deno.build.os}`,
         permission: false,

@@ -113,10 +113,14 @@ Deno.test("readable is a web stream of the same bytes", async () => {
 });
 
 Deno.test("invalid limits and sizes name the value and the range", async () => {
-  assertThrows(() => new StreamReader({ limit: 0 }), RangeError, "Invalid limit: 0");
+  assertThrows(() => new StreamReader({ limit: 0 }), RangeError, "Cannot use limit 0");
   assertThrows(() => new StreamReader({ limit: 1.5 }), RangeError, "whole number from 1");
-  await assertRejects(() => new StreamReader().read(-2), RangeError, "Invalid read size: -2");
-  await assertRejects(() => new StreamReader().readUntil(""), RangeError, "separator: it is empty");
+  await assertRejects(() => new StreamReader().read(-2), RangeError, "Cannot use read size -2");
+  await assertRejects(
+    () => new StreamReader().readUntil(""),
+    RangeError,
+    'separator "": it is empty',
+  );
 });
 
 Deno.test("readUntil finds a separator that arrives after the buffer was compacted", async () => {
@@ -154,7 +158,7 @@ Deno.test("readBorrowed takes at most n bytes and leaves the rest; a bad n names
   const reader = readerWith("abcdef");
   assertEquals(decode((await reader.readBorrowed(4))!), "abcd");
   assertEquals(decode((await reader.read())!), "ef");
-  await assertRejects(() => reader.readBorrowed(0), RangeError, "Invalid read size: 0");
+  await assertRejects(() => reader.readBorrowed(0), RangeError, "Cannot use read size 0");
   const waiting = reader.read();
   await assertRejects(() => reader.readBorrowed(), Error, "another read is waiting");
   reader.feedEof();
@@ -197,8 +201,8 @@ Deno.test("getBuffer and bufferUpdated receive into the reader; a waiting reader
   assertThrows(
     () => reader.bufferUpdated(-1),
     RangeError,
-    "Invalid byte count for bufferUpdated: -1",
+    "Cannot use byte count -1 in bufferUpdated()",
   );
   reader.feedEof();
-  assertThrows(() => reader.getBuffer(1), Error, "getBuffer() after feedEof()");
+  assertThrows(() => reader.getBuffer(1), Error, "Cannot call getBuffer() after feedEof()");
 });

@@ -202,7 +202,7 @@ Deno.test("without --allow-ffi the default backend is deno, and asking for epoll
   assertEquals(code, 0, decode(stderr));
   const lines = decode(stdout).trim().split("\n");
   assertEquals(lines[0], "default: deno");
-  assert(lines[1].startsWith("epoll: NotSupported: The epoll backend cannot run here"), lines[1]);
+  assert(lines[1].startsWith("epoll: NotSupported: Cannot use the epoll backend here"), lines[1]);
   assertStringIncludes(lines[1], "--allow-ffi");
 });
 

@@ -117,9 +117,9 @@ for (const backend of TCP_BACKENDS) {
 Deno.test("maxConnections and idleTimeout: invalid values are refused up front", () => {
   for (
     const [options, message] of [
-      [{ maxConnections: 0 }, "Invalid maxConnections: 0."],
-      [{ idleTimeout: -1 }, "Invalid idleTimeout: -1."],
-      [{ idleTimeout: 1.5 }, "Invalid idleTimeout: 1.5."],
+      [{ maxConnections: 0 }, "Cannot use maxConnections 0:"],
+      [{ idleTimeout: -1 }, "Cannot use idleTimeout -1:"],
+      [{ idleTimeout: 1.5 }, "Cannot use idleTimeout 1.5:"],
     ] as const
   ) {
     assertThrows(() => serveTcp({ port: 0, ...options }, () => ({})), RangeError, message);

@@ -305,7 +305,7 @@ for (const backend of TCP_BACKENDS) {
     assertThrows(
       () => t.getExtraInfo("nonsense" as "peername"),
       TypeError,
-      'Use "peername", "sockname" or "socketOptions"',
+      'use "peername", "sockname" or "socketOptions"',
     );
     conn.close();
     await protocols[0].lost.promise;

@@ -94,7 +94,7 @@ for (const backend of BACKENDS) {
     await assertRejects(
       () => client.request(encode("anyone?"), { timeout: 50, retries: 1 }),
       Deno.errors.TimedOut,
-      `No answer from udp 127.0.0.1:${server.addr.port} after 2 attempts of 50 ms`,
+      `Cannot get an answer from udp 127.0.0.1:${server.addr.port}: none came after 2 attempts of 50 ms`,
     );
     assertEquals(server.counters.received, 2);
     await assertRejects(() => client.receive(20), Deno.errors.TimedOut, "within 20 ms");
@@ -136,28 +136,28 @@ for (const backend of BACKENDS) {
 }
 
 Deno.test("udp client: bad options and names fail with what to do", async () => {
-  await assertRejects(() => connectUdpClient({ port: 0 }), RangeError, "Invalid port: 0.");
+  await assertRejects(() => connectUdpClient({ port: 0 }), RangeError, "Cannot use port 0:");
   await assertRejects(
     () => connectUdpClient({ port: 9, localPort: 70000 }),
     RangeError,
-    "Invalid localPort: 70000.",
+    "Cannot use localPort 70000:",
   );
   await assertRejects(
     () => connectUdpClient({ hostname: "::zz", port: 9 }),
     TypeError,
-    'Invalid hostname: "::zz" is not an IPv6 address.',
+    'Cannot use hostname "::zz": it is not an IPv6 address;',
   );
   await using server = await serveUdpEcho();
   await using client = await connectUdpClient({ port: server.addr.port });
   await assertRejects(
     () => client.request(encode("x"), { timeout: 0 }),
     RangeError,
-    "Invalid timeout: 0.",
+    "Cannot use timeout 0:",
   );
   await assertRejects(
     () => client.request(encode("x"), { retries: -1 }),
     RangeError,
-    "Invalid retries: -1.",
+    "Cannot use retries -1:",
   );
   assert(client.addr.port > 0);
 });

@@ -47,22 +47,22 @@ Deno.test("udp echo: the stream modes are refused, saying why", async () => {
   await assertRejects(
     () => serveUdpEcho({ mode: "until" as "echo" }),
     RangeError,
-    'Invalid echo mode for UDP: "until". Use "echo" or "prefix": a datagram stands alone',
+    'Cannot use echo mode "until" for UDP: a datagram stands alone',
   );
   assertThrows(
     () => resolveUdpEchoPrefix({ mode: "once" as "echo" }),
     RangeError,
-    'Invalid echo mode for UDP: "once".',
+    'Cannot use echo mode "once" for UDP:',
   );
   assertThrows(
     () => resolveUdpEchoPrefix({ mode: "loud" as "echo" }),
     RangeError,
-    'Invalid echo mode for UDP: "loud". Use "echo" or "prefix".',
+    'Cannot use echo mode "loud" for UDP: it must be "echo" or "prefix"',
   );
   assertThrows(
     () => resolveUdpEchoPrefix({ mode: "echo", prefix: "X" }),
     RangeError,
-    'prefix is given but mode is "echo"',
+    'Cannot use prefix with mode "echo"',
   );
   assertEquals(decode(resolveUdpEchoPrefix({ mode: "prefix" })), "GOT:");
   assertEquals(resolveUdpEchoPrefix().length, 0);

@@ -149,17 +149,17 @@ Deno.test("udp guard: invalid rate limits are refused up front", async () => {
   await assertRejects(
     () => serveUdpEcho({ rateLimit: { perSecond: 1.5 } }),
     RangeError,
-    "Invalid rateLimit.perSecond: 1.5. Use a whole number from 1 to 1000000000.",
+    "Cannot use rateLimit.perSecond 1.5: it must be a whole number from 1 to 1000000000",
   );
   await assertRejects(
     () => serveUdpEcho({ rateLimit: { perSecond: 10, burst: 0 } }),
     RangeError,
-    "Invalid rateLimit.burst: 0.",
+    "Cannot use rateLimit.burst 0:",
   );
   await assertRejects(
     () => serveUdpEcho({ rateLimit: 5 as unknown as { perSecond: number } }),
     TypeError,
-    "Invalid rateLimit: 5. Use { perSecond, burst? }.",
+    "Cannot use rateLimit 5: it must be { perSecond, burst? }",
   );
 });
 

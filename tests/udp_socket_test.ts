@@ -47,7 +47,7 @@ for (const backend of BACKENDS) {
         () => a.send(new Uint8Array(MAX_DATAGRAM_SIZE_IPV6 + 1), b.addr),
         RangeError,
         `Cannot send a datagram of 65528 bytes to udp [::1]:${b.addr.port}: ` +
-          "UDP carries at most 65527 bytes over IPv6.",
+          "UDP carries at most 65527 bytes over IPv6;",
       );
     } finally {
       a.close();
@@ -62,7 +62,7 @@ for (const backend of BACKENDS) {
         () => a.send(new Uint8Array(MAX_DATAGRAM_SIZE + 1), a.addr),
         RangeError,
         `Cannot send a datagram of 65508 bytes to udp 127.0.0.1:${a.addr.port}: ` +
-          "UDP carries at most 65507 bytes over IPv4. Split the data or use TCP.",
+          "UDP carries at most 65507 bytes over IPv4; split the data or use TCP",
       );
     } finally {
       a.close();
@@ -82,7 +82,7 @@ for (const backend of BACKENDS) {
       await assertRejects(
         () => openDatagramSocket({ backend, port: b.addr.port }),
         Deno.errors.AddrInUse,
-        `Cannot bind udp 127.0.0.1:${b.addr.port}: the address is already in use.`,
+        `Cannot bind udp 127.0.0.1:${b.addr.port}: the address is already in use;`,
       );
     } finally {
       b.close();
@@ -148,12 +148,12 @@ for (const backend of BACKENDS) {
     await assertRejects(
       () => openDatagramSocket({ backend, sendBufferSize: 0 }),
       RangeError,
-      "Invalid sendBufferSize: 0.",
+      "Cannot use sendBufferSize 0:",
     );
     await assertRejects(
       () => openDatagramSocket({ backend: "bsd" as "node" }),
       RangeError,
-      'Invalid backend: "bsd". Use "epoll", "deno" or "node".',
+      'Cannot use backend "bsd": it must be "epoll", "deno" or "node"',
     );
   });
 }

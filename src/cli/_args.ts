@@ -53,11 +53,11 @@ export function rejectUnknown(unknown: string[], args: readonly string[] = []): 
   const flag = at > 0 ? args[at - 1] : "";
   if (/^-\d/.test(first) && flag.startsWith("--")) {
     throw new UsageError(
-      `invalid ${flag} ${first}: negative numbers are not allowed ` +
-        `(a value starting with "-" is written ${flag}=${first}).`,
+      `Cannot use ${flag} ${first}: negative numbers are not allowed ` +
+        `(a value starting with "-" is written ${flag}=${first})`,
     );
   }
-  throw new UsageError(`unknown option ${first}. See --help for the options.`);
+  throw new UsageError(`Cannot use ${first}: it is an unknown option; see --help for the options`);
 }
 
 /** Parses a whole number flag in `[min, max]`. */
@@ -66,7 +66,8 @@ export function integerFlag(name: string, value: unknown, min: number, max: numb
   const number = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(number) || number < min || number > max) {
     throw new UsageError(
-      `invalid --${name} ${JSON.stringify(text)}: use a whole number from ${min} to ${max}.`,
+      `Cannot use --${name} ${JSON.stringify(text)}: ` +
+        `it must be a whole number from ${min} to ${max}`,
     );
   }
   return number;
@@ -81,7 +82,7 @@ export function choiceFlag<T extends string>(
   const text = String(value);
   if (!(choices as readonly string[]).includes(text)) {
     throw new UsageError(
-      `invalid --${name} ${JSON.stringify(text)}: use one of ${choices.join(", ")}.`,
+      `Cannot use --${name} ${JSON.stringify(text)}: it must be one of ${choices.join(", ")}`,
     );
   }
   return text as T;
@@ -90,7 +91,9 @@ export function choiceFlag<T extends string>(
 /** Checks a text flag is a non-empty string (not a bare `--flag`). */
 export function textFlag(name: string, value: unknown): string {
   if (typeof value !== "string" || value === "") {
-    throw new UsageError(`--${name} needs a value, e.g. --${name} TEXT.`);
+    throw new UsageError(
+      `Cannot use --${name} without a value: it needs one, such as --${name} TEXT`,
+    );
   }
   return value;
 }
@@ -107,7 +110,9 @@ export function unescape(text: string): string {
 export function transportFlag(transport: unknown, udp: boolean | undefined): "tcp" | "udp" {
   if (udp) {
     if (transport !== undefined && transport !== "udp") {
-      throw new UsageError(`--udp conflicts with --transport ${transport}: drop one of them.`);
+      throw new UsageError(
+        `Cannot use --udp with --transport ${transport}: they conflict; drop one of them`,
+      );
     }
     return "udp";
   }

@@ -95,8 +95,9 @@ export function udpSocketOptionsFromFlags(flags: SocketFlags): UdpSocketOptions 
       name === "nodelay" && !flags.nodelay ? "--no-nodelay" : `--${name}`
     );
     throw new UsageError(
-      `${names.join(", ")} ${given.length === 1 ? "is" : "are"} for TCP only: ` +
-        `drop ${given.length === 1 ? "it" : "them"} or use --transport tcp.`,
+      `Cannot use ${names.join(", ")} with UDP: ` +
+        `${given.length === 1 ? "it is" : "they are"} for TCP only; ` +
+        `drop ${given.length === 1 ? "it" : "them"} or use --transport tcp`,
     );
   }
   const options: UdpSocketOptions = { reuseAddress: flags["reuse-address"] ?? false };

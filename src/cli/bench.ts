@@ -222,17 +222,21 @@ async function tcpWorker(
       for (let off = 0; off < size;) off += await conn.write(message.subarray(off));
       for (let got = 0; got < size;) {
         const n = await conn.read(echo.subarray(got));
-        if (n === null) throw new Error(`the server closed after ${got} of ${size} bytes`);
+        if (n === null) {
+          throw new Error(`Cannot read the echo: the server closed after ${got} of ${size} bytes`);
+        }
         got += n;
       }
       latencies.push(performance.now() - sentAt);
       for (let i = 0; i < size; i++) {
-        if (echo[i] !== message[i]) throw new Error(`wrong byte at ${i} of the echo`);
+        if (echo[i] !== message[i]) {
+          throw new Error(`Cannot verify the echo: byte ${i} differs from what was sent`);
+        }
       }
     }
   } catch (error) {
     counts.errors++;
-    console.error(`echo bench: connection failed: ${(error as Error).message}`);
+    console.error(`echo bench: Cannot go on with a connection: ${(error as Error).message}`);
   } finally {
     conn?.close();
   }
@@ -262,7 +266,7 @@ async function udpWorker(
     client = await connectUdpClient({ hostname: options.hostname, port: options.port });
   } catch (error) {
     counts.errors++;
-    console.error(`echo bench: socket failed: ${(error as Error).message}`);
+    console.error(`echo bench: Cannot open a UDP socket: ${(error as Error).message}`);
     return;
   }
   try {
@@ -289,7 +293,7 @@ async function udpWorker(
     }
   } catch (error) {
     counts.errors++;
-    console.error(`echo bench: socket failed: ${(error as Error).message}`);
+    console.error(`echo bench: Cannot go on with a UDP socket: ${(error as Error).message}`);
   } finally {
     await client.close();
   }

@@ -99,7 +99,9 @@ export async function main(args: string[]): Promise<number> {
     if (flags.message !== undefined) textFlag("message", flags.message);
     transport = transportFlag(flags.transport, flags.udp);
     if (transport === "tcp" && flags.retries !== undefined) {
-      throw new UsageError("--retries is for UDP only: drop it or add --udp.");
+      throw new UsageError(
+        "Cannot use --retries with TCP: it is for UDP only; drop it or add --udp",
+      );
     }
     retries = integerFlag("retries", flags.retries ?? "2", 0, 100);
   } catch (error) {
@@ -137,7 +139,7 @@ async function sendOnce(exchanger: Exchanger, message: string): Promise<number> 
   if (echo === null) return 1;
   console.log(decoder.decode(echo));
   if (echo.length !== sent.length || !echo.every((byte, i) => byte === sent[i])) {
-    console.error("echo client: the echo differs from what was sent.");
+    console.error("echo client: Cannot confirm the echo: it differs from what was sent");
     return 1;
   }
   return 0;
@@ -177,14 +179,18 @@ class TcpExchanger implements Exchanger {
     try {
       const echo = await Promise.race([reader.readExactly(sent.length), timeout]);
       if (echo === null) {
-        console.error(`echo client: no complete echo within ${this.#timeoutMs / 1000} s.`);
+        console.error(
+          `echo client: Cannot read the echo: there was no complete echo within ` +
+            `${this.#timeoutMs / 1000} s`,
+        );
       }
       return echo;
     } catch (error) {
       const why = error instanceof IncompleteReadError
-        ? `the server closed the connection after ${error.partial.length} of ${sent.length} bytes`
+        ? `Cannot read the echo: the server closed the connection after ` +
+          `${error.partial.length} of ${sent.length} bytes`
         : (error as Error).message;
-      console.error(`echo client: ${why}.`);
+      console.error(`echo client: ${why}`);
       return null;
     } finally {
       clearTimeout(timer);
@@ -218,11 +224,11 @@ class UdpExchanger implements Exchanger {
       });
     } catch (error) {
       const why = error instanceof Deno.errors.TimedOut
-        ? `no echo within ${this.#timeoutMs / 1000} s (${attempts} datagram` +
+        ? `Cannot read the echo: no echo within ${this.#timeoutMs / 1000} s (${attempts} datagram` +
           `${attempts === 1 ? "" : "s"} sent; is a UDP echo server on ` +
           `${this.#client.remoteAddr.hostname}:${this.#client.remoteAddr.port}?)`
         : (error as Error).message;
-      console.error(`echo client: ${why}.`);
+      console.error(`echo client: ${why}`);
       return null;
     }
   }

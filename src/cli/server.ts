@@ -218,20 +218,26 @@ export function parseServerArgs(args: string[]): ServerCommand {
     : unescape(textFlag("prefix", flags.prefix));
   const until = flags.until === undefined ? undefined : unescape(textFlag("until", flags.until));
   if (prefix !== undefined && until !== undefined) {
-    throw new UsageError("--prefix and --until conflict: use one (prefix mode or until mode).");
+    throw new UsageError(
+      "Cannot use --prefix with --until: they conflict; use one (prefix mode or until mode)",
+    );
   }
   if (prefix !== undefined && (mode ?? "prefix") !== "prefix") {
-    throw new UsageError(`--prefix conflicts with --mode ${mode}: drop one of them.`);
+    throw new UsageError(
+      `Cannot use --prefix with --mode ${mode}: they conflict; drop one of them`,
+    );
   }
   if (until !== undefined && (mode ?? "until") !== "until") {
-    throw new UsageError(`--until conflicts with --mode ${mode}: drop one of them.`);
+    throw new UsageError(`Cannot use --until with --mode ${mode}: they conflict; drop one of them`);
   }
   if (transport === "udp") {
     command.udpOptions = udpOptionsFromFlags(flags, { hostname, port, mode, prefix, until });
     return command;
   }
   if (flags["rate-limit"] !== undefined) {
-    throw new UsageError("--rate-limit is for UDP only: drop it or add --udp.");
+    throw new UsageError(
+      "Cannot use --rate-limit with TCP: it is for UDP only; drop it or add --udp",
+    );
   }
   const maxConnections = flags["max-connections"] === undefined
     ? undefined
@@ -255,7 +261,10 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   if (flags["until-limit"] !== undefined) {
     if ((options.mode ?? (until !== undefined ? "until" : "echo")) !== "until") {
-      throw new UsageError("--until-limit is for --mode until: drop it or add --mode until.");
+      throw new UsageError(
+        "Cannot use --until-limit without --mode until: it is for --mode until only; " +
+          "drop it or add --mode until",
+      );
     }
     options.untilLimit = integerFlag("until-limit", flags["until-limit"], 1, 2 ** 53 - 1);
   }
@@ -264,8 +273,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   if (options.reusePort && options.backend === "deno" && !hasUnstableNet()) {
     throw new UsageError(
-      "--reuse-port on --backend deno needs Deno's --unstable-net flag: " +
-        "deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+      "Cannot use --reuse-port on --backend deno: it needs Deno's --unstable-net flag; " +
+        "run deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
         "(the epoll backend needs no flag for it)",
     );
   }
@@ -294,7 +303,8 @@ function udpOptionsFromFlags(
 ): UdpEchoServerOptions {
   if (flags.api !== undefined) {
     throw new UsageError(
-      "--api is for TCP only (UDP has one API, datagram callbacks): drop it or use --transport tcp.",
+      "Cannot use --api with UDP: it is for TCP only (UDP has one API, datagram callbacks); " +
+        "drop it or use --transport tcp",
     );
   }
   for (
@@ -307,14 +317,15 @@ function udpOptionsFromFlags(
   ) {
     if (flags[name] !== undefined) {
       throw new UsageError(
-        `--${name} is for TCP only (UDP has no connections): drop it or use --transport tcp.`,
+        `Cannot use --${name} with UDP: it is for TCP only (UDP has no connections); ` +
+          `drop it or use --transport tcp`,
       );
     }
   }
   if (until !== undefined || (mode !== undefined && !UDP_ECHO_MODES.includes(mode as "echo"))) {
     throw new UsageError(
-      `--mode ${mode ?? "until"} is for TCP only: a datagram stands alone, so UDP answers ` +
-        `each one (--mode echo or prefix).`,
+      `Cannot use --mode ${mode ?? "until"} with UDP: it is for TCP only, as a datagram ` +
+        `stands alone, so UDP answers each one; use --mode echo or prefix`,
     );
   }
   const options: UdpEchoServerOptions = { hostname, port, ...udpSocketOptionsFromFlags(flags) };

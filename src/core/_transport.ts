@@ -230,9 +230,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   write(data: Uint8Array): void {
     if (this.#closing || this.#eofWritten) {
-      throw new TransportClosedError(this.#closeReason || "writeEof() was called", {
-        cause: this.#failure,
-      });
+      throw new TransportClosedError(this.#closedReason(), { cause: this.#failure });
     }
     const length = data.length;
     if (length === 0) return;
@@ -341,15 +339,27 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
         return this.driver.socketOptions() as ExtraInfo[K];
       default:
         throw new TypeError(
-          `Unknown extra info name: ${JSON.stringify(name)}. ` +
-            `Use "peername", "sockname" or "socketOptions".`,
+          `Cannot read extra info ${JSON.stringify(name)}: it is an unknown name; ` +
+            `use "peername", "sockname" or "socketOptions"`,
         );
     }
   }
 
+  /** Why `write` refuses, naming the peer: built only when it throws. */
+  #closedReason(): string {
+    const reason = this.#closeReason || "writeEof() was called";
+    const where = `the connection with ${this.peer}`;
+    if (reason === "close() was called" || reason === "writeEof() was called") {
+      return `${reason} on ${where}; write before calling ${reason.slice(0, reason.indexOf(" "))}`;
+    }
+    if (reason === "abort() was called") return `${reason} on ${where}`;
+    // "the connection failed (...)", "the connection is closed".
+    return where + reason.slice("the connection".length);
+  }
+
   #closedError(what: string): Error {
     return new Deno.errors.BadResource(
-      `Cannot read ${what} of the connection with ${this.peer}: it is closed.`,
+      `Cannot read ${what} of the connection with ${this.peer}: it is closed`,
     );
   }
 
@@ -662,9 +672,10 @@ function asBufferedProtocol(protocol: Protocol): BufferedProtocol | null {
 function receiveBuffer(protocol: BufferedProtocol, sizeHint: number): Uint8Array {
   const buffer = protocol.getBuffer(sizeHint);
   if (!(buffer instanceof Uint8Array) || buffer.length === 0) {
-    const what = buffer instanceof Uint8Array ? "an empty Uint8Array" : typeof buffer;
+    const what = buffer instanceof Uint8Array ? "an empty Uint8Array" : `of type ${typeof buffer}`;
     throw new TypeError(
-      `getBuffer(${sizeHint}) returned ${what}. Return a Uint8Array of at least one byte.`,
+      `Cannot receive into what getBuffer(${sizeHint}) returned: it is ${what}; ` +
+        `return a Uint8Array of at least one byte`,
     );
   }
   return buffer;

@@ -51,8 +51,8 @@ export function resolveWaterMarks(high?: number, low?: number): WaterMarks {
   if (low === undefined) low = Math.floor(high / 4);
   if (low > high) {
     throw new RangeError(
-      `Invalid write-buffer limits: low water mark ${low} is above high water mark ${high}. ` +
-        `Make low at most high.`,
+      `Cannot use write-buffer limits: low water mark ${low} is above high water mark ` +
+        `${high}; make low at most high`,
     );
   }
   return { high, low };

@@ -158,26 +158,26 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
   const { prefix, until, untilLimit = DEFAULT_UNTIL_LIMIT } = options;
   if (prefix !== undefined && until !== undefined) {
     throw new RangeError(
-      "Invalid echo options: both prefix and until are given. Choose one: prefix mode or until mode.",
+      "Cannot use both prefix and until: they are two modes; choose one, prefix mode or until mode",
     );
   }
   const mode = options.mode ??
     (prefix !== undefined ? "prefix" : until !== undefined ? "until" : "echo");
   if (!ECHO_MODES.includes(mode)) {
     throw new RangeError(
-      `Invalid echo mode: ${JSON.stringify(mode)}. Use one of ${ECHO_MODES.join(", ")}.`,
+      `Cannot use echo mode ${JSON.stringify(mode)}: it must be one of ${ECHO_MODES.join(", ")}`,
     );
   }
   if (prefix !== undefined && mode !== "prefix") {
     throw new RangeError(
-      `Invalid echo options: prefix is given but mode is ${JSON.stringify(mode)}. ` +
-        `Use mode "prefix" or drop the prefix.`,
+      `Cannot use prefix with mode ${JSON.stringify(mode)}: prefix is for mode "prefix" only; ` +
+        `use mode "prefix" or drop the prefix`,
     );
   }
   if (until !== undefined && mode !== "until") {
     throw new RangeError(
-      `Invalid echo options: until is given but mode is ${JSON.stringify(mode)}. ` +
-        `Use mode "until" or drop until.`,
+      `Cannot use until with mode ${JSON.stringify(mode)}: until is for mode "until" only; ` +
+        `use mode "until" or drop until`,
     );
   }
   checkInteger("untilLimit", untilLimit, 1, 2 ** 53 - 1);
@@ -191,7 +191,7 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
   };
   if (mode === "until" && resolved.until.length === 0) {
     throw new RangeError(
-      'Invalid until terminator: it is empty. Use at least one byte, e.g. "quit\\n".',
+      'Cannot use until "": the terminator is empty; use at least one byte, such as "quit\\n"',
     );
   }
   return resolved;

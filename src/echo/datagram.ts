@@ -76,10 +76,11 @@ export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
   if (mode !== undefined && !UDP_ECHO_MODES.includes(mode)) {
     const stream = (mode as string) === "once" || (mode as string) === "until";
     throw new RangeError(
-      `Invalid echo mode for UDP: ${JSON.stringify(mode)}. Use "echo" or "prefix"` +
+      `Cannot use echo mode ${JSON.stringify(mode)} for UDP: ` +
         (stream
-          ? ": a datagram stands alone, so there is no stream to answer once or to wait on."
-          : "."),
+          ? "a datagram stands alone, so there is no stream to answer once or to wait on; " +
+            'use "echo" or "prefix"'
+          : 'it must be "echo" or "prefix"'),
     );
   }
   return resolveEchoOptions({ mode: options.mode, prefix: options.prefix }).prefix;

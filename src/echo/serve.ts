@@ -65,7 +65,7 @@ export function serveEcho(options: EchoServerOptions = {}): TcpServer {
       return serveTcpStreams(options, echoStreamHandler(options));
     default:
       throw new RangeError(
-        `Invalid api: ${JSON.stringify(api)}. Use "protocol" or "stream".`,
+        `Cannot use api ${JSON.stringify(api)}: it must be "protocol" or "stream"`,
       );
   }
 }

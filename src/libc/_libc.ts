@@ -86,7 +86,8 @@ export interface ErrnoReader {
   /**
    * An error for errno `code`, of the class Deno itself throws for it (so
    * callers tell a reset from a refusal), saying what could not be done:
-   * `Cannot ${action}: ${strerror} (os error ${code})`.
+   * `Cannot ${action}: ${errno name} (${strerror}, os error ${code})`, such as
+   * `Cannot listen on 127.0.0.1:80: EACCES (permission denied, os error 13)`.
    */
   error(code: number, action: string): Error;
 }
@@ -137,7 +138,7 @@ export function isLibc(value: Libc | LibcUnavailable): value is Libc {
 export function requireLibc(action: string): Libc {
   const libc = loadLibc();
   if (isLibc(libc)) return libc;
-  const message = `Cannot ${action}: ${libc.reason}.`;
+  const message = `Cannot ${action}: ${libc.reason}`;
   throw libc.permission
     ? new Deno.errors.NotCapable(message)
     : new Deno.errors.NotSupported(message);
@@ -149,7 +150,7 @@ function open(): Libc | LibcUnavailable {
     return { reason: `FFI sockets are not supported on ${Deno.build.os}`, permission: false };
   }
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return { reason: "FFI is not allowed: run with --allow-ffi (or -A)", permission: true };
+    return { reason: "FFI is not allowed; run with --allow-ffi (or -A)", permission: true };
   }
   const isLinux = Deno.build.os === "linux";
   const errnoSymbol = { [constants.errnoLocation]: { parameters: [], result: "pointer" } } as const;
@@ -185,9 +186,60 @@ function open(): Libc | LibcUnavailable {
     linux: isLinux ? symbols : null,
     errno: () => errnoView?.getInt32() ?? 0,
     describe,
-    error: (code, action) =>
-      errnoError(code, `Cannot ${action}: ${describe(code)} (os error ${code})`),
+    error: (code, action) => errnoError(code, `Cannot ${action}: ${errnoText(code, describe)}`),
   };
+}
+
+/**
+ * Linux's names of the errno values a socket call may set. Other systems
+ * share the numbers up to 34 except 11 (EAGAIN on Linux, EDEADLK on BSD).
+ */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  32: "EPIPE",
+  38: "ENOSYS",
+  88: "ENOTSOCK",
+  90: "EMSGSIZE",
+  92: "ENOPROTOOPT",
+  93: "EPROTONOSUPPORT",
+  95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  100: "ENETDOWN",
+  101: "ENETUNREACH",
+  103: "ECONNABORTED",
+  104: "ECONNRESET",
+  105: "ENOBUFS",
+  106: "EISCONN",
+  107: "ENOTCONN",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+  113: "EHOSTUNREACH",
+  115: "EINPROGRESS",
+};
+
+/** `EACCES (permission denied, os error 13)`: the name where known, `strerror` in lower case. */
+function errnoText(code: number, describe: (code: number) => string): string {
+  const text = describe(code);
+  const reason = text.charAt(0).toLowerCase() + text.slice(1);
+  const name = Deno.build.os === "linux" || (code <= 34 && code !== 11)
+    ? ERRNO_NAMES[code]
+    : undefined;
+  return name === undefined
+    ? `${reason} (os error ${code})`
+    : `${name} (${reason}, os error ${code})`;
 }
 
 /** The `Deno.errors` class Deno itself throws for errno `code`, with `message`. */

@@ -205,7 +205,7 @@ export class Poller {
     if (this.#failure !== null) throw this.#failure;
     if (this.#targets[fd] !== undefined) {
       throw new Error(
-        `Cannot register descriptor ${fd} with the poller: it is registered already.`,
+        `Cannot register descriptor ${fd} with the poller: it is registered already`,
       );
     }
     this.#targets[fd] = target;
@@ -335,6 +335,8 @@ export class Poller {
         // no timeout), so Deno's event loop turns and timers, signals and its own I/O run.
         this.#lastTurn = now;
         n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, 0);
+        // Everything may have been removed meanwhile, with no wait blocked to be woken.
+        if (this.#count === 0) return 0;
         if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
       }
       if (n === 0) {

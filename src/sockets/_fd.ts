@@ -68,8 +68,8 @@ export function findSocketFd(libc: Libc, identity: SocketIdentity): number | nul
     if (identity.remote) return fd;
     if (found !== null) {
       throw new Error(
-        `${found} and ${fd} (and perhaps more) are bound to that address in this process ` +
-          `(reusePort), so its descriptor cannot be told apart`,
+        `Cannot tell which descriptor is the socket: ${found} and ${fd} (and perhaps more) ` +
+          `are bound to that address in this process (reusePort)`,
       );
     }
     found = fd;

@@ -55,7 +55,8 @@ export function openListeningSocket(
     Deno.permissions.querySync({ name: "net", host: `${hostname}:${port}` }).state !== "granted"
   ) {
     throw new Deno.errors.NotCapable(
-      `Requires net access to "${hostname}:${port}", run again with the --allow-net flag`,
+      `Cannot listen on ${where}: it requires net access to "${hostname}:${port}"; ` +
+        `run again with the --allow-net flag`,
     );
   }
   const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??

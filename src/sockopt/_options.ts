@@ -30,7 +30,7 @@ function codeOf(libc: Libc, name: OptionName) {
   const code = libc.constants.options[name];
   if (!code) {
     throw new Deno.errors.NotSupported(
-      `${C_NAMES[name]} (${name}) is not supported on ${Deno.build.os}.`,
+      `Cannot use ${C_NAMES[name]} (${name}) on ${Deno.build.os}: it is not supported there`,
     );
   }
   return code;

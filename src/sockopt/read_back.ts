@@ -100,8 +100,8 @@ export function getSocketOptions(
     socket === null || typeof socket !== "object" || !("localAddr" in socket || "addr" in socket)
   ) {
     throw new TypeError(
-      `Invalid socket: ${String(socket)}. ` +
-        `Pass a Deno.TcpConn, a Deno.TcpListener or a UDP socket (openDatagramSocket).`,
+      `Cannot read the socket options of ${String(socket)}: it must be a Deno.TcpConn, ` +
+        `a Deno.TcpListener or a UDP socket (openDatagramSocket)`,
     );
   }
   return readSocketOptionsOf(identify(socket));
@@ -122,7 +122,7 @@ export function readSocketOptionsOf(identity: SocketIdentity): SocketOptionValue
       (identity.remote ? ` to ${formatAddress(identity.remote)}` : "");
     throw new Deno.errors.NotFound(
       `Cannot read socket options of ${identity.transport} ${where}: ` +
-        `no open socket has that address (is it closed?).`,
+        `no open socket has that address (is it closed?)`,
     );
   }
   return readSocketOptions(libc, fd, identity.transport);

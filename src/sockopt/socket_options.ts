@@ -125,8 +125,8 @@ export function validateSocketOptions(options: SocketOptions): void {
   if (keepAlive === undefined || typeof keepAlive === "boolean") return;
   if (typeof keepAlive !== "object" || keepAlive === null) {
     throw new TypeError(
-      `Invalid keepAlive: ${JSON.stringify(keepAlive)}. ` +
-        `Use true, false or { idle, interval, count } in seconds.`,
+      `Cannot use keepAlive ${JSON.stringify(keepAlive)}: ` +
+        `it must be true, false or { idle, interval, count } in seconds`,
     );
   }
   const { idle, interval, count } = keepAlive;

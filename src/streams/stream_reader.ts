@@ -97,8 +97,9 @@ export class IncompleteReadError extends Error {
   constructor(partial: Uint8Array, expected: number | null) {
     super(
       expected === null
-        ? `End of input after ${partial.length} bytes, before the separator was found.`
-        : `End of input after ${partial.length} of ${expected} expected bytes.`,
+        ? `Cannot read up to the separator: end of input came after ${partial.length} bytes, ` +
+          `before the separator was found`
+        : `Cannot read ${expected} bytes: end of input came after ${partial.length} of them`,
     );
     this.name = "IncompleteReadError";
     this.partial = partial;
@@ -139,8 +140,9 @@ export class LimitOverrunError extends Error {
    */
   constructor(consumed: number, limit: number) {
     super(
-      `Separator not found within the reader's limit of ${limit} bytes (${consumed} bytes looked at). ` +
-        `Raise the limit option or read in fixed-size pieces with read(n).`,
+      `Cannot find the separator within the reader's limit of ${limit} bytes: ` +
+        `${consumed} bytes were looked at; raise the limit option or read in fixed-size ` +
+        `pieces with read(n)`,
     );
     this.name = "LimitOverrunError";
     this.consumed = consumed;
@@ -305,8 +307,9 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   bufferUpdated(nbytes: number): void {
     if (!Number.isInteger(nbytes) || nbytes < 0 || this.#end + nbytes > this.#buffer.length) {
       throw new RangeError(
-        `Invalid byte count for bufferUpdated: ${nbytes}. Pass how many bytes were written into ` +
-          `the space from getBuffer(), at most its length (${this.#buffer.length - this.#end}).`,
+        `Cannot use byte count ${nbytes} in bufferUpdated(): it must be how many bytes were ` +
+          `written into the space from getBuffer(), at most its length ` +
+          `(${this.#buffer.length - this.#end})`,
       );
     }
     if (nbytes > 0) this.#added(nbytes);
@@ -333,7 +336,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   }
 
   #afterEofError(caller: string): Error {
-    return new Error(`${caller}() after feedEof(): no data may follow end of input.`);
+    return new Error(`Cannot call ${caller}() after feedEof(): no data may follow end of input`);
   }
 
   /** Marks end of input: reads return what is left, then `null`. */
@@ -496,7 +499,7 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   async readUntil(separator: Uint8Array | string): Promise<Uint8Array> {
     const sep = typeof separator === "string" ? encoder.encode(separator) : separator;
     if (sep.length === 0) {
-      throw new RangeError("Invalid separator: it is empty. Use at least one byte.");
+      throw new RangeError('Cannot read up to separator "": it is empty; use at least one byte');
     }
     if (this.#lent !== null) this.#takeBack();
     // Where to resume the search, counted from the first unread byte: feeding
@@ -677,7 +680,8 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
 
   #concurrentReadError(caller: string): Error {
     return new Error(
-      `${caller}() called while another read is waiting on this reader. Await each read before the next.`,
+      `Cannot call ${caller}() while another read is waiting on this reader: ` +
+        `await each read before the next`,
     );
   }
 

@@ -166,7 +166,8 @@ class StreamProtocol implements BufferedProtocol, FlowControl {
   }
 
   #lostConnectionError(): Error {
-    return this.#lostError ?? new Deno.errors.ConnectionReset("Connection lost");
+    return this.#lostError ??
+      new Deno.errors.ConnectionReset("Cannot drain the writer: the connection was lost");
   }
 }
 
@@ -190,7 +191,8 @@ class StreamProtocol implements BufferedProtocol, FlowControl {
 export function serveTcpStreams(options: StreamServerOptions, handler: StreamHandler): TcpServer {
   if (typeof handler !== "function") {
     throw new TypeError(
-      `Invalid handler: ${typeof handler}. Pass an async function (reader, writer) => { ... }.`,
+      `Cannot use handler of type ${typeof handler}: it must be an async function ` +
+        `(reader, writer) => { ... }`,
     );
   }
   const readerOptions: StreamReaderOptions = { limit: resolveLimit(options) };

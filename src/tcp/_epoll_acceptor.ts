@@ -136,7 +136,7 @@ export class EpollAcceptor implements Acceptor, PollTarget {
     if (this.#stopped) {
       throw new Deno.errors.BadResource(
         `Cannot read the socket options of the listener on ${formatAddress(this.addr)}: ` +
-          `it is closed.`,
+          `it is closed`,
       );
     }
     const libc = loadLibc() as LinuxLibc;

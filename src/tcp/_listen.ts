@@ -55,8 +55,8 @@ export function openAcceptor(options: ListenOptions): Acceptor {
     }
     if (backend === "epoll") {
       throw new Deno.errors.NotSupported(
-        `The epoll backend cannot run here: ${poller}. ` +
-          `Use backend "deno" (or leave it unset) to serve through Deno's own sockets.`,
+        `Cannot use the epoll backend here: ${poller}; ` +
+          `use backend "deno" (or leave it unset) to serve through Deno's own sockets`,
       );
     }
     tcpLogger.debug("Serving through Deno's sockets: {reason}", { reason: poller });
@@ -84,9 +84,9 @@ export function listenTcp(
   // Deno exits the whole process when reusePort is used without the flag: check first.
   if (reusePort && !hasUnstableNet()) {
     throw new Deno.errors.NotSupported(
-      "reusePort on the deno backend needs Deno's --unstable-net flag: run deno with " +
-        '--unstable-net (or add "unstable": ["net"] to deno.json), or use the epoll backend ' +
-        "(Linux, --allow-ffi), which needs no flag for it.",
+      "Cannot use reusePort on the deno backend: it needs Deno's --unstable-net flag; run deno " +
+        'with --unstable-net (or add "unstable": ["net"] to deno.json), or use the epoll ' +
+        "backend (Linux, --allow-ffi), which needs no flag for it",
     );
   }
   try {
@@ -107,8 +107,8 @@ function explainListenError(error: unknown, hostname: string, port: number): unk
   const where = formatAddress({ transport: "tcp", hostname, port });
   if (error instanceof Deno.errors.AddrInUse) {
     return new Deno.errors.AddrInUse(
-      `Cannot listen on ${where}: the address is already in use. ` +
-        `Stop the other server or choose another port (0 picks a free one).`,
+      `Cannot listen on ${where}: the address is already in use; ` +
+        `stop the other server or choose another port (0 picks a free one)`,
       { cause: error },
     );
   }
@@ -120,8 +120,8 @@ function explainListenError(error: unknown, hostname: string, port: number): unk
   }
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return new Deno.errors.AddrNotAvailable(
-      `Cannot listen on ${where}: no local interface has that address. ` +
-        `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
+      `Cannot listen on ${where}: no local interface has that address; ` +
+        `use 127.0.0.1, 0.0.0.0 or an address of this machine`,
       { cause: error },
     );
   }
@@ -132,8 +132,8 @@ function explainListenError(error: unknown, hostname: string, port: number): unk
   ) {
     const reason = (error as Error).message.replace(/^Cannot listen on [^:]*: /, "");
     return new Deno.errors.NotFound(
-      `Cannot listen on ${where}: the host name does not resolve (${reason}). ` +
-        `Use an address such as 127.0.0.1 or ::1, or a name this machine resolves.`,
+      `Cannot listen on ${where}: the host name does not resolve (${reason}); ` +
+        `use an address such as 127.0.0.1 or ::1, or a name this machine resolves`,
       { cause: error },
     );
   }

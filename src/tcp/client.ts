@@ -107,7 +107,7 @@ export async function dialTcp(hostname: string, port: number): Promise<Deno.TcpC
     if (error instanceof Deno.errors.ConnectionRefused) {
       throw new Deno.errors.ConnectionRefused(
         `Cannot connect to ${formatAddress({ transport: "tcp", hostname, port })}: ` +
-          `connection refused (is a server listening there?).`,
+          `connection refused (is a server listening there?)`,
         { cause: error },
       );
     }

@@ -244,14 +244,15 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
   if (options.backend !== undefined && !TCP_BACKENDS.includes(options.backend)) {
     throw new RangeError(
-      `Invalid backend: ${JSON.stringify(options.backend)}. Use "epoll" or "deno".`,
+      `Cannot use backend ${JSON.stringify(options.backend)}: it must be "epoll" or "deno"`,
     );
   }
   validateTransportOptions(options);
   validateSocketOptions(options);
   if (typeof protocolFactory !== "function") {
     throw new TypeError(
-      `Invalid protocolFactory: ${typeof protocolFactory}. Pass a function that returns a Protocol.`,
+      `Cannot use protocolFactory of type ${typeof protocolFactory}: ` +
+        `it must be a function that returns a Protocol`,
     );
   }
   const acceptor = openAcceptor({ ...options, hostname, port });
@@ -358,7 +359,7 @@ class Server implements TcpServer {
     if (this.#stopping) {
       throw new Deno.errors.BadResource(
         `Cannot read the socket options of the server on ${formatAddress(this.addr)}: ` +
-          `it is shut down.`,
+          `it is shut down`,
       );
     }
     return this.#acceptor.getSocketOptions();

@@ -150,8 +150,8 @@ export async function resolveRemote(hostname: string, port: number): Promise<Den
       canonical = new URL(`udp://[${bare}]/`).hostname.slice(1, -1);
     } catch {
       throw new TypeError(
-        `Invalid hostname: ${JSON.stringify(hostname)} is not an IPv6 address. ` +
-          `Use an address such as "::1", or a host name.`,
+        `Cannot use hostname ${JSON.stringify(hostname)}: it is not an IPv6 address; ` +
+          `use an address such as "::1", or a host name`,
       );
     }
     return { transport: "udp", hostname: canonical, port };
@@ -162,8 +162,8 @@ export async function resolveRemote(hostname: string, port: number): Promise<Den
     return await resolveRemote(address, port);
   } catch (error) {
     throw new Deno.errors.NotFound(
-      `Cannot resolve host ${JSON.stringify(hostname)}: ${(error as Error).message}. ` +
-        `Check the name, or use an IP address.`,
+      `Cannot resolve host ${JSON.stringify(hostname)}: ${(error as Error).message}; ` +
+        `check the name, or use an IP address`,
       { cause: error },
     );
   }

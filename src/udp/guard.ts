@@ -72,7 +72,7 @@ export function validateRateLimit(rateLimit: RateLimit | undefined): void {
   if (rateLimit === undefined) return;
   if (rateLimit === null || typeof rateLimit !== "object") {
     throw new TypeError(
-      `Invalid rateLimit: ${JSON.stringify(rateLimit)}. Use { perSecond, burst? }.`,
+      `Cannot use rateLimit ${JSON.stringify(rateLimit)}: it must be { perSecond, burst? }`,
     );
   }
   checkInteger("rateLimit.perSecond", rateLimit.perSecond, 1, 1_000_000_000);

@@ -217,7 +217,8 @@ class Client implements UdpClient {
     const datagram = await this.#inbox.next(timeout);
     if (datagram === TIMED_OUT) {
       throw new Deno.errors.TimedOut(
-        `No datagram from udp ${formatAddress(this.remoteAddr)} within ${timeout} ms.`,
+        `Cannot receive from udp ${formatAddress(this.remoteAddr)}: ` +
+          `no datagram came within ${timeout} ms`,
       );
     }
     return datagram;
@@ -232,7 +233,9 @@ class Client implements UdpClient {
     checkInteger("timeout", timeout, 1, 2 ** 31 - 1);
     checkInteger("retries", retries, 0, 1000);
     if (match !== undefined && typeof match !== "function") {
-      throw new TypeError(`Invalid match: ${typeof match}. Pass a function of the answer.`);
+      throw new TypeError(
+        `Cannot use match of type ${typeof match}: it must be a function of the answer`,
+      );
     }
     // One request at a time: each answer belongs to the request that waits.
     const previous = this.#turn;
@@ -248,16 +251,19 @@ class Client implements UdpClient {
           const answer = await this.#inbox.next(Math.ceil(left));
           if (answer === TIMED_OUT) break;
           if (answer === null) {
-            throw new TransportClosedError("the client was closed before the answer came");
+            throw new TransportClosedError(
+              `the client of udp ${formatAddress(this.remoteAddr)} was closed before the ` +
+                `answer came`,
+            );
           }
           if (match === undefined || match(answer)) return answer;
           this.#discarded++;
         }
       }
       throw new Deno.errors.TimedOut(
-        `No answer from udp ${formatAddress(this.remoteAddr)} after ${retries + 1} ` +
-          `attempt${retries === 0 ? "" : "s"} of ${timeout} ms: datagrams get lost, or nothing ` +
-          `listens there. Check the server, or raise timeout or retries.`,
+        `Cannot get an answer from udp ${formatAddress(this.remoteAddr)}: none came after ` +
+          `${retries + 1} attempt${retries === 0 ? "" : "s"} of ${timeout} ms (datagrams get ` +
+          `lost, or nothing listens there); check the server, or raise timeout or retries`,
       );
     } finally {
       done.resolve();

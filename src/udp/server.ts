@@ -172,8 +172,8 @@ export async function serveUdp(
   validateRateLimit(options.rateLimit);
   if (typeof protocolFactory !== "function") {
     throw new TypeError(
-      `Invalid protocolFactory: ${typeof protocolFactory}. ` +
-        `Pass a function that returns a DatagramProtocol.`,
+      `Cannot use protocolFactory of type ${typeof protocolFactory}: ` +
+        `it must be a function that returns a DatagramProtocol`,
     );
   }
   // The address and socket options are checked by openDatagramSocket, still before the bind.
@@ -262,7 +262,7 @@ class Server implements UdpServer {
     if (this.#stopping) {
       throw new Deno.errors.BadResource(
         `Cannot read the socket options of the server on udp ${formatAddress(this.addr)}: ` +
-          `it is shut down.`,
+          `it is shut down`,
       );
     }
     return readSocketOptionsOf({ transport: "udp", local: this.addr });

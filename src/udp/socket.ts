@@ -181,19 +181,19 @@ export async function openDatagramSocket(
   const backend = options.backend ?? defaultBackend(found);
   if (backend !== "epoll" && backend !== "deno" && backend !== "node") {
     throw new RangeError(
-      `Invalid backend: ${JSON.stringify(backend)}. Use "epoll", "deno" or "node".`,
+      `Cannot use backend ${JSON.stringify(backend)}: it must be "epoll", "deno" or "node"`,
     );
   }
   if (backend === "epoll" && typeof found === "string") {
     throw new Deno.errors.NotSupported(
-      `The "epoll" datagram backend is not available: ${found}; ` +
-        "leave backend unset to use the best one there is.",
+      `Cannot use the "epoll" datagram backend: ${found}; ` +
+        "leave backend unset to use the best one available",
     );
   }
   if (backend === "deno" && !hasUnstableNet()) {
     throw new Deno.errors.NotSupported(
-      'The "deno" datagram backend needs Deno\'s --unstable-net flag; ' +
-        "leave backend unset to use node:dgram instead.",
+      'Cannot use the "deno" datagram backend: it needs Deno\'s --unstable-net flag; ' +
+        "run with it, or leave backend unset to use the best backend available",
     );
   }
   let socket: DatagramSocket;
@@ -268,7 +268,7 @@ export function checkDatagramSize(data: Uint8Array, to: Deno.NetAddr): void {
   if (data.length > limit) {
     throw new RangeError(
       `Cannot send a datagram of ${data.length} bytes to udp ${formatAddress(to)}: ` +
-        `UDP carries at most ${limit} bytes over IPv${ipv4 ? 4 : 6}. Split the data or use TCP.`,
+        `UDP carries at most ${limit} bytes over IPv${ipv4 ? 4 : 6}; split the data or use TCP`,
     );
   }
 }
@@ -284,7 +284,7 @@ export function checkFamily(local: Deno.NetAddr, to: Deno.NetAddr): void {
   if (to.hostname.includes(":") && !local.hostname.includes(":")) {
     throw new Deno.errors.NotSupported(
       `Cannot send a datagram to udp ${formatAddress(to)} from the IPv4 socket ` +
-        `${formatAddress(local)}: bind an IPv6 address (such as "::") to reach IPv6 peers.`,
+        `${formatAddress(local)}: bind an IPv6 address (such as "::") to reach IPv6 peers`,
     );
   }
 }
@@ -294,15 +294,15 @@ function bindError(error: unknown, where: Deno.NetAddr): unknown {
   const text = `udp ${formatAddress(where)}`;
   if (error instanceof Deno.errors.AddrInUse || code === "EADDRINUSE") {
     return new Deno.errors.AddrInUse(
-      `Cannot bind ${text}: the address is already in use. ` +
-        `Stop the other server or choose another port (0 picks a free one).`,
+      `Cannot bind ${text}: the address is already in use; ` +
+        `stop the other server or choose another port (0 picks a free one)`,
       { cause: error },
     );
   }
   if (error instanceof Deno.errors.AddrNotAvailable || code === "EADDRNOTAVAIL") {
     return new Deno.errors.AddrNotAvailable(
-      `Cannot bind ${text}: no local interface has that address. ` +
-        `Use 127.0.0.1, 0.0.0.0 or an address of this machine.`,
+      `Cannot bind ${text}: no local interface has that address; ` +
+        `use 127.0.0.1, 0.0.0.0 or an address of this machine`,
       { cause: error },
     );
   }

@@ -197,9 +197,9 @@ export class UdpTransport implements DatagramTransport {
   // ---- DatagramTransport -------------------------------------------------
 
   send(data: Uint8Array, to?: Deno.NetAddr): void {
-    if (this.#closing) throw new TransportClosedError(this.#closeReason);
+    if (this.#closing) throw new TransportClosedError(this.#closedReason());
     if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`Invalid datagram: ${typeof data}. Pass a Uint8Array.`);
+      throw new TypeError(`Cannot send a datagram of type ${typeof data}: it must be a Uint8Array`);
     }
     const target = this.#target(to);
     checkDatagramSize(data, target);
@@ -232,8 +232,8 @@ export class UdpTransport implements DatagramTransport {
     if (to === undefined) {
       if (remote) return remote;
       throw new TypeError(
-        "Cannot send a datagram without an address: this socket has no default remote. " +
-          'Pass one: send(data, { transport: "udp", hostname: "127.0.0.1", port: 8888 }).',
+        "Cannot send a datagram without an address: this socket has no default remote; " +
+          'pass one: send(data, { transport: "udp", hostname: "127.0.0.1", port: 8888 })',
       );
     }
     if (
@@ -241,17 +241,29 @@ export class UdpTransport implements DatagramTransport {
       !Number.isInteger(to.port) || to.port < 1 || to.port > 65535
     ) {
       throw new TypeError(
-        `Invalid address: ${JSON.stringify(to)}. ` +
-          'Use { transport: "udp", hostname: "127.0.0.1", port: 8888 } with a port from 1 to 65535.',
+        `Cannot send a datagram to ${JSON.stringify(to)}: the address must be like ` +
+          '{ transport: "udp", hostname: "127.0.0.1", port: 8888 } with a port from 1 to 65535',
       );
     }
     if (remote && (to.port !== remote.port || to.hostname !== remote.hostname)) {
       throw new TypeError(
-        `Invalid address: ${formatAddress(to)}. This socket sends to its default remote ` +
-          `${formatAddress(remote)} only: omit the address, or open another socket.`,
+        `Cannot send a datagram to ${formatAddress(to)}: this socket sends to its default ` +
+          `remote ${formatAddress(remote)} only; omit the address, or open another socket`,
       );
     }
     return to;
+  }
+
+  /** Why `send` refuses, naming the socket: built only when it throws. */
+  #closedReason(): string {
+    const reason = this.#closeReason;
+    const where = `udp ${formatAddress(this.#socket.addr)}`;
+    if (reason === "close() was called") {
+      return `${reason} on ${where}; send before calling close()`;
+    }
+    if (reason === "abort() was called") return `${reason} on ${where}`;
+    // "the socket failed (...)", "the socket is closed".
+    return `the socket on ${where}` + reason.slice("the socket".length);
   }
 
   close(): void {
@@ -288,7 +300,7 @@ export class UdpTransport implements DatagramTransport {
         if (this.#lost) {
           throw new Deno.errors.BadResource(
             `Cannot read the socket options of udp ${formatAddress(this.#socket.addr)}: ` +
-              `it is closed.`,
+              `it is closed`,
           );
         }
         // A socket this module opened is known by its descriptor, never looked up by address.
@@ -300,8 +312,8 @@ export class UdpTransport implements DatagramTransport {
           })) as DatagramExtraInfo[K];
       default:
         throw new TypeError(
-          `Unknown extra info name: ${JSON.stringify(name)}. ` +
-            `Use "sockname", "peername" or "socketOptions".`,
+          `Cannot read extra info ${JSON.stringify(name)}: it is an unknown name; ` +
+            `use "sockname", "peername" or "socketOptions"`,
         );
     }
   }
@@ -330,7 +342,11 @@ export class UdpTransport implements DatagramTransport {
       if (this.#closing) return;
       if (datagram === null) {
         // Closed from outside the transport.
-        return this.#fail(new Deno.errors.BadResource("The UDP socket was closed."));
+        return this.#fail(
+          new Deno.errors.BadResource(
+            `Cannot receive on udp ${formatAddress(this.#socket.addr)}: the socket was closed`,
+          ),
+        );
       }
       this.#deliver(datagram[0], datagram[1]);
     }

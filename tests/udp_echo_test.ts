@@ -37,6 +37,9 @@ for (const backend of BACKENDS) {
       assertEquals(decode(await ask(client, server.addr, encode("next"))), "GOT:next");
       assertEquals(server.counters.received, 3);
       assertEquals(server.counters.sent, 2);
+      // Counted as a drop, by its reason.
+      assertEquals(server.counters.drops.tooLarge, 1);
+      assertEquals(server.counters.dropped, 1);
     } finally {
       client.close();
     }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type CountsTooLarge, countTooLarge } from "../udp/_drops.ts";
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import { serveUdp, type UdpServer, type UdpServerOptions } from "../udp/server.ts";
 import { MAX_DATAGRAM_SIZE_IPV6 } from "../udp/socket.ts";
@@ -151,6 +152,7 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   }
 
   #tooLarge(size: number, from: Deno.NetAddr): void {
+    (this.#transport as Partial<CountsTooLarge>)[countTooLarge]?.();
     udpEchoLogger.debug(
       "Not answering {source}: the answer with its prefix would be {size} bytes, more than UDP carries",
       { source: formatAddress(from), size },

@@ -53,7 +53,8 @@ export interface RateLimit {
  * ```ts
  * import type { DropCounts } from "@x/echo/udp";
  *
- * const total = (d: DropCounts) => d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow;
+ * const total = (d: DropCounts) =>
+ *   d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow + d.tooLarge;
  * ```
  */
 export interface DropCounts {
@@ -63,8 +64,17 @@ export interface DropCounts {
   ownAddress: number;
   /** Past the per-source rate limit. */
   rateLimited: number;
-  /** Arrived faster than they could be handled and overflowed the `node:dgram` queue. */
+  /**
+   * Arrived faster than they could be handled and overflowed a queue: the
+   * `node:dgram` socket's receive queue, or the `epoll` socket's send queue
+   * (an answer the kernel had no room for, past its bound).
+   */
   overflow: number;
+  /**
+   * Answers not sent because they would be larger than UDP carries: the echo
+   * of a datagram near the maximum with the `prefix` mode's prefix in front.
+   */
+  tooLarge: number;
 }
 
 /** Checks a rate limit up front, naming a bad value. */
@@ -99,8 +109,8 @@ interface Bucket {
  * and a compare, plus a map lookup when a rate limit is set.
  */
 export class ReflectionGuard {
-  /** What was dropped, by reason (the server fills in `overflow`). */
-  readonly drops: Omit<DropCounts, "overflow"> = {
+  /** What was dropped, by reason (the server fills in `overflow` and `tooLarge`). */
+  readonly drops: Omit<DropCounts, "overflow" | "tooLarge"> = {
     forbiddenPort: 0,
     ownAddress: 0,
     rateLimited: 0,

@@ -246,6 +246,7 @@ class Server implements UdpServer {
       ownAddress: guarded?.ownAddress ?? 0,
       rateLimited: guarded?.rateLimited ?? 0,
       overflow: this.#socket.dropped,
+      tooLarge: this.#transport.tooLarge,
     };
     const transport = this.#transport;
     return {
@@ -253,7 +254,8 @@ class Server implements UdpServer {
       received: transport.received + drops.overflow,
       sent: transport.sent,
       sendErrors: transport.sendErrors,
-      dropped: drops.forbiddenPort + drops.ownAddress + drops.rateLimited + drops.overflow,
+      dropped: drops.forbiddenPort + drops.ownAddress + drops.rateLimited + drops.overflow +
+        drops.tooLarge,
       drops,
     };
   }

@@ -22,6 +22,7 @@ import { TransportClosedError } from "../errors.ts";
 import { validateWaterMarks } from "../core/water_marks.ts";
 import { readSocketOptions, readSocketOptionsOf } from "../sockopt/read_back.ts";
 import { type DatagramSink, EpollDatagramSocket } from "./_epoll_socket.ts";
+import { type CountsTooLarge, countTooLarge } from "./_drops.ts";
 import { checkFamily } from "./socket.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
 
@@ -89,7 +90,7 @@ const MAX_RECEIVE_FAILURES = 64;
  * A {@linkcode DatagramTransport} over a bound {@linkcode DatagramSocket}.
  * Servers and clients make these; user code sees the interface only.
  */
-export class UdpTransport implements DatagramTransport {
+export class UdpTransport implements DatagramTransport, CountsTooLarge {
   readonly #socket: DatagramSocket;
   readonly #protocol: DatagramProtocol;
   readonly #remote: Deno.NetAddr | undefined;
@@ -118,6 +119,7 @@ export class UdpTransport implements DatagramTransport {
   #received = 0;
   #sent = 0;
   #sendErrors = 0;
+  #tooLarge = 0;
 
   // Life cycle.
   #closing = false;
@@ -179,6 +181,15 @@ export class UdpTransport implements DatagramTransport {
   /** Datagrams the kernel refused (each reported to `errorReceived`). */
   get sendErrors(): number {
     return this.#sendErrors;
+  }
+
+  /** Answers the protocol did not send for their size (see `_drops.ts`). */
+  get tooLarge(): number {
+    return this.#tooLarge;
+  }
+
+  [countTooLarge](): void {
+    this.#tooLarge++;
   }
 
   /** Calls `connectionMade` and starts the receive loop. */

@@ -312,6 +312,50 @@ for (const backend of BACKENDS) {
     assertEquals(new Set(seen).size, seen.length, "two datagrams hold the same send's bytes");
   });
 
+  Deno.test(`udp protocol (${backend}): an answer sent just before close() inside datagramReceived goes out`, async () => {
+    const client = await peer();
+    const server = await serveUdp({ backend }, () => {
+      let transport: DatagramTransport;
+      return {
+        connectionMade: (t) => void (transport = t),
+        datagramReceived(data, from) {
+          transport.send(data, from);
+          transport.close();
+        },
+      };
+    });
+    try {
+      assertEquals(decode(await ask(client, server.addr, encode("last words"))), "last words");
+      await server.finished;
+      assertEquals(server.counters.sent, 1);
+    } finally {
+      client.close();
+      await server.shutdown();
+    }
+  });
+
+  Deno.test(`udp protocol (${backend}): close() in connectionMade still sends what was queued`, async () => {
+    const client = await peer();
+    const clogged = clogNextSockets(backend);
+    const server = await serveUdp({ backend }, () => ({
+      connectionMade(t) {
+        for (let i = 0; i < 10; i++) t.send(encode(`early ${i}`), client.addr);
+        t.close();
+      },
+    }));
+    clogged[Symbol.dispose]();
+    try {
+      clogged.unclog();
+      await server.finished;
+      for (let i = 0; i < 10; i++) {
+        assertEquals(decode((await receiveCopy(client)).data), `early ${i}`);
+      }
+    } finally {
+      client.close();
+      await server.shutdown();
+    }
+  });
+
   Deno.test(`udp protocol (${backend}): answers sent from one reused buffer during a burst each go out as they were`, async () => {
     // Echoes every datagram through the same scratch buffer, overwritten by the next one: on
     // epoll the burst arrives in a few recvmmsg batches whose answers leave together in sendmmsg

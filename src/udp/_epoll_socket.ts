@@ -48,8 +48,8 @@ const SLOT = 65_536;
 const SEND_ARENA = 256 * 1024;
 /** The most bytes the overflow queue holds; past it, datagrams are dropped and counted. */
 export const OVERFLOW_LIMIT = 4 * 1024 * 1024;
-/** Datagrams the pull API keeps for `receive`; past it, they are dropped and counted. */
-const PULL_QUEUE_LIMIT = 1024;
+/** The bytes the pull API keeps for `receive`; past it, datagrams are dropped and counted. */
+const PULL_QUEUE_BYTES = 4 * 1024 * 1024;
 /** Room for a `sockaddr_in6` (28 bytes), rounded up. */
 const NAME = 32;
 /** `struct mmsghdr` on 64-bit Linux: a `msghdr` (56 bytes) and `msg_len`, padded. */
@@ -92,6 +92,8 @@ export interface DatagramSink {
   writingResumed(): void;
   /** Everything queued has gone out (or was dropped). */
   drained(): void;
+  /** The socket failed for good (the poller did) and is closed. */
+  failed(error: Error): void;
 }
 
 /** Writes pointer `address` (split into two 32-bit halves) at `words[index]`. */
@@ -179,7 +181,14 @@ function sendVector(): MessageVector {
 }
 
 /** The sockaddr bytes of addresses this module made or was given, to send to them again fast. */
-const sockaddrs = new WeakMap<Deno.NetAddr, Uint8Array>();
+const sockaddrs = new WeakMap<Deno.NetAddr, Sockaddr>();
+
+/** An address's sockaddr, with the host and port it was made from (the object may change). */
+interface Sockaddr {
+  hostname: string;
+  port: number;
+  bytes: Uint8Array;
+}
 /** Source addresses by IPv4 address and port, so a peer's every datagram brings the same object. */
 const ipv4Sources = new Map<number, Deno.NetAddr>();
 
@@ -191,6 +200,10 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
       names[offset + 7]) >>> 0;
     const key = ip * 65536 + port;
     let address = ipv4Sources.get(key);
+    // A protocol may have changed the object it was given: then it is that protocol's now.
+    if (address !== undefined && (address.port !== port || address.transport !== "udp")) {
+      address = undefined;
+    }
     if (address === undefined) {
       if (ipv4Sources.size >= ADDRESS_CACHE_LIMIT) ipv4Sources.clear();
       address = {
@@ -201,7 +214,11 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
         port,
       };
       ipv4Sources.set(key, address);
-      sockaddrs.set(address, names.slice(offset, offset + 16));
+      sockaddrs.set(address, {
+        hostname: address.hostname,
+        port,
+        bytes: names.slice(offset, offset + 16),
+      });
     }
     return address;
   }
@@ -209,14 +226,17 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
   const parsed = parseSockaddr(libc.constants, bytes);
   if (parsed === null) return null;
   const address: Deno.NetAddr = { transport: "udp", ...parsed };
-  sockaddrs.set(address, bytes);
+  sockaddrs.set(address, { ...parsed, bytes });
   return address;
 }
 
 /** The sockaddr of `to`, encoded once per address object. */
 function sockaddrOf(libc: LinuxLibc, to: Deno.NetAddr): Uint8Array {
-  let bytes = sockaddrs.get(to);
-  if (bytes === undefined) {
+  const known = sockaddrs.get(to);
+  if (known !== undefined && known.port === to.port && known.hostname === to.hostname) {
+    return known.bytes;
+  }
+  {
     const encoded = encodeSockaddr(libc.constants, to.hostname, to.port);
     if (encoded === null) {
       throw new TypeError(
@@ -224,10 +244,9 @@ function sockaddrOf(libc: LinuxLibc, to: Deno.NetAddr): Uint8Array {
           `addresses, not names; resolve the name first (connectUdp does)`,
       );
     }
-    bytes = encoded;
-    sockaddrs.set(to, bytes);
+    sockaddrs.set(to, { hostname: to.hostname, port: to.port, bytes: encoded });
+    return encoded;
   }
-  return bytes;
 }
 
 /** A datagram the kernel had no room for yet. */
@@ -249,6 +268,10 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   readonly #libc: LinuxLibc;
   readonly #poller: Poller;
   #sink: DatagramSink | null = null;
+  /** In the poller's set: from `start()` until `close()`. */
+  #registered = false;
+  /** No more datagrams are wanted (the transport is closing): read none, drop those held. */
+  #reading = true;
   #high = 0;
   #low = 0;
   /** The events the socket is watched for. */
@@ -269,6 +292,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   // The pull API.
   #pulled: Datagram[] | null = null;
   #pullFailure: Error | null = null;
+  #pulledBytes = 0;
   #waiting: PromiseWithResolvers<Datagram | null> | null = null;
   #flushedWaiters: (() => void)[] = [];
 
@@ -330,11 +354,35 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
    * more than `high` bytes wait to be sent, and goes on at `low`.
    */
   start(sink: DatagramSink, high: number, low: number): void {
+    this.attach(sink, high, low);
+    this.register();
+  }
+
+  /** Says where datagrams and news go, and the water marks; sends may be made from now on. */
+  attach(sink: DatagramSink, high: number, low: number): void {
     this.#sink = sink;
     this.#high = high;
     this.#low = low;
+  }
+
+  /** Joins the poller: reading (unless stopped) and draining what is queued. */
+  register(): void {
+    if (this.#registered || this.#closed) return;
+    this.#registered = true;
     this.#poller.add(this.fd, this, 0);
     this.#watch();
+  }
+
+  /** The transport is closing: no datagram is received or handed on from now on. */
+  stopReading(): void {
+    this.#reading = false;
+    this.#held = null;
+    this.#watch();
+  }
+
+  /** `true` while a datagram waits to be sent (in the queue, or gathered in a batch). */
+  get pending(): boolean {
+    return this.#queueHead < this.#queue.length || this.#gathered > 0;
   }
 
   /**
@@ -348,6 +396,11 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
    * @throws {TypeError} for a host name instead of an address.
    */
   sendNow(data: Uint8Array, to: Deno.NetAddr): void {
+    if (this.#closed) {
+      throw new Deno.errors.BadResource(
+        `Cannot send on udp ${formatAddress(this.addr)}: the socket is closed`,
+      );
+    }
     const name = sockaddrOf(this.#libc, to);
     if (this.#queueHead < this.#queue.length) return this.#enqueue(data, name);
     if (this.#gathering) return this.#gather(data, name);
@@ -367,8 +420,10 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     if (this.#closed) return;
     if (events & EPOLLERR) this.#takeError();
     if (events & EPOLLOUT) this.#flushQueue();
-    if (this.#held !== null && !this.#writingPaused) this.#deliverHeld();
-    if (events & EPOLLIN && !this.#closed && !this.#writingPaused) this.#receiveBatch();
+    if (this.#held !== null && !this.#writingPaused && !this.#closed) this.#deliverHeld();
+    if (events & EPOLLIN && !this.#closed && !this.#writingPaused && this.#reading) {
+      this.#receiveBatch();
+    }
   }
 
   /** Hands on the datagrams a batch held back while the queue was past its high water mark. */
@@ -377,20 +432,21 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     let i = 0;
     this.#gathering = true;
     try {
-      while (i < held.length && !this.#writingPaused && !this.#closed) {
+      while (i < held.length && !this.#writingPaused && !this.#closed && this.#reading) {
         const [data, from] = held[i++];
         this.#sink!.datagramReceived(data, from);
       }
     } finally {
       this.#gathering = false;
+      this.#held = i < held.length && !this.#closed && this.#reading ? held.slice(i) : null;
+      if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
     }
-    this.#held = i < held.length && !this.#closed ? held.slice(i) : null;
-    if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
   }
 
   onPollerError(error: Error): void {
-    this.#sink?.errorReceived(error, false);
+    const sink = this.#sink;
     this.close();
+    sink?.failed(error);
   }
 
   /** Reads and clears the socket's pending error (an ICMP error), so the poller stops reporting it. */
@@ -423,7 +479,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     let bytes = 0;
     this.#gathering = true;
     try {
-      for (let i = 0; i < n && !this.#closed; i++) {
+      for (let i = 0; i < n && !this.#closed && this.#reading; i++) {
         const from = sourceOf(libc, vector.names, i * NAME, vector.nameLength(i));
         if (from === null) continue;
         const start = i * SLOT;
@@ -439,9 +495,11 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       }
     } finally {
       this.#gathering = false;
+      // Also when a protocol threw out of the loop: what it gathered is its, and the arena
+      // is the next batch's (of any socket).
+      if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
     }
     this.#poller.delivered += bytes;
-    if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
   }
 
   /** Copies a datagram into the send arena; sends what is gathered first when it is full. */
@@ -468,7 +526,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const libc = this.#libc;
     const count = this.#gathered;
     let done = 0;
-    while (done < count) {
+    while (done < count && !this.#closed) {
       const headers = done === 0 ? vector.headers : vector.headers.subarray(done * MMSGHDR);
       const n = libc.linux.sendmmsg(this.fd, headers, count - done, 0);
       if (n > 0) {
@@ -489,7 +547,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       done++;
     }
     // The kernel is full: the rest waits in the queue, copied out of the arena.
-    for (let i = done; i < count; i++) {
+    for (let i = done; i < count && !this.#closed; i++) {
       const w = i * (IOVEC / 4);
       const offset = vector.iovecWords[w] - vector.dataLo +
         (vector.iovecWords[w + 1] - vector.dataHi) * 0x100000000;
@@ -499,6 +557,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     this.#gathered = 0;
     this.#gatheredBytes = 0;
+    // All out: a transport closing after this batch may now end.
+    if (this.#queueHead === this.#queue.length && !this.#closed) this.#sink?.drained();
   }
 
   // ---- The overflow queue --------------------------------------------------
@@ -521,7 +581,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #flushQueue(): void {
     const libc = this.#libc;
     const queue = this.#queue;
-    while (this.#queueHead < queue.length) {
+    while (this.#queueHead < queue.length && !this.#closed) {
       const { data, to } = queue[this.#queueHead];
       const n = libc.linux.sendto(this.fd, data, BigInt(data.length), 0, to, to.length);
       if (n < 0) {
@@ -547,6 +607,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         if (this.#closed) return;
       }
     }
+    if (this.#closed) return;
     if (this.#queueHead === queue.length) {
       queue.length = 0;
       this.#queueHead = 0;
@@ -558,9 +619,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
 
   /** Watches for what the socket needs now: room to send, datagrams to read, or both. */
   #watch(): void {
-    if (this.#closed || this.#sink === null) return;
+    if (this.#closed || !this.#registered) return;
     const pending = this.#queueHead < this.#queue.length;
-    const events = (pending ? EPOLLOUT : 0) | (this.#writingPaused ? 0 : EPOLLIN);
+    const events = (pending ? EPOLLOUT : 0) | (this.#writingPaused || !this.#reading ? 0 : EPOLLIN);
     if (events === this.#events) return;
     this.#events = events;
     this.#poller.modify(this.fd, events);
@@ -576,45 +637,70 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
 
   receive(): Promise<Datagram | null> {
     if (this.#pulled === null) this.#startPulling();
-    if (this.#pulled!.length > 0) return Promise.resolve(this.#pulled!.shift()!);
+    const pulled = this.#pulled!;
+    if (pulled.length > 0) {
+      const datagram = pulled.shift()!;
+      this.#pulledBytes -= datagram[0].length;
+      return Promise.resolve(datagram);
+    }
     if (this.#pullFailure !== null) {
       const failure = this.#pullFailure;
       this.#pullFailure = null;
       return Promise.reject(failure);
     }
     if (this.#closed) return Promise.resolve(null);
+    if (this.#waiting !== null) {
+      return Promise.reject(
+        new Error(
+          `Cannot receive on udp ${formatAddress(this.addr)}: another receive() is waiting; ` +
+            `await each before the next`,
+        ),
+      );
+    }
     this.#waiting = Promise.withResolvers();
     return this.#waiting.promise;
   }
 
-  /** The pull API on the push one: each datagram copied into a bounded queue. */
+  /** Settles the waiting `receive()`, if one waits. */
+  #wakeReceiver(): PromiseWithResolvers<Datagram | null> | null {
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    return waiting;
+  }
+
+  /**
+   * The pull API on the push one: each datagram copied into a queue of at
+   * most {@linkcode PULL_QUEUE_BYTES} (past it, dropped and counted).
+   */
   #startPulling(): void {
     const pulled: Datagram[] = this.#pulled = [];
+    const fail = (error: Error) => {
+      const waiting = this.#wakeReceiver();
+      if (waiting !== null) waiting.reject(error);
+      else this.#pullFailure ??= error;
+    };
     this.start(
       {
         datagramReceived: (data, from) => {
           const datagram: Datagram = [data.slice(), from];
-          if (this.#waiting !== null) {
-            const waiting = this.#waiting;
-            this.#waiting = null;
+          const waiting = this.#wakeReceiver();
+          if (waiting !== null) {
             waiting.resolve(datagram);
-          } else if (pulled.length < PULL_QUEUE_LIMIT) {
+          } else if (this.#pulledBytes + data.length <= PULL_QUEUE_BYTES) {
             pulled.push(datagram);
+            this.#pulledBytes += data.length;
           } else {
             this.dropped++;
           }
         },
-        errorReceived: (error: Error) => {
-          if (this.#waiting === null) this.#pullFailure ??= error;
-          else {
-            const waiting = this.#waiting;
-            this.#waiting = null;
-            waiting.reject(error);
-          }
+        // A failed send rejects that send(); a failed receive, the next receive().
+        errorReceived: (error, sending) => {
+          if (!sending) fail(error);
         },
         writingPaused: () => {},
         writingResumed: () => {},
         drained: () => {},
+        failed: fail,
       },
       OVERFLOW_LIMIT,
       OVERFLOW_LIMIT / 2,
@@ -625,10 +711,27 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     checkDatagramSize(data, to);
     checkFamily(this.addr, to);
     if (this.#sink === null) this.#startPulling();
-    this.sendNow(data, to);
-    if (this.#queueHead < this.#queue.length) {
-      await new Promise<void>((resolve) => this.#flushedWaiters.push(resolve));
+    if (this.#closed) {
+      throw new Deno.errors.BadResource(
+        `Cannot send on udp ${formatAddress(this.addr)}: the socket is closed`,
+      );
     }
+    if (this.#queueHead === this.#queue.length) {
+      // Straight to the kernel, so a refusal rejects this send.
+      const name = sockaddrOf(this.#libc, to);
+      const libc = this.#libc;
+      const n = libc.linux.sendto(this.fd, data, BigInt(data.length), 0, name, name.length);
+      if (n >= 0) {
+        this.sent++;
+        return;
+      }
+      const code = libc.errno();
+      if (code !== EAGAIN && code !== EINTR) {
+        throw libc.error(code, `send to udp ${formatAddress(to)}`);
+      }
+    }
+    this.sendNow(data, to); // queued behind the others
+    await new Promise<void>((resolve) => this.#flushedWaiters.push(resolve));
   }
 
   get closed(): Promise<void> {
@@ -637,21 +740,20 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
 
   close(): void {
     if (this.#closed) return;
+    // What a batch gathered was sent as far as the caller knows: it goes out before the close.
+    if (this.#gathered > 0) this.#sendGathered();
     this.#closed = true;
-    if (this.#sink !== null) this.#poller.remove(this.fd);
+    if (this.#registered) this.#poller.remove(this.fd);
     this.#libc.symbols.close(this.fd);
+    this.#held = null;
     this.#queue.length = 0;
     this.#queueHead = 0;
     this.#queued = 0;
-    if (this.#gathering) {
-      this.#gathered = 0;
-      this.#gatheredBytes = 0;
-    }
-    if (this.#waiting !== null) {
-      const waiting = this.#waiting;
-      this.#waiting = null;
-      waiting.resolve(null);
-    }
+    this.#gathered = 0;
+    this.#gatheredBytes = 0;
+    this.#wakeReceiver()?.resolve(null);
+    this.#pulled = this.#pulled === null ? null : [];
+    this.#pulledBytes = 0;
     for (const resolve of this.#flushedWaiters.splice(0)) resolve();
     this.#released.resolve();
   }

@@ -250,8 +250,9 @@ class Server implements UdpServer {
     };
     const transport = this.#transport;
     return {
-      // Datagrams the node:dgram queue dropped never reached the transport.
-      received: transport.received + drops.overflow,
+      // Datagrams the node:dgram queue dropped never reached the transport; on epoll the
+      // overflow is of answers, to datagrams the transport counted already.
+      received: transport.received + (this.#socket.backend === "node" ? drops.overflow : 0),
       sent: transport.sent,
       sendErrors: transport.sendErrors,
       dropped: drops.forbiddenPort + drops.ownAddress + drops.rateLimited + drops.overflow +

@@ -147,6 +147,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
     this.#sink = {
       datagramReceived: (data, from) => this.#deliver(data, from),
       errorReceived: (error, sending) => {
+        if (this.#lost) return;
         if (sending) this.#sendErrors++;
         this.#errorReceived(error);
       },
@@ -161,7 +162,10 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
       drained: () => {
         if (this.#closing) this.#connectionLost(undefined);
       },
+      failed: (error) => this.#fail(error),
     };
+    // Sends may come from connectionMade on: they need the sink before the socket reads.
+    this.#pushing?.attach(this.#sink, this.#high, this.#low);
   }
 
   get closed(): Promise<void> {
@@ -200,9 +204,12 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
       this.#fail(error, "connectionMade");
       return;
     }
-    if (this.#closing) return;
-    if (this.#pushing !== null) this.#pushing.start(this.#sink, this.#high, this.#low);
-    else this.#receiveLoop();
+    if (this.#pushing !== null) {
+      // Closed from connectionMade with datagrams queued: the socket still drains them.
+      if (!this.#closing || this.#pushing.pending) this.#pushing.register();
+      return;
+    }
+    if (!this.#closing) this.#receiveLoop();
   }
 
   // ---- DatagramTransport -------------------------------------------------
@@ -281,9 +288,8 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
     if (this.#closing) return;
     this.#closing = true;
     this.#closeReason = "close() was called";
-    const pending = this.#pushing !== null
-      ? this.#pushing.queuedBytes > 0
-      : this.#flushing !== null;
+    this.#pushing?.stopReading();
+    const pending = this.#pushing !== null ? this.#pushing.pending : this.#flushing !== null;
     if (!pending) this.#connectionLost(undefined);
   }
 
@@ -365,6 +371,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
 
   /** One datagram received: counted, passed by the guard (or not), handed to the protocol. */
   #deliver(data: Uint8Array, from: Deno.NetAddr): void {
+    if (this.#closing) return;
     this.#received++;
     const accept = this.#accept;
     if (accept !== undefined && !accept(from)) return;

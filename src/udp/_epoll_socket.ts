@@ -521,7 +521,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   }
 
   /** `sendmmsg` of what the batch gathered; what the kernel has no room for goes to the queue. */
-  #sendGathered(): void {
+  #sendGathered(notify = true): void {
     const vector = sendVector();
     const libc = this.#libc;
     const count = this.#gathered;
@@ -558,7 +558,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     this.#gathered = 0;
     this.#gatheredBytes = 0;
     // All out: a transport closing after this batch may now end.
-    if (this.#queueHead === this.#queue.length && !this.#closed) this.#sink?.drained();
+    if (notify && this.#queueHead === this.#queue.length && !this.#closed) this.#sink?.drained();
   }
 
   // ---- The overflow queue --------------------------------------------------
@@ -740,8 +740,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
 
   close(): void {
     if (this.#closed) return;
-    // What a batch gathered was sent as far as the caller knows: it goes out before the close.
-    if (this.#gathered > 0) this.#sendGathered();
+    // What a batch gathered was sent as far as the caller knows: it goes out before the close
+    // (telling no one: a transport told it drained would close this socket from in here).
+    if (this.#gathered > 0) this.#sendGathered(false);
     this.#closed = true;
     if (this.#registered) this.#poller.remove(this.fd);
     this.#libc.symbols.close(this.fd);

@@ -55,6 +55,7 @@ import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo
 import { hasUnstableNet } from "../_unstable.ts";
 import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
 import { DEFAULT_BACKLOG } from "../tcp/_listen.ts";
+import { waitOnMainThread } from "../poll/_poller.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
@@ -446,4 +447,9 @@ function fail(error: unknown): number {
   return usage ? 2 : 1;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // The program's I/O all goes through the poller: its waits may sleep on the main thread
+  // (see waitOnMainThread; not for main() called from a program with sockets of its own).
+  waitOnMainThread(true);
+  Deno.exit(await main(Deno.args));
+}

@@ -5,12 +5,14 @@
  * writes of ready sockets are plain synchronous calls on the main thread.
  * Before each wait the poller asks epoll once without blocking, which under
  * load usually finds work and saves the trip through the other thread.
- * (Sleeping in `epoll_wait` on the main thread instead, right after events
- * came, was tried: a third less CPU per datagram at 4 UDP sockets, but
- * while it sleeps Deno's own sockets, timers and signals in the same
- * program wait too; see BENCHMARKS.md.) Every 10 ms of waits that never
- * went to the other thread, one does, so Deno's event loop turns (timers,
- * signals, its own sockets) under any load.
+ * A program whose I/O all goes through the poller (the server program) may
+ * ask it, with {@linkcode waitOnMainThread}, to sleep in `epoll_wait` on
+ * the main thread right after events came, so the next event wakes it
+ * directly: a third less CPU per datagram at 4 UDP sockets. Not by default:
+ * while it sleeps, Deno's own sockets in the same program wait too (see
+ * BENCHMARKS.md). Every 10 ms of waits that never went to the other
+ * thread, one does, so Deno's event loop turns (timers, signals, its own
+ * sockets) under any load.
  *
  * Connections read into one shared buffer: a read is handed to its
  * protocol and returns before the next read, so no connection needs a
@@ -112,6 +114,22 @@ const TURN_BYTES = 256 * 1024;
  * flood, a socket always ready), one wait in this interval is made there.
  */
 const TURN_MS = 10;
+/** The longest a wait sleeps on the main thread (see `Poller.#waitHere`), in milliseconds. */
+const WAIT_HERE_MS = 1;
+/** Whether waits may sleep on the main thread: see {@linkcode waitOnMainThread}. */
+let mainThreadWaits = false;
+
+/**
+ * Lets every poller of this process sleep in `epoll_wait` on the main thread
+ * for up to 1 ms right after events came, instead of handing each wait to a
+ * blocking thread. Only for a program whose I/O all goes through the poller:
+ * Deno's own sockets, and the clients of this module (which use them), wait
+ * while it sleeps. Timers and signals still get a turn every 10 ms.
+ */
+export function waitOnMainThread(on: boolean): void {
+  mainThreadWaits = on;
+}
+
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */
 export const MIN_SHARED_BUFFER = 256 * 1024;
 
@@ -136,6 +154,12 @@ export class Poller {
   #idleWaiters: (() => void)[] = [];
   /** When Deno's event loop last had a turn (a wait on the blocking thread ended). */
   #lastTurn = performance.now();
+  /** The last wait found events: the next may well come soon. */
+  #busy = false;
+  /** Waits to make on the blocking thread before sleeping on this one is tried again. */
+  #hereSkips = 0;
+  /** What {@linkcode Poller.#hereSkips} is set to when a wait here finds nothing; doubles each time. */
+  #hereBackoff = 1;
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
   /** Set once a wait failed for good: the poller is closed. */
@@ -345,6 +369,8 @@ export class Poller {
         if (this.#count === 0) return 0;
         if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
       }
+      if (n === 0 && this.#busy && mainThreadWaits) n = this.#waitHere();
+      this.#busy = n > 0;
       if (n === 0) {
         this.#blocked = true;
         try {
@@ -361,6 +387,29 @@ export class Poller {
       if (code !== EINTR) throw this.libc.error(code, "wait for events with epoll_wait");
       if (this.#count === 0) return 0;
     }
+  }
+
+  /**
+   * Sleeps in `epoll_wait` on this thread for up to {@linkcode WAIT_HERE_MS},
+   * when events came just before: the next event then wakes this thread
+   * directly, with one switch instead of a blocking thread's wake-up and
+   * Deno's hand-over. Nothing else of the program runs meanwhile, so a wait
+   * here that finds nothing (the peer is quiet) is not tried again for a
+   * number of waits that doubles each time, up to 1,024.
+   */
+  #waitHere(): number {
+    if (this.#hereSkips > 0) {
+      this.#hereSkips--;
+      return 0;
+    }
+    const n = this.libc.linux.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, WAIT_HERE_MS);
+    if (n > 0) {
+      this.#hereBackoff = 1;
+    } else if (n === 0) {
+      this.#hereSkips = this.#hereBackoff;
+      this.#hereBackoff = Math.min(this.#hereBackoff * 2, 1024);
+    }
+    return n;
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 
 import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
-import { Poller } from "../src/poll/_poller.ts";
+import { Poller, waitOnMainThread } from "../src/poll/_poller.ts";
 import { EpollDriver } from "../src/drivers/_epoll_driver.ts";
 import { SocketTransport } from "../src/core/_transport.ts";
 import type { Protocol, Transport } from "../src/core/protocol.ts";
@@ -245,3 +245,35 @@ Deno.test("poller: a descriptor that is always ready does not starve timers (Den
   assert(timerFiredAt >= 0, `the timer never fired in ${calls} dispatches`);
   await poller.whenIdle();
 });
+
+for (const on of [true, false]) {
+  Deno.test(`poller: with waitOnMainThread(${on}), a wait right after events ${on ? "sleeps here first" : "goes to the blocking thread"}`, async () => {
+    const { libc, poller } = setUp();
+    const socket = libc.socket(7);
+    const sleptHere: number[] = []; // the timeouts of epoll_wait calls made on this thread
+    const wait = libc.linux.epoll_wait;
+    (libc.linux as { epoll_wait: typeof wait }).epoll_wait = (epfd, events, max, timeout) => {
+      if (timeout > 0) sleptHere.push(timeout);
+      return wait(epfd, events, max, timeout);
+    };
+    const ready = Promise.withResolvers<void>();
+    waitOnMainThread(on);
+    try {
+      poller.add(7, {
+        onEvents() {
+          socket.room = 0; // answered: nothing more is ready
+          ready.resolve();
+        },
+        onPollerError: (error) => ready.reject(error),
+      }, EPOLLOUT);
+      await ready.promise;
+      await waitFor(() => libc.blockingCalls > 0, "the poller to block");
+      // On: one sleep of up to 1 ms here (it found nothing), then the blocking thread.
+      assertEquals(sleptHere, on ? [1] : []);
+    } finally {
+      waitOnMainThread(false);
+      poller.remove(7);
+    }
+    await poller.whenIdle();
+  });
+}

@@ -7,8 +7,8 @@
  * load usually finds work and saves the trip through the other thread.
  * A program whose I/O all goes through the poller (the server program) may
  * ask it, with {@linkcode waitOnMainThread}, to sleep in `epoll_wait` on
- * the main thread right after events came, so the next event wakes it
- * directly: a third less CPU per datagram at 4 UDP sockets. Not by default:
+ * the main thread when the look without blocking had found events (the
+ * program is busy), so the next event wakes it directly: a third less CPU per datagram at 4 UDP sockets. Not by default:
  * while it sleeps, Deno's own sockets in the same program wait too (see
  * BENCHMARKS.md). Every 10 ms of waits that never went to the other
  * thread, one does, so Deno's event loop turns (timers, signals, its own
@@ -121,7 +121,7 @@ let mainThreadWaits = false;
 
 /**
  * Lets every poller of this process sleep in `epoll_wait` on the main thread
- * for up to 1 ms right after events came, instead of handing each wait to a
+ * for up to 1 ms when its last look without blocking found events, instead of handing each wait to a
  * blocking thread. Only for a program whose I/O all goes through the poller:
  * Deno's own sockets, and the clients of this module (which use them), wait
  * while it sleeps. Timers and signals still get a turn every 10 ms.
@@ -391,7 +391,8 @@ export class Poller {
 
   /**
    * Sleeps in `epoll_wait` on this thread for up to {@linkcode WAIT_HERE_MS},
-   * when events came just before: the next event then wakes this thread
+   * when the last look without blocking found events (a wait on the blocking
+   * thread that found some does not count: the program was idle): the next event then wakes this thread
    * directly, with one switch instead of a blocking thread's wake-up and
    * Deno's hand-over. Nothing else of the program runs meanwhile, so a wait
    * here that finds nothing (the peer is quiet) is not tried again for a

@@ -41,13 +41,13 @@ import { formatAddress } from "../_address.ts";
 import { checkDatagramSize, checkFamily, type Datagram, type DatagramSocket } from "./socket.ts";
 
 /** Datagrams taken per `recvmmsg`, and sent per `sendmmsg`. */
-export const BATCH = 64;
+const BATCH = 64;
 /** One received datagram's room: any UDP payload over IPv4 or IPv6 fits. */
 const SLOT = 65_536;
 /** The bytes of sends one batch gathers before they go out together. */
 const SEND_ARENA = 256 * 1024;
 /** The most bytes the overflow queue holds; past it, datagrams are dropped and counted. */
-export const OVERFLOW_LIMIT = 4 * 1024 * 1024;
+const OVERFLOW_LIMIT = 4 * 1024 * 1024;
 /** The bytes the pull API keeps for `receive`; past it, datagrams are dropped and counted. */
 const PULL_QUEUE_BYTES = 4 * 1024 * 1024;
 /** Room for a `sockaddr_in6` (28 bytes), rounded up. */
@@ -168,6 +168,8 @@ class MessageVector {
 
 /** The process's receive arena: one batch is dispatched at a time, so every socket shares it. */
 let receiving: MessageVector | null = null;
+/** How many of its messages the last `recvmmsg` filled: only their `msg_namelen` changed. */
+let receivedLast = BATCH;
 function receiveVector(): MessageVector {
   if (receiving !== null) return receiving;
   receiving = new MessageVector(new Uint8Array(BATCH * SLOT), BATCH);
@@ -464,8 +466,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #receiveBatch(): void {
     const vector = receiveVector();
     const libc = this.#libc;
-    for (let i = 0; i < BATCH; i++) vector.setNameLength(i, NAME);
+    for (let i = 0; i < receivedLast; i++) vector.setNameLength(i, NAME);
     const n = libc.linux.recvmmsg(this.fd, vector.headers, BATCH, MSG_DONTWAIT, null);
+    receivedLast = n > 0 ? n : 0;
     if (n <= 0) {
       const code = n < 0 ? libc.errno() : EAGAIN;
       if (code !== EAGAIN && code !== EINTR) {

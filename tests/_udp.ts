@@ -81,8 +81,13 @@ export async function ask(
  * `sendto` and `sendmmsg` fail with EAGAIN, as a full send buffer would,
  * until `unclog()`; on the other backends (whose sends are queued anyway)
  * it does nothing. Dispose of it once the server under test is open.
+ * `onReceived` is told how many datagrams each of their `recvmmsg` calls
+ * took.
  */
-export function clogNextSockets(backend: DatagramBackend): { unclog(): void } & Disposable {
+export function clogNextSockets(
+  backend: DatagramBackend,
+  onReceived?: (count: number) => void,
+): { unclog(): void } & Disposable {
   let clogged = backend === "epoll";
   if (!clogged) return { unclog() {}, [Symbol.dispose]() {} };
   const real = loadLibc() as LinuxLibc;
@@ -95,6 +100,11 @@ export function clogNextSockets(backend: DatagramBackend): { unclog(): void } & 
     ...real.linux,
     sendto: (...args) => clogged ? refuse() : real.linux.sendto(...args),
     sendmmsg: (...args) => clogged ? refuse() : real.linux.sendmmsg(...args),
+    recvmmsg(...args) {
+      const n = real.linux.recvmmsg(...args);
+      if (n > 0) onReceived?.(n);
+      return n;
+    },
   };
   useDatagramLibc({
     ...real,

@@ -15,6 +15,7 @@ import {
 import { TransportClosedError } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
+import { openDatagramSocket } from "../src/udp/socket.ts";
 import {
   ask,
   BACKENDS,
@@ -282,6 +283,85 @@ for (const backend of BACKENDS) {
     } finally {
       client.close();
     }
+  });
+
+  Deno.test({
+    name: `udp protocol (${backend}): no read follows a batch that paused writing`,
+    // Needs a peer whose send reaches the kernel before the batch ends: an epoll socket's.
+    ignore: backend !== "epoll",
+    async fn() {
+      const sender = await openDatagramSocket({ backend: "epoll" });
+      const events: string[] = [];
+      const got = Promise.withResolvers<void>();
+      let transport!: DatagramTransport;
+      const clogged = clogNextSockets(backend, (n) => events.push(`read ${n}`));
+      await using server = await serveUdp({ backend, highWaterMark: 4000 }, () => ({
+        connectionMade: (t) => void (transport = t),
+        datagramReceived(data, from) {
+          events.push(`received ${decode(data)}`);
+          if (decode(data) === "first") {
+            for (let i = 0; i < 200; i++) transport.send(new Uint8Array(1000), from);
+            // Past the high mark now; "second" is in the kernel before this batch ends.
+            void sender.send(encode("second"), server.addr);
+          }
+          if (decode(data) === "second") got.resolve();
+        },
+        pauseWriting() {
+          events.push("pause");
+          setTimeout(() => clogged.unclog(), 50);
+        },
+        resumeWriting: () => void events.push("resume"),
+      }));
+      clogged[Symbol.dispose]();
+      try {
+        await sender.send(encode("first"), server.addr);
+        await got.promise;
+        assertEquals(events, [
+          "read 1",
+          "received first",
+          "pause",
+          "resume",
+          "read 1",
+          "received second",
+        ]);
+      } finally {
+        sender.close();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `udp protocol (${backend}): a read past the poller's turn budget waits for promise callbacks`,
+    // Reads again on one readiness event are the epoll backend's; the kernel must hold more
+    // than the turn's 256 KiB, which a receive buffer capped by a small rmem_max cannot.
+    ignore: backend !== "epoll" ||
+      Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_max")) < 4 << 20,
+    async fn() {
+      const COUNT = 150;
+      const sender = await openDatagramSocket({ backend: "epoll" });
+      let received = 0;
+      let beforeCallbacks = -1;
+      const all = Promise.withResolvers<void>();
+      await using server = await serveUdp(
+        { backend, receiveBufferSize: 4 << 20 },
+        () => ({
+          datagramReceived() {
+            if (received++ === 0) void Promise.resolve().then(() => beforeCallbacks = received);
+            if (received === COUNT) all.resolve();
+          },
+        }),
+      );
+      try {
+        // All in the kernel before the server reads any: 2.4 MB, over nine turns' worth.
+        for (let i = 0; i < COUNT; i++) void sender.send(new Uint8Array(16_384), server.addr);
+        await all.promise;
+        // One batch of 64 (1 MiB, past the budget), then promise callbacks, then the rest.
+        assertEquals(beforeCallbacks, 64);
+      } finally {
+        sender.close();
+      }
+    },
   });
 
   Deno.test(`udp protocol (${backend}): a datagram sent from a buffer overwritten right after send() goes out as it was`, async () => {

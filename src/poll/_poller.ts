@@ -104,7 +104,7 @@ const MAX_EVENTS = 256;
  */
 const TURN_EVENTS = 16;
 /** See {@linkcode TURN_EVENTS}. */
-const TURN_BYTES = 256 * 1024;
+export const TURN_BYTES = 256 * 1024;
 /**
  * The longest the loop goes on without letting Deno's event loop turn. The
  * wait asks without blocking while events keep coming, and each batch ends
@@ -344,8 +344,10 @@ export class Poller {
   }
 
   /**
-   * Waits for events; returns how many. Asks without blocking first, then
-   * on the blocking thread. A failed blocking wait is asked again here:
+   * Waits for events; returns how many. Asks without blocking first (or,
+   * when the last wait found events and waits may sleep on this thread,
+   * sleeps here: see {@linkcode Poller.#waitHere}), then on the blocking
+   * thread. A failed blocking wait is asked again here:
    * errno belongs to the thread that made the call, so only a call made on
    * this one can say why it failed (and a wait interrupted by a signal,
    * EINTR, simply finds the events now).
@@ -359,8 +361,15 @@ export class Poller {
     for (;;) {
       let n: number;
       const now = performance.now();
+      let waitedHere = false;
       if (now - this.#lastTurn < TURN_MS) {
-        n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+        if (this.#busy && mainThreadWaits && this.#hereSkips === 0) {
+          // The wait here returns at once when events are ready: no look without blocking first.
+          waitedHere = true;
+          n = this.#waitHere();
+        } else {
+          n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+        }
       } else {
         // Busy for a while without ever blocking: ask on the blocking thread this time (with
         // no timeout), so Deno's event loop turns and timers, signals and its own I/O run.
@@ -370,7 +379,7 @@ export class Poller {
         if (this.#count === 0) return 0;
         if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
       }
-      if (n === 0 && this.#busy && mainThreadWaits) n = this.#waitHere();
+      if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
       this.#busy = n > 0;
       if (n === 0) {
         this.#blocked = true;

@@ -33,7 +33,7 @@ import {
   SOCK_NONBLOCK,
 } from "../libc/_constants.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
-import type { Poller, PollTarget } from "../poll/_poller.ts";
+import { type Poller, type PollTarget, TURN_BYTES } from "../poll/_poller.ts";
 import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "../sockets/_address.ts";
 import { resolveAddress } from "../sockets/_listener.ts";
 import { setOption } from "../sockopt/_options.ts";
@@ -46,6 +46,8 @@ const BATCH = 64;
 const SLOT = 65_536;
 /** The bytes of sends one batch gathers before they go out together. */
 const SEND_ARENA = 256 * 1024;
+/** Batches read per readiness event at most, while each finds datagrams. */
+const READS_PER_EVENT = 4;
 /** The most bytes the overflow queue holds; past it, datagrams are dropped and counted. */
 const OVERFLOW_LIMIT = 4 * 1024 * 1024;
 /** The bytes the pull API keeps for `receive`; past it, datagrams are dropped and counted. */
@@ -423,8 +425,13 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     if (events & EPOLLERR) this.#takeError();
     if (events & EPOLLOUT) this.#flushQueue();
     if (this.#held !== null && !this.#writingPaused && !this.#closed) this.#deliverHeld();
-    if (events & EPOLLIN && !this.#closed && !this.#writingPaused && this.#reading) {
-      this.#receiveBatch();
+    if (!(events & EPOLLIN)) return;
+    // Once readable, read again while datagrams keep coming and the poller's turn has room:
+    // under load the next have arrived by the time a batch's answers are out, and a read that
+    // finds them spares an epoll_wait.
+    for (let reads = 0; reads < READS_PER_EVENT; reads++) {
+      if (this.#closed || this.#writingPaused || !this.#reading) return;
+      if (!this.#receiveBatch() || this.#poller.delivered >= TURN_BYTES) return;
     }
   }
 
@@ -462,8 +469,11 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
   }
 
-  /** One `recvmmsg`, each datagram pushed to the sink, then the answers out in one `sendmmsg`. */
-  #receiveBatch(): void {
+  /**
+   * One `recvmmsg`, each datagram pushed to the sink, then the answers out
+   * in one `sendmmsg`. Returns whether any datagram came.
+   */
+  #receiveBatch(): boolean {
     const vector = receiveVector();
     const libc = this.#libc;
     for (let i = 0; i < receivedLast; i++) vector.setNameLength(i, NAME);
@@ -475,7 +485,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         const error = libc.error(code, `receive on udp ${formatAddress(this.addr)}`);
         this.#sink!.errorReceived(error, false);
       }
-      return;
+      return false;
     }
     const sink = this.#sink!;
     const data = vector.data;
@@ -503,6 +513,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
     }
     this.#poller.delivered += bytes;
+    return true;
   }
 
   /** Copies a datagram into the send arena; sends what is gathered first when it is full. */

@@ -76,8 +76,8 @@ for (const backend of ["epoll", "deno"]) {
       const requests = report.requestsPerSecond * report.seconds;
       rows.push(
         `| ${api} | ${backend} | ${size} | ${flags.connections} | ` +
-          `${report.requestsPerSecond.toFixed(0)} | ${report.latencyUs.p50} | ` +
-          `${report.latencyUs.p99} | ${(cpu * 1e6 / requests).toFixed(2)} |`,
+          `${report.requestsPerSecond.toFixed(0)} | ${report.latencyUs.percentiles["50"]} | ` +
+          `${report.latencyUs.percentiles["99"]} | ${(cpu * 1e6 / requests).toFixed(2)} |`,
       );
     }
     server.kill("SIGTERM");

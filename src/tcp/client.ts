@@ -74,6 +74,7 @@ export interface TcpConnection<P extends Protocol> {
  * ```
  *
  * @throws {Deno.errors.ConnectionRefused} when nothing listens there; the message names the address.
+ * @throws {Deno.errors.NotFound} when the host name does not resolve; the message names it.
  */
 export async function connectTcp<P extends Protocol>(
   options: TcpConnectOptions,
@@ -108,6 +109,14 @@ export async function dialTcp(hostname: string, port: number): Promise<Deno.TcpC
       throw new Deno.errors.ConnectionRefused(
         `Cannot connect to ${formatAddress({ transport: "tcp", hostname, port })}: ` +
           `connection refused (is a server listening there?)`,
+        { cause: error },
+      );
+    }
+    // Deno throws a plain Error that does not name the host.
+    if (error instanceof Error && error.message.startsWith("failed to lookup address")) {
+      throw new Deno.errors.NotFound(
+        `Cannot resolve host ${JSON.stringify(hostname)}: ${error.message}; ` +
+          `check the name, or use an IP address`,
         { cause: error },
       );
     }

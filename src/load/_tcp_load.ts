@@ -1,0 +1,173 @@
+/**
+ * One TCP connection of a bench run, on the protocol API: it sends the
+ * message, checks every byte of the echo as it arrives (reading while it
+ * still writes, so a message larger than the socket buffers cannot stall
+ * both ends), records the latency, and sends the next: at once (closed
+ * loop) or when it is due (open loop, the latency then counted from when it
+ * was due).
+ *
+ * @module
+ */
+
+import type { Protocol, Transport } from "../core/protocol.ts";
+import type { LoadState } from "./_state.ts";
+
+/** The most bytes handed to `write` at once: the rest follows as the socket drains. */
+const CHUNK = 64 * 1024;
+
+/** A connection's closed or open loop; see the module documentation. */
+export class TcpLoad implements Protocol {
+  readonly #state: LoadState;
+  readonly #message: Uint8Array;
+  #transport: Transport | null = null;
+  /** A request is in flight. */
+  #busy = false;
+  /** When the request in flight started counting: sent (closed loop) or due (open loop). */
+  #startedAt = 0;
+  #written = 0;
+  #received = 0;
+  #writingPaused = false;
+  /** When the next request is due (open loop). */
+  #nextDue: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ended = false;
+  #removeStopper: () => void = () => {};
+  readonly #lost = Promise.withResolvers<void>();
+
+  constructor(state: LoadState, message: Uint8Array, index: number) {
+    this.#state = state;
+    this.#message = message;
+    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+  }
+
+  /** Resolves once the connection is over. */
+  get lost(): Promise<void> {
+    return this.#lost.promise;
+  }
+
+  connectionMade(transport: Transport): void {
+    this.#transport = transport;
+    if (this.#state.stopping) {
+      transport.abort();
+      return;
+    }
+    this.#removeStopper = this.#state.onStop(() => this.#stop());
+    this.#next();
+  }
+
+  dataReceived(data: Uint8Array): void {
+    const message = this.#message;
+    const at = this.#received;
+    const n = data.length;
+    if (!this.#busy || at + n > this.#written) {
+      return this.#wrong(
+        `Cannot verify the echo: the server sent ${at + n - this.#written} bytes more than ` +
+          `it was sent`,
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      if (data[i] !== message[at + i]) {
+        return this.#wrong(`Cannot verify the echo: byte ${at + i} differs from what was sent`);
+      }
+    }
+    this.#received = at + n;
+    if (this.#received === message.length) {
+      const state = this.#state;
+      state.latencies.recordMs(performance.now() - this.#startedAt);
+      state.requests++;
+      this.#busy = false;
+      this.#next();
+    }
+  }
+
+  eofReceived(): void {
+    if (this.#state.stopping) return;
+    this.#fail(
+      this.#busy
+        ? `Cannot read the echo: the server closed after ${this.#received} of ` +
+          `${this.#message.length} bytes`
+        : "Cannot go on: the server closed the connection",
+    );
+  }
+
+  pauseWriting(): void {
+    this.#writingPaused = true;
+  }
+
+  resumeWriting(): void {
+    this.#writingPaused = false;
+    if (this.#busy) this.#writeMore();
+  }
+
+  connectionLost(error?: Error): void {
+    if (error !== undefined && !this.#ended && !this.#state.stopping) {
+      this.#ended = true;
+      this.#state.failed++;
+      this.#state.errors.add(error);
+    }
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#removeStopper();
+    this.#lost.resolve();
+  }
+
+  /** Sends the next request: now (closed loop), or when it is due (open loop). */
+  #next(): void {
+    const state = this.#state;
+    if (state.stopping || this.#ended) return;
+    const schedule = state.schedule;
+    if (schedule === null) return this.#send(performance.now());
+    const due = this.#nextDue;
+    this.#nextDue = due + schedule.intervalMs;
+    const wait = due - performance.now();
+    // Past due (the last echo came late): the wait is the server's, and counts. Else a timer
+    // sends it, and counting starts when it fires: its lateness is this client's, not the server's.
+    if (wait <= 0) return this.#send(due);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#send(performance.now());
+    }, wait);
+  }
+
+  #send(startedAt: number): void {
+    if (this.#state.stopping || this.#ended) return;
+    this.#busy = true;
+    this.#startedAt = startedAt;
+    this.#written = 0;
+    this.#received = 0;
+    this.#writeMore();
+  }
+
+  #writeMore(): void {
+    const message = this.#message;
+    const size = message.length;
+    const transport = this.#transport!;
+    while (this.#written < size && !this.#writingPaused && !this.#ended) {
+      const from = this.#written;
+      const to = Math.min(size, from + CHUNK);
+      this.#written = to;
+      transport.write(from === 0 && to === size ? message : message.subarray(from, to));
+    }
+  }
+
+  #wrong(message: string): void {
+    this.#state.wrong++;
+    this.#fail(message);
+  }
+
+  #fail(message: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#state.failed++;
+    this.#state.errors.add(message);
+    this.#transport?.abort();
+  }
+
+  /** The run is over: a request in flight is left unfinished. */
+  #stop(): void {
+    if (this.#busy) this.#state.unfinished++;
+    this.#busy = false;
+    clearTimeout(this.#timer);
+    this.#transport?.abort();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * One UDP socket of a bench run, on the datagram protocol API: one datagram
+ * in flight at a time, each numbered in its first 4 bytes (when it has 4),
+ * so every echo is matched to what was sent. An echo that has not come
+ * within the loss timeout counts as lost and the next is sent; one that
+ * comes after that counts as late (and no longer lost), one seen twice as a
+ * duplicate, one that comes after a later datagram's as reordered, and one
+ * that matches nothing sent (or whose bytes differ) as a wrong answer.
+ *
+ * @module
+ */
+
+import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
+import type { LoadState } from "./_state.ts";
+
+/** How many of the last sequence numbers each socket remembers. */
+const WINDOW = 4096;
+const SENT = 1;
+const ANSWERED = 2;
+const LOST = 3;
+
+/** A socket's closed or open loop; see the module documentation. */
+export class UdpLoad implements DatagramProtocol {
+  readonly #state: LoadState;
+  readonly #message: Uint8Array;
+  readonly #view: DataView;
+  readonly #numbered: boolean;
+  readonly #lossTimeoutMs: number;
+  #transport: DatagramTransport | null = null;
+  #sequence = 0;
+  /** The highest sequence number answered. */
+  #highest = 0;
+  readonly #sequences = new Uint32Array(WINDOW);
+  readonly #states = new Uint8Array(WINDOW);
+  #busy = false;
+  #sentAt = 0;
+  #startedAt = 0;
+  #nextDue: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ended = false;
+  #removeStopper: () => void = () => {};
+  readonly #lost = Promise.withResolvers<void>();
+
+  constructor(state: LoadState, message: Uint8Array, index: number, lossTimeoutMs: number) {
+    this.#state = state;
+    this.#message = message;
+    this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+    this.#numbered = message.length >= 4;
+    this.#lossTimeoutMs = lossTimeoutMs;
+    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+  }
+
+  /** Resolves once the socket is closed. */
+  get lost(): Promise<void> {
+    return this.#lost.promise;
+  }
+
+  connectionMade(transport: DatagramTransport): void {
+    this.#transport = transport;
+    if (this.#state.stopping) {
+      transport.abort();
+      return;
+    }
+    this.#removeStopper = this.#state.onStop(() => this.#stop());
+    this.#next();
+  }
+
+  datagramReceived(data: Uint8Array): void {
+    const state = this.#state;
+    const message = this.#message;
+    if (data.length !== message.length) return this.#wrong();
+    let sequence = this.#sequence;
+    let slot = 0;
+    if (this.#numbered) {
+      sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
+      slot = sequence % WINDOW;
+      if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) return this.#wrong();
+    }
+    for (let i = this.#numbered ? 4 : 0; i < data.length; i++) {
+      if (data[i] !== message[i]) return this.#wrong();
+    }
+    if (this.#numbered) {
+      const was = this.#states[slot];
+      if (was === ANSWERED) {
+        state.udp.duplicates++;
+        return;
+      }
+      this.#states[slot] = ANSWERED;
+      if (sequence < this.#highest) state.udp.reordered++;
+      else this.#highest = sequence;
+      if (was === LOST) {
+        state.udp.late++;
+        state.udp.lost--;
+        return;
+      }
+    } else if (!this.#busy) {
+      // Without numbers an echo after its timeout cannot be told from a duplicate.
+      state.udp.late++;
+      return;
+    }
+    if (!this.#busy || sequence !== this.#sequence) return;
+    state.latencies.recordMs(performance.now() - this.#startedAt);
+    state.requests++;
+    this.#busy = false;
+    this.#next();
+  }
+
+  errorReceived(error: Error): void {
+    if (!this.#state.stopping) this.#state.errors.add(error);
+  }
+
+  connectionLost(error?: Error): void {
+    if (error !== undefined && !this.#ended && !this.#state.stopping) {
+      this.#state.failed++;
+      this.#state.errors.add(error);
+    }
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#removeStopper();
+    this.#lost.resolve();
+  }
+
+  /** Called often by the run: a datagram unanswered for the loss timeout is lost. */
+  checkLoss(now: number): void {
+    if (!this.#busy || now - this.#sentAt < this.#lossTimeoutMs) return;
+    if (this.#numbered) this.#states[this.#sequence % WINDOW] = LOST;
+    this.#state.udp.lost++;
+    this.#busy = false;
+    this.#next();
+  }
+
+  #next(): void {
+    const state = this.#state;
+    if (state.stopping || this.#ended) return;
+    const schedule = state.schedule;
+    if (schedule === null) return this.#send(performance.now());
+    const due = this.#nextDue;
+    this.#nextDue = due + schedule.intervalMs;
+    const wait = due - performance.now();
+    // Past due (the last echo came late): the wait is the server's, and counts. Else a timer
+    // sends it, and counting starts when it fires: its lateness is this client's, not the server's.
+    if (wait <= 0) return this.#send(due);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#send(performance.now());
+    }, wait);
+  }
+
+  #send(startedAt: number): void {
+    if (this.#state.stopping || this.#ended) return;
+    const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
+    if (this.#numbered) {
+      this.#view.setUint32(0, sequence);
+      const slot = sequence % WINDOW;
+      this.#sequences[slot] = sequence;
+      this.#states[slot] = SENT;
+    }
+    this.#busy = true;
+    this.#startedAt = startedAt;
+    this.#sentAt = performance.now();
+    this.#state.udp.sent++;
+    // send() takes the bytes as they are now: the next number may be written at once.
+    this.#transport!.send(this.#message);
+  }
+
+  #wrong(): void {
+    this.#state.wrong++;
+    this.#state.errors.add("Cannot verify the echo: a datagram differs from every one sent");
+  }
+
+  #stop(): void {
+    if (this.#busy) this.#state.unfinished++;
+    this.#busy = false;
+    clearTimeout(this.#timer);
+    this.#transport?.abort();
+  }
+}

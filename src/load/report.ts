@@ -1,0 +1,75 @@
+/**
+ * A bench report as a table for people.
+ *
+ * @module
+ */
+
+import type { BenchReport } from "./run.ts";
+
+/**
+ * Formats a report as an aligned table: the figures, then each distinct
+ * error with its count, then a warning when an open-loop run fell short of
+ * its rate by more than 5%.
+ *
+ * @example
+ * ```ts ignore
+ * import { formatReport, runBench } from "@x/echo/bench";
+ *
+ * const options = { hostname: "127.0.0.1", port: 8888, connections: 4, size: 100, durationMs: 1000 };
+ * console.log(formatReport(await runBench(options)));
+ * ```
+ */
+export function formatReport(report: BenchReport): string {
+  const l = report.latencyUs;
+  const percentiles = Object.entries(l.percentiles).map(([p, us]) => `p${p} ${us}`).join("  ");
+  const lines = [
+    `transport     ${report.transport}`,
+    `connections   ${report.connections}`,
+    `message size  ${report.size} bytes`,
+    `duration      ${report.seconds} s`,
+    `requests      ${report.requests}${
+      report.unfinished > 0 ? ` (and ${report.unfinished} unfinished at the end)` : ""
+    }`,
+    report.targetRate === null
+      ? `requests/s    ${report.requestsPerSecond.toFixed(0)}`
+      : `requests/s    ${report.requestsPerSecond.toFixed(0)} of ${report.targetRate} asked`,
+    `MiB/s         ${report.mibPerSecond.toFixed(2)}`,
+    `latency µs    min ${l.min}  ${percentiles}  max ${l.max}  mean ${l.mean}` +
+    (report.loop === "open" ? "  (from when each request was due)" : ""),
+    `errors        ${report.errors}${
+      report.wrongAnswers > 0 ? ` (${report.wrongAnswers} wrong answers)` : ""
+    }`,
+  ];
+  if (report.udp !== null) {
+    const u = report.udp;
+    lines.push(
+      `datagrams     ${u.sent} sent, ${u.lost} lost, ${u.late} late, ${u.duplicates} duplicated, ` +
+        `${u.reordered} reordered`,
+    );
+  }
+  for (const { message, count } of report.errorMessages) {
+    lines.push(`  ${count}× ${message}`);
+  }
+  if (rateMissed(report)) {
+    lines.push(
+      `Warning: ${report.requestsPerSecond.toFixed(0)} requests/s achieved of the ` +
+        `${report.targetRate} asked: the server or this client could not keep up`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Whether an open-loop run achieved less than 95% of its rate.
+ *
+ * @example
+ * ```ts ignore
+ * import { rateMissed, runBench } from "@x/echo/bench";
+ *
+ * const report = await runBench({ hostname: "127.0.0.1", port: 8888, connections: 4, size: 100, durationMs: 1000, rate: 1000 });
+ * if (rateMissed(report)) console.error("the rate was not held");
+ * ```
+ */
+export function rateMissed(report: BenchReport): boolean {
+  return report.targetRate !== null && report.requestsPerSecond < report.targetRate * 0.95;
+}

@@ -1,0 +1,304 @@
+/**
+ * A bench run: TCP or UDP load on an echo server, closed loop (each
+ * connection sends the next message once the last one's echo is back) or
+ * open loop (`rate` requests per second on schedule, a request whose
+ * connection was still waiting for the last echo when it fell due counted
+ * from when it was due, so a server that stalls shows in the percentiles
+ * instead of slowing the load: the coordinated omission wrk2 and
+ * HdrHistogram describe). A request sent by a timer counts from when the
+ * timer fired: Deno's timers fire up to about a millisecond late, and that
+ * lateness is the client's, not the server's.
+ *
+ * @module
+ */
+
+import { connectTcp } from "../tcp/client.ts";
+import { connectUdp, resolveRemote } from "../udp/client.ts";
+import { checkInteger } from "../_validate.ts";
+import { LoadState, Schedule } from "./_state.ts";
+import { LatencyHistogram } from "./histogram.ts";
+import { TcpLoad } from "./_tcp_load.ts";
+import { UdpLoad } from "./_udp_load.ts";
+
+/**
+ * Options of {@linkcode runBench}.
+ *
+ * @example
+ * ```ts
+ * import type { BenchOptions } from "@x/echo/bench";
+ *
+ * const options: BenchOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 8888,
+ *   connections: 10,
+ *   size: 1000,
+ *   durationMs: 5000,
+ *   rate: 2000,
+ * };
+ * ```
+ */
+export interface BenchOptions {
+  /** `"tcp"` (default) or `"udp"`. */
+  transport?: "tcp" | "udp";
+  /** Server address. */
+  hostname: string;
+  /** Server port. */
+  port: number;
+  /** Concurrent connections (UDP: sockets). */
+  connections: number;
+  /** Message size in bytes. */
+  size: number;
+  /** Milliseconds to run. */
+  durationMs: number;
+  /**
+   * Requests per second over all connections, sent on schedule (open loop).
+   * Default: none, closed loop.
+   */
+  rate?: number;
+  /** The latency percentiles to report, from 0 to 100. Default `[50, 90, 99, 99.9, 99.99]`. */
+  percentiles?: number[];
+  /** UDP: milliseconds after which an unanswered datagram counts as lost. Default 1000. */
+  lossTimeoutMs?: number;
+  /**
+   * Where the latencies are recorded. Pass one to read more from it after
+   * the run (the percentile-distribution text, a chart); it must be new.
+   * Default: a new one.
+   */
+  latencies?: LatencyHistogram;
+  /** Ends the run early, with a report of what was measured until then. */
+  signal?: AbortSignal;
+  /** Called about once a second while running, with the round trips so far. */
+  onProgress?: (progress: { seconds: number; requests: number; errors: number }) => void;
+}
+
+/**
+ * What one bench run measured. `--json` prints exactly this object; its
+ * fields only ever gain new ones (`schema` is 1).
+ *
+ * @example
+ * ```ts
+ * import type { BenchReport } from "@x/echo/bench";
+ *
+ * function summary(report: BenchReport): string {
+ *   return `${report.requestsPerSecond.toFixed(0)} req/s, ` +
+ *     `p99 ${report.latencyUs.percentiles["99"]} µs`;
+ * }
+ * ```
+ */
+export interface BenchReport {
+  /** The version of this shape: 1. */
+  schema: 1;
+  /** The protocol loaded. */
+  transport: "tcp" | "udp";
+  /** Connections used (UDP: sockets). */
+  connections: number;
+  /** Message size in bytes. */
+  size: number;
+  /** `"closed"` (each connection waits for its echo) or `"open"` (requests on schedule). */
+  loop: "closed" | "open";
+  /** The requests per second asked for with `rate`; `null` in closed loop. */
+  targetRate: number | null;
+  /** Seconds measured: the duration, or less when the run was stopped early. */
+  seconds: number;
+  /** Round trips completed. */
+  requests: number;
+  /** Round trips per second: the rate achieved. */
+  requestsPerSecond: number;
+  /** Echoed payload per second, in MiB. */
+  mibPerSecond: number;
+  /**
+   * Round-trip latency in microseconds, from an HdrHistogram with three
+   * significant digits; in open loop counted from when each request was due.
+   * `percentiles` is keyed by the percentile as written (`"99.9"`).
+   */
+  latencyUs: { min: number; mean: number; max: number; percentiles: Record<string, number> };
+  /** Error events: failed connections, socket errors and wrong answers. */
+  errors: number;
+  /** Each distinct error message once, with how often it came, the most frequent first. */
+  errorMessages: { message: string; count: number }[];
+  /** Answers that differ from what was sent. */
+  wrongAnswers: number;
+  /** Requests still in flight when the run ended (neither counted nor lost). */
+  unfinished: number;
+  /**
+   * UDP: datagrams sent; lost (no echo ever, within the loss timeout or
+   * after it); late (echoed after their timeout); duplicates; reordered
+   * (echoed after a later datagram's echo). `null` for TCP.
+   */
+  udp: { sent: number; lost: number; late: number; duplicates: number; reordered: number } | null;
+}
+
+/**
+ * The percentiles reported when none are asked for.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PERCENTILES } from "@x/echo/bench";
+ *
+ * console.log(DEFAULT_PERCENTILES.join(",")); // "50,90,99,99.9,99.99"
+ * ```
+ */
+export const DEFAULT_PERCENTILES: readonly number[] = [50, 90, 99, 99.9, 99.99];
+
+/** How often unanswered datagrams are checked for loss, in milliseconds. */
+const LOSS_CHECK_MS = 20;
+
+/**
+ * Runs the load and returns the report. The run ends after `durationMs` (or
+ * when `signal` aborts, or when every connection has failed): requests in
+ * flight then are counted as unfinished, every connection is closed, and the
+ * report covers what completed.
+ *
+ * @example
+ * ```ts ignore
+ * import { runBench } from "@x/echo/bench";
+ *
+ * const report = await runBench({ hostname: "127.0.0.1", port: 8888, connections: 4, size: 100, durationMs: 1000 });
+ * console.log(report.requestsPerSecond);
+ * ```
+ *
+ * @throws {RangeError} for an option out of range, before any connection is made.
+ */
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const { connections, size, durationMs, transport = "tcp" } = options;
+  checkInteger("connections", connections, 1, 1_000_000);
+  checkInteger("size", size, 1, 1 << 30);
+  checkInteger("durationMs", durationMs, 1, 86_400_000);
+  const percentiles = options.percentiles ?? DEFAULT_PERCENTILES;
+  for (const p of percentiles) {
+    if (!(p > 0 && p <= 100)) {
+      throw new RangeError(
+        `Cannot report percentile ${p}: a percentile is above 0 and at most 100`,
+      );
+    }
+  }
+  if (options.rate !== undefined && !(options.rate > 0 && Number.isFinite(options.rate))) {
+    throw new RangeError(`Cannot send at rate ${options.rate}: the rate must be above 0`);
+  }
+  const lossTimeoutMs = options.lossTimeoutMs ?? 1000;
+  const start = performance.now();
+  const state = new LoadState(
+    options.rate === undefined ? null : new Schedule(options.rate, connections, start),
+    options.latencies ?? new LatencyHistogram(),
+  );
+  const stopped = new Promise<void>((resolve) => state.onStop(resolve));
+  const timer = setTimeout(() => state.stop(), durationMs);
+  const abort = () => state.stop();
+  options.signal?.addEventListener("abort", abort);
+  if (options.signal?.aborted) state.stop();
+  const progress = options.onProgress && setInterval(() => {
+    options.onProgress!({
+      seconds: Math.round((performance.now() - start) / 1000),
+      requests: state.requests,
+      errors: state.errors.total,
+    });
+  }, 1000);
+
+  // The name is resolved once, here: a name that does not resolve is one error, not one per
+  // connection, and connections do not each wait on a lookup.
+  let hostname = options.hostname;
+  try {
+    hostname = (await resolveRemote(options.hostname, options.port)).hostname;
+  } catch (error) {
+    state.errors.add(error);
+    state.failed = connections;
+    state.stop();
+  }
+  const message = patternOf(size);
+  const ends: Promise<void>[] = [];
+  const udpLoads: UdpLoad[] = [];
+  let lossCheck: ReturnType<typeof setInterval> | undefined;
+  if (transport === "udp") {
+    lossCheck = setInterval(() => {
+      const now = performance.now();
+      for (const load of udpLoads) load.checkLoss(now);
+    }, LOSS_CHECK_MS);
+  }
+  // Each connection ends when it fails or the run stops; when all have failed, the run stops.
+  let open = connections;
+  const ended = () => {
+    if (--open === 0) state.stop();
+  };
+  for (let i = 0; i < connections && !state.stopping; i++) {
+    ends.push((async () => {
+      try {
+        if (transport === "udp") {
+          // Each socket sends its own copy: numbers are written into it.
+          const { protocol } = await connectUdp(
+            { hostname, port: options.port },
+            () => new UdpLoad(state, message.slice(), i, lossTimeoutMs),
+          );
+          udpLoads.push(protocol);
+          await protocol.lost;
+        } else {
+          const { protocol } = await connectTcp(
+            { hostname, port: options.port },
+            () => new TcpLoad(state, message, i),
+          );
+          await protocol.lost;
+        }
+      } catch (error) {
+        if (!state.stopping) {
+          state.failed++;
+          state.errors.add(error);
+        }
+      } finally {
+        ended();
+      }
+    })());
+  }
+  await stopped;
+  const seconds = (performance.now() - start) / 1000;
+  clearTimeout(timer);
+  clearInterval(progress);
+  clearInterval(lossCheck);
+  options.signal?.removeEventListener("abort", abort);
+  // Every connection was aborted by the stop; connections still being made end as they come.
+  await Promise.race([Promise.all(ends), new Promise((resolve) => setTimeout(resolve, 1000))]);
+  return reportOf(state, options, transport, seconds, percentiles);
+}
+
+function reportOf(
+  state: LoadState,
+  options: BenchOptions,
+  transport: "tcp" | "udp",
+  seconds: number,
+  percentiles: readonly number[],
+): BenchReport {
+  const latencies = state.latencies;
+  const byPercentile: Record<string, number> = {};
+  // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
+  for (const p of percentiles) {
+    byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
+  }
+  return {
+    schema: 1,
+    transport,
+    connections: options.connections,
+    size: options.size,
+    loop: options.rate === undefined ? "closed" : "open",
+    targetRate: options.rate ?? null,
+    seconds: Number(seconds.toFixed(3)),
+    requests: state.requests,
+    requestsPerSecond: state.requests / seconds,
+    mibPerSecond: (state.requests * options.size) / seconds / (1 << 20),
+    latencyUs: {
+      min: latencies.minUs,
+      mean: Math.round(latencies.meanUs),
+      max: latencies.maxUs,
+      percentiles: byPercentile,
+    },
+    errors: state.errors.total,
+    errorMessages: state.errors.entries(),
+    wrongAnswers: state.wrong,
+    unfinished: state.unfinished,
+    udp: transport === "udp" ? { ...state.udp } : null,
+  };
+}
+
+/** The message every round trip sends: a pattern, so a wrong byte shows. */
+function patternOf(size: number): Uint8Array {
+  const message = new Uint8Array(size);
+  for (let i = 0; i < size; i++) message[i] = (i * 31 + 7) & 0xff;
+  return message;
+}

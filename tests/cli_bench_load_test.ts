@@ -1,0 +1,347 @@
+/**
+ * The bench program as a tool people trust: it never hangs, never prints the
+ * same error a thousand times, never reports a failed run as a success, keeps
+ * its report on Ctrl-C, holds an open-loop rate and counts a stalled server's
+ * queueing in the latencies, and writes HdrHistogram's percentile format.
+ */
+
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { BENCH, installed, ServerProcess } from "./_programs.ts";
+import { decode } from "./_helpers.ts";
+
+/** A port nothing listens on right now. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/** The bench program as a child process. */
+function spawnBench(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", BENCH, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * Runs the bench program to its end, or kills it after `limitMs` (a run that
+ * hangs fails the test instead of stalling the suite); returns its exit code,
+ * output, and how long it took.
+ */
+async function bench(
+  args: string[],
+  limitMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string; ms: number; killed: boolean }> {
+  const started = performance.now();
+  const child = spawnBench(args);
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, limitMs);
+  const { code, stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  return {
+    code,
+    stdout: decode(stdout),
+    stderr: decode(stderr),
+    ms: performance.now() - started,
+    killed,
+  };
+}
+
+Deno.test("bench program: a 16 MB message ends by its duration, with a report", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--size",
+    "16000000",
+    "--connections",
+    "2",
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assert(!result.killed, "the bench hung");
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assert(report.requests >= 1, result.stdout);
+  assertEquals([report.errors, report.wrongAnswers], [0, 0]);
+  assert(result.ms < 10_000, `${result.ms} ms for a 2 s run`);
+});
+
+Deno.test({
+  name: "bench program: 8 MB messages through socat's PIPE end by the duration, with a report",
+  ignore: !installed("socat"),
+  async fn() {
+    const port = freePort();
+    const socat = new Deno.Command("socat", {
+      args: [`TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, "PIPE"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      // socat listens once the port refuses no more.
+      for (let i = 0;; i++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+          break;
+        } catch (error) {
+          if (i > 200) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+      const result = await bench([
+        "--port",
+        String(port),
+        "--size",
+        "8000000",
+        "--connections",
+        "1",
+        "--duration",
+        "2",
+        "--json",
+      ]);
+      // socat itself may stall for good (blocked writing into its own full pipe, as `ss` and
+      // /proc/PID/wchan show): then no round trip completes, and the bench says so.
+      assert(!result.killed, "the bench hung");
+      assert(result.ms < 8000, `${result.ms} ms for a 2 s run`);
+      const report = JSON.parse(result.stdout);
+      assertEquals(report.errors, 0, result.stdout);
+      assertEquals(result.code, report.requests > 0 ? 0 : 1, result.stderr);
+    } finally {
+      socat.kill();
+      await socat.status;
+    }
+  },
+});
+
+Deno.test("bench program: no server: 1,000 failing connections make one line, exit 1", async () => {
+  const port = freePort();
+  const result = await bench(["--port", String(port), "--connections", "1000", "--json"]);
+  assertEquals(result.code, 1);
+  const report = JSON.parse(result.stdout);
+  assertEquals(report.requests, 0);
+  assertEquals(report.errorMessages.length, 1, result.stdout);
+  assertEquals(report.errorMessages[0].count, 1000);
+  assertStringIncludes(report.errorMessages[0].message, `127.0.0.1:${port}: connection refused`);
+  const lines = result.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, result.stderr);
+  assertStringIncludes(lines[0], "echo bench: no round trip completed (1000× Cannot connect");
+  // Every connection failed: the run ends at once, not after its 5 s.
+  assert(result.ms < 4000, `${result.ms} ms`);
+});
+
+Deno.test("bench program: no server over UDP exits 1 and says nothing answered", async () => {
+  const port = freePort();
+  const result = await bench(["--udp", "--port", String(port), "--duration", "2", "--json"]);
+  assertEquals(result.code, 1);
+  const report = JSON.parse(result.stdout);
+  assertEquals(report.requests, 0);
+  assert(report.udp.lost > 0, result.stdout);
+  assertStringIncludes(result.stderr, "no round trip completed: none of the");
+});
+
+Deno.test("bench program --udp: numbered datagrams answered wrongly exit 1", async () => {
+  await using server = await new ServerProcess(["--udp", "--prefix", ">"]).ready();
+  const result = await bench([
+    "--udp",
+    "--port",
+    String(server.port),
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assertEquals(result.code, 1);
+  const report = JSON.parse(result.stdout);
+  assert(report.wrongAnswers > 0, result.stdout);
+  assertEquals(report.requests, 0);
+});
+
+Deno.test("bench program: a host name that does not resolve is named, once", async () => {
+  const result = await bench(["--hostname", "nosuch.invalid", "--connections", "20"]);
+  assertEquals(result.code, 1);
+  assertStringIncludes(result.stdout, '1× Cannot resolve host "nosuch.invalid"');
+  assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assertStringIncludes(result.stderr, "nosuch.invalid");
+});
+
+Deno.test("bench program: the first SIGINT ends the run with its report", async () => {
+  // An echo server in this process, to know when the bench is under way.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const echoed = Promise.withResolvers<void>();
+  let bytes = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buffer = new Uint8Array(65536);
+        try {
+          for (let n; (n = await conn.read(buffer)) !== null;) {
+            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
+            // Ten messages' worth echoed: some round trips are complete.
+            if ((bytes += n) >= 10_000) echoed.resolve();
+          }
+        } catch {
+          // The bench went away.
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  try {
+    const started = performance.now();
+    const child = spawnBench([
+      "--port",
+      String(listener.addr.port),
+      "--connections",
+      "2",
+      "--duration",
+      "60",
+      "--json",
+    ]);
+    await echoed.promise;
+    child.kill("SIGINT");
+    const { code, stdout, stderr } = await child.output();
+    assertEquals(code, 0, decode(stderr));
+    const report = JSON.parse(decode(stdout));
+    assert(report.requests > 0, decode(stdout));
+    assert(report.seconds < 30, `${report.seconds} s`);
+    assert(performance.now() - started < 30_000);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("bench program: --rate 2000 holds 2,000 requests/s", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--rate",
+    "2000",
+    "--duration",
+    "3",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assertEquals([report.loop, report.targetRate], ["open", 2000]);
+  assert(
+    report.requestsPerSecond >= 1900 && report.requestsPerSecond <= 2100,
+    `${report.requestsPerSecond} requests/s`,
+  );
+});
+
+Deno.test("bench program: in open loop a stalled server's queue shows in the latencies", async () => {
+  // An echo server that stops answering for 300 ms once, half a second in.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const start = performance.now();
+  let stalled = false;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buffer = new Uint8Array(65536);
+        try {
+          for (let n; (n = await conn.read(buffer)) !== null;) {
+            if (!stalled && performance.now() - start > 500) {
+              stalled = true;
+              await new Promise((resolve) => setTimeout(resolve, 300));
+            }
+            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
+          }
+        } catch {
+          // The bench went away.
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  try {
+    const result = await bench([
+      "--port",
+      String(listener.addr.port),
+      "--connections",
+      "1",
+      "--rate",
+      "400",
+      "--duration",
+      "2",
+      "--percentiles",
+      "50,90,99",
+      "--json",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    const { percentiles } = JSON.parse(result.stdout).latencyUs;
+    // 120 requests fell due during the stall and waited for it: over 10% of the 800, so the
+    // 90th percentile is tens of milliseconds. Counted from their sends, only one would be.
+    assert(percentiles["90"] > 20_000, JSON.stringify(percentiles));
+    assert(percentiles["50"] < 20_000, JSON.stringify(percentiles));
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const file = await Deno.makeTempFile({ suffix: ".hgrm" });
+  try {
+    const result = await bench([
+      "--port",
+      String(server.port),
+      "--duration",
+      "1",
+      "--percentiles",
+      "50,99.999",
+      "--hgrm",
+      file,
+      "--json",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assertEquals(Object.keys(report.latencyUs.percentiles), ["50", "99.999"]);
+    const lines = (await Deno.readTextFile(file)).split("\n").map((line) => line.trim());
+    assertEquals(lines[0].split(/\s+/), ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]);
+    const rows = lines.slice(1).filter((line) => /^[0-9]/.test(line)).map((line) =>
+      line.split(/\s+/).map(Number)
+    );
+    assert(rows.length > 10, `${rows.length} rows`);
+    for (let i = 1; i < rows.length; i++) {
+      // Values in milliseconds, percentiles as fractions, counts: none decreases.
+      assert(rows[i][0] >= rows[i - 1][0] && rows[i][1] >= rows[i - 1][1], lines.join("\n"));
+      assert(rows[i][2] >= rows[i - 1][2]);
+    }
+    assertEquals(rows.at(-1)![1], 1);
+    assertEquals(rows.at(-1)![2], report.requests);
+    const footer = lines.filter((line) => line.startsWith("#["));
+    assert(/^#\[Mean\s+=\s+[\d.]+, StdDeviation\s+=\s+[\d.]+\]$/.test(footer[0]), footer[0]);
+    const total = footer[1].match(/Total count\s+=\s+(\d+)/);
+    assertEquals(Number(total?.[1]), report.requests);
+    assert(/^#\[Buckets\s+=\s+\d+, SubBuckets\s+=\s+\d+\]$/.test(footer[2]), footer[2]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("bench program: bad --rate and --percentiles exit 2 with one line", async () => {
+  for (
+    const [args, text] of [
+      [["--rate", "0"], 'Cannot use --rate "0": it must be a whole number from 1'],
+      [["--percentiles", "50,101"], 'Cannot use --percentiles "50,101": each must be a number'],
+      [["--percentiles", "fifty"], 'Cannot use --percentiles "fifty": each must be a number'],
+    ] as const
+  ) {
+    const result = await bench([...args]);
+    assertEquals(result.code, 2, result.stderr);
+    assertEquals(result.stderr.trim().split("\n").length, 1);
+    assertStringIncludes(result.stderr, text);
+  }
+});

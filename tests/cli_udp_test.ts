@@ -316,12 +316,19 @@ Deno.test({
   },
 });
 
-Deno.test("client program over UDP: exits 1 when the echo differs or none comes; bad flags exit 2", async () => {
+Deno.test("client program over UDP: with --check exits 1 when the echo differs; exits 1 when none comes; bad flags exit 2", async () => {
   await using server = await new ServerProcess(["--udp", "--prefix", "GOT:"]).ready();
-  const differs = await run(CLIENT, ["--udp", "--port", String(server.port), "--message", "abc"]);
+  const differs = await run(CLIENT, [
+    "--udp",
+    "--port",
+    String(server.port),
+    "--message",
+    "abc",
+    "--check",
+  ]);
   assertEquals(differs.code, 1);
   assertEquals(differs.stdout, "GOT:abc\n");
-  assertStringIncludes(differs.stderr, "Cannot confirm the echo: it differs");
+  assertStringIncludes(differs.stderr, "Cannot verify the echo: it differs");
   // Nothing listens on a port just freed: no answer within the timeout, after 2 datagrams.
   const socket = await openDatagramSocket();
   const port = socket.addr.port;

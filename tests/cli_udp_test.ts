@@ -329,11 +329,10 @@ Deno.test("client program over UDP: with --check exits 1 when the echo differs; 
   assertEquals(differs.code, 1);
   assertEquals(differs.stdout, "GOT:abc\n");
   assertStringIncludes(differs.stderr, "Cannot verify the echo: it differs");
-  // Nothing listens on a port just freed: no answer within the timeout, after 2 datagrams.
+  // A socket that never answers (nothing listening at all is refused at once, see
+  // cli_client_modes_test.ts): no answer within the timeout, after 2 datagrams.
   const socket = await openDatagramSocket();
   const port = socket.addr.port;
-  socket.close();
-  await socket.closed;
   const silent = await run(CLIENT, [
     "--udp",
     "--port",
@@ -345,6 +344,8 @@ Deno.test("client program over UDP: with --check exits 1 when the echo differs; 
     "--retries",
     "1",
   ]);
+  socket.close();
+  await socket.closed;
   assertEquals(silent.code, 1);
   assertStringIncludes(
     silent.stderr,

@@ -6,6 +6,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { CLIENT, run, ServerProcess } from "./_programs.ts";
+import { openDatagramSocket } from "../src/udp/socket.ts";
 
 /** The server program with `args`, logging warnings and errors only. */
 function server(...args: string[]): Promise<ServerProcess> {
@@ -145,4 +146,31 @@ Deno.test("client program: --check, --expect and --quiet-ms take only sensible v
     assertEquals([result.code, result.stdout], [2, ""], args.join(" "));
     assertStringIncludes(result.stderr, message);
   }
+});
+
+Deno.test("client program over UDP: nothing listening is said at once, exit 1, not after --timeout", async () => {
+  // A UDP port just freed: loopback answers a datagram to it with ICMP port unreachable,
+  // which the client's connected socket reports as ECONNREFUSED.
+  const socket = await openDatagramSocket({ hostname: "127.0.0.1", port: 0 });
+  const port = socket.addr.port;
+  socket.close();
+  await socket.closed;
+  const started = performance.now();
+  const result = await run(CLIENT, [
+    "--udp",
+    "--port",
+    String(port),
+    "--message",
+    "x",
+    "--timeout",
+    "30",
+  ]);
+  const seconds = (performance.now() - started) / 1000;
+  assertEquals(result, {
+    code: 1,
+    stdout: "",
+    stderr: `echo client: Cannot reach udp 127.0.0.1:${port}: nothing is listening ` +
+      "(connection refused)\n",
+  });
+  assert(seconds < 5, `it took ${seconds.toFixed(1)} s of the 30 s timeout`);
 });

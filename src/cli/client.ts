@@ -23,6 +23,10 @@
  * TCP the client then half-closes the connection and prints what still
  * comes until the server closes it or `--quiet-ms` passes in silence.
  *
+ * Over UDP, a port nothing listens on is reported at once (exit 1) when the
+ * host says so with ICMP port unreachable, as loopback does, instead of
+ * after `--timeout`.
+ *
  * @example
  * ```ts ignore
  * import { main } from "@x/echo/client";
@@ -87,6 +91,9 @@ comes; the next line goes out once the answer has been quiet for --quiet-ms. "q"
 input ends the session: over TCP the client half-closes the connection and prints what still
 comes until the server closes it or --quiet-ms passes in silence. A server that closes the
 connection ends the session too (exit 1 if input was left unsent).
+
+Over UDP, when the server's host answers that nothing listens on the port (ICMP port
+unreachable; loopback always does), the client says so at once and exits 1.
 `;
 
 const encoder = new TextEncoder();
@@ -333,13 +340,25 @@ class UdpSession implements Session {
 
   static async open(hostname: string, port: number): Promise<UdpSession> {
     const incoming = new Incoming();
+    let where = `udp ${hostname}:${port}`;
     const { transport } = await connectUdp({ hostname, port }, () => ({
       datagramReceived: (data: Uint8Array) => incoming.push(data.slice()),
       // A datagram the kernel refused, or an ICMP error: nothing more will come of this run.
-      errorReceived: (error: Error) => incoming.end(error),
+      // Nothing listening is told at once on loopback (port unreachable, on the epoll backend).
+      errorReceived: (error: Error) =>
+        incoming.end(
+          error instanceof Deno.errors.ConnectionRefused
+            ? new Deno.errors.ConnectionRefused(
+              `Cannot reach ${where}: nothing is listening (connection refused)`,
+              { cause: error },
+            )
+            : error,
+        ),
       connectionLost: (error?: Error) => incoming.end(error),
     }));
-    return new UdpSession(transport, incoming);
+    const session = new UdpSession(transport, incoming);
+    where = session.where;
+    return session;
   }
 
   send(data: Uint8Array): void {

@@ -41,6 +41,13 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [CLIENT, ["--transport", "quic"], "--transport"],
   [CLIENT, ["--udp", "--retries", "-1"], "--retries"],
   [CLIENT, ["--bogus"], "--bogus"],
+  [CLIENT, ["--quiet-ms", "0"], "--quiet-ms"],
+  [CLIENT, ["--quiet-ms", "soon"], "--quiet-ms"],
+  [CLIENT, ["--message", "x", "--expect", "0"], "--expect"],
+  [CLIENT, ["--message", "x", "--expect", "lots"], "--expect"],
+  [CLIENT, ["--check"], "--check"], // without --message
+  [CLIENT, ["--expect", "5"], "--expect"], // without --message
+  [CLIENT, ["--message", "x", "--expect", "5", "--quiet-ms", "10"], "--quiet-ms"],
   [BENCH, ["--connections", "0"], "--connections"],
   [BENCH, ["--size", "-3"], "--size"],
   [BENCH, ["--duration", "forever"], "--duration"],

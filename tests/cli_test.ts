@@ -302,11 +302,17 @@ Deno.test("client program: --message prints the echo and exits 0; interactive li
   assertEquals(lines.stdout, "one\ntwo\n");
 });
 
-Deno.test("client program: exits 1 when the echo differs or nothing listens", async () => {
+Deno.test("client program: with --check exits 1 when the echo differs; exits 1 when nothing listens", async () => {
   await using server = await new ServerProcess(["--prefix", "GOT:"]).ready();
-  const differs = await run(CLIENT, ["--port", String(server.port), "--message", "abcdef"]);
+  const differs = await run(CLIENT, [
+    "--port",
+    String(server.port),
+    "--message",
+    "abcdef",
+    "--check",
+  ]);
   assertEquals(differs.code, 1);
-  assertStringIncludes(differs.stderr, "Cannot confirm the echo: it differs");
+  assertStringIncludes(differs.stderr, "Cannot verify the echo: it differs");
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
@@ -320,7 +326,10 @@ Deno.test("client program: a server that closes mid-session is reported, exit 1"
   const { code, stdout, stderr } = await run(CLIENT, ["--port", String(server.port)], "one\ntwo\n");
   assertEquals(code, 1);
   assertEquals(stdout, "one\n");
-  assertStringIncludes(stderr, "the server closed the connection after 0 of 4 bytes");
+  assertStringIncludes(
+    stderr,
+    `Cannot send the rest of the input: the server 127.0.0.1:${server.port} closed the connection`,
+  );
 });
 
 Deno.test("bench program: --json reports verified round trips against the server", async () => {

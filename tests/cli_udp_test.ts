@@ -316,17 +316,23 @@ Deno.test({
   },
 });
 
-Deno.test("client program over UDP: exits 1 when the echo differs or none comes; bad flags exit 2", async () => {
+Deno.test("client program over UDP: with --check exits 1 when the echo differs; exits 1 when none comes; bad flags exit 2", async () => {
   await using server = await new ServerProcess(["--udp", "--prefix", "GOT:"]).ready();
-  const differs = await run(CLIENT, ["--udp", "--port", String(server.port), "--message", "abc"]);
+  const differs = await run(CLIENT, [
+    "--udp",
+    "--port",
+    String(server.port),
+    "--message",
+    "abc",
+    "--check",
+  ]);
   assertEquals(differs.code, 1);
   assertEquals(differs.stdout, "GOT:abc\n");
-  assertStringIncludes(differs.stderr, "Cannot confirm the echo: it differs");
-  // Nothing listens on a port just freed: no answer within the timeout, after 2 datagrams.
+  assertStringIncludes(differs.stderr, "Cannot verify the echo: it differs");
+  // A socket that never answers (nothing listening at all is refused at once, see
+  // cli_client_modes_test.ts): no answer within the timeout, after 2 datagrams.
   const socket = await openDatagramSocket();
   const port = socket.addr.port;
-  socket.close();
-  await socket.closed;
   const silent = await run(CLIENT, [
     "--udp",
     "--port",
@@ -338,6 +344,8 @@ Deno.test("client program over UDP: exits 1 when the echo differs or none comes;
     "--retries",
     "1",
   ]);
+  socket.close();
+  await socket.closed;
   assertEquals(silent.code, 1);
   assertStringIncludes(
     silent.stderr,

@@ -7,9 +7,10 @@ import {
   serveUdpEcho,
   TransportClosedError,
 } from "../mod.ts";
-import { decode, encode } from "./_helpers.ts";
+import { decode, encode, outcome } from "./_helpers.ts";
 import { BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
 import type { DatagramBackend } from "../src/udp/socket.ts";
+import { formatAddress } from "../src/_address.ts";
 
 /** A server that answers only from the `answerFrom`-th datagram on: the earlier ones are "lost". */
 function lossyServer(backend: DatagramBackend, answerFrom: number) {
@@ -163,3 +164,36 @@ Deno.test("udp client: bad options and names fail with what to do", async () => 
 });
 
 rerunUnderUnstableNet(import.meta.url, "udp client (deno): a lost datagram is sent again");
+
+Deno.test({
+  name:
+    "udp client (epoll): a datagram to a port nothing listens on reaches errorReceived as ConnectionRefused",
+  ignore: !BACKENDS.includes("epoll"),
+  async fn() {
+    // A port just freed: loopback answers with ICMP port unreachable, which the kernel
+    // reports on a connected socket only.
+    const gone = await peer();
+    const port = gone.addr.port;
+    gone.close();
+    await gone.closed;
+    const refused = Promise.withResolvers<Error>();
+    const { transport } = await connectUdp({ port, backend: "epoll" }, () => ({
+      errorReceived: (error: Error) => refused.resolve(error),
+    }));
+    try {
+      transport.send(encode("anyone?"));
+      // Bounded, so that a socket that is told nothing fails here instead of hanging.
+      assertEquals(await outcome(refused.promise), "resolved");
+      const error = await refused.promise;
+      assert(error instanceof Deno.errors.ConnectionRefused, String(error));
+      assertEquals(
+        error.message,
+        `Cannot use udp ${formatAddress(transport.getExtraInfo("sockname"))}: ` +
+          "ECONNREFUSED (connection refused, os error 111)",
+      );
+    } finally {
+      transport.close();
+      await transport.closed;
+    }
+  },
+});

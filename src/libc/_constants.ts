@@ -186,6 +186,8 @@ export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 /** The socket is not connected. */
 export const ENOTCONN = 107;
+/** Nothing listens there: a connected UDP socket learns it from an ICMP port unreachable. */
+export const ECONNREFUSED = 111;
 /** The connection timed out (keep-alive probes went unanswered). */
 export const ETIMEDOUT = 110;
 /** The process has no descriptor left. */

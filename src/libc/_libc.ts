@@ -17,6 +17,7 @@ import {
   EADDRNOTAVAIL,
   EBADF,
   ECONNABORTED,
+  ECONNREFUSED,
   ECONNRESET,
   ENOTCONN,
   EPIPE,
@@ -30,6 +31,7 @@ import {
 const PORTABLE = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
@@ -251,6 +253,8 @@ export function errnoError(code: number, message: string): Error {
       return new Deno.errors.BrokenPipe(message);
     case ECONNABORTED:
       return new Deno.errors.ConnectionAborted(message);
+    case ECONNREFUSED:
+      return new Deno.errors.ConnectionRefused(message);
     case ENOTCONN:
       return new Deno.errors.NotConnected(message);
     case ETIMEDOUT:

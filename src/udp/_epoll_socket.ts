@@ -348,6 +348,24 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     this.#poller = poller;
   }
 
+  /**
+   * Connects the socket to `remote` (no packet is sent): the kernel then
+   * takes datagrams from it only, and reports an ICMP error about what was
+   * sent there on the socket (port unreachable: ECONNREFUSED), which reaches
+   * the sink's `errorReceived`.
+   *
+   * @throws the error of `connect`, naming both addresses.
+   */
+  connect(remote: Deno.NetAddr): void {
+    const name = sockaddrOf(this.#libc, remote);
+    if (this.#libc.symbols.connect(this.fd, name, name.length) !== 0) {
+      throw this.#libc.error(
+        this.#libc.errno(),
+        `connect udp ${formatAddress(this.addr)} to ${formatAddress(remote)}`,
+      );
+    }
+  }
+
   /** Bytes waiting in the overflow queue. */
   get queuedBytes(): number {
     return this.#queued;

@@ -7,6 +7,7 @@
 
 import type { DatagramProtocol, DatagramTransport } from "./protocol.ts";
 import type { DatagramBackend } from "./socket.ts";
+import { EpollDatagramSocket } from "./_epoll_socket.ts";
 import {
   type DatagramTransportOptions,
   openEndpoint,
@@ -71,8 +72,12 @@ export interface UdpConnection<P extends DatagramProtocol> {
  * would). `connectionMade` has been called when the promise resolves.
  *
  * UDP has no handshake: nothing tells whether a server listens until an
- * answer comes, or does not. See `connectUdpClient` for requests with a
- * timeout and retries.
+ * answer comes, or does not. On the `"epoll"` backend the socket is
+ * connected to the remote (`connect(2)`), so when the remote host answers a
+ * datagram with ICMP port unreachable (nothing listens there; loopback always
+ * does) `errorReceived` gets a `Deno.errors.ConnectionRefused`; the other
+ * backends say nothing. See `connectUdpClient` for requests with a timeout
+ * and retries.
  *
  * @example Send a datagram and print the answer
  * ```ts
@@ -114,6 +119,16 @@ export async function connectUdp<P extends DatagramProtocol>(
     sendBufferSize: options.sendBufferSize,
     backend: options.backend,
   }, protocolFactory);
+  if (socket instanceof EpollDatagramSocket) {
+    // The kernel filters by source too, and tells of a refusal (nothing listens there).
+    try {
+      socket.connect(remote);
+    } catch (error) {
+      socket.close();
+      await socket.closed;
+      throw error;
+    }
+  }
   const transport = new UdpTransport(socket, protocol, options, {
     remote,
     accept: fromRemote(remote),

@@ -143,8 +143,42 @@ Deno.test("bench program: no server over UDP exits 1 and says nothing answered",
   assertEquals(result.code, 1);
   const report = JSON.parse(result.stdout);
   assertEquals(report.requests, 0);
-  assert(report.udp.lost > 0, result.stdout);
-  assertStringIncludes(result.stderr, "no round trip completed: none of the");
+  assert(report.udp.sent > 0, result.stdout);
+  // Loopback refuses at once (the sockets are connected): one line for every socket.
+  assertEquals(report.errorMessages.length, 1, result.stdout);
+  assertStringIncludes(
+    result.stderr,
+    `no round trip completed (${report.errorMessages[0].count}× Cannot reach udp ` +
+      `127.0.0.1:${port}: nothing is listening (connection refused))`,
+  );
+});
+
+Deno.test("bench program --udp: a socket that never answers: exit 1, nothing answered", async () => {
+  const { createSocket } = await import("node:dgram");
+  const silent = createSocket("udp4");
+  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
+  try {
+    const result = await bench([
+      "--udp",
+      "--port",
+      String(silent.address().port),
+      "--connections",
+      "2",
+      "--duration",
+      "2",
+      "--json",
+    ]);
+    assertEquals(result.code, 1);
+    const report = JSON.parse(result.stdout);
+    assertEquals([report.requests, report.errors], [0, 0]);
+    assert(report.udp.lost > 0, result.stdout);
+    assertStringIncludes(
+      result.stderr,
+      `no round trip completed: none of the ${report.udp.sent} datagrams sent was answered`,
+    );
+  } finally {
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
 });
 
 Deno.test("bench program --udp: numbered datagrams answered wrongly exit 1", async () => {

@@ -26,6 +26,8 @@ export class UdpLoad implements DatagramProtocol {
   readonly #view: DataView;
   readonly #numbered: boolean;
   readonly #lossTimeoutMs: number;
+  /** The server, as `host:port`, for error messages. */
+  readonly #remote: string;
   #transport: DatagramTransport | null = null;
   #sequence = 0;
   /** The highest sequence number answered. */
@@ -41,8 +43,15 @@ export class UdpLoad implements DatagramProtocol {
   #removeStopper: () => void = () => {};
   readonly #lost = Promise.withResolvers<void>();
 
-  constructor(state: LoadState, message: Uint8Array, index: number, lossTimeoutMs: number) {
+  constructor(
+    state: LoadState,
+    message: Uint8Array,
+    index: number,
+    lossTimeoutMs: number,
+    remote: string,
+  ) {
     this.#state = state;
+    this.#remote = remote;
     this.#message = message;
     this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
     this.#numbered = message.length >= 4;
@@ -106,7 +115,13 @@ export class UdpLoad implements DatagramProtocol {
   }
 
   errorReceived(error: Error): void {
-    if (!this.#state.stopping) this.#state.errors.add(error);
+    if (this.#state.stopping) return;
+    // Each socket names its own port: one message for all, so the report says it once.
+    this.#state.errors.add(
+      error instanceof Deno.errors.ConnectionRefused
+        ? `Cannot reach udp ${this.#remote}: nothing is listening (connection refused)`
+        : error,
+    );
   }
 
   connectionLost(error?: Error): void {

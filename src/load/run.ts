@@ -15,6 +15,7 @@
 import { connectTcp } from "../tcp/client.ts";
 import { connectUdp, resolveRemote } from "../udp/client.ts";
 import { checkInteger } from "../_validate.ts";
+import { formatAddress } from "../_address.ts";
 import { LoadState, Schedule } from "./_state.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
@@ -204,6 +205,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     state.failed = connections;
     state.stop();
   }
+  const where = formatAddress({ transport, hostname, port: options.port });
   const message = patternOf(size);
   const ends: Promise<void>[] = [];
   const udpLoads: UdpLoad[] = [];
@@ -226,7 +228,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           // Each socket sends its own copy: numbers are written into it.
           const { protocol } = await connectUdp(
             { hostname, port: options.port },
-            () => new UdpLoad(state, message.slice(), i, lossTimeoutMs),
+            () => new UdpLoad(state, message.slice(), i, lossTimeoutMs, where),
           );
           udpLoads.push(protocol);
           await protocol.lost;

@@ -53,4 +53,9 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [BENCH, ["--duration", "forever"], "--duration"],
   [BENCH, ["--port", "99999"], "--port"],
   [BENCH, ["--bogus"], "--bogus"],
+  [BENCH, ["--rate", "0"], "--rate"],
+  [BENCH, ["--rate", "fast"], "--rate"],
+  [BENCH, ["--percentiles", "50,101"], "--percentiles"],
+  [BENCH, ["--percentiles", "50,,99"], "--percentiles"],
+  [BENCH, ["--hgrm", ""], "--hgrm"],
 ];

@@ -5,6 +5,7 @@
  * reuse buffers right after writing them, on both backends and both APIs.
  */
 
+import { getPoller } from "../src/poll/_poller.ts";
 import { assert, assertEquals } from "@std/assert";
 import {
   connectTcp,
@@ -92,7 +93,7 @@ async function roundTrip(addr: Deno.NetAddr, data: Uint8Array, seed: number): Pr
  * read goes to the other side as it is (a view of a read buffer), and each
  * side pauses the other's reading while it cannot keep up.
  */
-function proxyProtocol(upstream: Deno.NetAddr): Protocol {
+function proxyProtocol(upstream: Deno.NetAddr, clientBackend: "deno" | "epoll" = "deno"): Protocol {
   let client: Transport;
   let server: Transport | null = null;
   const early: Uint8Array[] = [];
@@ -100,7 +101,7 @@ function proxyProtocol(upstream: Deno.NetAddr): Protocol {
     connectionMade(t) {
       client = t;
       client.pauseReading(); // until the upstream connection is made
-      connectTcp({ ...upstream, ...SMALL_SEND_BUFFER }, () => ({
+      connectTcp({ ...upstream, ...SMALL_SEND_BUFFER, backend: clientBackend }, () => ({
         connectionMade(u: Transport) {
           server = u;
           for (const chunk of early) u.write(chunk);
@@ -143,6 +144,23 @@ for (const backend of TCP_BACKENDS) {
     await proxy.shutdown();
     upstream.close();
     await upstream.done;
+  });
+
+  Deno.test({
+    name:
+      `forwarding (${backend}, protocol API, upstream on epoll): 8 MiB through a slow upstream, byte-exact`,
+    ignore: typeof getPoller() === "string",
+    async fn() {
+      const upstream = slowEchoUpstream();
+      await using proxy = serveTcp(
+        { port: 0, backend, ...SMALL_SEND_BUFFER },
+        () => proxyProtocol(upstream.addr, "epoll"),
+      );
+      await roundTrip(proxy.addr, randomBytes(SIZE, 13), 13);
+      await proxy.shutdown();
+      upstream.close();
+      await upstream.done;
+    },
   });
 
   Deno.test(`forwarding (${backend}, stream API): borrowed views written to another writer, byte-exact`, async () => {

@@ -1,4 +1,11 @@
-import { assert, assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import { getPoller } from "../src/poll/_poller.ts";
 import {
   connectTcp,
   type Protocol,
@@ -313,38 +320,78 @@ for (const backend of TCP_BACKENDS) {
   });
 }
 
-Deno.test("connectTcp runs a client protocol: connectionMade before it resolves, then the echo", async () => {
-  const { server } = recordingServer({ data: (d, t) => t.write(d), eof: () => false });
-  const { transport, protocol } = await connectTcp(
-    { hostname: "127.0.0.1", port: server.addr.port },
-    () => new Recorder(),
-  );
-  assertEquals(protocol.events, ["made"]);
-  const payload = randomBytes(1 << 20, 9);
-  transport.write(payload);
-  transport.writeEof();
-  assertThrows(() => transport.write(encode("x")), TransportClosedError, "writeEof");
-  await transport.closed;
-  // 1 MiB is past the high mark: writing paused and resumed while echoes came in.
-  const flow = protocol.events.filter((e) => e === "pause" || e === "resume");
-  assertEquals(flow, ["pause", "resume"]);
-  const rest = protocol.events.filter((e) => e !== "pause" && e !== "resume");
-  assertEquals(rest.filter((e, i) => e !== rest[i - 1]), ["made", "data", "eof", "lost"]);
-  const got = new Uint8Array(payload.length);
-  let offset = 0;
-  for (const chunk of protocol.received) {
-    got.set(chunk, offset);
-    offset += chunk.length;
-  }
-  assertSameBytes(got, payload);
-  await server.shutdown();
-});
+/** The client backends this process can run. */
+const CLIENT_BACKENDS: ("deno" | "epoll")[] = typeof getPoller() === "string"
+  ? ["deno"]
+  : ["deno", "epoll"];
 
-Deno.test("connectTcp to a closed port names the address", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
-  const error = await connectTcp({ port }, () => ({})).catch((e) => e);
-  assertInstanceOf(error, Deno.errors.ConnectionRefused);
-  assert(error.message.includes(`127.0.0.1:${port}`), error.message);
+/** Sockets, pipes, epoll instances and eventfds this process holds (not its cache files). */
+function openIoDescriptors(): number {
+  let count = 0;
+  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (!Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith("/")) count++;
+    } catch {
+      // Closed since the directory was read.
+    }
+  }
+  return count;
+}
+
+for (const clientBackend of CLIENT_BACKENDS) {
+  Deno.test(`connectTcp (${clientBackend}) runs a client protocol: connectionMade before it resolves, then the echo`, async () => {
+    const { server } = recordingServer({ data: (d, t) => t.write(d), eof: () => false });
+    const { transport, protocol } = await connectTcp(
+      // A small send buffer: the kernel cannot take 1 MiB at once on either backend.
+      {
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        backend: clientBackend,
+        sendBufferSize: 65536,
+      },
+      () => new Recorder(),
+    );
+    assertEquals(protocol.events, ["made"]);
+    const payload = randomBytes(1 << 20, 9);
+    transport.write(payload);
+    transport.writeEof();
+    assertThrows(() => transport.write(encode("x")), TransportClosedError, "writeEof");
+    await transport.closed;
+    // 1 MiB is past the high mark: writing paused and resumed while echoes came in.
+    const flow = protocol.events.filter((e) => e === "pause" || e === "resume");
+    assertEquals(flow, ["pause", "resume"]);
+    const rest = protocol.events.filter((e) => e !== "pause" && e !== "resume");
+    assertEquals(rest.filter((e, i) => e !== rest[i - 1]), ["made", "data", "eof", "lost"]);
+    const got = new Uint8Array(payload.length);
+    let offset = 0;
+    for (const chunk of protocol.received) {
+      got.set(chunk, offset);
+      offset += chunk.length;
+    }
+    assertSameBytes(got, payload);
+    await server.shutdown();
+  });
+
+  Deno.test(`connectTcp (${clientBackend}) to a closed port names the address and keeps no socket`, async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    const before = openIoDescriptors();
+    const error = await connectTcp({ port, backend: clientBackend }, () => ({})).catch((e) => e);
+    assertInstanceOf(error, Deno.errors.ConnectionRefused);
+    assert(error.message.includes(`127.0.0.1:${port}`), error.message);
+    assertEquals(openIoDescriptors(), before);
+  });
+}
+
+Deno.test("connectTcp refuses an unknown backend before connecting", async () => {
+  const error = await connectTcp(
+    { port: 9, backend: "io_uring" as "epoll" },
+    () => ({}),
+  ).catch((e) => e);
+  assertInstanceOf(error, TypeError);
+  assertStringIncludes(
+    error.message,
+    'Cannot connect with backend "io_uring": use "deno" or "epoll"',
+  );
 });

@@ -186,6 +186,12 @@ export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 /** The socket is not connected. */
 export const ENOTCONN = 107;
+/** A non-blocking `connect` is under way: the socket turns writable when it is done. */
+export const EINPROGRESS = 115;
+/** Linux's `SOL_SOCKET` level. */
+export const SOL_SOCKET = 1;
+/** Linux's `SO_ERROR`: a socket's pending error (an async connect's result, an ICMP error). */
+export const SO_ERROR = 4;
 /** Nothing listens there: a connected UDP socket learns it from an ICMP port unreachable. */
 export const ECONNREFUSED = 111;
 /** The connection timed out (keep-alive probes went unanswered). */

@@ -43,6 +43,8 @@ const PORTABLE = {
   close: { parameters: ["i32"], result: "i32" },
   dup: { parameters: ["i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  /** The bench's check of an echo against what was sent. */
+  memcmp: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
 } as const;
 
 const LINUX = {

@@ -11,9 +11,26 @@
 
 import type { Protocol, Transport } from "../core/protocol.ts";
 import type { LoadState } from "./_state.ts";
+import { isLibc, loadLibc, sizeArgument } from "../libc/_libc.ts";
+
+/** libc's `memcmp`, where FFI works: many times faster than a loop over 100 KB echoes. */
+const libc = loadLibc();
+const memcmp = isLibc(libc) ? libc.symbols.memcmp : null;
+
+/** Whether `data` holds the bytes of `message` from `at` on. */
+function sameBytes(data: Uint8Array, message: Uint8Array, at: number): boolean {
+  const n = data.length;
+  if (memcmp !== null && n >= 64) {
+    return memcmp(data, at === 0 ? message : message.subarray(at), sizeArgument(n)) === 0;
+  }
+  for (let i = 0; i < n; i++) {
+    if (data[i] !== message[at + i]) return false;
+  }
+  return true;
+}
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
-const CHUNK = 64 * 1024;
+const CHUNK = 1024 * 1024;
 
 /** A connection's closed or open loop; see the module documentation. */
 export class TcpLoad implements Protocol {
@@ -65,18 +82,19 @@ export class TcpLoad implements Protocol {
           `it was sent`,
       );
     }
-    for (let i = 0; i < n; i++) {
-      if (data[i] !== message[at + i]) {
-        return this.#wrong(`Cannot verify the echo: byte ${at + i} differs from what was sent`);
-      }
+    if (!sameBytes(data, message, at)) {
+      let i = 0;
+      while (data[i] === message[at + i]) i++;
+      return this.#wrong(`Cannot verify the echo: byte ${at + i} differs from what was sent`);
     }
     this.#received = at + n;
     if (this.#received === message.length) {
       const state = this.#state;
-      state.latencies.recordMs(performance.now() - this.#startedAt);
+      const now = performance.now();
+      state.latencies.recordMs(now - this.#startedAt);
       state.requests++;
       this.#busy = false;
-      this.#next();
+      this.#next(now);
     }
   }
 
@@ -112,14 +130,14 @@ export class TcpLoad implements Protocol {
   }
 
   /** Sends the next request: now (closed loop), or when it is due (open loop). */
-  #next(): void {
+  #next(now = performance.now()): void {
     const state = this.#state;
     if (state.stopping || this.#ended) return;
     const schedule = state.schedule;
-    if (schedule === null) return this.#send(performance.now());
+    if (schedule === null) return this.#send(now);
     const due = this.#nextDue;
     this.#nextDue = due + schedule.intervalMs;
-    const wait = due - performance.now();
+    const wait = due - now;
     // Past due (the last echo came late): the wait is the server's, and counts. Else a timer
     // sends it, and counting starts when it fires: its lateness is this client's, not the server's.
     if (wait <= 0) return this.#send(due);

@@ -97,6 +97,35 @@ export function setUpConnection(conn: Deno.TcpConn, options: SocketOptions): Con
 }
 
 /**
+ * Sets `options` on `fd`, a client socket this module opened itself (the
+ * epoll backend), before it connects to `remote`. Returns what its driver
+ * still needs to do (quick-ack re-arming).
+ *
+ * @throws {Error} naming the option, the value and the kernel's reason when
+ * `setsockopt` refuses a value.
+ */
+export function setUpConnectedSocket(
+  libc: Libc,
+  fd: number,
+  remote: Deno.NetAddr,
+  options: SocketOptions,
+): ConnectionSetup {
+  // Not bound yet: its local address is the kernel's choice at the connect.
+  const local: Deno.NetAddr = {
+    transport: "tcp",
+    hostname: remote.hostname.includes(":") ? "::" : "0.0.0.0",
+    port: 0,
+  };
+  return configure(
+    libc,
+    fd,
+    { transport: "tcp", local, remote },
+    settingsOf(options, false),
+    options,
+  );
+}
+
+/**
  * Sets the buffer sizes of the UDP socket bound to `local` (its
  * `reuseAddress` was applied at the bind); `knownFd` is its descriptor when
  * this module opened it, else it is found by its address. Without FFI, or when the socket's

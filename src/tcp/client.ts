@@ -8,6 +8,9 @@ import type { Protocol, Transport } from "../core/protocol.ts";
 import { SocketTransport } from "../core/_transport.ts";
 import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
 import { ConnDriver } from "../drivers/_conn_driver.ts";
+import { EpollDriver } from "../drivers/_epoll_driver.ts";
+import { getPoller } from "../poll/_poller.ts";
+import { connectEpollSocket } from "./_epoll_connect.ts";
 import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
@@ -28,6 +31,14 @@ export interface TcpConnectOptions extends TransportOptions, ConnectionSocketOpt
   hostname?: string;
   /** The port to connect to. */
   port: number;
+  /**
+   * The I/O under the connection: `"deno"` (default), `Deno.connect` and its
+   * conn's awaited reads and writes; `"epoll"`, a socket this module opens
+   * and connects through libc and the poller drives, as the epoll server
+   * backend does its connections (Linux with `--allow-ffi`; faster under
+   * load).
+   */
+  backend?: "deno" | "epoll";
 }
 
 /**
@@ -80,10 +91,16 @@ export async function connectTcp<P extends Protocol>(
   options: TcpConnectOptions,
   protocolFactory: () => P,
 ): Promise<TcpConnection<P>> {
-  const { hostname = "127.0.0.1", port } = options;
+  const { hostname = "127.0.0.1", port, backend = "deno" } = options;
   checkAddress(hostname, port, 1);
   validateTransportOptions(options);
   validateSocketOptions(options);
+  if (backend === "epoll") return await connectOnEpoll(hostname, port, options, protocolFactory);
+  if (backend !== "deno") {
+    throw new TypeError(
+      `Cannot connect with backend ${JSON.stringify(backend)}: use "deno" or "epoll"`,
+    );
+  }
   const conn = await dialTcp(hostname, port);
   let protocol: P;
   let setup: ConnectionSetup;
@@ -95,6 +112,33 @@ export async function connectTcp<P extends Protocol>(
     throw error;
   }
   const driver = new ConnDriver(conn, setup, options.readBufferSize);
+  const transport = new SocketTransport(driver, protocol, options);
+  transport.start();
+  return { transport, protocol };
+}
+
+/** {@linkcode connectTcp} on the epoll backend. */
+async function connectOnEpoll<P extends Protocol>(
+  hostname: string,
+  port: number,
+  options: TcpConnectOptions,
+  protocolFactory: () => P,
+): Promise<TcpConnection<P>> {
+  const poller = getPoller();
+  if (typeof poller === "string") {
+    throw new Deno.errors.NotSupported(
+      `Cannot connect on the epoll backend here: ${poller}; use backend "deno"`,
+    );
+  }
+  const { fd, peer, setup } = await connectEpollSocket(poller, hostname, port, options);
+  let protocol: P;
+  try {
+    protocol = protocolFactory();
+  } catch (error) {
+    poller.libc.symbols.close(fd);
+    throw error;
+  }
+  const driver = new EpollDriver(fd, peer, poller, setup, options.readBufferSize);
   const transport = new SocketTransport(driver, protocol, options);
   transport.start();
   return { transport, protocol };

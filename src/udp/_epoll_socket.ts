@@ -29,8 +29,10 @@ import {
   EPOLLERR,
   EPOLLIN,
   EPOLLOUT,
+  SO_ERROR,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
+  SOL_SOCKET,
 } from "../libc/_constants.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
 import { type Poller, type PollTarget, TURN_BYTES } from "../poll/_poller.ts";
@@ -60,8 +62,6 @@ const MMSGHDR = 64;
 const IOVEC = 16;
 const MSG_DONTWAIT = 0x40;
 const AF_INET = 2;
-const SOL_SOCKET = 1;
-const SO_ERROR = 4;
 /** Addresses made for received datagrams, kept to hand the same object to the same peer. */
 const ADDRESS_CACHE_LIMIT = 4096;
 

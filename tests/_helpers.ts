@@ -133,3 +133,20 @@ export function outcome(promise: Promise<unknown>, ms = 5_000): Promise<string> 
     new Promise<string>((resolve) => timer = setTimeout(() => resolve("pending"), ms)),
   ]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * The descriptors this process holds that are not files: sockets, pipes,
+ * epoll instances and eventfds (Deno's own cache files come and go while it
+ * compiles, so they are left out).
+ */
+export function openIoDescriptors(): number {
+  let count = 0;
+  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (!Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith("/")) count++;
+    } catch {
+      // Closed since the directory was read.
+    }
+  }
+  return count;
+}

@@ -1,3 +1,4 @@
+import { openIoDescriptors } from "./_helpers.ts";
 import {
   assert,
   assertEquals,
@@ -205,23 +206,6 @@ Deno.test("without --allow-ffi the default backend is deno, and asking for epoll
   assert(lines[1].startsWith("epoll: NotSupported: Cannot use the epoll backend here"), lines[1]);
   assertStringIncludes(lines[1], "--allow-ffi");
 });
-
-/**
- * The descriptors this process holds that are not files: sockets, pipes,
- * epoll instances and eventfds (Deno's own cache files come and go while it
- * compiles, so they are left out).
- */
-function openIoDescriptors(): number {
-  let count = 0;
-  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (!Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith("/")) count++;
-    } catch {
-      // Closed since the directory was read.
-    }
-  }
-  return count;
-}
 
 Deno.test({
   name:

@@ -6,6 +6,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { getPoller } from "../src/poll/_poller.ts";
+import { openIoDescriptors } from "./_helpers.ts";
 import {
   connectTcp,
   type Protocol,
@@ -324,19 +325,6 @@ for (const backend of TCP_BACKENDS) {
 const CLIENT_BACKENDS: ("deno" | "epoll")[] = typeof getPoller() === "string"
   ? ["deno"]
   : ["deno", "epoll"];
-
-/** Sockets, pipes, epoll instances and eventfds this process holds (not its cache files). */
-function openIoDescriptors(): number {
-  let count = 0;
-  for (const { name } of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (!Deno.readLinkSync(`/proc/self/fd/${name}`).startsWith("/")) count++;
-    } catch {
-      // Closed since the directory was read.
-    }
-  }
-  return count;
-}
 
 for (const clientBackend of CLIENT_BACKENDS) {
   Deno.test(`connectTcp (${clientBackend}) runs a client protocol: connectionMade before it resolves, then the echo`, async () => {

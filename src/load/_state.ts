@@ -53,6 +53,47 @@ export class Schedule {
   }
 }
 
+/**
+ * When one connection sends its next request: at once in closed loop; in
+ * open loop when it is due. A request already past due when the last echo
+ * came (the server held it back) goes at once and counts from when it was
+ * due; else a timer sends it, and it counts from when the timer fired: the
+ * timer's lateness is this client's, not the server's.
+ */
+export class Pacer {
+  readonly #schedule: Schedule | null;
+  readonly #send: (startedAt: number) => void;
+  #nextDue: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #fire = () => {
+    this.#timer = undefined;
+    this.#send(performance.now());
+  };
+
+  /** Paces connection `index` of the run; `send` sends a request counted from `startedAt`. */
+  constructor(state: LoadState, index: number, send: (startedAt: number) => void) {
+    this.#schedule = state.schedule;
+    this.#send = send;
+    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+  }
+
+  /** Sends the next request, or sets the timer that will; `now` is `performance.now()`. */
+  next(now: number): void {
+    const schedule = this.#schedule;
+    if (schedule === null) return this.#send(now);
+    const due = this.#nextDue;
+    this.#nextDue = due + schedule.intervalMs;
+    if (due <= now) return this.#send(due);
+    this.#timer = setTimeout(this.#fire, due - now);
+  }
+
+  /** Cancels a request the timer would send. */
+  cancel(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 /** The state one run's connections share. */
 export class LoadState {
   readonly latencies: LatencyHistogram;

@@ -10,7 +10,7 @@
  */
 
 import type { Protocol, Transport } from "../core/protocol.ts";
-import type { LoadState } from "./_state.ts";
+import { type LoadState, Pacer } from "./_state.ts";
 import { isLibc, loadLibc, sizeArgument } from "../libc/_libc.ts";
 
 /** libc's `memcmp`, where FFI works: many times faster than a loop over 100 KB echoes. */
@@ -44,9 +44,7 @@ export class TcpLoad implements Protocol {
   #written = 0;
   #received = 0;
   #writingPaused = false;
-  /** When the next request is due (open loop). */
-  #nextDue: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #pacer: Pacer;
   #ended = false;
   #removeStopper: () => void = () => {};
   readonly #lost = Promise.withResolvers<void>();
@@ -54,7 +52,7 @@ export class TcpLoad implements Protocol {
   constructor(state: LoadState, message: Uint8Array, index: number) {
     this.#state = state;
     this.#message = message;
-    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+    this.#pacer = new Pacer(state, index, (startedAt) => this.#send(startedAt));
   }
 
   /** Resolves once the connection is over. */
@@ -124,27 +122,15 @@ export class TcpLoad implements Protocol {
       this.#state.errors.add(error);
     }
     this.#ended = true;
-    clearTimeout(this.#timer);
+    this.#pacer.cancel();
     this.#removeStopper();
     this.#lost.resolve();
   }
 
   /** Sends the next request: now (closed loop), or when it is due (open loop). */
   #next(now = performance.now()): void {
-    const state = this.#state;
-    if (state.stopping || this.#ended) return;
-    const schedule = state.schedule;
-    if (schedule === null) return this.#send(now);
-    const due = this.#nextDue;
-    this.#nextDue = due + schedule.intervalMs;
-    const wait = due - now;
-    // Past due (the last echo came late): the wait is the server's, and counts. Else a timer
-    // sends it, and counting starts when it fires: its lateness is this client's, not the server's.
-    if (wait <= 0) return this.#send(due);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#send(performance.now());
-    }, wait);
+    if (this.#state.stopping || this.#ended) return;
+    this.#pacer.next(now);
   }
 
   #send(startedAt: number): void {
@@ -185,7 +171,7 @@ export class TcpLoad implements Protocol {
   #stop(): void {
     if (this.#busy) this.#state.unfinished++;
     this.#busy = false;
-    clearTimeout(this.#timer);
+    this.#pacer.cancel();
     this.#transport?.abort();
   }
 }

@@ -11,7 +11,7 @@
  */
 
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
-import type { LoadState } from "./_state.ts";
+import { type LoadState, Pacer } from "./_state.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
 const WINDOW = 4096;
@@ -37,8 +37,7 @@ export class UdpLoad implements DatagramProtocol {
   #busy = false;
   #sentAt = 0;
   #startedAt = 0;
-  #nextDue: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #pacer: Pacer;
   #ended = false;
   #removeStopper: () => void = () => {};
   readonly #lost = Promise.withResolvers<void>();
@@ -56,7 +55,7 @@ export class UdpLoad implements DatagramProtocol {
     this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
     this.#numbered = message.length >= 4;
     this.#lossTimeoutMs = lossTimeoutMs;
-    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+    this.#pacer = new Pacer(state, index, (startedAt) => this.#send(startedAt));
   }
 
   /** Resolves once the socket is closed. */
@@ -108,10 +107,11 @@ export class UdpLoad implements DatagramProtocol {
       return;
     }
     if (!this.#busy || sequence !== this.#sequence) return;
-    state.latencies.recordMs(performance.now() - this.#startedAt);
+    const now = performance.now();
+    state.latencies.recordMs(now - this.#startedAt);
     state.requests++;
     this.#busy = false;
-    this.#next();
+    this.#next(now);
   }
 
   errorReceived(error: Error): void {
@@ -130,7 +130,7 @@ export class UdpLoad implements DatagramProtocol {
       this.#state.errors.add(error);
     }
     this.#ended = true;
-    clearTimeout(this.#timer);
+    this.#pacer.cancel();
     this.#removeStopper();
     this.#lost.resolve();
   }
@@ -144,21 +144,10 @@ export class UdpLoad implements DatagramProtocol {
     this.#next();
   }
 
-  #next(): void {
-    const state = this.#state;
-    if (state.stopping || this.#ended) return;
-    const schedule = state.schedule;
-    if (schedule === null) return this.#send(performance.now());
-    const due = this.#nextDue;
-    this.#nextDue = due + schedule.intervalMs;
-    const wait = due - performance.now();
-    // Past due (the last echo came late): the wait is the server's, and counts. Else a timer
-    // sends it, and counting starts when it fires: its lateness is this client's, not the server's.
-    if (wait <= 0) return this.#send(due);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#send(performance.now());
-    }, wait);
+  /** Sends the next request: now (closed loop), or when it is due (open loop). */
+  #next(now = performance.now()): void {
+    if (this.#state.stopping || this.#ended) return;
+    this.#pacer.next(now);
   }
 
   #send(startedAt: number): void {
@@ -186,7 +175,7 @@ export class UdpLoad implements DatagramProtocol {
   #stop(): void {
     if (this.#busy) this.#state.unfinished++;
     this.#busy = false;
-    clearTimeout(this.#timer);
+    this.#pacer.cancel();
     this.#transport?.abort();
   }
 }

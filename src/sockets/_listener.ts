@@ -11,6 +11,7 @@ import { SOCK_CLOEXEC, SOCK_NONBLOCK } from "../libc/_constants.ts";
 import type { LinuxLibc } from "../libc/_libc.ts";
 import { formatAddress } from "../_address.ts";
 import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "./_address.ts";
+import { requireNetAccess } from "./_permission.ts";
 
 /** A socket listening on `addr`; close `fd` when done with it. */
 export interface ListeningSocket {
@@ -50,15 +51,7 @@ export function openListeningSocket(
 ): ListeningSocket {
   const { hostname, port, backlog } = request;
   const where = formatAddress({ transport: "tcp", hostname, port });
-  // Deno.listen asks for this permission; a socket opened through FFI must too.
-  if (
-    Deno.permissions.querySync({ name: "net", host: `${hostname}:${port}` }).state !== "granted"
-  ) {
-    throw new Deno.errors.NotCapable(
-      `Cannot listen on ${where}: it requires net access to "${hostname}:${port}"; ` +
-        `run again with the --allow-net flag`,
-    );
-  }
+  requireNetAccess("tcp", hostname, port, "listen on");
   const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??
     resolveAddress(libc, hostname, port, "tcp");
   const family = libc.constants.sockaddrHasLength ? sockaddr[1] : sockaddr[0] | (sockaddr[1] << 8);

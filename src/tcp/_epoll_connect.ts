@@ -22,6 +22,7 @@ import type { LinuxLibc } from "../libc/_libc.ts";
 import type { Poller } from "../poll/_poller.ts";
 import { encodeSockaddr, parseSockaddr } from "../sockets/_address.ts";
 import { resolveAddress } from "../sockets/_listener.ts";
+import { requireNetAccess } from "../sockets/_permission.ts";
 import { type ConnectionSetup, setUpConnectedSocket } from "../sockopt/_setup.ts";
 import type { SocketOptions } from "../sockopt/socket_options.ts";
 import { formatAddress } from "../_address.ts";
@@ -49,15 +50,7 @@ export async function connectEpollSocket(
 ): Promise<ConnectedSocket> {
   const libc = poller.libc as LinuxLibc;
   const where = formatAddress({ transport: "tcp", hostname, port });
-  // Deno.connect asks for this permission; a socket connected through FFI must too.
-  if (
-    Deno.permissions.querySync({ name: "net", host: `${hostname}:${port}` }).state !== "granted"
-  ) {
-    throw new Deno.errors.NotCapable(
-      `Cannot connect to ${where}: it requires net access to "${hostname}:${port}"; ` +
-        `run again with the --allow-net flag`,
-    );
-  }
+  requireNetAccess("tcp", hostname, port, "connect to");
   const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??
     resolveAddress(libc, hostname, port, "tcp");
   const peer: Deno.NetAddr = { transport: "tcp", ...parseSockaddr(libc.constants, sockaddr)! };

@@ -35,6 +35,7 @@ import {
   SOL_SOCKET,
 } from "../libc/_constants.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
+import { requireNetAccess } from "../sockets/_permission.ts";
 import { type Poller, type PollTarget, TURN_BYTES } from "../poll/_poller.ts";
 import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "../sockets/_address.ts";
 import { resolveAddress } from "../sockets/_listener.ts";
@@ -315,13 +316,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     reuseAddress: boolean,
   ) {
     const where = formatAddress({ transport: "udp", hostname, port });
-    if (
-      Deno.permissions.querySync({ name: "net", host: `${hostname}:${port}` }).state !== "granted"
-    ) {
-      throw new Deno.errors.NotCapable(
-        `Requires net access to "${hostname}:${port}", run again with the --allow-net flag`,
-      );
-    }
+    requireNetAccess("udp", hostname, port, "bind");
     const sockaddr = encodeSockaddr(libc.constants, hostname, port) ??
       resolveAddress(libc, hostname, port, "udp");
     const family = sockaddr[0] | (sockaddr[1] << 8);

@@ -364,3 +364,50 @@ Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution",
     await Deno.remove(file);
   }
 });
+
+Deno.test("bench program: --churn makes a connection per request and times connects apart", async () => {
+  // An echo server in this process, counting the connections it accepts.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      (async () => {
+        const buffer = new Uint8Array(65536);
+        try {
+          for (let n; (n = await conn.read(buffer)) !== null;) {
+            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
+          }
+        } catch {
+          // The bench went away.
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  try {
+    const result = await bench([
+      "--port",
+      String(listener.addr.port),
+      "--churn",
+      "--connections",
+      "4",
+      "--duration",
+      "2",
+      "--json",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    const { connections, connectionsPerSecond, connectUs } = report.churn;
+    assert(connections > 100, result.stdout);
+    // Each request had a connection of its own; the server saw each (and any still connecting).
+    assertEquals(connections, report.requests + report.unfinished);
+    assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
+    assert(connectionsPerSecond > 50, result.stdout);
+    assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});

@@ -42,7 +42,13 @@ import {
   UsageError,
 } from "./_args.ts";
 
-export { type BenchOptions, type BenchReport, DEFAULT_PERCENTILES, runBench } from "../load/run.ts";
+export {
+  type BenchOptions,
+  type BenchReport,
+  DEFAULT_PERCENTILES,
+  type LatencyReport,
+  runBench,
+} from "../load/run.ts";
 export { formatReport, rateMissed } from "../load/report.ts";
 export { formatMicroseconds, LatencyHistogram } from "../load/histogram.ts";
 
@@ -75,6 +81,9 @@ Options:
                             schedule; a request held back by the last echo counts
                             from when it was due (default: closed loop); keep
                             each connection's interval at 2 ms or more
+  --churn                   TCP: a new connection per request, closed after its echo;
+                            reports connections/s and the connect latency apart
+                            from the echo's (closed loop)
   --percentiles LIST        latency percentiles to report (default 50,90,99,99.9,99.99)
   --hgrm FILE               write the latencies as HdrHistogram's percentile
                             distribution (in ms), for its plotters
@@ -113,7 +122,7 @@ export async function main(args: string[]): Promise<number> {
       "percentiles",
       "hgrm",
     ],
-    boolean: ["help", "version", "json", "udp"],
+    boolean: ["help", "version", "json", "udp", "churn"],
     alias: { host: "hostname", h: "help" },
     default: {
       hostname: "127.0.0.1",
@@ -143,7 +152,14 @@ export async function main(args: string[]): Promise<number> {
       rate: flags.rate === undefined ? undefined : integerFlag("rate", flags.rate, 1, 100_000_000),
       latencies,
       signal: controller.signal,
+      churn: flags.churn,
     };
+    if (flags.churn && (transport === "udp" || flags.rate !== undefined)) {
+      throw new UsageError(
+        `Cannot use --churn with ${transport === "udp" ? "--udp" : "--rate"}: --churn makes a ` +
+          `TCP connection per request, in closed loop`,
+      );
+    }
     if (flags.hgrm !== undefined) textFlag("hgrm", flags.hgrm);
     if (Deno.stderr.isTerminal()) options.onProgress = showProgress;
   } catch (error) {

@@ -49,8 +49,14 @@ export class TcpLoad implements Protocol {
   #removeStopper: () => void = () => {};
   readonly #lost = Promise.withResolvers<void>();
 
-  constructor(state: LoadState, message: Uint8Array, index: number) {
+  /** Closes the connection after its first echo (churn). */
+  readonly #once: boolean;
+  /** The connection failed (an error was counted). */
+  failed = false;
+
+  constructor(state: LoadState, message: Uint8Array, index: number, once: boolean) {
     this.#state = state;
+    this.#once = once;
     this.#message = message;
     this.#pacer = new Pacer(state, index, (startedAt) => this.#send(startedAt));
   }
@@ -92,6 +98,11 @@ export class TcpLoad implements Protocol {
       state.latencies.recordMs(now - this.#startedAt);
       state.requests++;
       this.#busy = false;
+      if (this.#once) {
+        this.#ended = true;
+        this.#transport!.close();
+        return;
+      }
       this.#next(now);
     }
   }
@@ -118,6 +129,7 @@ export class TcpLoad implements Protocol {
   connectionLost(error?: Error): void {
     if (error !== undefined && !this.#ended && !this.#state.stopping) {
       this.#ended = true;
+      this.failed = true;
       this.#state.failed++;
       this.#state.errors.add(error);
     }
@@ -162,6 +174,7 @@ export class TcpLoad implements Protocol {
   #fail(message: string): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.failed = true;
     this.#state.failed++;
     this.#state.errors.add(message);
     this.#transport?.abort();

@@ -40,6 +40,16 @@ export function formatReport(report: BenchReport): string {
       report.wrongAnswers > 0 ? ` (${report.wrongAnswers} wrong answers)` : ""
     }`,
   ];
+  if (report.churn !== null) {
+    const c = report.churn;
+    const connect = Object.entries(c.connectUs.percentiles).map(([p, us]) => `p${p} ${us}`)
+      .join("  ");
+    lines.push(
+      `connections/s ${c.connectionsPerSecond.toFixed(0)} (${c.connections} made, one per request)`,
+      `connect µs    min ${c.connectUs.min}  ${connect}  max ${c.connectUs.max}  ` +
+        `mean ${c.connectUs.mean}`,
+    );
+  }
   if (report.udp !== null) {
     const u = report.udp;
     lines.push(

@@ -59,6 +59,12 @@ export interface BenchOptions {
   rate?: number;
   /** The latency percentiles to report, from 0 to 100. Default `[50, 90, 99, 99.9, 99.99]`. */
   percentiles?: number[];
+  /**
+   * TCP: a new connection for each request, closed after its echo; the
+   * report then gives the connections per second and the connect latency
+   * apart from the echo's (`churn`). Closed loop only. Default `false`.
+   */
+  churn?: boolean;
   /** UDP: milliseconds after which an unanswered datagram counts as lost. Default 1000. */
   lossTimeoutMs?: number;
   /**
@@ -113,7 +119,7 @@ export interface BenchReport {
    * significant digits; in open loop counted from when each request was due.
    * `percentiles` is keyed by the percentile as written (`"99.9"`).
    */
-  latencyUs: { min: number; mean: number; max: number; percentiles: Record<string, number> };
+  latencyUs: LatencyReport;
   /** Error events: failed connections, socket errors and wrong answers. */
   errors: number;
   /** Each distinct error message once, with how often it came, the most frequent first. */
@@ -128,6 +134,34 @@ export interface BenchReport {
    * (echoed after a later datagram's echo). `null` for TCP.
    */
   udp: { sent: number; lost: number; late: number; duplicates: number; reordered: number } | null;
+  /**
+   * With `churn`: the connections made (one per request), per second, and
+   * how long each connect took, apart from the echo's latency. `null`
+   * otherwise.
+   */
+  churn: { connections: number; connectionsPerSecond: number; connectUs: LatencyReport } | null;
+}
+
+/**
+ * Latencies in microseconds: the least, the mean, the greatest, and the
+ * percentiles asked for, keyed as written (`"99.9"`).
+ *
+ * @example
+ * ```ts
+ * import type { LatencyReport } from "@x/echo/bench";
+ *
+ * const latency: LatencyReport = { min: 15, mean: 40, max: 900, percentiles: { "50": 36 } };
+ * ```
+ */
+export interface LatencyReport {
+  /** The least latency. */
+  min: number;
+  /** The mean latency. */
+  mean: number;
+  /** The greatest latency. */
+  max: number;
+  /** The latency at each percentile asked for. */
+  percentiles: Record<string, number>;
 }
 
 /**
@@ -177,6 +211,14 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   if (options.rate !== undefined && !(options.rate > 0 && Number.isFinite(options.rate))) {
     throw new RangeError(`Cannot send at rate ${options.rate}: the rate must be above 0`);
   }
+  if (options.churn && (transport === "udp" || options.rate !== undefined)) {
+    throw new RangeError(
+      `Cannot churn ${transport === "udp" ? "over UDP: it has no connections" : "at a rate"}: ` +
+        `churn makes a TCP connection per request, in closed loop; drop ${
+          transport === "udp" ? "churn" : "rate"
+        }`,
+    );
+  }
   const lossTimeoutMs = options.lossTimeoutMs ?? 1000;
   const start = performance.now();
   const state = new LoadState(
@@ -210,6 +252,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   // TCP on the epoll backend where it runs, as the server does: its per-request path is the fast one.
   const backend = typeof getPoller() === "string" ? "deno" : "epoll";
   const message = patternOf(size);
+  const connects = new LatencyHistogram();
+  let connected = 0;
   const ends: Promise<void>[] = [];
   const udpLoads: UdpLoad[] = [];
   let lossCheck: ReturnType<typeof setInterval> | undefined;
@@ -235,10 +279,25 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           );
           udpLoads.push(protocol);
           await protocol.lost;
+        } else if (options.churn) {
+          // A new connection per request: the connect timed on its own, then one echo.
+          while (!state.stopping) {
+            const started = performance.now();
+            const { protocol } = await connectTcp(
+              { hostname, port: options.port, backend },
+              () => new TcpLoad(state, message, i, true),
+            );
+            if (!state.stopping) {
+              connects.recordMs(performance.now() - started);
+              connected++;
+            }
+            await protocol.lost;
+            if (protocol.failed) break;
+          }
         } else {
           const { protocol } = await connectTcp(
             { hostname, port: options.port, backend },
-            () => new TcpLoad(state, message, i),
+            () => new TcpLoad(state, message, i, false),
           );
           await protocol.lost;
         }
@@ -260,7 +319,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   options.signal?.removeEventListener("abort", abort);
   // Every connection was aborted by the stop; connections still being made end as they come.
   await Promise.race([Promise.all(ends), new Promise((resolve) => setTimeout(resolve, 1000))]);
-  return reportOf(state, options, transport, seconds, percentiles);
+  const report = reportOf(state, options, transport, seconds, percentiles);
+  if (options.churn) {
+    report.churn = {
+      connections: connected,
+      connectionsPerSecond: connected / seconds,
+      connectUs: latencyOf(connects, percentiles),
+    };
+  }
+  return report;
 }
 
 function reportOf(
@@ -270,12 +337,6 @@ function reportOf(
   seconds: number,
   percentiles: readonly number[],
 ): BenchReport {
-  const latencies = state.latencies;
-  const byPercentile: Record<string, number> = {};
-  // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
-  for (const p of percentiles) {
-    byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
-  }
   return {
     schema: 1,
     transport,
@@ -287,17 +348,28 @@ function reportOf(
     requests: state.requests,
     requestsPerSecond: state.requests / seconds,
     mibPerSecond: (state.requests * options.size) / seconds / (1 << 20),
-    latencyUs: {
-      min: latencies.minUs,
-      mean: Math.round(latencies.meanUs),
-      max: latencies.maxUs,
-      percentiles: byPercentile,
-    },
+    latencyUs: latencyOf(state.latencies, percentiles),
     errors: state.errors.total,
     errorMessages: state.errors.entries(),
     wrongAnswers: state.wrong,
     unfinished: state.unfinished,
     udp: transport === "udp" ? { ...state.udp } : null,
+    churn: null,
+  };
+}
+
+/** The report's figures of `latencies`. */
+function latencyOf(latencies: LatencyHistogram, percentiles: readonly number[]): LatencyReport {
+  const byPercentile: Record<string, number> = {};
+  // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
+  for (const p of percentiles) {
+    byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
+  }
+  return {
+    min: latencies.minUs,
+    mean: Math.round(latencies.meanUs),
+    max: latencies.maxUs,
+    percentiles: byPercentile,
   };
 }
 

@@ -11,23 +11,7 @@
 
 import type { Protocol, Transport } from "../core/protocol.ts";
 import { type LoadState, Pacer } from "./_state.ts";
-import { isLibc, loadLibc, sizeArgument } from "../libc/_libc.ts";
-
-/** libc's `memcmp`, where FFI works: many times faster than a loop over 100 KB echoes. */
-const libc = loadLibc();
-const memcmp = isLibc(libc) ? libc.symbols.memcmp : null;
-
-/** Whether `data` holds the bytes of `message` from `at` on. */
-function sameBytes(data: Uint8Array, message: Uint8Array, at: number): boolean {
-  const n = data.length;
-  if (memcmp !== null && n >= 64) {
-    return memcmp(data, at === 0 ? message : message.subarray(at), sizeArgument(n)) === 0;
-  }
-  for (let i = 0; i < n; i++) {
-    if (data[i] !== message[at + i]) return false;
-  }
-  return true;
-}
+import { sameBytes } from "./_compare.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
 const CHUNK = 1024 * 1024;

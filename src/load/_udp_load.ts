@@ -12,6 +12,7 @@
 
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import { type LoadState, Pacer } from "./_state.ts";
+import { sameBytes } from "./_compare.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
 const WINDOW = 4096;
@@ -84,9 +85,8 @@ export class UdpLoad implements DatagramProtocol {
       slot = sequence % WINDOW;
       if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) return this.#wrong();
     }
-    for (let i = this.#numbered ? 4 : 0; i < data.length; i++) {
-      if (data[i] !== message[i]) return this.#wrong();
-    }
+    const from = this.#numbered ? 4 : 0;
+    if (!sameBytes(data.subarray(from), message, from)) return this.#wrong();
     if (this.#numbered) {
       const was = this.#states[slot];
       if (was === ANSWERED) {

@@ -17,6 +17,44 @@ function freePort(): number {
   return port;
 }
 
+/**
+ * An echo server in this process, to watch what the bench does: `accepted`
+ * counts its connections, `beforeEcho` runs (and is awaited) before each
+ * chunk goes back, and `echoed` is told the bytes sent back so far.
+ */
+function echoServer(hooks: {
+  beforeEcho?: () => Promise<void> | void;
+  echoed?: (bytes: number) => void;
+} = {}): AsyncDisposable & { port: number; accepted: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = { port: listener.addr.port, accepted: 0, [Symbol.asyncDispose]: async () => {} };
+  let bytes = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      server.accepted++;
+      (async () => {
+        const buffer = new Uint8Array(65536);
+        try {
+          for (let n; (n = await conn.read(buffer)) !== null;) {
+            await hooks.beforeEcho?.();
+            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
+            hooks.echoed?.(bytes += n);
+          }
+        } catch {
+          // The bench went away.
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  server[Symbol.asyncDispose] = async () => {
+    listener.close();
+    await serving.catch(() => {});
+  };
+  return server;
+}
+
 /** The bench program as a child process. */
 function spawnBench(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -206,51 +244,27 @@ Deno.test("bench program: a host name that does not resolve is named, once", asy
 });
 
 Deno.test("bench program: the first SIGINT ends the run with its report", async () => {
-  // An echo server in this process, to know when the bench is under way.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const echoed = Promise.withResolvers<void>();
-  let bytes = 0;
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buffer = new Uint8Array(65536);
-        try {
-          for (let n; (n = await conn.read(buffer)) !== null;) {
-            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
-            // Ten messages' worth echoed: some round trips are complete.
-            if ((bytes += n) >= 10_000) echoed.resolve();
-          }
-        } catch {
-          // The bench went away.
-        } finally {
-          conn.close();
-        }
-      })();
-    }
-  })();
-  try {
-    const started = performance.now();
-    const child = spawnBench([
-      "--port",
-      String(listener.addr.port),
-      "--connections",
-      "2",
-      "--duration",
-      "60",
-      "--json",
-    ]);
-    await echoed.promise;
-    child.kill("SIGINT");
-    const { code, stdout, stderr } = await child.output();
-    assertEquals(code, 0, decode(stderr));
-    const report = JSON.parse(decode(stdout));
-    assert(report.requests > 0, decode(stdout));
-    assert(report.seconds < 30, `${report.seconds} s`);
-    assert(performance.now() - started < 30_000);
-  } finally {
-    listener.close();
-    await serving.catch(() => {});
-  }
+  // Ten messages' worth echoed: some round trips are complete.
+  await using server = echoServer({ echoed: (bytes) => bytes >= 10_000 && echoed.resolve() });
+  const started = performance.now();
+  const child = spawnBench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "2",
+    "--duration",
+    "60",
+    "--json",
+  ]);
+  await echoed.promise;
+  child.kill("SIGINT");
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, decode(stderr));
+  const report = JSON.parse(decode(stdout));
+  assert(report.requests > 0, decode(stdout));
+  assert(report.seconds < 30, `${report.seconds} s`);
+  assert(performance.now() - started < 30_000);
 });
 
 Deno.test("bench program: --rate 2000 holds 2,000 requests/s", async () => {
@@ -275,53 +289,34 @@ Deno.test("bench program: --rate 2000 holds 2,000 requests/s", async () => {
 
 Deno.test("bench program: in open loop a stalled server's queue shows in the latencies", async () => {
   // An echo server that stops answering for 300 ms once, half a second in.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const start = performance.now();
   let stalled = false;
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buffer = new Uint8Array(65536);
-        try {
-          for (let n; (n = await conn.read(buffer)) !== null;) {
-            if (!stalled && performance.now() - start > 500) {
-              stalled = true;
-              await new Promise((resolve) => setTimeout(resolve, 300));
-            }
-            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
-          }
-        } catch {
-          // The bench went away.
-        } finally {
-          conn.close();
-        }
-      })();
-    }
-  })();
-  try {
-    const result = await bench([
-      "--port",
-      String(listener.addr.port),
-      "--connections",
-      "1",
-      "--rate",
-      "400",
-      "--duration",
-      "2",
-      "--percentiles",
-      "50,90,99",
-      "--json",
-    ]);
-    assertEquals(result.code, 0, result.stderr);
-    const { percentiles } = JSON.parse(result.stdout).latencyUs;
-    // 120 requests fell due during the stall and waited for it: over 10% of the 800, so the
-    // 90th percentile is tens of milliseconds. Counted from their sends, only one would be.
-    assert(percentiles["90"] > 20_000, JSON.stringify(percentiles));
-    assert(percentiles["50"] < 20_000, JSON.stringify(percentiles));
-  } finally {
-    listener.close();
-    await serving.catch(() => {});
-  }
+  await using server = echoServer({
+    async beforeEcho() {
+      if (stalled || performance.now() - start < 500) return;
+      stalled = true;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    },
+  });
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "1",
+    "--rate",
+    "400",
+    "--duration",
+    "2",
+    "--percentiles",
+    "50,90,99",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const { percentiles } = JSON.parse(result.stdout).latencyUs;
+  // 120 requests fell due during the stall and waited for it: over 10% of the 800, so the
+  // 90th percentile is tens of milliseconds. Counted from their sends, only one would be.
+  assert(percentiles["90"] > 20_000, JSON.stringify(percentiles));
+  assert(percentiles["50"] < 20_000, JSON.stringify(percentiles));
 });
 
 Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution", async () => {
@@ -366,48 +361,25 @@ Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution",
 });
 
 Deno.test("bench program: --churn makes a connection per request and times connects apart", async () => {
-  // An echo server in this process, counting the connections it accepts.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let accepted = 0;
-  const serving = (async () => {
-    for await (const conn of listener) {
-      accepted++;
-      (async () => {
-        const buffer = new Uint8Array(65536);
-        try {
-          for (let n; (n = await conn.read(buffer)) !== null;) {
-            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
-          }
-        } catch {
-          // The bench went away.
-        } finally {
-          conn.close();
-        }
-      })();
-    }
-  })();
-  try {
-    const result = await bench([
-      "--port",
-      String(listener.addr.port),
-      "--churn",
-      "--connections",
-      "4",
-      "--duration",
-      "2",
-      "--json",
-    ]);
-    assertEquals(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout);
-    const { connections, connectionsPerSecond, connectUs } = report.churn;
-    assert(connections > 100, result.stdout);
-    // Each request had a connection of its own; the server saw each (and any still connecting).
-    assertEquals(connections, report.requests + report.unfinished);
-    assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
-    assert(connectionsPerSecond > 50, result.stdout);
-    assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
-  } finally {
-    listener.close();
-    await serving.catch(() => {});
-  }
+  await using server = echoServer();
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--churn",
+    "--connections",
+    "4",
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  const { connections, connectionsPerSecond, connectUs } = report.churn;
+  assert(connections > 100, result.stdout);
+  // Each request had a connection of its own; the server saw each (and any still connecting).
+  assertEquals(connections, report.requests + report.unfinished);
+  const { accepted } = server;
+  assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
+  assert(connectionsPerSecond > 50, result.stdout);
+  assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
 });

@@ -94,6 +94,64 @@ export class Pacer {
   }
 }
 
+/**
+ * The part of a connection's life that the TCP and UDP loads share: it
+ * starts only while the run goes on, is ended by the run's stop, sends its
+ * requests through its {@linkcode Pacer}, and resolves `lost` when over.
+ */
+export class Lifecycle {
+  readonly #state: LoadState;
+  readonly #pacer: Pacer;
+  readonly #stop: () => void;
+  readonly #lost = Promise.withResolvers<void>();
+  #removeStopper: () => void = () => {};
+  /** Over: nothing more is sent. */
+  ended = false;
+
+  /** `send` sends a request counted from `startedAt`; `stop` ends the connection when the run stops. */
+  constructor(
+    state: LoadState,
+    index: number,
+    send: (startedAt: number) => void,
+    stop: () => void,
+  ) {
+    this.#state = state;
+    this.#pacer = new Pacer(state, index, send);
+    this.#stop = stop;
+  }
+
+  /** Resolves once the connection is over. */
+  get lost(): Promise<void> {
+    return this.#lost.promise;
+  }
+
+  /** At `connectionMade`: sends the first request, or aborts when the run has stopped meanwhile. */
+  begin(transport: { abort(): void }): void {
+    if (this.#state.stopping) return transport.abort();
+    this.#removeStopper = this.#state.onStop(this.#stop);
+    this.next(performance.now());
+  }
+
+  /** Sends the next request, now or when it is due, unless the run or the connection is over. */
+  next(now: number): void {
+    if (this.#state.stopping || this.ended) return;
+    this.#pacer.next(now);
+  }
+
+  /** Cancels a request the pacer's timer would send (the run stopped). */
+  cancel(): void {
+    this.#pacer.cancel();
+  }
+
+  /** At `connectionLost`: nothing more is sent, and `lost` resolves. */
+  end(): void {
+    this.ended = true;
+    this.#pacer.cancel();
+    this.#removeStopper();
+    this.#lost.resolve();
+  }
+}
+
 /** The state one run's connections share. */
 export class LoadState {
   readonly latencies: LatencyHistogram;

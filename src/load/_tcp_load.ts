@@ -10,7 +10,7 @@
  */
 
 import type { Protocol, Transport } from "../core/protocol.ts";
-import { type LoadState, Pacer } from "./_state.ts";
+import { Lifecycle, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_compare.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
@@ -28,10 +28,7 @@ export class TcpLoad implements Protocol {
   #written = 0;
   #received = 0;
   #writingPaused = false;
-  readonly #pacer: Pacer;
-  #ended = false;
-  #removeStopper: () => void = () => {};
-  readonly #lost = Promise.withResolvers<void>();
+  readonly #life: Lifecycle;
 
   /** Closes the connection after its first echo (churn). */
   readonly #once: boolean;
@@ -42,22 +39,17 @@ export class TcpLoad implements Protocol {
     this.#state = state;
     this.#once = once;
     this.#message = message;
-    this.#pacer = new Pacer(state, index, (startedAt) => this.#send(startedAt));
+    this.#life = new Lifecycle(state, index, (at) => this.#send(at), () => this.#stop());
   }
 
   /** Resolves once the connection is over. */
   get lost(): Promise<void> {
-    return this.#lost.promise;
+    return this.#life.lost;
   }
 
   connectionMade(transport: Transport): void {
     this.#transport = transport;
-    if (this.#state.stopping) {
-      transport.abort();
-      return;
-    }
-    this.#removeStopper = this.#state.onStop(() => this.#stop());
-    this.#next();
+    this.#life.begin(transport);
   }
 
   dataReceived(data: Uint8Array): void {
@@ -83,11 +75,11 @@ export class TcpLoad implements Protocol {
       state.requests++;
       this.#busy = false;
       if (this.#once) {
-        this.#ended = true;
+        this.#life.ended = true;
         this.#transport!.close();
         return;
       }
-      this.#next(now);
+      this.#life.next(now);
     }
   }
 
@@ -111,26 +103,16 @@ export class TcpLoad implements Protocol {
   }
 
   connectionLost(error?: Error): void {
-    if (error !== undefined && !this.#ended && !this.#state.stopping) {
-      this.#ended = true;
+    if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
       this.failed = true;
       this.#state.failed++;
       this.#state.errors.add(error);
     }
-    this.#ended = true;
-    this.#pacer.cancel();
-    this.#removeStopper();
-    this.#lost.resolve();
-  }
-
-  /** Sends the next request: now (closed loop), or when it is due (open loop). */
-  #next(now = performance.now()): void {
-    if (this.#state.stopping || this.#ended) return;
-    this.#pacer.next(now);
+    this.#life.end();
   }
 
   #send(startedAt: number): void {
-    if (this.#state.stopping || this.#ended) return;
+    if (this.#state.stopping || this.#life.ended) return;
     this.#busy = true;
     this.#startedAt = startedAt;
     this.#written = 0;
@@ -142,7 +124,7 @@ export class TcpLoad implements Protocol {
     const message = this.#message;
     const size = message.length;
     const transport = this.#transport!;
-    while (this.#written < size && !this.#writingPaused && !this.#ended) {
+    while (this.#written < size && !this.#writingPaused && !this.#life.ended) {
       const from = this.#written;
       const to = Math.min(size, from + CHUNK);
       this.#written = to;
@@ -156,8 +138,8 @@ export class TcpLoad implements Protocol {
   }
 
   #fail(message: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
+    if (this.#life.ended) return;
+    this.#life.ended = true;
     this.failed = true;
     this.#state.failed++;
     this.#state.errors.add(message);
@@ -168,7 +150,7 @@ export class TcpLoad implements Protocol {
   #stop(): void {
     if (this.#busy) this.#state.unfinished++;
     this.#busy = false;
-    this.#pacer.cancel();
+    this.#life.cancel();
     this.#transport?.abort();
   }
 }

@@ -11,7 +11,7 @@
  */
 
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
-import { type LoadState, Pacer } from "./_state.ts";
+import { Lifecycle, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_compare.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
@@ -38,10 +38,7 @@ export class UdpLoad implements DatagramProtocol {
   #busy = false;
   #sentAt = 0;
   #startedAt = 0;
-  readonly #pacer: Pacer;
-  #ended = false;
-  #removeStopper: () => void = () => {};
-  readonly #lost = Promise.withResolvers<void>();
+  readonly #life: Lifecycle;
 
   constructor(
     state: LoadState,
@@ -56,22 +53,17 @@ export class UdpLoad implements DatagramProtocol {
     this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
     this.#numbered = message.length >= 4;
     this.#lossTimeoutMs = lossTimeoutMs;
-    this.#pacer = new Pacer(state, index, (startedAt) => this.#send(startedAt));
+    this.#life = new Lifecycle(state, index, (at) => this.#send(at), () => this.#stop());
   }
 
-  /** Resolves once the socket is closed. */
+  /** Resolves once the connection is over. */
   get lost(): Promise<void> {
-    return this.#lost.promise;
+    return this.#life.lost;
   }
 
   connectionMade(transport: DatagramTransport): void {
     this.#transport = transport;
-    if (this.#state.stopping) {
-      transport.abort();
-      return;
-    }
-    this.#removeStopper = this.#state.onStop(() => this.#stop());
-    this.#next();
+    this.#life.begin(transport);
   }
 
   datagramReceived(data: Uint8Array): void {
@@ -111,7 +103,7 @@ export class UdpLoad implements DatagramProtocol {
     state.latencies.recordMs(now - this.#startedAt);
     state.requests++;
     this.#busy = false;
-    this.#next(now);
+    this.#life.next(now);
   }
 
   errorReceived(error: Error): void {
@@ -125,14 +117,11 @@ export class UdpLoad implements DatagramProtocol {
   }
 
   connectionLost(error?: Error): void {
-    if (error !== undefined && !this.#ended && !this.#state.stopping) {
+    if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
       this.#state.failed++;
       this.#state.errors.add(error);
     }
-    this.#ended = true;
-    this.#pacer.cancel();
-    this.#removeStopper();
-    this.#lost.resolve();
+    this.#life.end();
   }
 
   /** Called often by the run: a datagram unanswered for the loss timeout is lost. */
@@ -141,17 +130,11 @@ export class UdpLoad implements DatagramProtocol {
     if (this.#numbered) this.#states[this.#sequence % WINDOW] = LOST;
     this.#state.udp.lost++;
     this.#busy = false;
-    this.#next();
-  }
-
-  /** Sends the next request: now (closed loop), or when it is due (open loop). */
-  #next(now = performance.now()): void {
-    if (this.#state.stopping || this.#ended) return;
-    this.#pacer.next(now);
+    this.#life.next(performance.now());
   }
 
   #send(startedAt: number): void {
-    if (this.#state.stopping || this.#ended) return;
+    if (this.#state.stopping || this.#life.ended) return;
     const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
     if (this.#numbered) {
       this.#view.setUint32(0, sequence);
@@ -175,7 +158,7 @@ export class UdpLoad implements DatagramProtocol {
   #stop(): void {
     if (this.#busy) this.#state.unfinished++;
     this.#busy = false;
-    this.#pacer.cancel();
+    this.#life.cancel();
     this.#transport?.abort();
   }
 }

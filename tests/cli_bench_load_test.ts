@@ -383,3 +383,33 @@ Deno.test("bench program: --churn makes a connection per request and times conne
   assert(connectionsPerSecond > 50, result.stdout);
   assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
 });
+
+Deno.test("bench program: in open loop requests still due when a stall outlasts the run are counted", async () => {
+  // An echo server that stops answering for good a second in.
+  const start = performance.now();
+  const hold = Promise.withResolvers<void>();
+  await using server = echoServer({
+    async beforeEcho() {
+      if (performance.now() - start > 1000) await hold.promise;
+    },
+  });
+  try {
+    const result = await bench([
+      "--port",
+      String(server.port),
+      "--connections",
+      "1",
+      "--rate",
+      "400",
+      "--duration",
+      "2",
+      "--json",
+    ]);
+    const report = JSON.parse(result.stdout);
+    // About 400 requests fell due in the last second; none was answered, none may vanish.
+    assert(report.unfinished > 300, result.stdout);
+    assert(report.requests + report.unfinished > 700, result.stdout);
+  } finally {
+    hold.resolve();
+  }
+});

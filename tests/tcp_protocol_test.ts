@@ -372,6 +372,26 @@ for (const clientBackend of CLIENT_BACKENDS) {
   });
 }
 
+for (const clientBackend of CLIENT_BACKENDS) {
+  Deno.test(`connectTcp (${clientBackend}) resolves a name, and names one that does not resolve`, async () => {
+    const { server } = recordingServer({ data: (d, t) => t.write(d), eof: () => false });
+    const { transport } = await connectTcp(
+      { hostname: "localhost", port: server.addr.port, backend: clientBackend },
+      () => ({}),
+    );
+    assertEquals(transport.getExtraInfo("peername").port, server.addr.port);
+    transport.close();
+    await transport.closed;
+    await server.shutdown();
+    const error = await connectTcp(
+      { hostname: "nosuch.invalid", port: 9, backend: clientBackend },
+      () => ({}),
+    ).catch((e) => e);
+    assertInstanceOf(error, Deno.errors.NotFound);
+    assertStringIncludes(error.message, 'Cannot resolve host "nosuch.invalid"');
+  });
+}
+
 Deno.test("connectTcp refuses an unknown backend before connecting", async () => {
   const error = await connectTcp(
     { port: 9, backend: "io_uring" as "epoll" },

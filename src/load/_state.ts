@@ -38,18 +38,19 @@ export class ErrorTally {
 export class Schedule {
   /** Milliseconds between two requests of one connection. */
   readonly intervalMs: number;
-  readonly #start: number;
   readonly #connections: number;
 
-  constructor(rate: number, connections: number, start: number) {
+  constructor(rate: number, connections: number) {
     this.intervalMs = (1000 * connections) / rate;
-    this.#start = start;
     this.#connections = connections;
   }
 
-  /** When connection `index`'s first request is due. */
-  firstDue(index: number): number {
-    return this.#start + (this.intervalMs * index) / this.#connections;
+  /**
+   * How long after it is connected connection `index`'s first request is
+   * due: the connections' schedules interleave evenly.
+   */
+  offset(index: number): number {
+    return (this.intervalMs * index) / this.#connections;
   }
 }
 
@@ -74,7 +75,21 @@ export class Pacer {
   constructor(state: LoadState, index: number, send: (startedAt: number) => void) {
     this.#schedule = state.schedule;
     this.#send = send;
-    this.#nextDue = state.schedule?.firstDue(index) ?? 0;
+    // Until `start`: the offset. A connection's schedule starts when it is connected, so the
+    // time it took to connect is never charged to its first requests.
+    this.#nextDue = state.schedule?.offset(index) ?? 0;
+  }
+
+  /** Starts the schedule at `now`, when the connection is made. */
+  start(now: number): void {
+    this.#nextDue += now;
+  }
+
+  /** Requests that fell due and were not sent by `now` (open loop): the run stopped before them. */
+  overdue(now: number): number {
+    const schedule = this.#schedule;
+    if (schedule === null || now < this.#nextDue) return 0;
+    return Math.floor((now - this.#nextDue) / schedule.intervalMs) + 1;
   }
 
   /** Sends the next request, or sets the timer that will; `now` is `performance.now()`. */
@@ -129,7 +144,9 @@ export class Lifecycle {
   begin(transport: { abort(): void }): void {
     if (this.#state.stopping) return transport.abort();
     this.#removeStopper = this.#state.onStop(this.#stop);
-    this.next(performance.now());
+    const now = performance.now();
+    this.#pacer.start(now);
+    this.next(now);
   }
 
   /** Sends the next request, now or when it is due, unless the run or the connection is over. */
@@ -138,9 +155,14 @@ export class Lifecycle {
     this.#pacer.next(now);
   }
 
-  /** Cancels a request the pacer's timer would send (the run stopped). */
-  cancel(): void {
+  /**
+   * The run stopped: cancels a request the pacer's timer would send, and
+   * returns how many requests are left unfinished (`inFlight`, and in open
+   * loop those that fell due while they waited for it).
+   */
+  cancel(inFlight: boolean): number {
     this.#pacer.cancel();
+    return (inFlight ? 1 : 0) + this.#pacer.overdue(performance.now());
   }
 
   /** At `connectionLost`: nothing more is sent, and `lost` resolves. */
@@ -162,8 +184,6 @@ export class LoadState {
   wrong = 0;
   /** Set when the run ends: no request is sent after it. */
   stopping = false;
-  /** Connections (UDP: sockets) that failed for good. */
-  failed = 0;
   /** Requests in flight when the run stopped. */
   unfinished = 0;
   /** UDP: datagrams sent, their echoes never seen, seen after their timeout, seen twice, and seen after a later one's. */

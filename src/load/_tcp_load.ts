@@ -34,6 +34,8 @@ export class TcpLoad implements Protocol {
   readonly #once: boolean;
   /** The connection failed (an error was counted). */
   failed = false;
+  /** When `connectionMade` was called. */
+  connectedAt = 0;
 
   constructor(state: LoadState, message: Uint8Array, index: number, once: boolean) {
     this.#state = state;
@@ -48,6 +50,7 @@ export class TcpLoad implements Protocol {
   }
 
   connectionMade(transport: Transport): void {
+    this.connectedAt = performance.now();
     this.#transport = transport;
     this.#life.begin(transport);
   }
@@ -89,7 +92,8 @@ export class TcpLoad implements Protocol {
       this.#busy
         ? `Cannot read the echo: the server closed after ${this.#received} of ` +
           `${this.#message.length} bytes`
-        : "Cannot go on: the server closed the connection",
+        : "Cannot send the next message: the server closed the connection between two " +
+          "(is it an echo server that keeps connections open?)",
     );
   }
 
@@ -105,7 +109,6 @@ export class TcpLoad implements Protocol {
   connectionLost(error?: Error): void {
     if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
       this.failed = true;
-      this.#state.failed++;
       this.#state.errors.add(error);
     }
     this.#life.end();
@@ -141,16 +144,14 @@ export class TcpLoad implements Protocol {
     if (this.#life.ended) return;
     this.#life.ended = true;
     this.failed = true;
-    this.#state.failed++;
     this.#state.errors.add(message);
     this.#transport?.abort();
   }
 
   /** The run is over: a request in flight is left unfinished. */
   #stop(): void {
-    if (this.#busy) this.#state.unfinished++;
+    this.#state.unfinished += this.#life.cancel(this.#busy);
     this.#busy = false;
-    this.#life.cancel();
     this.#transport?.abort();
   }
 }

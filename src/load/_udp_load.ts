@@ -72,13 +72,25 @@ export class UdpLoad implements DatagramProtocol {
     if (data.length !== message.length) return this.#wrong();
     let sequence = this.#sequence;
     let slot = 0;
+    const from = this.#numbered ? 4 : 0;
+    if (!sameBytes(data.subarray(from), message, from)) return this.#wrong();
     if (this.#numbered) {
       sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
       slot = sequence % WINDOW;
-      if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) return this.#wrong();
+      if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) {
+        if (sequence >= this.#sequence || this.#sequence - sequence >= 0x80000000) {
+          return this.#wrong(); // never sent
+        }
+        // Older than the window remembers: it was answered (a duplicate) or lost (late).
+        if (state.udp.lost > 0) {
+          state.udp.lost--;
+          state.udp.late++;
+        } else {
+          state.udp.duplicates++;
+        }
+        return;
+      }
     }
-    const from = this.#numbered ? 4 : 0;
-    if (!sameBytes(data.subarray(from), message, from)) return this.#wrong();
     if (this.#numbered) {
       const was = this.#states[slot];
       if (was === ANSWERED) {
@@ -95,7 +107,12 @@ export class UdpLoad implements DatagramProtocol {
       }
     } else if (!this.#busy) {
       // Without numbers an echo after its timeout cannot be told from a duplicate.
-      state.udp.late++;
+      if (state.udp.lost > 0) {
+        state.udp.lost--;
+        state.udp.late++;
+      } else {
+        state.udp.duplicates++;
+      }
       return;
     }
     if (!this.#busy || sequence !== this.#sequence) return;
@@ -118,7 +135,6 @@ export class UdpLoad implements DatagramProtocol {
 
   connectionLost(error?: Error): void {
     if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
-      this.#state.failed++;
       this.#state.errors.add(error);
     }
     this.#life.end();
@@ -156,9 +172,8 @@ export class UdpLoad implements DatagramProtocol {
   }
 
   #stop(): void {
-    if (this.#busy) this.#state.unfinished++;
+    this.#state.unfinished += this.#life.cancel(this.#busy);
     this.#busy = false;
-    this.#life.cancel();
     this.#transport?.abort();
   }
 }

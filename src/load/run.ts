@@ -15,7 +15,7 @@
 import { connectTcp } from "../tcp/client.ts";
 import { getPoller } from "../poll/_poller.ts";
 import { connectUdp, resolveRemote } from "../udp/client.ts";
-import { checkInteger } from "../_validate.ts";
+import { checkAddress, checkInteger } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { LoadState, Schedule } from "./_state.ts";
 import { LatencyHistogram } from "./histogram.ts";
@@ -209,20 +209,24 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
   }
   if (options.rate !== undefined && !(options.rate > 0 && Number.isFinite(options.rate))) {
-    throw new RangeError(`Cannot send at rate ${options.rate}: the rate must be above 0`);
+    throw new RangeError(
+      `Cannot send at rate ${options.rate}: the rate must be a finite number above 0`,
+    );
+  }
+  checkAddress(options.hostname, options.port, 1);
+  if (options.lossTimeoutMs !== undefined) {
+    checkInteger("lossTimeoutMs", options.lossTimeoutMs, 1, 3_600_000);
   }
   if (options.churn && (transport === "udp" || options.rate !== undefined)) {
     throw new RangeError(
-      `Cannot churn ${transport === "udp" ? "over UDP: it has no connections" : "at a rate"}: ` +
-        `churn makes a TCP connection per request, in closed loop; drop ${
-          transport === "udp" ? "churn" : "rate"
-        }`,
+      `Cannot churn ${transport === "udp" ? "over UDP" : "at a rate"}: churn makes a TCP ` +
+        `connection per request, in closed loop; drop ${transport === "udp" ? "churn" : "rate"}`,
     );
   }
   const lossTimeoutMs = options.lossTimeoutMs ?? 1000;
   const start = performance.now();
   const state = new LoadState(
-    options.rate === undefined ? null : new Schedule(options.rate, connections, start),
+    options.rate === undefined ? null : new Schedule(options.rate, connections),
     options.latencies ?? new LatencyHistogram(),
   );
   const stopped = new Promise<void>((resolve) => state.onStop(resolve));
@@ -242,10 +246,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   // connection, and connections do not each wait on a lookup.
   let hostname = options.hostname;
   try {
-    hostname = (await resolveRemote(options.hostname, options.port)).hostname;
+    // A slow resolver must not keep the run past its duration, nor a Ctrl-C waiting.
+    const resolved = await Promise.race([resolveRemote(options.hostname, options.port), stopped]);
+    if (resolved !== undefined) hostname = resolved.hostname;
   } catch (error) {
     state.errors.add(error);
-    state.failed = connections;
     state.stop();
   }
   const where = formatAddress({ transport, hostname, port: options.port });
@@ -288,7 +293,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
               () => new TcpLoad(state, message, i, true),
             );
             if (!state.stopping) {
-              connects.recordMs(performance.now() - started);
+              // Until connectionMade: not the first request's write, which follows in it.
+              connects.recordMs(protocol.connectedAt - started);
               connected++;
             }
             await protocol.lost;
@@ -302,10 +308,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           await protocol.lost;
         }
       } catch (error) {
-        if (!state.stopping) {
-          state.failed++;
-          state.errors.add(error);
-        }
+        if (!state.stopping) state.errors.add(error);
       } finally {
         ended();
       }
@@ -318,7 +321,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   clearInterval(lossCheck);
   options.signal?.removeEventListener("abort", abort);
   // Every connection was aborted by the stop; connections still being made end as they come.
-  await Promise.race([Promise.all(ends), new Promise((resolve) => setTimeout(resolve, 1000))]);
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(ends),
+    new Promise((resolve) => grace = setTimeout(resolve, 1000)),
+  ]);
+  clearTimeout(grace);
   const report = reportOf(state, options, transport, seconds, percentiles);
   if (options.churn) {
     report.churn = {

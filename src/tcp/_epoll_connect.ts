@@ -61,12 +61,9 @@ export async function connectEpollSocket(
   try {
     // Before connecting: buffer sizes decide the window scale offered in the SYN.
     const setup = setUpConnectedSocket(libc, fd, peer, options);
-    let code = 0;
-    while (symbols.connect(fd, sockaddr, sockaddr.length) !== 0) {
-      code = libc.errno();
-      if (code !== EINTR) break;
-    }
-    if (code === EINPROGRESS) code = await connected(poller, fd);
+    let code = symbols.connect(fd, sockaddr, sockaddr.length) === 0 ? 0 : libc.errno();
+    // Interrupted, the connect goes on all the same (calling it again would say EALREADY).
+    if (code === EINPROGRESS || code === EINTR) code = await connected(poller, fd);
     if (code !== 0) throw refused(libc, code, where);
     return { fd, peer, setup };
   } catch (error) {

@@ -14,7 +14,8 @@
 
 import { connectTcp } from "../tcp/client.ts";
 import { getPoller } from "../poll/_poller.ts";
-import { connectUdp, resolveRemote } from "../udp/client.ts";
+import { connectUdp } from "../udp/client.ts";
+import { resolveHost } from "../sockets/_resolve.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { LoadState, Schedule } from "./_state.ts";
@@ -247,7 +248,10 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let hostname = options.hostname;
   try {
     // A slow resolver must not keep the run past its duration, nor a Ctrl-C waiting.
-    const resolved = await Promise.race([resolveRemote(options.hostname, options.port), stopped]);
+    const resolved = await Promise.race([
+      resolveHost(transport, options.hostname, options.port),
+      stopped,
+    ]);
     if (resolved !== undefined) hostname = resolved.hostname;
   } catch (error) {
     state.errors.add(error);

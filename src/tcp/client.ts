@@ -11,7 +11,7 @@ import { ConnDriver } from "../drivers/_conn_driver.ts";
 import { EpollDriver } from "../drivers/_epoll_driver.ts";
 import { getPoller } from "../poll/_poller.ts";
 import { connectEpollSocket } from "./_epoll_connect.ts";
-import { resolveRemote } from "../udp/client.ts";
+import { resolveHost } from "../sockets/_resolve.ts";
 import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
@@ -132,7 +132,7 @@ async function connectOnEpoll<P extends Protocol>(
     );
   }
   // A name is resolved first, off this thread (getaddrinfo through FFI would block it).
-  const address = (await resolveRemote(hostname, port)).hostname;
+  const address = (await resolveHost("tcp", hostname, port)).hostname;
   const { fd, peer, setup } = await connectEpollSocket(poller, address, port, options);
   let protocol: P;
   try {

@@ -8,6 +8,7 @@
 import type { DatagramProtocol, DatagramTransport } from "./protocol.ts";
 import type { DatagramBackend } from "./socket.ts";
 import { EpollDatagramSocket } from "./_epoll_socket.ts";
+import { resolveHost } from "../sockets/_resolve.ts";
 import {
   type DatagramTransportOptions,
   openEndpoint,
@@ -110,7 +111,7 @@ export async function connectUdp<P extends DatagramProtocol>(
   if (options.localHostname !== undefined) checkAddress(options.localHostname, 0, 0);
   validateUdpSocketOptions(options);
   validateDatagramTransportOptions(options);
-  const remote = await resolveRemote(hostname, port);
+  const remote = await resolveHost("udp", hostname, port);
   const [socket, protocol] = await openEndpoint({
     hostname: options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
     port: localPort,
@@ -150,36 +151,4 @@ function fromRemote(remote: Deno.NetAddr): (from: Deno.NetAddr) => boolean {
     }
     return false;
   };
-}
-
-/**
- * The remote as an IP address in the form datagrams' sources are reported
- * in: IPv6 in its short form, a name resolved once.
- */
-export async function resolveRemote(hostname: string, port: number): Promise<Deno.NetAddr> {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) return { transport: "udp", hostname, port };
-  if (hostname.includes(":")) {
-    const bare = hostname.replace(/^\[(.*)\]$/, "$1");
-    let canonical: string;
-    try {
-      canonical = new URL(`udp://[${bare}]/`).hostname.slice(1, -1);
-    } catch {
-      throw new TypeError(
-        `Cannot use hostname ${JSON.stringify(hostname)}: it is not an IPv6 address; ` +
-          `use an address such as "::1", or a host name`,
-      );
-    }
-    return { transport: "udp", hostname: canonical, port };
-  }
-  const { lookup } = await import("node:dns/promises");
-  try {
-    const { address } = await lookup(hostname);
-    return await resolveRemote(address, port);
-  } catch (error) {
-    throw new Deno.errors.NotFound(
-      `Cannot resolve host ${JSON.stringify(hostname)}: ${(error as Error).message}; ` +
-        `check the name, or use an IP address`,
-      { cause: error },
-    );
-  }
 }

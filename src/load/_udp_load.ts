@@ -71,27 +71,18 @@ export class UdpLoad implements DatagramProtocol {
     const message = this.#message;
     if (data.length !== message.length) return this.#wrong();
     let sequence = this.#sequence;
-    let slot = 0;
     const from = this.#numbered ? 4 : 0;
     if (!sameBytes(data.subarray(from), message, from)) return this.#wrong();
     if (this.#numbered) {
       sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
-      slot = sequence % WINDOW;
+      const slot = sequence % WINDOW;
       if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) {
         if (sequence >= this.#sequence || this.#sequence - sequence >= 0x80000000) {
           return this.#wrong(); // never sent
         }
         // Older than the window remembers: it was answered (a duplicate) or lost (late).
-        if (state.udp.lost > 0) {
-          state.udp.lost--;
-          state.udp.late++;
-        } else {
-          state.udp.duplicates++;
-        }
-        return;
+        return this.#lateOrDuplicate();
       }
-    }
-    if (this.#numbered) {
       const was = this.#states[slot];
       if (was === ANSWERED) {
         state.udp.duplicates++;
@@ -107,13 +98,7 @@ export class UdpLoad implements DatagramProtocol {
       }
     } else if (!this.#busy) {
       // Without numbers an echo after its timeout cannot be told from a duplicate.
-      if (state.udp.lost > 0) {
-        state.udp.lost--;
-        state.udp.late++;
-      } else {
-        state.udp.duplicates++;
-      }
-      return;
+      return this.#lateOrDuplicate();
     }
     if (!this.#busy || sequence !== this.#sequence) return;
     const now = performance.now();
@@ -164,6 +149,21 @@ export class UdpLoad implements DatagramProtocol {
     this.#state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.
     this.#transport!.send(this.#message);
+  }
+
+  /**
+   * An echo that cannot be matched to its datagram any more: it counts as
+   * late (and no longer lost) while some datagram is counted lost, else as
+   * a duplicate.
+   */
+  #lateOrDuplicate(): void {
+    const udp = this.#state.udp;
+    if (udp.lost > 0) {
+      udp.lost--;
+      udp.late++;
+    } else {
+      udp.duplicates++;
+    }
   }
 
   #wrong(): void {

@@ -47,15 +47,24 @@ export class ServerProcess implements AsyncDisposable {
     this.stderr = new Response(this.child.stderr).text();
   }
 
-  /** Waits for the "listening on HOST:PORT" line. */
-  async ready(): Promise<this> {
-    let text = "";
-    while (!text.includes("\n")) {
+  /** The startup lines read so far (one per listener). */
+  lines: string[] = [];
+  #text = "";
+
+  /** Waits for the "listening on HOST:PORT" line (the first of `count`, when there are more). */
+  async ready(count = 1): Promise<this> {
+    while (this.lines.length < count) {
+      const end = this.#text.indexOf("\n");
+      if (end >= 0) {
+        this.lines.push(this.#text.slice(0, end));
+        this.#text = this.#text.slice(end + 1);
+        continue;
+      }
       const { value, done } = await this.#stdout.read();
       if (done) throw new Error(`the server exited before listening: ${await this.stderr}`);
-      text += value;
+      this.#text += value;
     }
-    this.firstLine = text.split("\n")[0];
+    this.firstLine = this.lines[0];
     const match = this.firstLine.match(/listening on [^ ]*:(\d+) /);
     if (!match) throw new Error(`no port in ${JSON.stringify(this.firstLine)}`);
     this.port = Number(match[1]);

@@ -118,3 +118,55 @@ export function transportFlag(transport: unknown, udp: boolean | undefined): "tc
   }
   return choiceFlag("transport", transport ?? "tcp", ["tcp", "udp"] as const);
 }
+
+/**
+ * `--transport` as a list (`tcp`, `udp` or `tcp,udp`), or its alias `--udp`,
+ * which must not contradict it. Default `["tcp"]`.
+ */
+export function transportsFlag(transport: unknown, udp: boolean | undefined): ("tcp" | "udp")[] {
+  if (typeof transport !== "string" || !transport.includes(",")) {
+    return [transportFlag(transport, udp)];
+  }
+  if (udp) {
+    throw new UsageError(
+      `Cannot use --udp with --transport ${transport}: they conflict; drop one of them`,
+    );
+  }
+  const names = transport.split(",").map((name) =>
+    choiceFlag("transport", name, ["tcp", "udp"] as const)
+  );
+  if (names.length !== new Set(names).size) {
+    throw new UsageError(
+      `Cannot use --transport ${JSON.stringify(transport)}: a transport is named twice; ` +
+        `use tcp, udp or tcp,udp`,
+    );
+  }
+  return names.sort();
+}
+
+/** `--port N[,N...]`: each from 0 to 65535, none twice (but 0, which picks a new one each time). */
+export function portsFlag(value: unknown): number[] {
+  const text = String(value);
+  const ports = text.split(",").map((part) => integerFlag("port", part, 0, 65535));
+  const twice = ports.find((port, i) => port !== 0 && ports.indexOf(port) !== i);
+  if (twice !== undefined) {
+    throw new UsageError(
+      `Cannot use --port ${JSON.stringify(text)}: port ${twice} is named twice; name each once`,
+    );
+  }
+  return ports;
+}
+
+/** `--workers N|auto` (1 to 1024; auto is one per CPU), or `null` when not given. */
+export function workersFlag(value: unknown): number | null {
+  if (value === undefined) return null;
+  if (value === "auto") return navigator.hardwareConcurrency;
+  const text = String(value);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1024) {
+    throw new UsageError(
+      `Cannot use --workers ${JSON.stringify(text)}: ` +
+        `it must be a whole number from 1 to 1024, or auto (one per CPU)`,
+    );
+  }
+  return Number(text);
+}

@@ -15,23 +15,36 @@ export const LOG_LEVELS: readonly LogLevelName[] = ["debug", "info", "warning", 
 /** The `--log-format` values. */
 export const LOG_FORMATS: readonly ("text" | "json")[] = ["text", "json"];
 
-// One line per record: objects (such as socket options) inline; errors keep their stack.
-const textFormatter = getTextFormatter({
-  category: ".",
-  value: (value, inspect) =>
-    typeof value === "string"
-      ? value
-      : value instanceof Error
-      ? inspect(value)
-      : Deno.inspect(value, { compact: true, breakLength: Infinity }),
-});
+/** One line per record: objects (such as socket options) inline; errors keep their stack. */
+function textFormatter(worker?: number) {
+  return getTextFormatter({
+    category: (category) =>
+      worker === undefined ? category.join(".") : `${category.join(".")} w${worker}`,
+    value: (value, inspect) =>
+      typeof value === "string"
+        ? value
+        : value instanceof Error
+        ? inspect(value)
+        : Deno.inspect(value, { compact: true, breakLength: Infinity }),
+  });
+}
 
-/** Sends records of category `echo` at `level` and above to stderr. */
+/**
+ * Sends records of category `echo` at `level` and above to stderr; in a
+ * worker of the server, each names `worker` (text: after the category;
+ * JSON: a `worker` property).
+ */
 export async function setUpLogging(
   level: LogLevelName,
   format: "text" | "json" = "text",
+  worker?: number,
 ): Promise<void> {
-  const formatter = format === "json" ? jsonLinesFormatter : textFormatter;
+  const formatter = format === "json"
+    ? (record: LogRecord) =>
+      jsonLinesFormatter(
+        worker === undefined ? record : { ...record, properties: { ...record.properties, worker } },
+      )
+    : textFormatter(worker);
   const encoder = new TextEncoder();
   const stderr = (record: LogRecord) => {
     Deno.stderr.writeSync(encoder.encode(formatter(record)));

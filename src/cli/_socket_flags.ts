@@ -13,14 +13,15 @@ import { integerFlag, UsageError } from "./_args.ts";
 /** The flags' lines in `--help`. */
 export const SOCKET_FLAGS_USAGE =
   `Socket options (TCP: set once on the listening socket, accepted connections inherit them;
-UDP: --recv-buffer, --send-buffer and --reuse-address only, the latter off by default):
+UDP: --recv-buffer, --send-buffer, --reuse-address (off by default) and --reuse-port only):
   --backlog N               connections the kernel queues before accept (default 511,
                             capped by net.core.somaxconn)
   --reuse-address, --no-reuse-address
                             SO_REUSEADDR: rebind at once over TIME_WAIT (default on;
                             UDP: off, as it would let two servers share the port)
   --reuse-port              SO_REUSEPORT: share the port with other servers (default off;
-                            --backend deno needs deno run --unstable-net)
+                            on with --workers; TCP on --backend deno needs deno run
+                            --unstable-net; UDP needs --backend epoll)
   --recv-buffer BYTES       SO_RCVBUF (default: the system's; Linux reports it doubled)
   --send-buffer BYTES       SO_SNDBUF (default: the system's; Linux reports it doubled)
   --nodelay, --no-nodelay   TCP_NODELAY: send small writes at once (default on)
@@ -56,7 +57,6 @@ export const SOCKET_FLAGS = {
 /** The socket flags that mean nothing to a UDP socket. */
 export const TCP_ONLY_FLAGS: readonly (keyof SocketFlags)[] = [
   "backlog",
-  "reuse-port",
   "nodelay",
   "keepalive",
   "keepalive-idle",
@@ -81,15 +81,18 @@ export interface SocketFlags {
 }
 
 /**
- * Turns the flags of a UDP server into {@linkcode UdpSocketOptions}.
+ * Turns the flags of a UDP server into {@linkcode UdpSocketOptions}. With
+ * `alsoTcp` (TCP listeners too), TCP-only flags are theirs; else they are refused.
  *
  * @throws {UsageError} for a TCP-only flag, or a value out of range.
  */
-export function udpSocketOptionsFromFlags(flags: SocketFlags): UdpSocketOptions {
+export function udpSocketOptionsFromFlags(flags: SocketFlags, alsoTcp = false): UdpSocketOptions {
   // Booleans not given are false (or undefined, for the negatable nodelay).
-  const given = TCP_ONLY_FLAGS.filter((name) =>
-    flags[name] !== undefined && (name === "nodelay" || flags[name] !== false)
-  );
+  const given = alsoTcp
+    ? []
+    : TCP_ONLY_FLAGS.filter((name) =>
+      flags[name] !== undefined && (name === "nodelay" || flags[name] !== false)
+    );
   if (given.length > 0) {
     const names = given.map((name) =>
       name === "nodelay" && !flags.nodelay ? "--no-nodelay" : `--${name}`
@@ -101,6 +104,7 @@ export function udpSocketOptionsFromFlags(flags: SocketFlags): UdpSocketOptions 
     );
   }
   const options: UdpSocketOptions = { reuseAddress: flags["reuse-address"] ?? false };
+  if (flags["reuse-port"]) options.reusePort = true;
   if (flags["recv-buffer"] !== undefined) {
     options.receiveBufferSize = integerFlag(
       "recv-buffer",
@@ -155,6 +159,7 @@ export function describeUdpSocketOptions(values: SocketOptionValues): string {
     `rcvbuf ${values.receiveBufferSize}`,
     `sndbuf ${values.sendBufferSize}`,
     values.reuseAddress ? "reuseaddr" : "no reuseaddr",
+    ...(values.reusePort ? ["reuseport"] : []),
   ].join(", ");
 }
 

@@ -21,41 +21,40 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { type EchoApi, type EchoServerOptions, serveEcho } from "../echo/serve.ts";
-import { ECHO_MODES, type EchoMode, resolveEchoOptions } from "../echo/behavior.ts";
-import { formatAddress } from "../_address.ts";
+import type { EchoApi, EchoServerOptions } from "../echo/serve.ts";
+import { ECHO_MODES, type EchoMode } from "../echo/behavior.ts";
 import {
   choiceFlag,
   collectUnknown,
   helpOrVersion,
   integerFlag,
+  portsFlag,
   rejectUnknown,
   textFlag,
-  transportFlag,
+  transportsFlag,
   unescape,
   UsageError,
+  workersFlag,
 } from "./_args.ts";
 import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
 import {
-  describeSocketOptions,
-  describeUdpSocketOptions,
-  effectiveBacklog,
   SOCKET_FLAGS,
   SOCKET_FLAGS_USAGE,
   socketOptionsFromFlags,
   udpSocketOptionsFromFlags,
 } from "./_socket_flags.ts";
-import { TCP_BACKENDS, type TcpBackend, type TcpServer } from "../tcp/server.ts";
-import type { UdpServer } from "../udp/server.ts";
+import { TCP_BACKENDS, type TcpBackend } from "../tcp/server.ts";
 import type { DatagramBackend } from "../udp/socket.ts";
+import { UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
+import { hasUnstableNet } from "../_unstable.ts";
+import { waitOnMainThread } from "../poll/_poller.ts";
+import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
+import { logTotals } from "./_server_log.ts";
+import { startWorkers, type WorkerPool } from "../workers/pool.ts";
+import type { ServerWorkerData } from "./_server_worker.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
-import { serveUdpEcho, UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
-import { hasUnstableNet } from "../_unstable.ts";
-import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
-import { DEFAULT_BACKLOG } from "../tcp/_listen.ts";
-import { waitOnMainThread } from "../poll/_poller.ts";
 
 const APIS: readonly EchoApi[] = ["protocol", "stream"];
 
@@ -75,9 +74,16 @@ A TCP or UDP echo server (RFC 862 and variants).
 
 Options:
   --hostname, --host ADDR   address to listen on (default 127.0.0.1)
-  --port N                  port to listen on, 0 for any free one (default 8888)
-  --transport tcp|udp       the protocol to serve (default tcp)
+  --port N[,N...]           port(s) to listen on, 0 for any free one (default 8888);
+                            each port is a listener of its own
+  --transport tcp|udp|tcp,udp
+                            the protocol(s) to serve on each port (default tcp);
+                            tcp,udp serves both on the same port number
   --udp                     same as --transport udp
+  --workers N|auto          run N event loops (Web Workers; auto: one per CPU), each
+                            with its own SO_REUSEPORT listeners, the kernel spreading
+                            connections and datagrams over them (default: one loop,
+                            no workers)
   --api protocol|stream     API the server runs on (default protocol; TCP only)
   --mode echo|once|prefix|until
                             echo: send back every byte (default)
@@ -142,8 +148,14 @@ SIGINT or SIGTERM: stop accepting, flush pending echoes, exit 0. A second signal
 export interface ServerCommand {
   /** `"help"` or `"version"` print and exit; `"serve"` runs the server. */
   action: "serve" | "help" | "version";
-  /** The protocol to serve. */
+  /** The protocol to serve: the first of `transports`. */
   transport: "tcp" | "udp";
+  /** The protocols to serve on each port: `["tcp"]`, `["udp"]` or `["tcp", "udp"]`. */
+  transports: ("tcp" | "udp")[];
+  /** The ports to listen on, in order; 0 picks a free one. */
+  ports: number[];
+  /** How many workers to run, or `null` for none (one event loop, in this thread). */
+  workers: number | null;
   /** The TCP server's options, for `"serve"` over TCP. */
   options: EchoServerOptions;
   /** The UDP server's options, for `"serve"` over UDP. */
@@ -186,6 +198,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "backend",
       "until-limit",
       "max-buffered",
+      "workers",
       ...SOCKET_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
@@ -201,17 +214,21 @@ export function parseServerArgs(args: string[]): ServerCommand {
     unknown: collectUnknown(unknown),
   });
   rejectUnknown(unknown, args);
-  const transport = transportFlag(flags.transport, flags.udp);
+  const transports = transportsFlag(flags.transport, flags.udp);
+  const ports = portsFlag(flags.port);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
-    transport,
+    transport: transports[0],
+    transports,
+    ports,
+    workers: workersFlag(flags.workers),
     options: {},
     udpOptions: {},
     logLevel: choiceFlag("log-level", flags["log-level"], LOG_LEVELS),
     logFormat: choiceFlag("log-format", flags["log-format"], LOG_FORMATS),
   };
   const hostname = textFlag("hostname", flags.hostname);
-  const port = integerFlag("port", flags.port, 0, 65535);
+  const port = ports[0];
   let mode: EchoMode | undefined;
   if (flags.mode !== undefined) mode = choiceFlag<EchoMode>("mode", flags.mode, ECHO_MODES);
   const prefix = flags.prefix === undefined
@@ -231,11 +248,16 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (until !== undefined && (mode ?? "until") !== "until") {
     throw new UsageError(`Cannot use --until with --mode ${mode}: they conflict; drop one of them`);
   }
-  if (transport === "udp") {
-    command.udpOptions = udpOptionsFromFlags(flags, { hostname, port, mode, prefix, until });
-    return command;
+  const alsoTcp = transports.includes("tcp");
+  if (transports.includes("udp")) {
+    command.udpOptions = udpOptionsFromFlags(
+      flags,
+      { hostname, port, mode, prefix, until },
+      alsoTcp,
+    );
   }
-  if (flags["rate-limit"] !== undefined) {
+  if (!alsoTcp) return command;
+  if (flags["rate-limit"] !== undefined && !transports.includes("udp")) {
     throw new UsageError(
       "Cannot use --rate-limit with TCP: it is for UDP only; drop it or add --udp",
     );
@@ -272,10 +294,14 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (flags["max-buffered"] !== undefined) {
     options.maxBuffered = integerFlag("max-buffered", flags["max-buffered"], 1, 2 ** 53 - 1);
   }
-  if (options.reusePort && options.backend === "deno" && !hasUnstableNet()) {
+  if (
+    (options.reusePort || command.workers !== null) && options.backend === "deno" &&
+    !hasUnstableNet()
+  ) {
+    const flag = options.reusePort ? "--reuse-port" : "--workers";
     throw new UsageError(
-      "Cannot use --reuse-port on --backend deno: it needs Deno's --unstable-net flag; " +
-        "run deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+      `Cannot use ${flag} on --backend deno: it needs Deno's --unstable-net flag; ` +
+        `run deno run -A --unstable-net jsr:@x/echo/server ${flag} ... ` +
         "(the epoll backend needs no flag for it)",
     );
   }
@@ -301,7 +327,40 @@ function udpOptionsFromFlags(
     prefix?: string;
     until?: string;
   },
+  alsoTcp: boolean,
 ): UdpEchoServerOptions {
+  if (!alsoTcp) refuseTcpOnlyFlags(flags);
+  if (until !== undefined || (mode !== undefined && !UDP_ECHO_MODES.includes(mode as "echo"))) {
+    throw new UsageError(
+      `Cannot use --mode ${mode ?? "until"} with UDP: it is for TCP only, as a datagram ` +
+        `stands alone, so UDP answers each one; use --mode echo or prefix`,
+    );
+  }
+  const options: UdpEchoServerOptions = {
+    hostname,
+    port,
+    ...udpSocketOptionsFromFlags(flags, alsoTcp),
+  };
+  if (mode !== undefined) options.mode = mode as "echo" | "prefix";
+  if (prefix !== undefined) options.prefix = prefix;
+  if (flags.backend !== undefined) {
+    options.backend = choiceFlag<DatagramBackend>("backend", flags.backend, DATAGRAM_BACKENDS);
+  }
+  if (flags["rate-limit"] !== undefined) {
+    const perSecond = integerFlag("rate-limit", flags["rate-limit"], 1, 1_000_000_000);
+    options.rateLimit = { perSecond };
+  }
+  return options;
+}
+
+/** Refuses the flags that only TCP has, for a server of UDP only. */
+function refuseTcpOnlyFlags(flags: {
+  api?: string;
+  "max-connections"?: string;
+  "idle-timeout"?: string;
+  "until-limit"?: string;
+  "max-buffered"?: string;
+}): void {
   if (flags.api !== undefined) {
     throw new UsageError(
       "Cannot use --api with UDP: it is for TCP only (UDP has one API, datagram callbacks); " +
@@ -323,23 +382,6 @@ function udpOptionsFromFlags(
       );
     }
   }
-  if (until !== undefined || (mode !== undefined && !UDP_ECHO_MODES.includes(mode as "echo"))) {
-    throw new UsageError(
-      `Cannot use --mode ${mode ?? "until"} with UDP: it is for TCP only, as a datagram ` +
-        `stands alone, so UDP answers each one; use --mode echo or prefix`,
-    );
-  }
-  const options: UdpEchoServerOptions = { hostname, port, ...udpSocketOptionsFromFlags(flags) };
-  if (mode !== undefined) options.mode = mode as "echo" | "prefix";
-  if (prefix !== undefined) options.prefix = prefix;
-  if (flags.backend !== undefined) {
-    options.backend = choiceFlag<DatagramBackend>("backend", flags.backend, DATAGRAM_BACKENDS);
-  }
-  if (flags["rate-limit"] !== undefined) {
-    const perSecond = integerFlag("rate-limit", flags["rate-limit"], 1, 1_000_000_000);
-    options.rateLimit = { perSecond };
-  }
-  return options;
 }
 
 /**
@@ -364,78 +406,75 @@ export async function main(args: string[]): Promise<number> {
     return helpOrVersion({ [command.action]: true }, SERVER_USAGE) ?? 0;
   }
   await setUpLogging(command.logLevel, command.logFormat);
-  let server: TcpServer | UdpServer;
-  let description: string;
+  return command.workers === null ? await serveHere(command) : await serveOnWorkers(command);
+}
+
+/** The signals that stop the server: the first drains it, a second exits at once. */
+const SIGNALS: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM and exits 130 on the second;
+ * returns the function that stops listening for them.
+ */
+function onSignals(stop: () => void): () => void {
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) Deno.exit(130);
+    stop();
+  };
+  for (const name of SIGNALS) Deno.addSignalListener(name, onSignal);
+  return () => {
+    for (const name of SIGNALS) Deno.removeSignalListener(name, onSignal);
+  };
+}
+
+/** Runs the listeners in this thread's event loop. */
+async function serveHere(command: ServerCommand): Promise<number> {
+  let listeners: Listener[];
   try {
-    if (command.transport === "udp") {
-      const udp = await serveUdpEcho(command.udpOptions);
-      server = udp;
-      description = describeUdp(udp, command.udpOptions);
-    } else {
-      const { options } = command;
-      const tcp = serveEcho(options);
-      server = tcp;
-      const { mode } = resolveEchoOptions(options); // valid: serveEcho accepted them
-      description = `tcp, ${options.api} API, ${mode} mode, ${tcp.backend} backend; ` +
-        optionsInForce(tcp, options) +
-        limitsOf(options);
-    }
+    listeners = await startListeners(command, false);
   } catch (error) {
     return fail(error);
   }
   // Listen for signals before saying we listen: a SIGTERM sent on seeing the line must be graceful.
-  let signals = 0;
-  const onSignal = () => {
-    if (++signals > 1) Deno.exit(130);
-    server.shutdown();
-  };
-  const signalNames: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT"]
-    : ["SIGINT", "SIGTERM"];
-  for (const name of signalNames) Deno.addSignalListener(name, onSignal);
-  console.log(`@x/echo server listening on ${formatAddress(server.addr)} (${description})`);
-  await server.finished;
-  for (const name of signalNames) Deno.removeSignalListener(name, onSignal);
+  const stopListening = onSignals(() => {
+    for (const { server } of listeners) server.shutdown();
+  });
+  for (const { server, description } of listeners) {
+    console.log(listeningLine(server.addr, description));
+  }
+  await Promise.all(listeners.map(({ server }) => server.finished));
+  stopListening();
   return 0;
 }
 
-/** The limits on the startup line: the buffer budget, and the others when set. */
-function limitsOf(options: EchoServerOptions): string {
-  const { maxConnections, idleTimeout, maxBuffered = DEFAULT_MAX_BUFFERED } = options;
-  const parts = [`max ${maxBuffered} bytes buffered`];
-  if (maxConnections !== undefined) parts.push(`max ${maxConnections} connections`);
-  if (idleTimeout !== undefined) parts.push(`idle timeout ${idleTimeout / 1000}s`);
-  const { mode, untilLimit } = resolveEchoOptions(options);
-  if (mode === "until") parts.push(`until limit ${untilLimit} bytes`);
-  return `; ${parts.join(", ")}`;
-}
-
-/** The UDP part of the startup line: mode, backend, options read back, safety. */
-function describeUdp(server: UdpServer, options: UdpEchoServerOptions): string {
-  const { mode } = resolveEchoOptions({ mode: options.mode, prefix: options.prefix });
-  const backend = server.backend === "epoll"
-    ? "epoll"
-    : server.backend === "deno"
-    ? "Deno.listenDatagram"
-    : "node:dgram";
-  let socket: string;
+/** Runs the listeners in `command.workers` workers, each with SO_REUSEPORT sockets of its own. */
+async function serveOnWorkers(command: ServerCommand): Promise<number> {
+  const workers = command.workers!;
+  let pool: WorkerPool;
   try {
-    socket = describeUdpSocketOptions(server.getSocketOptions());
+    pool = await startWorkers<ServerWorkerData>(new URL("./_server_worker.ts", import.meta.url), {
+      count: workers,
+      // Worker 0 takes the ports; the others join it on the ports it was given.
+      data: (_, first) => ({
+        command,
+        ports: first === null
+          ? command.ports
+          : command.ports.map((_, i) => first[i * command.transports.length].addr.port),
+      }),
+    });
   } catch (error) {
-    socket = `socket options not read back: ${(error as Error).message}`;
+    return fail(error);
   }
-  const limit = options.rateLimit ? `, rate limit ${options.rateLimit.perSecond}/s per source` : "";
-  return `udp, ${mode} mode, ${backend}; ${socket}; reflection guard${limit}`;
-}
-
-/** The socket options read back from the listener, or why they cannot be. */
-function optionsInForce(server: TcpServer, options: EchoServerOptions): string {
-  const backlog = effectiveBacklog(options.backlog ?? DEFAULT_BACKLOG);
-  try {
-    return describeSocketOptions(server.getSocketOptions(), backlog, options.quickAck === true);
-  } catch (error) {
-    return `backlog ${backlog}; other socket options not read back: ${(error as Error).message}`;
+  const stopListening = onSignals(() => void pool.shutdown());
+  const plural = workers === 1 ? "worker" : "workers";
+  for (const { addr, label } of pool.listeners) {
+    console.log(listeningLine(addr, `${label}; ${workers} ${plural}`));
   }
+  const final = await pool.finished;
+  stopListening();
+  logTotals(final);
+  return 0;
 }
 
 /** Prints one line for an error a user can fix and returns the exit code. */

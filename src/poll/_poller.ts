@@ -142,6 +142,13 @@ export class Poller {
   delivered = 0;
   /** The buffer every read goes into; grown by {@linkcode Poller.reserveReadBuffer}. */
   readBuffer: Uint8Array = new Uint8Array(MIN_SHARED_BUFFER);
+  /**
+   * The epoll instance's descriptor: what a worker pool reads to reclaim the
+   * descriptors of a worker that died (see `_reclaim.ts`).
+   */
+  get fd(): number {
+    return this.#epfd;
+  }
   readonly #epfd: number;
   readonly #wakeFd: number;
   readonly #targets: (PollTarget | undefined)[] = [];
@@ -455,6 +462,18 @@ export class Poller {
     return to;
   }
 
+  /**
+   * Closes the epoll instance and its `eventfd`, when nothing is registered
+   * and the loop has ended; `false` (and nothing closed) otherwise.
+   */
+  closeIfIdle(): boolean {
+    if (this.#count > 0 || this.#running !== null || this.#failure !== null) return false;
+    this.#failure = new Error("Cannot use this poller: it is closed");
+    this.libc.symbols.close(this.#wakeFd);
+    this.libc.symbols.close(this.#epfd);
+    return true;
+  }
+
   /** The poller cannot go on: tell every target, close, and let the next user make a new one. */
   #fail(error: Error): void {
     if (this.#failure !== null) return;
@@ -484,6 +503,18 @@ export class Poller {
 }
 
 let shared: Poller | string | undefined;
+
+/**
+ * Closes this isolate's poller once nothing is registered and its loop has
+ * ended, for a worker about to end: its descriptors belong to the process
+ * and would outlive the worker. The next {@linkcode getPoller} makes another.
+ */
+export async function closeIdlePoller(): Promise<void> {
+  if (!(shared instanceof Poller)) return;
+  const poller = shared;
+  await poller.whenIdle();
+  if (shared === poller && poller.closeIfIdle()) shared = undefined;
+}
 
 /**
  * The process's poller, made on first use; or a sentence saying why there

@@ -155,6 +155,13 @@ export interface UdpSocketOptions {
    */
   reuseAddress?: boolean;
   /**
+   * SO_REUSEPORT before the bind: several sockets (of this process or of
+   * others run by the same user) share the port, the kernel spreading
+   * datagrams between them by source address. Default `false`. The epoll
+   * backend only: Deno's and Node's datagram sockets cannot set it.
+   */
+  reusePort?: boolean;
+  /**
    * SO_RCVBUF in bytes, 1 to 2^30: how many datagrams wait in the kernel
    * before it drops new ones (Linux keeps and reports twice this).
    */
@@ -172,6 +179,7 @@ export interface UdpSocketOptions {
 export function validateUdpSocketOptions(options: UdpSocketOptions): void {
   const { reuseAddress, receiveBufferSize, sendBufferSize } = options;
   checkBoolean("reuseAddress", reuseAddress);
+  checkBoolean("reusePort", options.reusePort);
   if (receiveBufferSize !== undefined) {
     checkInteger("receiveBufferSize", receiveBufferSize, ...LIMITS.bufferSize);
   }

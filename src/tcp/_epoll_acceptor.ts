@@ -46,7 +46,11 @@ const ACCEPTS_PER_EVENT = 64;
 /**
  * Descriptors held back while accepting and given up when `accept4` runs out:
  * Deno itself needs a few (it panics without them), so the server must
- * never take the last one.
+ * never take the last one. They are duplicates of the poller's epoll
+ * descriptor, not of the listener: a duplicate of the listener would keep
+ * it open (and in its `reusePort` group) should the worker that owns it die
+ * before closing them, and those of the epoll instance are found and closed
+ * with it (see `poll/_reclaim.ts`).
  */
 const RESERVED_DESCRIPTORS = 8;
 
@@ -143,11 +147,11 @@ export class EpollAcceptor implements Acceptor, PollTarget {
     return readSocketOptions(libc, this.#fd, "tcp");
   }
 
-  /** Holds the reserve (duplicates of the listener); `false` when descriptors ran out. */
+  /** Holds the reserve (duplicates of the epoll descriptor); `false` when descriptors ran out. */
   #fillReserve(): boolean {
     const { dup } = this.#poller.libc.symbols;
     while (this.#reserve.length < RESERVED_DESCRIPTORS) {
-      const fd = dup(this.#fd);
+      const fd = dup(this.#poller.fd);
       if (fd < 0) return false;
       this.#reserve.push(fd);
     }
@@ -165,7 +169,7 @@ export class EpollAcceptor implements Acceptor, PollTarget {
     const { libc } = this.#poller;
     if (!this.#fillReserve()) {
       // Descriptors are short: take none, leave Deno what there is (errno read before the closes).
-      const error = libc.error(libc.errno(), "dup the listening socket");
+      const error = libc.error(libc.errno(), "dup the epoll descriptor");
       this.#releaseReserve();
       return this.#pause(error);
     }

@@ -302,8 +302,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #flushedWaiters: (() => void)[] = [];
 
   /**
-   * Opens a UDP socket bound to `hostname`:`port`, with SO_REUSEADDR first
-   * when asked for.
+   * Opens a UDP socket bound to `hostname`:`port`, with SO_REUSEADDR and
+   * SO_REUSEPORT first when asked for.
    *
    * @throws {Deno.errors.NotCapable} without net permission for the address.
    * @throws {Deno.errors.AddrInUse} (and the other errors of `bind`) naming the address.
@@ -313,7 +313,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     poller: Poller,
     hostname: string,
     port: number,
-    reuseAddress: boolean,
+    { reuseAddress, reusePort }: { reuseAddress: boolean; reusePort: boolean },
   ) {
     const where = formatAddress({ transport: "udp", hostname, port });
     requireNetAccess("udp", hostname, port, "bind");
@@ -325,6 +325,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     if (fd < 0) throw libc.error(libc.errno(), `open a UDP socket for ${where}`);
     try {
       if (reuseAddress) setOption(libc, fd, "reuseAddress", true);
+      if (reusePort) setOption(libc, fd, "reusePort", true);
       if (symbols.bind(fd, sockaddr, sockaddr.length) !== 0) {
         throw libc.error(libc.errno(), `bind ${where}`);
       }

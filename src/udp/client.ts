@@ -116,6 +116,7 @@ export async function connectUdp<P extends DatagramProtocol>(
     hostname: options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
     port: localPort,
     reuseAddress: options.reuseAddress,
+    reusePort: options.reusePort,
     receiveBufferSize: options.receiveBufferSize,
     sendBufferSize: options.sendBufferSize,
     backend: options.backend,

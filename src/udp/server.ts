@@ -181,6 +181,7 @@ export async function serveUdp(
     hostname,
     port,
     reuseAddress: options.reuseAddress,
+    reusePort: options.reusePort,
     receiveBufferSize: options.receiveBufferSize,
     sendBufferSize: options.sendBufferSize,
     backend: options.backend,

@@ -174,7 +174,7 @@ export interface DatagramSocket extends AsyncIterable<Datagram>, AsyncDisposable
 export async function openDatagramSocket(
   options: DatagramBindOptions = {},
 ): Promise<DatagramSocket> {
-  const { hostname = "127.0.0.1", port = 0, reuseAddress = false } = options;
+  const { hostname = "127.0.0.1", port = 0, reuseAddress = false, reusePort = false } = options;
   checkAddress(hostname, port, 0);
   validateUdpSocketOptions(options);
   const found = getPoller();
@@ -190,6 +190,12 @@ export async function openDatagramSocket(
         "leave backend unset to use the best one available",
     );
   }
+  if (reusePort && backend !== "epoll") {
+    throw new Deno.errors.NotSupported(
+      `Cannot use reusePort on the "${backend}" datagram backend: it cannot set SO_REUSEPORT; ` +
+        'use the "epoll" backend (Linux, --allow-ffi)',
+    );
+  }
   if (backend === "deno" && !hasUnstableNet()) {
     throw new Deno.errors.NotSupported(
       'Cannot use the "deno" datagram backend: it needs Deno\'s --unstable-net flag; ' +
@@ -199,7 +205,10 @@ export async function openDatagramSocket(
   let socket: DatagramSocket;
   try {
     socket = backend === "epoll"
-      ? new EpollDatagramSocket(datagramLibc(), found as Poller, hostname, port, reuseAddress)
+      ? new EpollDatagramSocket(datagramLibc(), found as Poller, hostname, port, {
+        reuseAddress,
+        reusePort,
+      })
       : backend === "deno"
       ? new DenoDatagramSocket(hostname, port, reuseAddress)
       : await NodeDatagramSocket.bind(hostname, port, reuseAddress);

@@ -1,0 +1,40 @@
+/**
+ * What each worker of `./server --workers N` runs: the same listeners as
+ * the program runs without workers, each with SO_REUSEPORT, logging to
+ * stderr with the worker's index on each line.
+ *
+ * @module
+ */
+
+import { serveInWorker, type WorkerServer } from "../workers/worker.ts";
+import { waitOnMainThread } from "../poll/_poller.ts";
+import { setUpLogging } from "./_logging.ts";
+import { type ListenerPlan, startListeners } from "./_listeners.ts";
+
+/** What the program hands each worker. */
+export interface ServerWorkerData {
+  /** The parsed command: listeners, options and logging. */
+  command: ListenerPlan & {
+    logLevel: "debug" | "info" | "warning" | "error";
+    logFormat: "text" | "json";
+  };
+  /** The ports to listen on: the command's, or those worker 0 was given for port 0. */
+  ports: number[];
+}
+
+serveInWorker<ServerWorkerData>(async ({ index, data }) => {
+  // This worker's I/O all goes through its poller (see waitOnMainThread).
+  waitOnMainThread(true);
+  const { command, ports } = data;
+  await setUpLogging(command.logLevel, command.logFormat, index);
+  const listeners = await startListeners({ ...command, ports }, true);
+  return listeners.map(({ server, description }): WorkerServer => ({
+    addr: server.addr,
+    get counters() {
+      return server.counters;
+    },
+    shutdown: () => server.shutdown(),
+    finished: server.finished,
+    label: description,
+  }));
+});

@@ -1,0 +1,154 @@
+/**
+ * The worker pool: servers on every core, each worker with its own
+ * `reusePort` listener, one that dies started again with its descriptors
+ * closed, counters gathered, and a drain that ends them all.
+ */
+
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { startWorkers, type WorkerPool } from "../src/workers/mod.ts";
+import {
+  decode,
+  dial,
+  encode,
+  openIoDescriptors,
+  outcome,
+  readExactly,
+  waitFor,
+} from "./_helpers.ts";
+
+const MODULE = new URL("./fixtures/echo_worker.ts", import.meta.url);
+
+/** Worker 0 takes a free port; the others join it there. */
+const onOnePort = (_index: number, first: readonly { addr: Deno.NetAddr }[] | null) => ({
+  port: first?.[0].addr.port ?? 0,
+});
+
+/**
+ * Deno keeps a few descriptors of its own for the workers a process has
+ * had (4 after the first, 2 more after the second pool here), for as long as
+ * the process runs: let them be opened before counting ours.
+ */
+let warmedUp = false;
+async function descriptorsBefore(): Promise<number> {
+  for (let i = 0; !warmedUp && i < 2; i++) {
+    await (await startWorkers(MODULE, { count: 2, data: onOnePort })).shutdown();
+  }
+  warmedUp = true;
+  return openIoDescriptors();
+}
+
+/** The listening TCP sockets on `port`, from the kernel's table (each worker's is one). */
+function listenersOn(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  let count = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(file).split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length > 3 && fields[1].endsWith(`:${hex}`) && fields[3] === "0A") count++;
+    }
+  }
+  return count;
+}
+
+/** Asks a new connection which worker serves it. */
+async function whoServes(port: number): Promise<string> {
+  const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+  try {
+    await conn.write(encode("who\n"));
+    return decode(await readExactly(conn, "worker 0\n".length)).trim();
+  } finally {
+    conn.close();
+  }
+}
+
+/** A connection that worker `name` serves, found by trying. */
+async function connectionServedBy(port: number, name: string): Promise<Deno.TcpConn> {
+  for (let i = 0; i < 200; i++) {
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
+    await conn.write(encode("who\n"));
+    if (decode(await readExactly(conn, name.length + 1)) === `${name}\n`) return conn;
+    conn.close();
+  }
+  throw new Error(`no connection reached ${name}`);
+}
+
+async function whoServesMany(port: number, count: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) seen.add(await whoServes(port));
+  return seen;
+}
+
+Deno.test("two workers listen on one port and share its connections", async () => {
+  const before = await descriptorsBefore();
+  const pool: WorkerPool = await startWorkers(MODULE, { count: 2, data: onOnePort });
+  try {
+    assertEquals(pool.size, 2);
+    const { port } = pool.listeners[0].addr;
+    assertEquals(listenersOn(port), 2);
+    // The kernel hashes each connection's addresses: 40 connections all on one worker
+    // would happen once in 2^39.
+    assertEquals(await whoServesMany(port, 40), new Set(["worker 0", "worker 1"]));
+    const counters = await pool.counters();
+    const accepted = counters.map((w) => Number(w.servers[0].counters.accepted));
+    assertEquals(accepted.reduce((a, b) => a + b), 40);
+    assert(accepted.every((n) => n > 0), `each worker accepted some: ${accepted}`);
+  } finally {
+    const final = await pool.shutdown();
+    assertEquals(final.length, 2);
+    assertEquals(
+      final.reduce((sum, w) => sum + Number(w.servers[0].counters.accepted), 0),
+      40,
+    );
+    // Workers that ended close their pollers: nothing of theirs is left open.
+    await waitFor(() => openIoDescriptors() <= before, "the descriptors to be released", 5_000);
+  }
+});
+
+Deno.test("a worker that dies is started again, its descriptors closed", async () => {
+  const before = await descriptorsBefore();
+  const pool = await startWorkers(MODULE, { count: 2, data: onOnePort, restartDelay: 10 });
+  const { port } = pool.listeners[0].addr;
+  // A connection served by worker 1, which it then kills.
+  const victim = await connectionServedBy(port, "worker 1");
+  await victim.write(encode("crash\n"));
+  // The dead worker's connection is closed, not left hanging.
+  const end = await outcome(victim.read(new Uint8Array(16)), 5_000);
+  assert(
+    end === "resolved" || end.includes("ConnectionReset"),
+    `the dead worker's connection ended: ${end}`,
+  );
+  victim.close();
+  await waitFor(() => pool.restarts === 1, "the restart");
+  await waitFor(() => listenersOn(port) === 2, "two listeners again", 5_000);
+  // Every new connection is answered: none goes to a listener nobody accepts on.
+  const seen = await whoServesMany(port, 40);
+  assertEquals(seen, new Set(["worker 0", "worker 1"]));
+  const final = await pool.shutdown();
+  assertEquals(final[1].restarts, 1);
+  assertEquals(listenersOn(port), 0);
+  await waitFor(() => openIoDescriptors() <= before, "the descriptors to be released", 5_000);
+});
+
+Deno.test("a worker that cannot listen fails the start, and no worker is left", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const { port } = taken.addr;
+    await assertRejects(
+      () => startWorkers(MODULE, { count: 2, data: { port } }),
+      Deno.errors.AddrInUse,
+      `127.0.0.1:${port}`,
+    );
+    assertEquals(listenersOn(port), 1);
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("startWorkers names a bad count", async () => {
+  await assertRejects(() => startWorkers(MODULE, { count: 0 }), RangeError, "count 0");
+  await assertRejects(
+    () => startWorkers(MODULE, { count: 1.5 as number }),
+    RangeError,
+    "count 1.5",
+  );
+});

@@ -310,10 +310,13 @@ for (const backend of TCP_BACKENDS) {
     const t = protocols[0].transport;
     assertEquals(t.getExtraInfo("sockname").port, server.addr.port);
     assertEquals(t.getExtraInfo("peername").port, (conn.localAddr as Deno.NetAddr).port);
+    // Without proxyProtocol there is no header, and the peer is no proxy.
+    assertEquals(t.getExtraInfo("proxyHeader"), null);
+    assertEquals(t.getExtraInfo("proxyPeername"), null);
     assertThrows(
       () => t.getExtraInfo("nonsense" as "peername"),
       TypeError,
-      'use "peername", "sockname" or "socketOptions"',
+      'use "peername", "sockname", "socketOptions", "proxyHeader" or "proxyPeername"',
     );
     conn.close();
     await protocols[0].lost.promise;

@@ -170,3 +170,25 @@ export function workersFlag(value: unknown): number | null {
   }
   return Number(text);
 }
+
+/**
+ * `--send-proxy v1|v2` (also `1`, `2`): the PROXY header version a client
+ * sends first, or `undefined` when not given; TCP only.
+ */
+export function sendProxyFlag(value: unknown, transport: "tcp" | "udp"): 1 | 2 | undefined {
+  if (value === undefined) return undefined;
+  if (transport === "udp") {
+    throw new UsageError(
+      "Cannot use --send-proxy with UDP: it is for TCP only; drop it or use --transport tcp",
+    );
+  }
+  const text = String(value);
+  const version = /^v?([12])$/.exec(text)?.[1];
+  if (version === undefined) {
+    throw new UsageError(
+      `Cannot use --send-proxy ${JSON.stringify(text)}: it must be v1 or v2 ` +
+        `(the PROXY protocol version)`,
+    );
+  }
+  return Number(version) as 1 | 2;
+}

@@ -13,7 +13,7 @@ import { serveUdpEcho } from "../echo/datagram.ts";
 import { formatAddress } from "../_address.ts";
 import { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
 import { DEFAULT_BACKLOG } from "../tcp/_listen.ts";
-import type { TcpServer } from "../tcp/server.ts";
+import { DEFAULT_PROXY_TIMEOUT, type TcpServer } from "../tcp/server.ts";
 import type { UdpServer } from "../udp/server.ts";
 import type { EchoServerOptions } from "../echo/serve.ts";
 import type { UdpEchoServerOptions } from "../echo/datagram.ts";
@@ -116,6 +116,12 @@ function limitsOf(options: EchoServerOptions): string {
   if (idleTimeout !== undefined) parts.push(`idle timeout ${idleTimeout / 1000}s`);
   const { mode, untilLimit } = resolveEchoOptions(options);
   if (mode === "until") parts.push(`until limit ${untilLimit} bytes`);
+  const proxy = options.proxyProtocol;
+  if (proxy) {
+    const { timeout = DEFAULT_PROXY_TIMEOUT, trusted } = proxy === true ? {} : proxy;
+    const from = trusted === undefined ? "" : ` from ${[trusted].flat().join(",")}`;
+    parts.push(`PROXY protocol v1/v2 within ${timeout / 1000}s${from}`);
+  }
   return `; ${parts.join(", ")}`;
 }
 

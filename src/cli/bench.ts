@@ -37,6 +37,7 @@ import {
   helpOrVersion,
   integerFlag,
   rejectUnknown,
+  sendProxyFlag,
   textFlag,
   transportFlag,
   UsageError,
@@ -87,6 +88,8 @@ Options:
   --percentiles LIST        latency percentiles to report (default 50,90,99,99.9,99.99)
   --hgrm FILE               write the latencies as HdrHistogram's percentile
                             distribution (in ms), for its plotters
+  --send-proxy v1|v2        TCP: begin each connection with a PROXY protocol header of
+                            that version (for a server started with --proxy-protocol)
   --json                    print the report as one JSON object
   --version                 print the version and exit
   -h, --help                print this help and exit
@@ -115,6 +118,7 @@ export async function main(args: string[]): Promise<number> {
       "hostname",
       "port",
       "transport",
+      "send-proxy",
       "connections",
       "size",
       "duration",
@@ -153,6 +157,7 @@ export async function main(args: string[]): Promise<number> {
       latencies,
       signal: controller.signal,
       churn: flags.churn,
+      sendProxy: sendProxyFlag(flags["send-proxy"], transport),
     };
     if (flags.churn && (transport === "udp" || flags.rate !== undefined)) {
       throw new UsageError(

@@ -48,6 +48,7 @@ import {
   helpOrVersion,
   integerFlag,
   rejectUnknown,
+  sendProxyFlag,
   textFlag,
   transportFlag,
   UsageError,
@@ -81,6 +82,9 @@ Options:
   --expect BYTES            with --message: read until BYTES bytes came, all within
                             --timeout, instead of waiting for a quiet interval; print
                             those BYTES; exit 1 if fewer came
+  --send-proxy v1|v2        TCP: begin with a PROXY protocol header of that version, naming
+                            this connection's own addresses, as a load balancer would (to
+                            test a server started with --proxy-protocol)
   --retries N               UDP: send again when no answer comes, up to N times, all within
                             --timeout (default 2)
   --version                 print the version and exit
@@ -125,6 +129,7 @@ export async function main(args: string[]): Promise<number> {
       "hostname",
       "port",
       "transport",
+      "send-proxy",
       "message",
       "timeout",
       "retries",
@@ -141,6 +146,7 @@ export async function main(args: string[]): Promise<number> {
   let hostname: string, port: number;
   let transport: "tcp" | "udp";
   let settings: Settings;
+  let sendProxy: 1 | 2 | undefined;
   try {
     rejectUnknown(unknown, args);
     hostname = textFlag("hostname", flags.hostname);
@@ -174,6 +180,7 @@ export async function main(args: string[]): Promise<number> {
           "within --timeout; drop one of them",
       );
     }
+    sendProxy = sendProxyFlag(flags["send-proxy"], transport);
     settings = { timeoutMs, quietMs, retries, expect, check: flags.check };
   } catch (error) {
     console.error(`echo client: ${(error as Error).message}`);
@@ -183,7 +190,10 @@ export async function main(args: string[]): Promise<number> {
   try {
     session = transport === "udp"
       ? await UdpSession.open(hostname, port)
-      : new TcpSession(await connectTcpStreams({ hostname, port }), { hostname, port });
+      : new TcpSession(await connectTcpStreams({ hostname, port, sendProxy }), {
+        hostname,
+        port,
+      });
   } catch (error) {
     console.error(`echo client: ${(error as Error).message}`);
     return 1;

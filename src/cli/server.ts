@@ -43,7 +43,8 @@ import {
   socketOptionsFromFlags,
   udpSocketOptionsFromFlags,
 } from "./_socket_flags.ts";
-import { TCP_BACKENDS, type TcpBackend } from "../tcp/server.ts";
+import { type ProxyProtocolOptions, TCP_BACKENDS, type TcpBackend } from "../tcp/server.ts";
+import { parseCidrList } from "../proxy/trusted.ts";
 import type { DatagramBackend } from "../udp/socket.ts";
 import { UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
@@ -98,6 +99,17 @@ Options:
   --until-limit BYTES       the most --mode until keeps per connection, terminator
                             included (default 8388608): a peer that sends that many
                             without the terminator gets them back and is disconnected
+
+PROXY protocol (TCP; HAProxy's send-proxy/send-proxy-v2, nginx's proxy_protocol on):
+  --proxy-protocol          every connection must begin with a PROXY header (v1 or v2):
+                            the client it names is the peer in log lines and counters;
+                            a connection without a valid one is closed unanswered and
+                            counted (default off; applies to every TCP listener)
+  --proxy-timeout S         seconds the whole header may take (default 3)
+  --proxy-from CIDR[,CIDR...]
+                            accept connections only from these proxies (addresses or
+                            blocks such as 10.0.0.0/8,::1); others are closed at once
+                            (default any)
 
 Connections (TCP):
   --max-connections N       the most open at once; more are closed as soon as accepted
@@ -199,9 +211,11 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "until-limit",
       "max-buffered",
       "workers",
+      "proxy-timeout",
+      "proxy-from",
       ...SOCKET_FLAGS.string,
     ],
-    boolean: ["help", "version", "udp", ...SOCKET_FLAGS.boolean],
+    boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
     alias: { host: "hostname", h: "help" },
     default: {
@@ -294,6 +308,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (flags["max-buffered"] !== undefined) {
     options.maxBuffered = integerFlag("max-buffered", flags["max-buffered"], 1, 2 ** 53 - 1);
   }
+  const proxy = proxyProtocolFromFlags(flags);
+  if (proxy !== undefined) options.proxyProtocol = proxy;
   if (
     (options.reusePort || command.workers !== null) && options.backend === "deno" &&
     !hasUnstableNet()
@@ -353,6 +369,48 @@ function udpOptionsFromFlags(
   return options;
 }
 
+/**
+ * `--proxy-protocol` and its settings; `undefined` when it is off.
+ *
+ * @throws {UsageError} for a setting without the flag, or a bad value.
+ */
+function proxyProtocolFromFlags(flags: {
+  "proxy-protocol"?: boolean;
+  "proxy-timeout"?: string;
+  "proxy-from"?: string;
+}): ProxyProtocolOptions | undefined {
+  if (!flags["proxy-protocol"]) {
+    for (const name of ["proxy-timeout", "proxy-from"] as const) {
+      if (flags[name] !== undefined) {
+        throw new UsageError(
+          `Cannot use --${name} without --proxy-protocol: it sets how the PROXY header is ` +
+            `taken; add --proxy-protocol or drop it`,
+        );
+      }
+    }
+    return undefined;
+  }
+  const options: ProxyProtocolOptions = {};
+  if (flags["proxy-timeout"] !== undefined) {
+    const max = Math.floor((2 ** 31 - 1) / 1000);
+    options.timeout = integerFlag("proxy-timeout", flags["proxy-timeout"], 1, max) * 1000;
+  }
+  if (flags["proxy-from"] !== undefined) {
+    const text = textFlag("proxy-from", flags["proxy-from"]);
+    try {
+      parseCidrList(text);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot use --proxy-from ${JSON.stringify(text)}: ${
+          (error as Error).message.replace(/^Cannot use [^:]*: /, "")
+        }`,
+      );
+    }
+    options.trusted = text;
+  }
+  return options;
+}
+
 /** Refuses the flags that only TCP has, for a server of UDP only. */
 function refuseTcpOnlyFlags(flags: {
   api?: string;
@@ -360,7 +418,14 @@ function refuseTcpOnlyFlags(flags: {
   "idle-timeout"?: string;
   "until-limit"?: string;
   "max-buffered"?: string;
+  "proxy-protocol"?: boolean;
 }): void {
+  if (flags["proxy-protocol"]) {
+    throw new UsageError(
+      "Cannot use --proxy-protocol with UDP: it is for TCP only here; " +
+        "drop it or use --transport tcp (or tcp,udp)",
+    );
+  }
   if (flags.api !== undefined) {
     throw new UsageError(
       "Cannot use --api with UDP: it is for TCP only (UDP has one API, datagram callbacks); " +

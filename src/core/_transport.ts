@@ -30,6 +30,8 @@ import type { TransportOptions } from "./options.ts";
 import { formatAddress } from "../_address.ts";
 import { isPeerFault, TransportClosedError } from "../errors.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
+import type { ProxyHeader } from "../proxy/header.ts";
+import { ProxyHeaderReader } from "../proxy/parse.ts";
 
 /**
  * The I/O of one connection, for a {@linkcode SocketTransport}. A driver is
@@ -92,8 +94,21 @@ export interface Driver {
   socketOptions(): SocketOptionValues;
 }
 
+/**
+ * What a server that takes the PROXY protocol asks of each transport: the
+ * header must come first, whole, within `timeout` milliseconds.
+ */
+export interface ProxyHeaderHooks {
+  /** Milliseconds from the start for the whole header to arrive. */
+  timeout: number;
+  /** The header was missing, invalid or late: the connection is closed unanswered. */
+  refused(transport: SocketTransport, reason: string): void;
+}
+
 /** What a server asks of each transport it runs. */
 export interface TransportHooks {
+  /** Set when every connection begins with a PROXY protocol header. */
+  proxy?: ProxyHeaderHooks;
   /** Runs once the connection is closed and `connectionLost` has returned. */
   onClosed?: (transport: SocketTransport) => void;
   /** The server's idle clock, when it closes quiet connections. */
@@ -116,8 +131,11 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   readonly driver: Driver;
   /** The protocol this connection runs. */
   readonly protocol: Protocol;
-  /** The protocol again when it lends its own buffers to read into (asyncio's BufferedProtocol). */
-  readonly bufferedProtocol: BufferedProtocol | null;
+  /**
+   * The protocol again when it lends its own buffers to read into (asyncio's
+   * BufferedProtocol); `null` while a PROXY header is read.
+   */
+  bufferedProtocol: BufferedProtocol | null;
   /** What the socket has not taken yet; drivers send from it. */
   readonly queue: WriteQueue = new WriteQueue();
   /** Whether debug lines are logged (checked once, not per read). */
@@ -135,6 +153,17 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   readonly #budget: BufferBudget | null;
   readonly #info: boolean;
   #peer = "";
+  /** The client: the socket's peer, or the source a PROXY header named. */
+  #peerAddr: Deno.NetAddr;
+
+  // PROXY protocol header, when one must come first.
+  #proxy: ProxyHeaderHooks | null;
+  /** Reads the header; `null` once it came (or when none is expected). */
+  #header: ProxyHeaderReader | null = null;
+  #headerTimer: ReturnType<typeof setTimeout> | undefined;
+  #proxyHeader: ProxyHeader | null = null;
+  /** `connectionMade` was called: the protocol hears of the end. */
+  #made = false;
 
   // Write side.
   #high: number;
@@ -176,7 +205,10 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   ) {
     this.driver = driver;
     this.protocol = protocol;
-    this.bufferedProtocol = asBufferedProtocol(protocol);
+    this.#peerAddr = driver.peerAddr;
+    this.#proxy = hooks.proxy ?? null;
+    if (this.#proxy !== null) this.#header = new ProxyHeaderReader();
+    this.bufferedProtocol = this.#header === null ? asBufferedProtocol(protocol) : null;
     const marks = resolveWaterMarks(options.highWaterMark, options.lowWaterMark);
     this.#high = marks.high;
     this.#low = marks.low;
@@ -197,9 +229,9 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     return this.#closed.promise;
   }
 
-  /** The peer address as `host:port`, for log lines and errors. */
+  /** The client's address as `host:port`, for log lines and errors. */
   get peer(): string {
-    return this.#peer ||= formatAddress(this.driver.peerAddr);
+    return this.#peer ||= formatAddress(this.#peerAddr);
   }
 
   /** `true` once the connection is closed (the driver has released the socket). */
@@ -207,15 +239,42 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     return this.#lost;
   }
 
-  /** Calls `connectionMade` and starts the I/O. */
+  /**
+   * Calls `connectionMade` and starts the I/O; where a PROXY header must
+   * come first, starts reading it, and `connectionMade` waits for it.
+   */
   start(): void {
-    if (this.#info) tcpLogger.info("Connection made with {peer}", { peer: this.peer });
+    if (this.#header === null) return this.#makeConnection();
+    const { timeout } = this.#proxy!;
+    this.#headerTimer = setTimeout(
+      () => this.#refuseHeader(`no complete PROXY header within ${timeout} ms`),
+      timeout,
+    );
+    this.#startDriver();
+  }
+
+  #makeConnection(): void {
+    this.#made = true;
+    if (this.#info) {
+      if (this.#proxyHeader === null) {
+        tcpLogger.info("Connection made with {peer}", { peer: this.peer });
+      } else {
+        tcpLogger.info("Connection made with {peer} through {proxy}", {
+          peer: this.peer,
+          proxy: formatAddress(this.driver.peerAddr),
+        });
+      }
+    }
     try {
       this.protocol.connectionMade?.(this);
     } catch (error) {
       return this.fail(error, "connectionMade");
     }
-    if (this.#lost) return;
+    if (this.#lost || this.#started) return;
+    this.#startDriver();
+  }
+
+  #startDriver(): void {
     this.#started = true;
     this.#reading = this.#wantsRead();
     this.driver.start();
@@ -328,7 +387,11 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K] {
     switch (name) {
       case "peername":
-        return this.driver.peerAddr as ExtraInfo[K];
+        return this.#peerAddr as ExtraInfo[K];
+      case "proxyHeader":
+        return this.#proxyHeader as ExtraInfo[K];
+      case "proxyPeername":
+        return (this.#proxyHeader === null ? null : this.driver.peerAddr) as ExtraInfo[K];
       case "sockname": {
         const local = this.driver.localAddr();
         if (local === null) throw this.#closedError("the local address");
@@ -340,7 +403,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
       default:
         throw new TypeError(
           `Cannot read extra info ${JSON.stringify(name)}: it is an unknown name; ` +
-            `use "peername", "sockname" or "socketOptions"`,
+            `use "peername", "sockname", "socketOptions", "proxyHeader" or "proxyPeername"`,
         );
     }
   }
@@ -449,6 +512,11 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   received(data: Uint8Array): void {
     this.bytesReceived += data.length;
     if (this.#closing) return;
+    if (this.#header !== null) return this.#receiveHeader(data);
+    this.#deliver(data);
+  }
+
+  #deliver(data: Uint8Array): void {
     if (this.#idle !== null) this.lastActive = this.#idle.tick;
     if (this.debug) this.#logReceived(data.length);
     const buffered = this.bufferedProtocol;
@@ -498,9 +566,59 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     tcpLogger.debug("Received {bytes} bytes from {peer}", { bytes, peer: this.peer });
   }
 
+  /**
+   * Bytes while the PROXY header is awaited: held (against the budget) until
+   * it is whole; then the connection is made, and what followed the header
+   * in the same read is delivered as data. A header that cannot be one
+   * closes the connection unanswered.
+   */
+  #receiveHeader(data: Uint8Array): void {
+    if (this.#idle !== null) this.lastActive = this.#idle.tick;
+    const reader = this.#header!;
+    const held = reader.held;
+    const result = reader.push(data);
+    this.charge(reader.held - held);
+    if (result.status === "incomplete") return;
+    if (result.status === "invalid") return this.#refuseHeader(result.reason);
+    this.#header = null;
+    clearTimeout(this.#headerTimer);
+    const { header } = result;
+    this.#proxyHeader = header;
+    const source = header.source;
+    if (header.command === "proxy" && source !== null && "hostname" in source) {
+      this.#peerAddr = source;
+      this.#peer = "";
+    }
+    if (this.debug) {
+      tcpLogger.debug("PROXY v{version} header from {proxy}: {command} {protocol} for {peer}", {
+        version: header.version,
+        proxy: formatAddress(this.driver.peerAddr),
+        command: header.command,
+        protocol: header.protocol,
+        peer: this.peer,
+      });
+    }
+    this.bufferedProtocol = asBufferedProtocol(this.protocol);
+    this.#makeConnection();
+    if (result.rest.length > 0 && !this.#closing) this.#deliver(result.rest);
+  }
+
+  /** Closes the connection unanswered: its PROXY header was missing, invalid or late. */
+  #refuseHeader(reason: string): void {
+    if (this.#header === null || this.#lost) return;
+    this.#header = null;
+    clearTimeout(this.#headerTimer);
+    this.#closeReason = `the PROXY header was refused (${reason})`;
+    this.#proxy!.refused(this, reason);
+    this.abort();
+  }
+
   /** The peer finished sending. */
   endOfInput(): void {
     if (this.#closing) return;
+    if (this.#header !== null) {
+      return this.#refuseHeader("the connection ended before a complete PROXY header");
+    }
     this.#eofReceived = true;
     this.#updateReading();
     if (this.debug) tcpLogger.debug("End of input from {peer}", { peer: this.peer });
@@ -599,6 +717,10 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     this.#reading = false;
     this.#writingPaused = false; // no resumeWriting after connectionLost
     this.#closeReason ||= "the connection is closed";
+    if (this.#header !== null) {
+      this.#header = null;
+      clearTimeout(this.#headerTimer);
+    }
     this.queue.clear();
     this.#budget?.release(this);
     queueMicrotask(() => this.#deliverLost(error));
@@ -606,14 +728,17 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   }
 
   #deliverLost(error: Error | undefined): void {
-    if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
-    try {
-      this.protocol.connectionLost?.(error);
-    } catch (thrown) {
-      tcpLogger.error("Protocol connectionLost threw for {peer}: {error}", {
-        peer: this.peer,
-        error: thrown,
-      });
+    // A connection refused before its PROXY header came never reached the protocol.
+    if (this.#made) {
+      if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
+      try {
+        this.protocol.connectionLost?.(error);
+      } catch (thrown) {
+        tcpLogger.error("Protocol connectionLost threw for {peer}: {error}", {
+          peer: this.peer,
+          error: thrown,
+        });
+      }
     }
     this.#onClosed?.(this);
     this.#done = true;

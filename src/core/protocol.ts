@@ -10,6 +10,7 @@
  */
 
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
+import type { ProxyHeader } from "../proxy/header.ts";
 import type { WaterMarks } from "./water_marks.ts";
 
 /**
@@ -23,8 +24,20 @@ import type { WaterMarks } from "./water_marks.ts";
  * ```
  */
 export interface ExtraInfo {
-  /** The remote address. */
+  /**
+   * The remote address: the client. On a server that takes the PROXY
+   * protocol, the source its header names (the socket's own peer, the
+   * proxy, is `proxyPeername`); the socket's peer for a LOCAL or UNKNOWN
+   * header.
+   */
   peername: Deno.NetAddr;
+  /**
+   * The PROXY protocol header the connection began with, TLVs and all, or
+   * `null` where none was expected (see `TcpServerOptions.proxyProtocol`).
+   */
+  proxyHeader: ProxyHeader | null;
+  /** The socket's own peer (the proxy) when a PROXY header was received, else `null`. */
+  proxyPeername: Deno.NetAddr | null;
   /** The local address. */
   sockname: Deno.NetAddr;
   /** The socket's options, read back from the kernel (needs `--allow-ffi`). */

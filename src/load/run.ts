@@ -66,6 +66,12 @@ export interface BenchOptions {
    * apart from the echo's (`churn`). Closed loop only. Default `false`.
    */
   churn?: boolean;
+  /**
+   * TCP: begin each connection with a PROXY protocol header of this version
+   * (1 or 2), naming its own addresses, as a load balancer would; for a
+   * server that takes the PROXY protocol. Default: none.
+   */
+  sendProxy?: 1 | 2;
   /** UDP: milliseconds after which an unanswered datagram counts as lost. Default 1000. */
   lossTimeoutMs?: number;
   /**
@@ -218,6 +224,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   if (options.lossTimeoutMs !== undefined) {
     checkInteger("lossTimeoutMs", options.lossTimeoutMs, 1, 3_600_000);
   }
+  if (options.sendProxy !== undefined && transport === "udp") {
+    throw new TypeError(
+      `Cannot send a PROXY header over UDP: sendProxy is for TCP only; drop it`,
+    );
+  }
   if (options.churn && (transport === "udp" || options.rate !== undefined)) {
     throw new RangeError(
       `Cannot churn ${transport === "udp" ? "over UDP" : "at a rate"}: churn makes a TCP ` +
@@ -293,7 +304,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           while (!state.stopping) {
             const started = performance.now();
             const { protocol } = await connectTcp(
-              { hostname, port: options.port, backend },
+              { hostname, port: options.port, backend, sendProxy: options.sendProxy },
               () => new TcpLoad(state, message, i, true),
             );
             if (!state.stopping) {
@@ -306,7 +317,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           }
         } else {
           const { protocol } = await connectTcp(
-            { hostname, port: options.port, backend },
+            { hostname, port: options.port, backend, sendProxy: options.sendProxy },
             () => new TcpLoad(state, message, i, false),
           );
           await protocol.lost;

@@ -144,7 +144,7 @@ export class StreamWriter {
     return this.#transport.isClosing();
   }
 
-  /** Connection details: `"peername"`, `"sockname"` or `"socketOptions"` (see {@linkcode Transport.getExtraInfo}). */
+  /** Connection details: `"peername"`, `"sockname"`, `"socketOptions"`, `"proxyHeader"`, `"proxyPeername"` (see {@linkcode Transport.getExtraInfo}). */
   getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K] {
     return this.#transport.getExtraInfo(name);
   }

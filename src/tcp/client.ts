@@ -16,6 +16,8 @@ import { checkAddress } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/socket_options.ts";
 import { type ConnectionSetup, setUpConnection } from "../sockopt/_setup.ts";
+import { encodeProxyHeader, type ProxyHeaderOptions } from "../proxy/encode.ts";
+import type { Driver } from "../core/_transport.ts";
 
 /**
  * Where a TCP client connects to, and its socket options.
@@ -40,6 +42,15 @@ export interface TcpConnectOptions extends TransportOptions, ConnectionSocketOpt
    * load).
    */
   backend?: "deno" | "epoll";
+  /**
+   * Begin the connection with a PROXY protocol header, as a load balancer
+   * would, to test a server meant to sit behind one: `1` or `2` for that
+   * version with this connection's own addresses (the local address as the
+   * source, the server as the destination), or the header's options, where
+   * a missing `source` or `destination` is filled in the same way. The
+   * header goes out before anything `connectionMade` writes. Default: none.
+   */
+  sendProxy?: 1 | 2 | ProxyHeaderOptions;
 }
 
 /**
@@ -96,6 +107,7 @@ export async function connectTcp<P extends Protocol>(
   checkAddress(hostname, port, 1);
   validateTransportOptions(options);
   validateSocketOptions(options);
+  checkSendProxy(options.sendProxy);
   if (backend === "epoll") return await connectOnEpoll(hostname, port, options, protocolFactory);
   if (backend !== "deno") {
     throw new TypeError(
@@ -113,9 +125,52 @@ export async function connectTcp<P extends Protocol>(
     throw error;
   }
   const driver = new ConnDriver(conn, setup, options.readBufferSize);
+  return { transport: startClient(driver, protocol, options), protocol };
+}
+
+/** Runs `protocol` on the connected `driver`, after the PROXY header `options` ask for. */
+function startClient(driver: Driver, protocol: Protocol, options: TcpConnectOptions): Transport {
   const transport = new SocketTransport(driver, protocol, options);
+  if (options.sendProxy !== undefined) {
+    let header: Uint8Array;
+    try {
+      header = proxyHeaderFor(options.sendProxy, driver);
+    } catch (error) {
+      transport.abort();
+      throw error;
+    }
+    transport.write(header);
+  }
   transport.start();
-  return { transport, protocol };
+  return transport;
+}
+
+/** The PROXY header to send: `sendProxy`'s, with this connection's addresses where it names none. */
+function proxyHeaderFor(sendProxy: 1 | 2 | ProxyHeaderOptions, driver: Driver): Uint8Array {
+  const options = typeof sendProxy === "number" ? { version: sendProxy } : sendProxy;
+  if (options.command === "local") return encodeProxyHeader(options);
+  const source = options.source ?? driver.localAddr() ?? undefined;
+  return encodeProxyHeader({
+    ...options,
+    source,
+    destination: options.destination ?? driver.peerAddr,
+  });
+}
+
+/**
+ * Checks `sendProxy` before connecting.
+ *
+ * @throws {TypeError} for a value that is neither 1, 2 nor header options.
+ */
+function checkSendProxy(sendProxy: unknown): void {
+  if (sendProxy === undefined || sendProxy === 1 || sendProxy === 2) return;
+  const version = (sendProxy as { version?: unknown } | null)?.version;
+  if (typeof sendProxy !== "object" || (version !== 1 && version !== 2)) {
+    throw new TypeError(
+      `Cannot use sendProxy ${JSON.stringify(sendProxy)}: ` +
+        `it must be 1, 2 or PROXY header options such as { version: 2 }`,
+    );
+  }
 }
 
 /** {@linkcode connectTcp} on the epoll backend. */
@@ -142,9 +197,7 @@ async function connectOnEpoll<P extends Protocol>(
     throw error;
   }
   const driver = new EpollDriver(fd, peer, poller, setup, options.readBufferSize);
-  const transport = new SocketTransport(driver, protocol, options);
-  transport.start();
-  return { transport, protocol };
+  return { transport: startClient(driver, protocol, options), protocol };
 }
 
 /** `Deno.connect`, with errors that name the address. */

@@ -41,7 +41,9 @@ export { DEFAULT_READ_BUFFER_SIZE, type TransportOptions } from "../core/options
 export { DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
 export { TransportClosedError } from "../errors.ts";
 export {
+  DEFAULT_PROXY_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT,
+  type ProxyProtocolOptions,
   serveTcp,
   TCP_BACKENDS,
   type TcpBackend,

@@ -19,6 +19,7 @@ import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_opt
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import type { Acceptor } from "./_acceptor.ts";
 import { openAcceptor } from "./_listen.ts";
+import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
@@ -87,7 +88,59 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
    * Default 64 MiB ({@linkcode DEFAULT_MAX_BUFFERED}).
    */
   maxBuffered?: number;
+  /**
+   * Every connection begins with a PROXY protocol header (v1 or v2, told
+   * apart by the v2 signature), as a load balancer such as HAProxy
+   * (`send-proxy`, `send-proxy-v2`) or nginx (`proxy_protocol on`) sends
+   * it: `true`, or options. Its presence is never guessed: a connection
+   * whose first bytes are not a valid header, or whose header is not whole
+   * within the timeout, is closed unanswered and counted in
+   * `counters.proxyRefused` (logged at debug with the reason). The protocol
+   * is made once the header came; `getExtraInfo("peername")` is then the
+   * client the header names (LOCAL, as in HAProxy's health checks, and
+   * UNKNOWN headers keep the socket's peer), `"proxyPeername"` the proxy,
+   * and `"proxyHeader"` the header with its TLVs. Bytes that followed the
+   * header in the same segment are delivered as data. Default: off.
+   */
+  proxyProtocol?: boolean | ProxyProtocolOptions;
 }
+
+/**
+ * How a server takes the PROXY protocol; see
+ * {@linkcode TcpServerOptions.proxyProtocol}.
+ *
+ * @example Behind two load balancers, headers within a second
+ * ```ts
+ * import type { ProxyProtocolOptions } from "@x/echo/tcp";
+ *
+ * const proxy: ProxyProtocolOptions = { timeout: 1000, trusted: ["10.0.0.5", "10.0.0.6"] };
+ * ```
+ */
+export interface ProxyProtocolOptions {
+  /**
+   * Milliseconds a connection has to send its whole header. Default 3000
+   * (the spec asks receivers to wait at least 3 seconds).
+   */
+  timeout?: number;
+  /**
+   * The proxies allowed to connect: addresses and CIDR blocks, as a list or
+   * comma-separated (`"10.0.0.0/8,::1"`). A connection from elsewhere is
+   * closed at once, counted in `counters.untrusted`. Default: any source.
+   */
+  trusted?: string | readonly string[];
+}
+
+/**
+ * The PROXY header timeout when none is given: 3 seconds, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PROXY_TIMEOUT } from "@x/echo/tcp";
+ *
+ * console.log(DEFAULT_PROXY_TIMEOUT / 1000); // 3
+ * ```
+ */
+export const DEFAULT_PROXY_TIMEOUT = 3000;
 
 /**
  * How a TCP server does its I/O:
@@ -149,6 +202,13 @@ export interface TcpServerCounters {
   bufferedPeak: number;
   /** Times a connection stopped reading because `maxBuffered` was reached. */
   budgetPauses: number;
+  /**
+   * Connections closed unanswered for their PROXY header: missing, invalid,
+   * or not whole within the timeout (0 without `proxyProtocol`).
+   */
+  proxyRefused: number;
+  /** Connections closed at once for coming from a source `proxyProtocol.trusted` leaves out. */
+  untrusted: number;
 }
 
 /**
@@ -249,6 +309,7 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
   validateTransportOptions(options);
   validateSocketOptions(options);
+  const proxy = resolveProxyProtocol(options.proxyProtocol);
   if (typeof protocolFactory !== "function") {
     throw new TypeError(
       `Cannot use protocolFactory of type ${typeof protocolFactory}: ` +
@@ -257,11 +318,39 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
   const acceptor = openAcceptor({ ...options, hostname, port });
   try {
-    return new Server(acceptor, protocolFactory, options, shutdownTimeout);
+    return new Server(acceptor, protocolFactory, options, shutdownTimeout, proxy);
   } catch (error) {
     acceptor.stop();
     throw error;
   }
+}
+
+/** The PROXY protocol settings in force, checked. */
+interface ResolvedProxyProtocol {
+  timeout: number;
+  trusted: CidrList | null;
+}
+
+/**
+ * Checks `proxyProtocol` and fills in its defaults; `null` when it is off.
+ *
+ * @throws {TypeError} for a value that is neither a boolean nor options.
+ * @throws {RangeError} for a timeout out of range or a trusted entry that is no address.
+ */
+function resolveProxyProtocol(
+  value: boolean | ProxyProtocolOptions | undefined,
+): ResolvedProxyProtocol | null {
+  if (value === undefined || value === false) return null;
+  if (value === true) return { timeout: DEFAULT_PROXY_TIMEOUT, trusted: null };
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(
+      `Cannot use proxyProtocol ${JSON.stringify(value)}: ` +
+        `it must be true, false or { timeout, trusted }`,
+    );
+  }
+  const { timeout = DEFAULT_PROXY_TIMEOUT, trusted } = value;
+  checkInteger("proxyProtocol.timeout", timeout, 1, 2 ** 31 - 1);
+  return { timeout, trusted: trusted === undefined ? null : parseCidrList(trusted) };
 }
 
 class Server implements TcpServer {
@@ -280,6 +369,9 @@ class Server implements TcpServer {
   readonly #budget: BufferBudget;
   #accepted = 0;
   #refused = 0;
+  #proxyRefused = 0;
+  #untrusted = 0;
+  readonly #trusted: CidrList | null;
   /** Bytes of connections already closed; open ones keep their own count. */
   #bytesReceived = 0;
   #bytesSent = 0;
@@ -293,8 +385,10 @@ class Server implements TcpServer {
     factory: ProtocolFactory,
     options: TcpServerOptions,
     shutdownTimeout: number,
+    proxy: ResolvedProxyProtocol | null,
   ) {
     this.#acceptor = acceptor;
+    this.#trusted = proxy?.trusted ?? null;
     this.addr = acceptor.addr;
     this.backend = acceptor.backend;
     this.#factory = factory;
@@ -317,6 +411,15 @@ class Server implements TcpServer {
       idle: this.#idle,
       budget: this.#budget,
     };
+    if (proxy !== null) {
+      this.#hooks.proxy = {
+        timeout: proxy.timeout,
+        refused: (transport, reason) => {
+          this.#proxyRefused++;
+          tcpLogger.debug("Closed {peer} unanswered: {reason}", { peer: transport.peer, reason });
+        },
+      };
+    }
     try {
       acceptor.start((driver) => this.#serve(driver), (error) => this.#acceptorEnded(error));
     } catch (error) {
@@ -352,6 +455,8 @@ class Server implements TcpServer {
       buffered: this.#budget.used,
       bufferedPeak: this.#budget.peak,
       budgetPauses: this.#budget.pauses,
+      proxyRefused: this.#proxyRefused,
+      untrusted: this.#untrusted,
     };
   }
 
@@ -442,6 +547,13 @@ class Server implements TcpServer {
   /** A protocol for the connection from `peer`, or `null` when it must be closed at once. */
   #admit(peer: Deno.NetAddr): Protocol | null {
     if (this.#stopping) return null;
+    if (this.#trusted !== null && !this.#trusted.includes(peer.hostname)) {
+      this.#untrusted++;
+      tcpLogger.debug("Refused {peer}: not a trusted PROXY protocol source", {
+        peer: formatAddress(peer),
+      });
+      return null;
+    }
     if (this.#transports.size >= this.#maxConnections) {
       this.#refused++;
       tcpLogger.debug("Refused {peer}: {count} connections open, the most allowed", {

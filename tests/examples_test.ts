@@ -470,3 +470,23 @@ Deno.test("every example is run by a test in this file", async () => {
     assertStringIncludes(source, `"${entry.name}"`, `examples/${entry.name} has no test`);
   }
 });
+
+Deno.test("examples/workers_server.ts serves one port from two workers, and drains them on Ctrl-C", async () => {
+  await using server = await start("workers_server.ts", ["2"]);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+    const greeting = decode(await readExactly(conn, "worker 0 here\n".length));
+    seen.add(greeting.trim());
+    await writeAll(conn, encode(`message ${i}`));
+    assertEquals(decode(await readExactly(conn, `message ${i}`.length)), `message ${i}`);
+    conn.close();
+  }
+  // 40 connections on one worker of two would happen once in 2^39.
+  assertEquals(seen, new Set(["worker 0 here", "worker 1 here"]));
+  const { code, stdout } = await server.exit("SIGINT");
+  assertEquals(code, 0);
+  const counts = [...stdout.matchAll(/worker \d: (\d+) connections/g)].map((m) => Number(m[1]));
+  assertEquals(counts.length, 2);
+  assertEquals(counts[0] + counts[1], 40);
+});

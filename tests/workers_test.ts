@@ -133,12 +133,15 @@ Deno.test("a worker that cannot listen fails the start, and no worker is left", 
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const { port } = taken.addr;
+    const before = await descriptorsBefore();
     await assertRejects(
       () => startWorkers(MODULE, { count: 2, data: { port } }),
       Deno.errors.AddrInUse,
       `127.0.0.1:${port}`,
     );
     assertEquals(listenersOn(port), 1);
+    // The worker that failed closed its poller: nothing of it is left open.
+    await waitFor(() => openIoDescriptors() <= before, "the descriptors to be released", 5_000);
   } finally {
     taken.close();
   }

@@ -239,15 +239,14 @@ class Pool implements WorkerPool {
 
   async start(): Promise<void> {
     const [first, ...others] = this.#slots;
-    try {
-      await this.#launch(first);
-      this.listeners = this.#first!;
-      await Promise.all(others.map((slot) => this.#launch(slot)));
-    } catch (error) {
-      this.#stopping = true;
-      for (const slot of this.#slots) this.#terminate(slot);
-      throw error;
-    }
+    await this.#launch(first); // a worker that fails to start has its descriptors closed
+    this.listeners = this.#first!;
+    const started = await Promise.allSettled(others.map((slot) => this.#launch(slot)));
+    const failed = started.find((result) => result.status === "rejected");
+    if (failed === undefined) return;
+    // Those that listen drain and close what they opened, as on shutdown.
+    await this.shutdown();
+    throw failed.reason;
   }
 
   counters(): Promise<WorkerCounters[]> {
@@ -316,10 +315,9 @@ class Pool implements WorkerPool {
       this.#died(slot, event.error ?? new Error(event.message));
     };
     worker.onmessageerror = () => {
-      this.#died(
-        slot,
-        new Error("Cannot read a message from the worker: it could not be deserialized"),
-      );
+      workersLogger.error("Cannot read a message from worker {index}: it was ignored", {
+        index: slot.index,
+      });
     };
     return promise;
   }

@@ -100,7 +100,8 @@ export function inPoolWorker(): boolean {
  * they listen, answers the pool's requests for counters, drains them when
  * the pool shuts down, and closes the worker once they have stopped. An
  * error `start` throws (or rejects with), such as the port being taken, is
- * reported to the pool, whose `startWorkers` rejects with it.
+ * reported to the pool, whose `startWorkers` rejects with it; `start` should
+ * then have closed the servers it did start.
  *
  * Each server should listen with `reusePort: true` on the same port in
  * every worker (the kernel then spreads the connections over them), and
@@ -138,6 +139,7 @@ export function serveInWorker<T>(
       servers = await start({ index: context.index, data: context.data as T });
     } catch (error) {
       const { name, message } = error instanceof Error ? error : new Error(String(error));
+      await closeIdlePoller(); // start closed what it opened before throwing (see above)
       scope.postMessage({ kind: "failed", name, message });
       scope.close();
       return;

@@ -140,6 +140,10 @@ for (
   });
 }
 
+/** `path` as the programs show it: relative to the working directory when inside it. */
+const asSeenFromHere = (path: string) =>
+  path.startsWith(Deno.cwd() + "/") ? path.slice(Deno.cwd().length + 1) : path;
+
 Deno.test("server program: --reuse-port on --backend deno without --unstable-net names the flag to add", async () => {
   const { code, stdout, stderr } = await run(SERVER, [
     "--port",
@@ -153,7 +157,7 @@ Deno.test("server program: --reuse-port on --backend deno without --unstable-net
   assertEquals(
     stderr.trim(),
     "echo server: Cannot use --reuse-port on --backend deno: it needs Deno's --unstable-net " +
-      "flag; run deno run -A --unstable-net jsr:@x/echo/server --reuse-port ... " +
+      `flag; run deno run -A --unstable-net ${asSeenFromHere(SERVER)} --reuse-port ... ` +
       "(the epoll backend needs no flag for it)",
   );
 });

@@ -368,3 +368,27 @@ Deno.test("bench program: a server that answers wrongly counts as an error and e
   assertEquals(code, 1);
   assertEquals(JSON.parse(stdout).errors, 10);
 });
+
+Deno.test("each program's --help names the command that runs it from where it was started", async () => {
+  for (const program of [SERVER, CLIENT, BENCH]) {
+    for (const cwd of [new URL("..", import.meta.url).pathname, "/tmp"]) {
+      const help = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", program, "--help"],
+        cwd,
+        stdout: "piped",
+      }).output();
+      const usage = new TextDecoder().decode(help.stdout).split("\n")[0];
+      const match = usage.match(/^Usage: deno run -A (\S+) \[options\]$/);
+      if (match === null) throw new Error(`no command in ${JSON.stringify(usage)}`);
+      // What it says works as written, from there.
+      const version = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", match[1], "--version"],
+        cwd,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(version.code, 0, new TextDecoder().decode(version.stderr));
+      assertMatch(new TextDecoder().decode(version.stdout), /^@x\/echo \d/);
+    }
+  }
+});

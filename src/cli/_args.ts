@@ -29,15 +29,33 @@ export function collectUnknown(into: string[]): (arg: string) => false {
 }
 
 /**
+ * How to start the program whose module is `moduleUrl` (`server`, `client`
+ * or `bench`) the way it was started: `deno run -A jsr:@x/echo/server` once
+ * published, `deno run -A src/cli/server.ts` from a clone (the path as seen
+ * from the working directory), so a hint can be copied and run.
+ */
+export function runCommand(moduleUrl: string): string {
+  const name = moduleUrl.replace(/^.*\/|\.ts$/g, "");
+  if (!moduleUrl.startsWith("file:")) return `deno run -A jsr:@x/echo/${name}`;
+  const path = decodeURIComponent(new URL(moduleUrl).pathname);
+  const cwd = Deno.cwd();
+  const shown = path.startsWith(cwd + "/") ? path.slice(cwd.length + 1) : path;
+  return `deno run -A ${shown}`;
+}
+
+/**
  * Prints `usage` for `--help` or the version for `--version`, before any
- * other flag is checked. Returns the exit code, or `null` to go on.
+ * other flag is checked; the usage names the program as `runCommand` does
+ * for `moduleUrl`. Returns the exit code, or `null` to go on.
  */
 export function helpOrVersion(
   flags: { help?: boolean; version?: boolean },
   usage: string,
+  moduleUrl: string,
 ): number | null {
-  if (flags.help) console.log(usage);
-  else if (flags.version) console.log(`@x/echo ${VERSION}`);
+  if (flags.help) {
+    console.log(usage.replace(/deno run -A jsr:@x\/echo\/\w+/, runCommand(moduleUrl)));
+  } else if (flags.version) console.log(`@x/echo ${VERSION}`);
   else return null;
   return 0;
 }

@@ -1,12 +1,14 @@
 /**
  * Logging set-up for the command-line programs. Only programs configure
  * LogTape; the library merely logs. Records go to stderr, so stdout carries
- * only what a program is asked for.
+ * only what a program is asked for, through a queue that never makes the
+ * program wait (see `_log_sink.ts`).
  *
  * @module
  */
 
 import { configure, getTextFormatter, jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
+import { LOG_QUEUE_LIMIT, NonBlockingSink } from "./_log_sink.ts";
 
 /** A `--log-level` value. */
 export type LogLevelName = "debug" | "info" | "warning" | "error";
@@ -45,10 +47,18 @@ export async function setUpLogging(
         worker === undefined ? record : { ...record, properties: { ...record.properties, worker } },
       )
     : textFormatter(worker);
-  const encoder = new TextEncoder();
-  const stderr = (record: LogRecord) => {
-    Deno.stderr.writeSync(encoder.encode(formatter(record)));
-  };
+  const notice = (dropped: number) =>
+    formatter({
+      category: ["echo", "log"],
+      level: "warning",
+      message: [`Dropped ${dropped} log lines: stderr was not read fast enough`],
+      rawMessage: "Dropped log lines",
+      timestamp: Date.now(),
+      properties: worker === undefined ? {} : { worker },
+    });
+  sink = new NonBlockingSink(Deno.stderr, LOG_QUEUE_LIMIT, notice);
+  const queue = sink;
+  const stderr = (record: LogRecord) => queue.write(formatter(record));
   await configure({
     sinks: { stderr },
     loggers: [
@@ -56,4 +66,19 @@ export async function setUpLogging(
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+}
+
+let sink: NonBlockingSink | null = null;
+
+/**
+ * Waits until the log lines queued for stderr are written, at most `ms`
+ * milliseconds: a program calls it before it exits.
+ */
+export async function flushLogs(ms = 1000): Promise<void> {
+  await sink?.flush(ms);
+}
+
+/** Log lines dropped so far because stderr was not read fast enough. */
+export function droppedLogLines(): number {
+  return sink?.dropped ?? 0;
 }

@@ -8,7 +8,7 @@
 
 import { serveInWorker, type WorkerServer } from "../workers/worker.ts";
 import { waitOnMainThread } from "../poll/_poller.ts";
-import { setUpLogging } from "./_logging.ts";
+import { flushLogs, setUpLogging } from "./_logging.ts";
 import { type ListenerPlan, startListeners } from "./_listeners.ts";
 
 /** What the program hands each worker. */
@@ -34,7 +34,8 @@ serveInWorker<ServerWorkerData>(async ({ index, data }) => {
       return server.counters;
     },
     shutdown: () => server.shutdown(),
-    finished: server.finished,
+    // The worker ends once its servers have: its queued log lines are written first.
+    finished: server.finished.then(() => flushLogs()),
     label: description,
   }));
 });

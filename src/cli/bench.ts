@@ -137,7 +137,7 @@ export async function main(args: string[]): Promise<number> {
     },
     unknown: collectUnknown(unknown),
   });
-  const early = helpOrVersion(flags, BENCH_USAGE);
+  const early = helpOrVersion(flags, BENCH_USAGE, import.meta.url);
   if (early !== null) return early;
   let options: BenchOptions;
   const controller = new AbortController();

@@ -141,7 +141,7 @@ export async function main(args: string[]): Promise<number> {
     default: { hostname: "127.0.0.1", port: "8888", timeout: "5" },
     unknown: collectUnknown(unknown),
   });
-  const early = helpOrVersion(flags, CLIENT_USAGE);
+  const early = helpOrVersion(flags, CLIENT_USAGE, import.meta.url);
   if (early !== null) return early;
   let hostname: string, port: number;
   let transport: "tcp" | "udp";

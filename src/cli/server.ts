@@ -30,27 +30,34 @@ import {
   integerFlag,
   portsFlag,
   rejectUnknown,
+  runCommand,
   textFlag,
   transportsFlag,
   unescape,
   UsageError,
   workersFlag,
 } from "./_args.ts";
-import { LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
+import { flushLogs, LOG_FORMATS, LOG_LEVELS, setUpLogging } from "./_logging.ts";
 import {
   SOCKET_FLAGS,
   SOCKET_FLAGS_USAGE,
   socketOptionsFromFlags,
   udpSocketOptionsFromFlags,
 } from "./_socket_flags.ts";
-import { type ProxyProtocolOptions, TCP_BACKENDS, type TcpBackend } from "../tcp/server.ts";
+import {
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  type ProxyProtocolOptions,
+  TCP_BACKENDS,
+  type TcpBackend,
+  type TcpServer,
+} from "../tcp/server.ts";
 import { parseCidrList } from "../proxy/trusted.ts";
 import type { DatagramBackend } from "../udp/socket.ts";
 import { UDP_ECHO_MODES, type UdpEchoServerOptions } from "../echo/datagram.ts";
 import { hasUnstableNet } from "../_unstable.ts";
 import { waitOnMainThread } from "../poll/_poller.ts";
 import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
-import { logTotals } from "./_server_log.ts";
+import { logTotals, serverLogger } from "./_server_log.ts";
 import { startWorkers, type WorkerPool } from "../workers/pool.ts";
 import type { ServerWorkerData } from "./_server_worker.ts";
 
@@ -135,6 +142,11 @@ UDP safety (a UDP echo can be abused to reflect traffic):
   --rate-limit N            answer each source host at most N datagrams a second
                             (bursts of N; default no limit; UDP only)
 
+Stopping:
+  --shutdown-timeout S      on SIGINT or SIGTERM, how long open connections (UDP: queued
+                            answers) may take to send what they hold before they are
+                            aborted (default 10); a second signal exits at once
+
 Logging and information:
   --log-level debug|info|warning|error
                             what to log on stderr (default info; debug shows each
@@ -207,6 +219,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "rate-limit",
       "max-connections",
       "idle-timeout",
+      "shutdown-timeout",
       "backend",
       "until-limit",
       "max-buffered",
@@ -262,6 +275,9 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (until !== undefined && (mode ?? "until") !== "until") {
     throw new UsageError(`Cannot use --until with --mode ${mode}: they conflict; drop one of them`);
   }
+  const shutdownTimeout = flags["shutdown-timeout"] === undefined
+    ? undefined
+    : integerFlag("shutdown-timeout", flags["shutdown-timeout"], 0, 2_000_000) * 1000;
   const alsoTcp = transports.includes("tcp");
   if (transports.includes("udp")) {
     command.udpOptions = udpOptionsFromFlags(
@@ -269,6 +285,9 @@ export function parseServerArgs(args: string[]): ServerCommand {
       { hostname, port, mode, prefix, until },
       alsoTcp,
     );
+  }
+  if (shutdownTimeout !== undefined && transports.includes("udp")) {
+    command.udpOptions.shutdownTimeout = shutdownTimeout;
   }
   if (!alsoTcp) return command;
   if (flags["rate-limit"] !== undefined && !transports.includes("udp")) {
@@ -292,6 +311,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (prefix !== undefined) options.prefix = prefix;
   if (until !== undefined) options.until = until;
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
+  if (shutdownTimeout !== undefined) options.shutdownTimeout = shutdownTimeout;
   if (idleSeconds !== undefined) options.idleTimeout = idleSeconds * 1000;
   if (flags.backend !== undefined) {
     options.backend = choiceFlag<TcpBackend>("backend", flags.backend, TCP_BACKENDS);
@@ -317,7 +337,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
     const flag = options.reusePort ? "--reuse-port" : "--workers";
     throw new UsageError(
       `Cannot use ${flag} on --backend deno: it needs Deno's --unstable-net flag; ` +
-        `run deno run -A --unstable-net jsr:@x/echo/server ${flag} ... ` +
+        `run ${runCommand(import.meta.url).replace("-A", "-A --unstable-net")} ${flag} ... ` +
         "(the epoll backend needs no flag for it)",
     );
   }
@@ -468,10 +488,12 @@ export async function main(args: string[]): Promise<number> {
     return fail(error);
   }
   if (command.action !== "serve") {
-    return helpOrVersion({ [command.action]: true }, SERVER_USAGE) ?? 0;
+    return helpOrVersion({ [command.action]: true }, SERVER_USAGE, import.meta.url) ?? 0;
   }
   await setUpLogging(command.logLevel, command.logFormat);
-  return command.workers === null ? await serveHere(command) : await serveOnWorkers(command);
+  const code = command.workers === null ? await serveHere(command) : await serveOnWorkers(command);
+  await flushLogs(); // the last lines (the stop lines) are written unless stderr is stuck
+  return code;
 }
 
 /** The signals that stop the server: the first drains it, a second exits at once. */
@@ -503,6 +525,7 @@ async function serveHere(command: ServerCommand): Promise<number> {
   }
   // Listen for signals before saying we listen: a SIGTERM sent on seeing the line must be graceful.
   const stopListening = onSignals(() => {
+    logDrain(command, listeners);
     for (const { server } of listeners) server.shutdown();
   });
   for (const { server, description } of listeners) {
@@ -531,7 +554,10 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
   } catch (error) {
     return fail(error);
   }
-  const stopListening = onSignals(() => void pool.shutdown());
+  const stopListening = onSignals(() => {
+    logDrain(command, null);
+    pool.shutdown();
+  });
   const plural = workers === 1 ? "worker" : "workers";
   for (const { addr, label } of pool.listeners) {
     console.log(listeningLine(addr, `${label}; ${workers} ${plural}`));
@@ -540,6 +566,37 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
   stopListening();
   logTotals(final);
   return 0;
+}
+
+/**
+ * Says what the drain that starts now waits for, for how long, and that a
+ * second signal ends it (`listeners`: those of this thread, whose open
+ * connections and held bytes can be counted; `null` on workers).
+ */
+function logDrain(command: ServerCommand, listeners: Listener[] | null): void {
+  const seconds = (command.options.shutdownTimeout ?? command.udpOptions.shutdownTimeout ??
+    DEFAULT_SHUTDOWN_TIMEOUT) / 1000;
+  if (listeners === null) {
+    serverLogger.info(
+      "Draining {workers} workers: each lets its connections send what they hold, for up to " +
+        "{seconds} s; a second signal exits at once",
+      { workers: command.workers, seconds },
+    );
+    return;
+  }
+  let open = 0;
+  let held = 0;
+  for (const { server, transport } of listeners) {
+    if (transport !== "tcp") continue;
+    const tcp = server as TcpServer;
+    open += tcp.connections;
+    held += tcp.counters.buffered;
+  }
+  serverLogger.info(
+    "Draining: waiting up to {seconds} s for {open} open connections to send the {held} bytes " +
+      "they hold and close; a second signal exits at once",
+    { seconds, open, held },
+  );
 }
 
 /** Prints one line for an error a user can fix and returns the exit code. */

@@ -28,16 +28,23 @@ export class IdleClock {
   readonly #timer: ReturnType<typeof setInterval>;
 
   /**
-   * Starts ticking; `tracked` gives the open connections at each tick.
-   * Stop it with {@linkcode IdleClock.stop}.
+   * Starts ticking; `tracked` gives the open connections at each tick, and
+   * `onClosed` is told of each one closed. Stop it with {@linkcode IdleClock.stop}.
    */
-  constructor(timeoutMs: number, tracked: () => Iterable<IdleTracked>) {
+  constructor(
+    timeoutMs: number,
+    tracked: () => Iterable<IdleTracked>,
+    onClosed: () => void = () => {},
+  ) {
     const interval = Math.max(1, Math.ceil(timeoutMs / TICKS));
     this.#timer = setInterval(() => {
       const tick = ++this.tick;
       // Quiet since before tick - TICKS: no traffic for at least TICKS whole intervals.
       for (const connection of tracked()) {
-        if (tick - connection.lastActive > TICKS && connection.closeIdle()) this.closed++;
+        if (tick - connection.lastActive > TICKS && connection.closeIdle()) {
+          this.closed++;
+          onClosed();
+        }
       }
     }, interval);
   }

@@ -19,6 +19,7 @@ import { type SocketOptions, validateSocketOptions } from "../sockopt/socket_opt
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import type { Acceptor } from "./_acceptor.ts";
 import { openAcceptor } from "./_listen.ts";
+import { SummedNotice } from "./_notice.ts";
 import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
 
 /**
@@ -379,6 +380,9 @@ class Server implements TcpServer {
   #stopping = false;
   #accepting = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Refusals at the limit and idle closes, summed up at info once a second. */
+  readonly #refusedNotice: SummedNotice;
+  readonly #idleNotice: SummedNotice | undefined;
 
   constructor(
     acceptor: Acceptor,
@@ -399,8 +403,24 @@ class Server implements TcpServer {
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
     this.#maxConnections = options.maxConnections ?? Infinity;
+    const address = formatAddress(this.addr);
+    this.#refusedNotice = new SummedNotice((count) =>
+      tcpLogger.info(
+        "Refused {count} connections on {address} in the last second: {max} were open, " +
+          "the most allowed",
+        { count, address, max: this.#maxConnections },
+      )
+    );
     if (options.idleTimeout !== undefined) {
-      this.#idle = new IdleClock(options.idleTimeout, () => this.#transports);
+      const seconds = options.idleTimeout / 1000;
+      this.#idleNotice = new SummedNotice((count) =>
+        tcpLogger.info(
+          "Closed {count} connections on {address} in the last second: quiet for {seconds} s",
+          { count, address, seconds },
+        )
+      );
+      const notice = this.#idleNotice;
+      this.#idle = new IdleClock(options.idleTimeout, () => this.#transports, () => notice.add());
     }
     this.#budget = new BufferBudget(
       options.maxBuffered ?? DEFAULT_MAX_BUFFERED,
@@ -426,7 +446,8 @@ class Server implements TcpServer {
       this.#idle?.stop(); // serveTcp closes the acceptor
       throw error;
     }
-    tcpLogger.info("Listening on {address}", { address: formatAddress(this.addr) });
+    // The program prints its own line per listener: one line, not two, on a terminal.
+    tcpLogger.debug("Listening on {address}", { address: formatAddress(this.addr) });
     if (this.#signal?.aborted) this.shutdown();
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
@@ -519,6 +540,8 @@ class Server implements TcpServer {
     if (this.#accepting || this.#transports.size > 0) return;
     clearTimeout(this.#timer);
     this.#idle?.stop();
+    this.#refusedNotice.stop();
+    this.#idleNotice?.stop();
     tcpLogger.info("Server on {address} stopped: {counters}", {
       address: formatAddress(this.addr),
       counters: this.counters,
@@ -556,6 +579,7 @@ class Server implements TcpServer {
     }
     if (this.#transports.size >= this.#maxConnections) {
       this.#refused++;
+      this.#refusedNotice.add();
       tcpLogger.debug("Refused {peer}: {count} connections open, the most allowed", {
         peer: formatAddress(peer),
         count: this.#transports.size,

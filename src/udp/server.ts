@@ -230,7 +230,8 @@ class Server implements UdpServer {
         });
       },
     });
-    udpLogger.info("Listening on udp {address}", { address: formatAddress(this.addr) });
+    // The program prints its own line per listener: one line, not two, on a terminal.
+    udpLogger.debug("Listening on udp {address}", { address: formatAddress(this.addr) });
     this.#transport.start();
     if (this.#signal?.aborted) this.shutdown();
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });

@@ -26,6 +26,13 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [SERVER, ["--proxy-protocol", "--proxy-from", "10.0.0.0/33"], "--proxy-from"],
   [SERVER, ["--proxy-protocol", "--proxy-from", "example.com"], "--proxy-from"],
   [SERVER, ["--udp", "--proxy-protocol"], "--proxy-protocol"],
+  [SERVER, ["--admin-port", "-1"], "--admin-port"],
+  [SERVER, ["--admin-port", "65536"], "--admin-port"],
+  [SERVER, ["--admin-port", "metrics"], "--admin-port"],
+  [SERVER, ["--admin-port", ""], "--admin-port"],
+  [SERVER, ["--admin-hostname", "::1"], "--admin-hostname"], // without --admin-port
+  [SERVER, ["--admin-port", "9090", "--admin-hostname", ""], "--admin-hostname"],
+  [SERVER, ["--port", "9090", "--admin-port", "9090"], "--admin-port"],
   [CLIENT, ["--send-proxy", "v3"], "--send-proxy"],
   [CLIENT, ["--udp", "--send-proxy", "v2"], "--send-proxy"],
   [BENCH, ["--send-proxy", "yes"], "--send-proxy"],

@@ -10,6 +10,7 @@ import { serveInWorker, type WorkerServer } from "../workers/worker.ts";
 import { waitOnMainThread } from "../poll/_poller.ts";
 import { flushLogs, setUpLogging } from "./_logging.ts";
 import { type ListenerPlan, startListeners } from "./_listeners.ts";
+import { countersOf } from "./_metrics.ts";
 
 /** What the program hands each worker. */
 export interface ServerWorkerData {
@@ -30,8 +31,9 @@ serveInWorker<ServerWorkerData>(async ({ index, data }) => {
   const listeners = await startListeners({ ...command, ports }, true);
   return listeners.map(({ server, description }): WorkerServer => ({
     addr: server.addr,
+    // With the open connections, which a TcpServer keeps apart from its counters.
     get counters() {
-      return server.counters;
+      return countersOf(server);
     },
     shutdown: () => server.shutdown(),
     // The worker ends once its servers have: its queued log lines are written first.

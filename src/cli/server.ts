@@ -60,6 +60,9 @@ import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
 import { logTotals, serverLogger } from "./_server_log.ts";
 import { startWorkers, type WorkerPool } from "../workers/pool.ts";
 import type { ServerWorkerData } from "./_server_worker.ts";
+import { ADMIN_FLAGS, ADMIN_FLAGS_USAGE, adminFromFlags } from "./_admin_flags.ts";
+import { type Admin, openAdmin } from "./_admin.ts";
+import { poolSnapshots, snapshotOf } from "./_metrics.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
@@ -142,6 +145,8 @@ UDP safety (a UDP echo can be abused to reflect traffic):
   --rate-limit N            answer each source host at most N datagrams a second
                             (bursts of N; default no limit; UDP only)
 
+${ADMIN_FLAGS_USAGE}
+
 Stopping:
   --shutdown-timeout S      on SIGINT or SIGTERM, how long open connections (UDP: queued
                             answers) may take to send what they hold before they are
@@ -188,6 +193,8 @@ export interface ServerCommand {
   logLevel: "debug" | "info" | "warning" | "error";
   /** The log line format. */
   logFormat: "text" | "json";
+  /** Where the admin HTTP listener (health, readiness, metrics) listens; none when absent. */
+  admin?: { hostname: string; port: number };
 }
 
 /**
@@ -226,6 +233,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "workers",
       "proxy-timeout",
       "proxy-from",
+      ...ADMIN_FLAGS,
       ...SOCKET_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
@@ -254,6 +262,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
     logLevel: choiceFlag("log-level", flags["log-level"], LOG_LEVELS),
     logFormat: choiceFlag("log-format", flags["log-format"], LOG_FORMATS),
   };
+  const admin = adminFromFlags(flags, ports, transports);
+  if (admin !== undefined) command.admin = admin;
   const hostname = textFlag("hostname", flags.hostname);
   const port = ports[0];
   let mode: EchoMode | undefined;
@@ -518,21 +528,27 @@ function onSignals(stop: () => void): () => void {
 /** Runs the listeners in this thread's event loop. */
 async function serveHere(command: ServerCommand): Promise<number> {
   let listeners: Listener[];
+  let admin: Admin | undefined;
   try {
+    admin = openAdmin(command.admin);
     listeners = await startListeners(command, false);
   } catch (error) {
+    await admin?.close();
     return fail(error);
   }
   // Listen for signals before saying we listen: a SIGTERM sent on seeing the line must be graceful.
   const stopListening = onSignals(() => {
+    admin.draining();
     logDrain(command, listeners);
     for (const { server } of listeners) server.shutdown();
   });
   for (const { server, description } of listeners) {
     console.log(listeningLine(server.addr, description));
   }
+  admin.serving(() => snapshotOf(listeners.map(({ server }) => server)));
   await Promise.all(listeners.map(({ server }) => server.finished));
   stopListening();
+  await admin.close();
   return 0;
 }
 
@@ -540,7 +556,9 @@ async function serveHere(command: ServerCommand): Promise<number> {
 async function serveOnWorkers(command: ServerCommand): Promise<number> {
   const workers = command.workers!;
   let pool: WorkerPool;
+  let admin: Admin | undefined;
   try {
+    admin = openAdmin(command.admin);
     pool = await startWorkers<ServerWorkerData>(new URL("./_server_worker.ts", import.meta.url), {
       count: workers,
       // Worker 0 takes the ports; the others join it on the ports it was given.
@@ -552,9 +570,11 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
       }),
     });
   } catch (error) {
+    await admin?.close();
     return fail(error);
   }
   const stopListening = onSignals(() => {
+    admin.draining();
     logDrain(command, null);
     pool.shutdown();
   });
@@ -562,8 +582,10 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
   for (const { addr, label } of pool.listeners) {
     console.log(listeningLine(addr, `${label}; ${workers} ${plural}`));
   }
+  admin.serving(poolSnapshots(pool));
   const final = await pool.finished;
   stopListening();
+  await admin.close();
   logTotals(final);
   return 0;
 }

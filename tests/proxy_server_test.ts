@@ -215,17 +215,17 @@ for (const backend of BACKENDS) {
 Deno.test("proxyProtocol options are checked up front", async () => {
   const factory = () => ({});
   await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: { timeout: 0 } }, factory),
+    async () => await serveTcp({ port: 0, proxyProtocol: { timeout: 0 } }, factory),
     RangeError,
     "proxyProtocol.timeout 0",
   );
   await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: { trusted: "10.0.0.0/33" } }, factory),
+    async () => await serveTcp({ port: 0, proxyProtocol: { trusted: "10.0.0.0/33" } }, factory),
     RangeError,
     "10.0.0.0/33",
   );
   await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: "yes" as unknown as boolean }, factory),
+    async () => await serveTcp({ port: 0, proxyProtocol: "yes" as unknown as boolean }, factory),
     TypeError,
     'proxyProtocol "yes"',
   );

@@ -411,6 +411,24 @@ export async function serverOf(servers: WatchedServer[], port: number): Promise<
   }
 }
 
+/** One echo of a small message through HAProxy: null, or what went wrong. */
+async function echoThrough(haproxy: Haproxy, name: string): Promise<string | null> {
+  const text = `fresh ${name} `.repeat(20);
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: haproxy.port });
+    try {
+      await writeAll(conn, encode(text));
+      await conn.closeWrite();
+      const got = decode(await readToEnd(conn));
+      return got === text ? null : `got ${got.length} of ${text.length} bytes`;
+    } finally {
+      conn.close();
+    }
+  } catch (error) {
+    return String(error);
+  }
+}
+
 /** What a failover did (see `failover`). */
 export interface FailoverResult {
   /** Streaming connections on the server that stayed up, and the bytes they lost. */
@@ -424,10 +442,16 @@ export interface FailoverResult {
   movedToSurvivor: number;
   /** Milliseconds from SIGTERM to HAProxy's stats showing the stopped server DOWN. */
   markedDownMs: number;
-  /** Connections opened from the SIGTERM on, and how many failed. */
+  /** Connections opened once the stopped server has exited, and how many failed. */
   newConnections: number;
   newConnectionsFailed: number;
   newConnectionErrors: string[];
+  /**
+   * Connections opened between the SIGTERM and the exit, and how many got no
+   * echo: HAProxy may hand one to the stopping server, which closes it unread.
+   */
+  duringShutdown: number;
+  duringShutdownFailed: number;
   stoppedExitCode: number;
   stoppedLog: string;
 }
@@ -436,7 +460,7 @@ export interface FailoverResult {
  * With HAProxy in front of `servers` (both UP): `streams` connections echo in
  * a closed loop; the first server gets SIGTERM while they do. Those it held
  * end; each opens a new connection and goes on. The others must lose no byte;
- * `fresh` new connections opened from the SIGTERM on must all be echoed.
+ * `fresh` new connections opened once it has exited must all be echoed.
  */
 export async function failover(
   haproxy: Haproxy,
@@ -453,26 +477,15 @@ export async function failover(
 
   const stopping = servers[0].stop();
   const signalled = performance.now();
-  // New connections from the SIGTERM on: each one echo of a small message.
-  let failed = 0;
+  // Connections opened while it shuts down: HAProxy may hand one over just as it stops.
+  const racing = Promise.all(Array.from({ length: 4 }, (_, i) => echoThrough(haproxy, `r${i}`)));
+  // New connections once it has exited, before and after HAProxy marks it DOWN.
+  const { code, log } = await stopping;
   const errors: string[] = [];
   const opening = (async () => {
     for (let i = 0; i < fresh; i++) {
-      const text = `fresh ${i} `.repeat(20);
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: haproxy.port });
-        try {
-          await writeAll(conn, encode(text));
-          await conn.closeWrite();
-          const got = decode(await readToEnd(conn));
-          if (got !== text) throw new Error(`got ${got.length} of ${text.length} bytes`);
-        } finally {
-          conn.close();
-        }
-      } catch (error) {
-        failed++;
-        errors.push(String(error));
-      }
+      const error = await echoThrough(haproxy, `${i}`);
+      if (error) errors.push(error);
     }
   })();
   const down = await haproxy.until(
@@ -481,7 +494,6 @@ export async function failover(
   );
   const markedDownMs = performance.now() - signalled;
   assert(down.get("s2")?.status === "UP", `s2 is ${down.get("s2")?.status}`);
-  const { code, log } = await stopping;
 
   // The stopped server's streams ended; each goes on over a new connection.
   const onStopped = streamers.filter((_, i) => on[i] === 0);
@@ -493,6 +505,7 @@ export async function failover(
   await Promise.all([...moved, ...survivors].map((s) => s.after(3)));
   const movedOn = await Promise.all(moved.map((s) => serverOf(servers, s.localPort)));
   await opening;
+  const racingErrors = (await racing).filter((error) => error !== null);
   await Promise.all([...moved, ...survivors].map((s) => s.stop()));
 
   return {
@@ -505,8 +518,10 @@ export async function failover(
     movedToSurvivor: movedOn.filter((at) => at === 1).length,
     markedDownMs: Math.round(markedDownMs),
     newConnections: fresh,
-    newConnectionsFailed: failed,
+    newConnectionsFailed: errors.length,
     newConnectionErrors: errors,
+    duringShutdown: 4,
+    duringShutdownFailed: racingErrors.length,
     stoppedExitCode: code,
     stoppedLog: log,
   };

@@ -28,12 +28,16 @@ export interface LiveFuzzResult {
   tried: number;
   /** Per kind of attempt. */
   kinds: Record<string, number>;
-  /** Connections that ended with nothing echoed. */
+  /** Connections that ended with nothing echoed although something followed the header. */
   refused: number;
   /** Whole headers the parser accepts whose data came back exactly. */
   echoed: number;
   /** Bytes echoed for a header the parser does not accept (must be 0). */
   echoedForInvalid: number;
+  /** Whole headers with nothing after them: nothing to echo, and nothing to refuse. */
+  wholeHeadersAlone: number;
+  /** Whole headers (by the parser) whose data did not come back: the server refused them. */
+  wholeHeadersUnanswered: string[];
   /** Attempts whose outcome broke a rule, described. */
   wrong: string[];
   /** Silent connections the server closed (after --proxy-timeout). */
@@ -206,6 +210,8 @@ export async function fuzzLiveServer(
     echoed: 0,
     echoedForInvalid: 0,
     wrong: [],
+    wholeHeadersUnanswered: [],
+    wholeHeadersAlone: 0,
     timedOut: 0,
     fdsBefore,
     fdsAfter: 0,
@@ -219,7 +225,9 @@ export async function fuzzLiveServer(
       result.wrong.push(`#${i} (${a.kind}, ${a.input.length} bytes): ${what}`);
     if (!closed) say("the server did not end the connection within 10 s");
     if (a.silent && closed) result.timedOut++;
-    if (echoed.length === 0) result.refused++;
+    const nothingAfter = parsed.status === "complete" && parsed.length === a.input.length;
+    if (nothingAfter) result.wholeHeadersAlone++;
+    else if (echoed.length === 0) result.refused++;
     if (parsed.status !== "complete") {
       result.echoedForInvalid += echoed.length;
       if (echoed.length > 0) {
@@ -228,7 +236,13 @@ export async function fuzzLiveServer(
       return;
     }
     const rest = a.input.subarray(parsed.length);
-    if (echoed.length === 0 && !a.valid) return; // a whole header the server may still refuse
+    if (echoed.length === 0 && !a.valid) { // a whole header the server may still refuse
+      const head = Array.from(a.input.subarray(0, 48), (b) => b.toString(16).padStart(2, "0"));
+      result.wholeHeadersUnanswered.push(
+        `#${i} (${a.kind}, ${a.input.length} bytes): ${head.join("")}`,
+      );
+      return;
+    }
     if (echoed.length !== rest.length || echoed.some((b, k) => b !== rest[k])) {
       say(`echoed ${echoed.length} bytes for ${rest.length} after the header, or others`);
     } else result.echoed++;

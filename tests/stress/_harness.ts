@@ -98,6 +98,11 @@ export class WatchedServer implements AsyncDisposable {
     return count;
   }
 
+  /** The server's stderr so far. */
+  get logSoFar(): string {
+    return this.#stderrText;
+  }
+
   /** Reads the server's stderr until it contains `text`. */
   async waitForLog(text: string): Promise<void> {
     let ended = false;

@@ -312,10 +312,10 @@ export function complaints(log: string): string[] {
   return log.split("\n").filter((line) => /\[(WRN|ERR|FTL)\]/.test(line));
 }
 
-/** HAProxy's health checks a server logged: LOCAL headers name the proxy as the client. */
+/** HAProxy's health checks a server logged: its LOCAL connections, summed up once a second. */
 export function healthChecks(log: string): number {
-  return [...log.matchAll(/Connection made with (\S+) through (\S+)/g)]
-    .filter(([, client, proxy]) => client === proxy).length;
+  return [...log.matchAll(/Answered (\d+) PROXY LOCAL connections \(health checks\)/g)]
+    .reduce((sum, [, count]) => sum + Number(count), 0);
 }
 
 const pattern = new Pattern(11);

@@ -7,7 +7,7 @@
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { SERVER, ServerProcess } from "./_programs.ts";
-import { decode, dial, encode, outcome, readExactly, waitFor, writeAll } from "./_helpers.ts";
+import { decode, dial, encode, outcome, readExactly, writeAll } from "./_helpers.ts";
 
 Deno.test("server program: with stderr nobody reads, it keeps serving 10,000 connections at debug", async () => {
   const child = new Deno.Command(Deno.execPath(), {
@@ -93,18 +93,10 @@ Deno.test("server program: refusals at the limit and idle closes are summed up a
   assert(!/Refused 127\.0\.0\.1/.test(stderr), "no line per refusal at info");
 });
 
-/** The bytes queued in the kernel on the server's side of its connections on `port` (ss). */
-function serverSendQueue(port: number): number {
-  const { stdout } = new Deno.Command("ss", {
-    args: ["-tnH", "state", "established", `( sport = :${port} )`],
-    stdout: "piped",
-  }).outputSync();
-  return decode(stdout).trim().split("\n").filter((line) => line !== "")
-    .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[1]), 0);
-}
-
 Deno.test("server program: a drain says what it waits for, and --shutdown-timeout ends it", async () => {
-  await using server = await new ServerProcess(["--shutdown-timeout", "1"]).ready();
+  await using server = await new ServerProcess(["--shutdown-timeout", "1", "--admin-port", "0"])
+    .ready(2);
+  const admin = server.lines[1].match(/http:\/\/([^ ]+) /)![1];
   const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
   // A client that sends a lot and reads nothing: the server holds echoes it cannot send.
   const chunk = new Uint8Array(1 << 20);
@@ -115,8 +107,13 @@ Deno.test("server program: a drain says what it waits for, and --shutdown-timeou
       // Reset by the abort at the end of the drain.
     }
   })();
-  // Until the kernel holds echoes the server could not deliver: its side has a send queue.
-  await waitFor(() => serverSendQueue(server.port) > 0, "the server to hold unsent echoes");
+  const held = async () => {
+    const text = await (await fetch(`http://${admin}/metrics`)).text();
+    return Number(text.match(/^echo_buffered_bytes\{[^}]*\} (\d+)/m)?.[1] ?? 0);
+  };
+  for (const deadline = Date.now() + 10_000; (await held()) === 0;) {
+    if (Date.now() > deadline) throw new Error("the server never held an unsent echo");
+  }
   const started = Date.now();
   const code = await server.stop("SIGTERM");
   const took = Date.now() - started;

@@ -15,7 +15,17 @@ import type { Protocol, Transport } from "../src/core/protocol.ts";
 import { encodeProxyHeader } from "../src/proxy/encode.ts";
 import type { ProxyHeader } from "../src/proxy/header.ts";
 import { PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY } from "../src/proxy/header.ts";
-import { concat, decode, dial, encode, outcome, readToEnd, waitFor, writeAll } from "./_helpers.ts";
+import {
+  concat,
+  decode,
+  dial,
+  encode,
+  outcome,
+  readExactly,
+  readToEnd,
+  waitFor,
+  writeAll,
+} from "./_helpers.ts";
 
 const BACKENDS: TcpBackend[] = ["epoll", "deno"];
 const CLIENT: Deno.NetAddr = { transport: "tcp", hostname: "192.0.2.7", port: 40001 };
@@ -52,6 +62,16 @@ function echoServer(backend: TcpBackend, proxyProtocol: unknown, seen: Seen[]): 
   );
 }
 
+/** Bytes the server's side of the connection from `clientPort` has not read yet (ss). */
+function unreadByServer(clientPort: number): number {
+  const { stdout } = new Deno.Command("ss", {
+    args: ["-tnH", "state", "established", `( dport = :${clientPort} )`],
+    stdout: "piped",
+  }).outputSync();
+  const line = decode(stdout).trim().split("\n")[0] ?? "";
+  return line === "" ? 0 : Number(line.trim().split(/\s+/)[0]);
+}
+
 /**
  * Sends `parts` one write each (a pause between them), half-closes, and
  * returns the answer: nothing, when the server closed the connection first.
@@ -59,9 +79,11 @@ function echoServer(backend: TcpBackend, proxyProtocol: unknown, seen: Seen[]): 
 async function exchange(port: number, parts: Uint8Array[]): Promise<Uint8Array> {
   const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port });
   try {
-    for (const [i, part] of parts.entries()) {
-      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    const clientPort = (conn.localAddr as Deno.NetAddr).port;
+    for (const part of parts) {
       await writeAll(conn, part);
+      // Each part is a read of its own: the next goes once the server has taken this one in.
+      await waitFor(() => unreadByServer(clientPort) === 0, "the server to read the part");
     }
     await conn.closeWrite();
     return await readToEnd(conn);
@@ -322,3 +344,50 @@ for (const backend of BACKENDS) {
     assertEquals(seen[0].peername?.port, local.port);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`proxy protocol (${backend}): data after the header waits while connectionMade paused reading`, async () => {
+    const events: string[] = [];
+    let transport: Transport | undefined;
+    await using server = serveTcp({ port: 0, backend, proxyProtocol: true }, () => ({
+      connectionMade(t: Transport) {
+        transport = t;
+        t.pauseReading();
+        events.push("made, paused");
+      },
+      dataReceived(data: Uint8Array) {
+        events.push(`data ${decode(data)}`);
+        transport!.write(data);
+      },
+    }));
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.addr.port });
+    await writeAll(conn, encode("PROXY TCP4 192.0.2.7 198.51.100.1 40001 8888\r\nearly"));
+    await waitFor(() => events.length > 0, "the connection to be made");
+    await waitFor(() => unreadByServer((conn.localAddr as Deno.NetAddr).port) === 0, "the read");
+    assertEquals(events, ["made, paused"]);
+    assertEquals(server.counters.buffered, "early".length); // held, and counted
+    transport!.resumeReading();
+    assertEquals(events, ["made, paused", "data early"]);
+    assertEquals(decode(await readExactly(conn, 5)), "early");
+    conn.close();
+  });
+}
+
+Deno.test("proxy protocol (epoll): a BufferedProtocol gets the data that came with the header", async () => {
+  const buffer = new Uint8Array(7);
+  let transport: Transport;
+  await using server = serveTcp({ port: 0, backend: "epoll", proxyProtocol: true }, () => ({
+    connectionMade(t: Transport) {
+      transport = t;
+    },
+    getBuffer: () => buffer,
+    bufferUpdated(n: number) {
+      transport.write(buffer.subarray(0, n));
+    },
+  }));
+  const header = "PROXY TCP4 192.0.2.7 198.51.100.1 40001 8888\r\n";
+  const answer = await exchange(server.addr.port, [
+    encode(header + "in one segment, longer than 7"),
+  ]);
+  assertEquals(decode(answer), "in one segment, longer than 7");
+});

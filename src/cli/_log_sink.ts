@@ -12,8 +12,13 @@
 
 /** The most bytes of log lines kept waiting for stderr: 1 MiB. */
 export const LOG_QUEUE_LIMIT = 1 << 20;
-/** The most bytes one write takes from the queue. */
-const WRITE_SIZE = 64 * 1024;
+/**
+ * The most bytes one write takes from the queue: whole lines up to PIPE_BUF
+ * (4 KiB on Linux), which a pipe never splits, so the lines of workers
+ * writing to the same stderr are never cut into each other (a longer line
+ * goes alone).
+ */
+const WRITE_SIZE = 4096;
 
 /** Something lines can be written to, asynchronously (stderr). */
 export interface LogOutput {

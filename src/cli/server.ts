@@ -111,9 +111,9 @@ Options:
                             without the terminator gets them back and is disconnected
 
 PROXY protocol (TCP; HAProxy's send-proxy/send-proxy-v2, nginx's proxy_protocol on):
-  --proxy-protocol          every connection must begin with a PROXY header (v1 or v2):
-                            the client it names is the peer in log lines and counters;
-                            a connection without a valid one is closed unanswered and
+  --proxy-protocol          every connection must begin with a PROXY header (v1 or v2),
+                            and the client it names is the peer in the log lines; a
+                            connection without a valid one is closed unanswered and
                             counted (default off; applies to every TCP listener)
   --proxy-timeout S         seconds the whole header may take (default 3)
   --proxy-from CIDR[,CIDR...]

@@ -103,6 +103,8 @@ export interface ProxyHeaderHooks {
   timeout: number;
   /** The header was missing, invalid or late: the connection is closed unanswered. */
   refused(transport: SocketTransport, reason: string): void;
+  /** The header says LOCAL: the proxy's own connection, such as a health check. */
+  local(transport: SocketTransport): void;
 }
 
 /** What a server asks of each transport it runs. */
@@ -162,6 +164,8 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   #header: ProxyHeaderReader | null = null;
   #headerTimer: ReturnType<typeof setTimeout> | undefined;
   #proxyHeader: ProxyHeader | null = null;
+  /** Data that followed the header, kept while `connectionMade` left reading paused. */
+  #heldRest: Uint8Array | null = null;
   /** `connectionMade` was called: the protocol hears of the end. */
   #made = false;
 
@@ -255,7 +259,16 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   #makeConnection(): void {
     this.#made = true;
-    if (this.#info) {
+    if (this.#proxyHeader?.command === "local") {
+      // The proxy's own connection, such as a load balancer's health check: several a
+      // second, summed up by the server rather than logged one by one at info.
+      this.#proxy!.local(this);
+      if (this.debug) {
+        tcpLogger.debug("Connection made with {peer}: a PROXY LOCAL header (a health check?)", {
+          peer: this.peer,
+        });
+      }
+    } else if (this.#info) {
       if (this.#proxyHeader === null) {
         tcpLogger.info("Connection made with {peer}", { peer: this.peer });
       } else {
@@ -584,6 +597,8 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     clearTimeout(this.#headerTimer);
     const { header } = result;
     this.#proxyHeader = header;
+    // The header is the proxy's, not the client's data: bytes in count what follows it.
+    this.bytesReceived -= result.length;
     const source = header.source;
     if (header.command === "proxy" && source !== null && "hostname" in source) {
       this.#peerAddr = source;
@@ -600,7 +615,12 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     }
     this.bufferedProtocol = asBufferedProtocol(this.protocol);
     this.#makeConnection();
-    if (result.rest.length > 0 && !this.#closing) this.#deliver(result.rest);
+    const { rest } = result;
+    if (rest.length === 0 || this.#closing) return;
+    if (this.#paused === 0) return this.#deliver(rest);
+    // connectionMade paused reading: the data waits (a copy: `rest` is the driver's) for resumeReading.
+    this.#heldRest = rest.slice();
+    this.charge(rest.length);
   }
 
   /** Closes the connection unanswered: its PROXY header was missing, invalid or late. */
@@ -682,6 +702,13 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
    */
   #updateReading(): void {
     if (this.#lost || !this.#started) return;
+    if (this.#heldRest !== null && this.#paused === 0 && !this.#closing) {
+      const rest = this.#heldRest;
+      this.#heldRest = null;
+      this.charge(-rest.length);
+      this.#deliver(rest);
+      if (this.#lost) return;
+    }
     this.#reading = this.#wantsRead();
     this.driver.setReading(this.#reading);
   }
@@ -721,6 +748,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
       this.#header = null;
       clearTimeout(this.#headerTimer);
     }
+    this.#heldRest = null; // its charge goes with the budget's release below
     this.queue.clear();
     this.#budget?.release(this);
     queueMicrotask(() => this.#deliverLost(error));
@@ -730,7 +758,9 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   #deliverLost(error: Error | undefined): void {
     // A connection refused before its PROXY header came never reached the protocol.
     if (this.#made) {
-      if (this.#info) tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
+      if (this.#info && this.#proxyHeader?.command !== "local") {
+        tcpLogger.info("Connection lost with {peer}", { peer: this.peer });
+      }
       try {
         this.protocol.connectionLost?.(error);
       } catch (thrown) {

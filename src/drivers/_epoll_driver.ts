@@ -33,6 +33,8 @@ import {
 import type { ConnectionSetup } from "../sockopt/_setup.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 
+/** Reads made of what the kernel holds when a shutdown ends reading (see `settleReads`). */
+const LAST_READS = 4;
 const READ_EVENTS = EPOLLIN | EPOLLHUP | EPOLLERR;
 const WRITE_EVENTS = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
@@ -135,8 +137,16 @@ export class EpollDriver implements Driver, PollTarget {
     }
   }
 
+  /**
+   * No read is ever in flight here (reads happen when the socket is ready),
+   * but what the kernel already holds is the peer's last words before a
+   * shutdown: it is read now, a few reads at most, and delivered (answered).
+   */
   settleReads(): Promise<void> {
-    return Promise.resolve(); // reads happen only when the socket is ready: none is ever in flight
+    for (let i = 0; i < LAST_READS && !this.#closed && !this.#transport.isClosing(); i++) {
+      if (!this.#read()) break;
+    }
+    return Promise.resolve();
   }
 
   close(): void {
@@ -184,7 +194,8 @@ export class EpollDriver implements Driver, PollTarget {
     }
   }
 
-  #read(): void {
+  /** One read; `true` when it brought bytes. */
+  #read(): boolean {
     const transport = this.#transport;
     if (transport.bufferedProtocol !== null) return this.#readInto(transport);
     const poller = this.#poller;
@@ -195,27 +206,29 @@ export class EpollDriver implements Driver, PollTarget {
       poller.delivered += n;
       if (this.#setup.quickAck) rearmQuickAck(this.#fd);
       transport.received(poller.readView(n));
-    } else {
-      this.#readEnded(n);
+      return true;
     }
+    this.#readEnded(n);
+    return false;
   }
 
   /** A read straight into the buffer the protocol lends (a `BufferedProtocol`). */
-  #readInto(transport: SocketTransport): void {
+  #readInto(transport: SocketTransport): boolean {
     const most = transport.readLength(this.#readLength);
     const buffer = transport.receiveBuffer(most);
     // getBuffer may have closed the connection: then read nothing. (A pause it caused,
     // such as the budget's for the buffer it just took, applies from the next read on.)
-    if (buffer === null || this.#closed || transport.isClosing()) return;
+    if (buffer === null || this.#closed || transport.isClosing()) return false;
     const length = Math.min(buffer.length, most);
     const n = this.#calls.recv(this.#fd, buffer, sizeArgument(length), 0);
     if (n > 0) {
       this.#poller.delivered += n;
       if (this.#setup.quickAck) rearmQuickAck(this.#fd);
       transport.receivedInto(n);
-    } else {
-      this.#readEnded(n);
+      return true;
     }
+    this.#readEnded(n);
+    return false;
   }
 
   /** After a `recv` that returned `n` ≤ 0: end of input, or an error unless it would block. */

@@ -149,6 +149,11 @@ export class Poller {
   get fd(): number {
     return this.#epfd;
   }
+
+  /** The memory waits write their events into (see `#events`). */
+  get eventMemory(): SharedArrayBuffer {
+    return this.#events.buffer as SharedArrayBuffer;
+  }
   readonly #epfd: number;
   readonly #wakeFd: number;
   readonly #targets: (PollTarget | undefined)[] = [];
@@ -173,7 +178,13 @@ export class Poller {
   /** Set once a wait failed for good: the poller is closed. */
   #failure: Error | null = null;
   readonly #onFailure: ((poller: Poller) => void) | undefined;
-  readonly #events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
+  /**
+   * Where waits put their events: shared memory, so that whoever holds
+   * {@linkcode Poller.eventMemory} keeps it alive. A wait blocked on another
+   * thread writes here when it returns, even after this poller's isolate is
+   * gone (a worker that died): a worker pool keeps it for that.
+   */
+  readonly #events = new Uint8Array(new SharedArrayBuffer(MAX_EVENTS * EPOLL_EVENT_SIZE));
   readonly #words = new Uint32Array(this.#events.buffer);
   readonly #controlEvent = new Uint8Array(EPOLL_EVENT_SIZE);
   readonly #controlWords = new Uint32Array(this.#controlEvent.buffer);
@@ -503,6 +514,19 @@ export class Poller {
 }
 
 let shared: Poller | string | undefined;
+/** Told of this isolate's poller when it is made, and told `null` when it is gone. */
+let observer: ((poller: Poller | null) => void) | null = null;
+
+/**
+ * Tells `observe` of this isolate's poller: at once if there is one, then
+ * whenever one is made, and `null` when it is closed or fails. A worker of a
+ * pool reports its poller this way, so the pool can close the poller's
+ * descriptors if the worker dies (see `_reclaim.ts`).
+ */
+export function observePoller(observe: (poller: Poller | null) => void): void {
+  observer = observe;
+  if (shared instanceof Poller) observe(shared);
+}
 
 /**
  * Closes this isolate's poller once nothing is registered and its loop has
@@ -513,7 +537,10 @@ export async function closeIdlePoller(): Promise<void> {
   if (!(shared instanceof Poller)) return;
   const poller = shared;
   await poller.whenIdle();
-  if (shared === poller && poller.closeIfIdle()) shared = undefined;
+  if (shared === poller && poller.closeIfIdle()) {
+    shared = undefined;
+    observer?.(null);
+  }
 }
 
 /**
@@ -527,9 +554,14 @@ export function getPoller(): Poller | string {
   if (!isLibc(libc)) return shared = libc.reason;
   if (libc.linux === null) return shared = `epoll is Linux only (this is ${Deno.build.os})`;
   try {
-    return shared = new Poller(libc as EpollLibc, (failed) => {
-      if (shared === failed) shared = undefined;
+    const poller = new Poller(libc as EpollLibc, (failed) => {
+      if (shared !== failed) return;
+      shared = undefined;
+      observer?.(null);
     });
+    shared = poller;
+    observer?.(poller);
+    return poller;
   } catch (error) {
     return shared = `cannot create an epoll instance: ${(error as Error).message}`;
   }

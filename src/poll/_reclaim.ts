@@ -17,8 +17,12 @@
  * found as the other epoll descriptors that list the same set.
  *
  * A descriptor is closed only when its inode is still the one the epoll set
- * names, so a number the process has given to something else since is never
- * touched. Linux only, with read access to `/proc/self`.
+ * names, so a number the process has given to another socket since is never
+ * touched. (Nobody else closes a dead worker's descriptors, so none of its
+ * numbers can have been given away: the check is a safeguard.) The epoll
+ * descriptor itself must be the dead poller's: the pool learns it from the
+ * worker whenever its poller is made or goes (`observePoller`). Linux only,
+ * with read access to `/proc/self`.
  *
  * @module
  */
@@ -79,8 +83,12 @@ function watchedBy(fd: number): Watched[] {
 
 /** The inode of the file on `fd` now, or `-1n` when `fd` is not open. */
 function inodeOf(fd: number): bigint {
-  const match = /^ino:\s*(\d+)/m.exec(fdinfo(fd));
-  return match === null ? -1n : BigInt(match[1]);
+  try {
+    return BigInt(Deno.statSync(`/proc/self/fd/${fd}`).ino ?? -1);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return -1n;
+    throw error;
+  }
 }
 
 function fdinfo(fd: number): string {

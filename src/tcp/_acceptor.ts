@@ -29,6 +29,14 @@ export interface Acceptor {
    * under it, or the poller failed), with the error when there is one.
    */
   start(onConnection: (driver: Driver) => void, onEnd: (error?: Error) => void): void;
+  /**
+   * Accepts, now, the connections the kernel has already queued, handing
+   * each to `start`'s `onConnection`: a shutdown serves them rather than let
+   * the close of the listener reset them (a load balancer handed them over
+   * before it saw the server go). The deno backend has no accept that does
+   * not wait, and accepts none.
+   */
+  acceptQueued(): void;
   /** Stops accepting and closes the listening socket; resolves when accepting has ended. */
   stop(): Promise<void>;
   /** Resolves once nothing the backend runs is pending (the epoll wait has ended). */

@@ -9,7 +9,7 @@
 
 import { ConnDriver } from "../drivers/_conn_driver.ts";
 import type { Driver } from "../core/_transport.ts";
-import { isLocalCancel } from "../errors.ts";
+import { isLocalCancel, isPeerFault } from "../errors.ts";
 import { formatAddress } from "../_address.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
 import type { ConnectionSetup } from "../sockopt/_setup.ts";
@@ -38,6 +38,10 @@ export class DenoAcceptor implements Acceptor {
 
   start(onConnection: (driver: Driver) => void, onEnd: (error?: Error) => void): void {
     this.#loop = this.#acceptLoop(onConnection, onEnd);
+  }
+
+  acceptQueued(): void {
+    // Deno's accept always waits: what the kernel queued is reset by the close.
   }
 
   stop(): Promise<void> {
@@ -93,6 +97,15 @@ export class DenoAcceptor implements Acceptor {
         }
       } catch (error) {
         if (this.#stopping || isLocalCancel(error)) break;
+        // The peer gave up between the kernel's accept and Deno's look at it (a health
+        // check that resets at once): that connection is gone, the listener is fine.
+        if (isPeerFault(error)) {
+          tcpLogger.debug("A connection to {address} ended before it was accepted: {error}", {
+            address: formatAddress(this.addr),
+            error,
+          });
+          continue;
+        }
         const ms = this.#backoff.failed(formatAddress(this.addr), error);
         await new Promise<void>((resolve) => {
           this.#pause = { timer: setTimeout(resolve, ms), resolve };

@@ -164,14 +164,26 @@ export class EpollAcceptor implements Acceptor, PollTarget {
     this.#reserve.length = 0;
   }
 
+  acceptQueued(): void {
+    if (this.#stopped) return;
+    // As many as a backlog holds at most; each batch stops at EAGAIN.
+    for (let i = 0; i < 65536 / ACCEPTS_PER_EVENT && this.#acceptBatch(); i++);
+  }
+
   /** Accepts what is waiting. */
   onEvents(): void {
+    this.#acceptBatch();
+  }
+
+  /** Accepts up to a batch of waiting connections; `true` when the batch was full (more may wait). */
+  #acceptBatch(): boolean {
     const { libc } = this.#poller;
     if (!this.#fillReserve()) {
       // Descriptors are short: take none, leave Deno what there is (errno read before the closes).
       const error = libc.error(libc.errno(), "dup the epoll descriptor");
       this.#releaseReserve();
-      return this.#pause(error);
+      this.#pause(error);
+      return false;
     }
     const { accept4 } = libc.linux;
     for (let i = 0; i < ACCEPTS_PER_EVENT && !this.#stopped; i++) {
@@ -179,16 +191,18 @@ export class EpollAcceptor implements Acceptor, PollTarget {
       const fd = accept4(this.#fd, this.#peer, this.#peerLength, O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
         const code = libc.errno();
-        if (code === EAGAIN) return;
+        if (code === EAGAIN) return false;
         // Out of descriptors: give Deno its reserve back while we wait.
         if (code === EMFILE || code === ENFILE) {
           this.#releaseReserve();
-          return this.#pause(libc.error(code, "accept4"));
+          this.#pause(libc.error(code, "accept4"));
+          return false;
         }
         // The peer gave up while waiting, a signal came, or (accept(2)) an error of the
         // new connection's network was passed on: take the next one. Anything else waits.
         if (RETRY_ACCEPT.has(code)) continue;
-        return this.#pause(libc.error(code, "accept4"));
+        this.#pause(libc.error(code, "accept4"));
+        return false;
       }
       this.#backoff.reset();
       const address = parseSockaddr(this.#constants, this.#peer);
@@ -197,6 +211,7 @@ export class EpollAcceptor implements Acceptor, PollTarget {
         new EpollDriver(fd, peer, this.#poller, this.#setup, this.#readBufferSize),
       );
     }
+    return !this.#stopped;
   }
 
   /** The poller failed for good: accepting is over. */

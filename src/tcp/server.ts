@@ -378,11 +378,14 @@ class Server implements TcpServer {
   #bytesSent = 0;
   readonly #onAbort = () => void this.shutdown();
   #stopping = false;
+  /** The shutdown takes the connections the kernel queued (see `shutdown`). */
+  #acceptingQueued = false;
   #accepting = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Refusals at the limit and idle closes, summed up at info once a second. */
   readonly #refusedNotice: SummedNotice;
   readonly #idleNotice: SummedNotice | undefined;
+  #localNotice: SummedNotice | undefined;
 
   constructor(
     acceptor: Acceptor,
@@ -432,12 +435,20 @@ class Server implements TcpServer {
       budget: this.#budget,
     };
     if (proxy !== null) {
+      const checks = new SummedNotice((count) =>
+        tcpLogger.info(
+          "Answered {count} PROXY LOCAL connections (health checks) on {address} in the last second",
+          { count, address },
+        )
+      );
+      this.#localNotice = checks;
       this.#hooks.proxy = {
         timeout: proxy.timeout,
         refused: (transport, reason) => {
           this.#proxyRefused++;
           tcpLogger.debug("Closed {peer} unanswered: {reason}", { peer: transport.peer, reason });
         },
+        local: () => checks.add(),
       };
     }
     try {
@@ -497,6 +508,14 @@ class Server implements TcpServer {
       return this.finished;
     }
     this.#stopping = true;
+    // What the kernel already accepted is served like the open connections: a load balancer
+    // handed it over before it saw us go, and the listener's close would reset it.
+    this.#acceptingQueued = true;
+    try {
+      this.#acceptor.acceptQueued();
+    } finally {
+      this.#acceptingQueued = false;
+    }
     tcpLogger.info("Shutting down: {count} open connections", { count: this.#transports.size });
     this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#acceptor.stop().then(() => {
@@ -542,6 +561,7 @@ class Server implements TcpServer {
     this.#idle?.stop();
     this.#refusedNotice.stop();
     this.#idleNotice?.stop();
+    this.#localNotice?.stop();
     tcpLogger.info("Server on {address} stopped: {counters}", {
       address: formatAddress(this.addr),
       counters: this.counters,
@@ -569,7 +589,7 @@ class Server implements TcpServer {
 
   /** A protocol for the connection from `peer`, or `null` when it must be closed at once. */
   #admit(peer: Deno.NetAddr): Protocol | null {
-    if (this.#stopping) return null;
+    if (this.#stopping && !this.#acceptingQueued) return null;
     if (this.#trusted !== null && !this.#trusted.includes(peer.hostname)) {
       this.#untrusted++;
       tcpLogger.debug("Refused {peer}: not a trusted PROXY protocol source", {

@@ -60,7 +60,12 @@ export type ToWorker =
 
 /** Worker to pool. */
 export type FromWorker =
-  | { kind: "listening"; listeners: WorkerListener[]; epollFd: number }
+  /**
+   * The worker's poller was made (its epoll descriptor, and the memory its
+   * waits write into, which the pool keeps alive), or is gone (`-1`, `null`).
+   */
+  | { kind: "poller"; epollFd: number; eventMemory: SharedArrayBuffer | null }
+  | { kind: "listening"; listeners: WorkerListener[] }
   | { kind: "failed"; name: string; message: string }
   | { kind: "counters"; id: number; servers: WorkerServerCounters[] }
   | { kind: "finished"; servers: WorkerServerCounters[] };

@@ -183,7 +183,14 @@ interface Slot {
   worker: Worker | null;
   /** The worker listens (it said so), so it is restarted if it dies. */
   listening: boolean;
+  /** The epoll descriptor of the worker's poller, or -1 while it has none. */
   epollFd: number;
+  /**
+   * The memory its pollers' waits write into, kept for as long as the pool
+   * runs: a wait blocked on another thread when the worker died writes
+   * there when it returns.
+   */
+  eventMemory: SharedArrayBuffer[];
   startedAt: number;
   restarts: number;
   /** The last counters of a worker that finished. */
@@ -220,6 +227,7 @@ class Pool implements WorkerPool {
         worker: null,
         listening: false,
         epollFd: -1,
+        eventMemory: [],
         startedAt: 0,
         restarts: 0,
         final: null,
@@ -324,9 +332,12 @@ class Pool implements WorkerPool {
 
   #onMessage(slot: Slot, message: FromWorker): void {
     switch (message.kind) {
+      case "poller":
+        slot.epollFd = message.epollFd;
+        if (message.eventMemory !== null) slot.eventMemory.push(message.eventMemory);
+        break;
       case "listening":
         slot.listening = true;
-        slot.epollFd = message.epollFd;
         this.#first ??= message.listeners;
         slot.onStart?.(null);
         if (this.#stopping) this.#post(slot, { kind: "shutdown" });
@@ -338,11 +349,19 @@ class Pool implements WorkerPool {
         this.#replies.get(message.id)?.set(slot.index, message.servers);
         this.#answered(slot.index, message.id);
         break;
-      case "finished":
+      case "finished": {
         slot.final = message.servers;
+        if (!this.#stopping) {
+          // Its servers stopped without being asked to (their listeners failed): start it again.
+          return this.#died(slot, new Error("its servers stopped on their own"));
+        }
+        const epollFd = slot.epollFd;
         this.#terminate(slot);
+        // A poller it could not close (something was still registered) is closed here.
+        if (epollFd >= 0) this.#reclaim(slot, epollFd);
         this.#maybeFinish();
         break;
+      }
     }
   }
 
@@ -401,10 +420,19 @@ class Pool implements WorkerPool {
     const libc = loadLibc() as EpollLibc;
     try {
       const { watched } = reclaimPollerDescriptors(libc, epollFd);
-      workersLogger.debug("Closed {count} descriptors of worker {index}", {
-        count: watched,
-        index: slot.index,
-      });
+      slot.epollFd = -1;
+      if (watched === 0) {
+        workersLogger.warning(
+          "Closed no descriptor of worker {index}: its epoll set (descriptor {fd}) could not be " +
+            "read; its sockets may stay open",
+          { index: slot.index, fd: epollFd },
+        );
+      } else {
+        workersLogger.debug("Closed {count} descriptors of worker {index}", {
+          count: watched,
+          index: slot.index,
+        });
+      }
     } catch (error) {
       workersLogger.warning(
         "Cannot close the descriptors of worker {index}: {error}; its sockets stay open",

@@ -24,7 +24,7 @@
  * @module
  */
 
-import { closeIdlePoller, getPoller } from "../poll/_poller.ts";
+import { closeIdlePoller, observePoller } from "../poll/_poller.ts";
 import {
   type FromWorker,
   NAME_PREFIX,
@@ -133,6 +133,15 @@ export function serveInWorker<T>(
     close(): void;
     onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
   };
+  // The pool learns of this worker's poller as soon as there is one: should the worker die,
+  // the pool closes the descriptors in its epoll set, and keeps the memory its waits write to.
+  observePoller((poller) =>
+    scope.postMessage({
+      kind: "poller",
+      epollFd: poller?.fd ?? -1,
+      eventMemory: poller?.eventMemory ?? null,
+    })
+  );
   (async () => {
     let servers: WorkerServer[];
     try {
@@ -144,7 +153,6 @@ export function serveInWorker<T>(
       scope.close();
       return;
     }
-    const poller = getPoller();
     scope.onmessage = ({ data: message }) => {
       if (message.kind === "counters") {
         scope.postMessage({ kind: "counters", id: message.id, servers: countersOf(servers) });
@@ -159,7 +167,6 @@ export function serveInWorker<T>(
         addr,
         ...(label === undefined ? {} : { label }),
       })),
-      epollFd: typeof poller === "string" ? -1 : poller.fd,
     });
     await Promise.all(servers.map((server) => server.finished));
     const counters = countersOf(servers);

@@ -20,6 +20,7 @@ import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import type { Acceptor } from "./_acceptor.ts";
 import { openAcceptor } from "./_listen.ts";
 import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
+import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
@@ -367,6 +368,7 @@ class Server implements TcpServer {
   readonly #maxConnections: number;
   readonly #idle: IdleClock | undefined;
   readonly #budget: BufferBudget;
+  readonly #more: (() => Record<string, unknown>) | undefined;
   #accepted = 0;
   #refused = 0;
   #proxyRefused = 0;
@@ -399,6 +401,7 @@ class Server implements TcpServer {
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
     this.#maxConnections = options.maxConnections ?? Infinity;
+    this.#more = (options as WithMoreCounters)[moreCounters];
     if (options.idleTimeout !== undefined) {
       this.#idle = new IdleClock(options.idleTimeout, () => this.#transports);
     }
@@ -446,7 +449,7 @@ class Server implements TcpServer {
       bytesReceived += transport.bytesReceived;
       bytesSent += transport.bytesSent;
     }
-    return {
+    const counters: TcpServerCounters = {
       accepted: this.#accepted,
       refused: this.#refused,
       closedIdle: this.#idle?.closed ?? 0,
@@ -458,6 +461,7 @@ class Server implements TcpServer {
       proxyRefused: this.#proxyRefused,
       untrusted: this.#untrusted,
     };
+    return this.#more === undefined ? counters : { ...counters, ...this.#more() };
   }
 
   getSocketOptions(): SocketOptionValues {

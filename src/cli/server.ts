@@ -53,6 +53,7 @@ import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
 import { logTotals } from "./_server_log.ts";
 import { startWorkers, type WorkerPool } from "../workers/pool.ts";
 import type { ServerWorkerData } from "./_server_worker.ts";
+import { FAULT_FLAGS, FAULT_FLAGS_USAGE, faultsFromFlags } from "./_fault_flags.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
@@ -128,6 +129,8 @@ Connections (TCP):
                             drains, while the others go on (default 67108864)
 
 ${SOCKET_FLAGS_USAGE}
+
+${FAULT_FLAGS_USAGE}
 
 UDP safety (a UDP echo can be abused to reflect traffic):
   Datagrams from source ports 0, 7, 13, 17, 19 and 37, and from this server's own
@@ -214,6 +217,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "proxy-timeout",
       "proxy-from",
       ...SOCKET_FLAGS.string,
+      ...FAULT_FLAGS,
     ],
     boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
@@ -230,6 +234,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   rejectUnknown(unknown, args);
   const transports = transportsFlag(flags.transport, flags.udp);
   const ports = portsFlag(flags.port);
+  const faults = faultsFromFlags(flags, transports);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
     transport: transports[0],
@@ -269,6 +274,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       { hostname, port, mode, prefix, until },
       alsoTcp,
     );
+    if (faults.udp) command.udpOptions.faults = faults.udp;
   }
   if (!alsoTcp) return command;
   if (flags["rate-limit"] !== undefined && !transports.includes("udp")) {
@@ -291,6 +297,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (mode !== undefined) options.mode = mode;
   if (prefix !== undefined) options.prefix = prefix;
   if (until !== undefined) options.until = until;
+  if (faults.tcp) options.faults = faults.tcp;
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (idleSeconds !== undefined) options.idleTimeout = idleSeconds * 1000;
   if (flags.backend !== undefined) {

@@ -115,7 +115,6 @@ export class FakeLibc implements EpollLibc {
       return 0;
     },
     dup: () => this.#nextFd++,
-    dup2: (_from, to) => to,
   };
 
   readonly linux: EpollLibc["linux"] = {

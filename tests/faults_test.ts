@@ -183,17 +183,15 @@ Deno.test("UDP: drop 50 leaves about half of 400 datagrams unanswered, counted a
     })();
     for (let i = 0; i < 400; i++) {
       await socket.send(new TextEncoder().encode(`datagram ${i}`), server.addr);
-      if (i % 50 === 49) {
-        await waitFor(() => answered === server.counters.sent, "the answers so far");
-      }
+      // Paced, so that no datagram is lost in a full socket buffer on a busy machine.
+      if (i % 20 === 19) await waitFor(() => server.counters.received === i + 1, "the server");
     }
-    await waitFor(() => server.counters.received === 400, "the server to get all 400");
     await waitFor(() => answered === server.counters.sent, "every answer sent to arrive");
-    const { drops, dropped, sent } = server.counters;
-    assertEquals(answered + drops.injected, 400);
+    const { drops, dropped, sent, received } = server.counters;
+    assertEquals(received, 400);
+    assertEquals(sent + drops.injected, 400);
     assertEquals(dropped, drops.injected);
-    assertEquals(sent, answered);
-    assert(answered >= 120 && answered <= 280, `${answered} of 400 answered`);
+    assert(sent >= 120 && sent <= 280, `${sent} of 400 answered`);
     socket.close();
     await receiving;
   } finally {

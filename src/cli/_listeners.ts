@@ -22,6 +22,7 @@ import {
   describeUdpSocketOptions,
   effectiveBacklog,
 } from "./_socket_flags.ts";
+import { describeFaults } from "./_fault_flags.ts";
 
 /** What the listeners are made of: a subset of the parsed command. */
 export interface ListenerPlan {
@@ -94,7 +95,7 @@ function startTcp(options: EchoServerOptions, port: number, reusePort: boolean):
   const server = serveEcho(tcpOptions);
   const { mode } = resolveEchoOptions(tcpOptions); // valid: serveEcho accepted them
   const description = `tcp, ${tcpOptions.api} API, ${mode} mode, ${server.backend} backend; ` +
-    optionsInForce(server, tcpOptions) + limitsOf(tcpOptions);
+    optionsInForce(server, tcpOptions) + limitsOf(tcpOptions) + describeFaults(tcpOptions.faults);
   return { server, transport: "tcp", description };
 }
 
@@ -140,7 +141,8 @@ function describeUdp(server: UdpServer, options: UdpEchoServerOptions): string {
     socket = `socket options not read back: ${(error as Error).message}`;
   }
   const limit = options.rateLimit ? `, rate limit ${options.rateLimit.perSecond}/s per source` : "";
-  return `udp, ${mode} mode, ${backend}; ${socket}; reflection guard${limit}`;
+  return `udp, ${mode} mode, ${backend}; ${socket}; reflection guard${limit}` +
+    describeFaults(options.faults);
 }
 
 /** The socket options read back from the listener, or why they cannot be. */

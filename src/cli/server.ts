@@ -63,6 +63,7 @@ import type { ServerWorkerData } from "./_server_worker.ts";
 import { ADMIN_FLAGS, ADMIN_FLAGS_USAGE, adminFromFlags } from "./_admin_flags.ts";
 import { type Admin, openAdmin } from "./_admin.ts";
 import { poolSnapshots, snapshotOf } from "./_metrics.ts";
+import { FAULT_FLAGS, FAULT_FLAGS_USAGE, faultsFromFlags } from "./_fault_flags.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
@@ -138,6 +139,8 @@ Connections (TCP):
                             drains, while the others go on (default 67108864)
 
 ${SOCKET_FLAGS_USAGE}
+
+${FAULT_FLAGS_USAGE}
 
 UDP safety (a UDP echo can be abused to reflect traffic):
   Datagrams from source ports 0, 7, 13, 17, 19 and 37, and from this server's own
@@ -235,6 +238,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "proxy-from",
       ...ADMIN_FLAGS,
       ...SOCKET_FLAGS.string,
+      ...FAULT_FLAGS,
     ],
     boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
@@ -251,6 +255,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   rejectUnknown(unknown, args);
   const transports = transportsFlag(flags.transport, flags.udp);
   const ports = portsFlag(flags.port);
+  const faults = faultsFromFlags(flags, transports);
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
     transport: transports[0],
@@ -295,6 +300,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       { hostname, port, mode, prefix, until },
       alsoTcp,
     );
+    if (faults.udp) command.udpOptions.faults = faults.udp;
   }
   if (shutdownTimeout !== undefined && transports.includes("udp")) {
     command.udpOptions.shutdownTimeout = shutdownTimeout;
@@ -320,6 +326,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (mode !== undefined) options.mode = mode;
   if (prefix !== undefined) options.prefix = prefix;
   if (until !== undefined) options.until = until;
+  if (faults.tcp) options.faults = faults.tcp;
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (shutdownTimeout !== undefined) options.shutdownTimeout = shutdownTimeout;
   if (idleSeconds !== undefined) options.idleTimeout = idleSeconds * 1000;

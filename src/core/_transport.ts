@@ -84,6 +84,13 @@ export interface Driver {
   settleReads(): Promise<void>;
   /** Releases the socket: stops watching it and closes it. Called once, when the connection is lost. */
   close(): void;
+  /**
+   * Makes the coming {@linkcode Driver.close} send a TCP reset (RST)
+   * instead of FIN: SO_LINGER {on, 0}. Returns `false` when it cannot (no
+   * FFI, no descriptor); the close then sends FIN. Optional: a driver
+   * without it always closes with FIN.
+   */
+  lingerZero?(): boolean;
   /** The local address, or `null` once it cannot be read. */
   localAddr(): Deno.NetAddr | null;
   /**
@@ -355,6 +362,21 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   isClosing(): boolean {
     return this.#closing;
+  }
+
+  /**
+   * Closes as {@linkcode SocketTransport.close} does (stop reading, send
+   * what is queued), but ends with a TCP reset (RST) instead of FIN, so the
+   * peer sees ECONNRESET; what the kernel has not sent yet when the socket
+   * closes is dropped with the reset. Returns `false` when the driver cannot
+   * reset (see {@linkcode Driver.lingerZero}): the connection then closes with FIN.
+   */
+  reset(): boolean {
+    if (this.#closing) return false;
+    const reset = this.driver.lingerZero?.() ?? false;
+    this.close();
+    this.#closeReason = "the connection was reset on purpose";
+    return reset;
   }
 
   pauseReading(): void {
@@ -792,6 +814,18 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
  */
 export function chargeBuffered(transport: Transport, delta: number): void {
   if (transport instanceof SocketTransport) transport.charge(delta);
+}
+
+/**
+ * Closes `transport` with a TCP reset once what it has queued is sent (see
+ * {@linkcode SocketTransport.reset}). Returns whether a reset could be
+ * arranged; `false` also for a transport this module did not make, which
+ * is then closed as `close()` does.
+ */
+export function resetConnection(transport: Transport): boolean {
+  if (transport instanceof SocketTransport) return transport.reset();
+  transport.close();
+  return false;
 }
 
 /**

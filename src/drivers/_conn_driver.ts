@@ -27,9 +27,11 @@ import { DEFAULT_READ_BUFFER_SIZE } from "../core/options.ts";
 import { isLocalCancel } from "../errors.ts";
 import {
   findConnectionFd,
+  lingerZero,
   readConnectionOptions,
   rearmQuickAck,
   releaseConnectionFd,
+  resetThroughDescriptor,
   setConnectionOptions,
 } from "../sockopt/_connection.ts";
 import { getSocketOptions, type SocketOptionValues } from "../sockopt/read_back.ts";
@@ -63,6 +65,8 @@ export class ConnDriver implements Driver {
   #wake: (() => void) | null = null;
   #writing = false;
   #closed = false;
+  /** `lingerZero` was called: the close resets the connection. */
+  #reset = false;
   /** A `conn.read` is awaited, or its bytes are held while reading is paused. */
   #reading = false;
   /** Resolves whoever waits for the read in flight to settle (`settleReads`). */
@@ -165,6 +169,11 @@ export class ConnDriver implements Driver {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#reset && !resetThroughDescriptor(this.#fd)) {
+      tcpLogger.debug("Cannot reset {peer}: its descriptor could not be replaced; closing", {
+        peer: this.#transport.peer,
+      });
+    }
     // Give the descriptor up first: once closed, the kernel may hand its number to another socket.
     releaseConnectionFd(this.#fd);
     this.#fd = -1;
@@ -174,6 +183,19 @@ export class ConnDriver implements Driver {
       // Already closed by Deno (the resource is gone); nothing more to release.
     }
     this.#wakeUp();
+  }
+
+  /**
+   * Deno has no SO_LINGER, and its close sends FIN before it closes the
+   * descriptor: the descriptor is found (through FFI and /proc/self/fd, see
+   * `findConnectionFd`), the option set on it, and the close resets it
+   * through the descriptor before Deno's close (see `resetThroughDescriptor`).
+   */
+  lingerZero(): boolean {
+    if (this.#closed) return false;
+    if (this.#fd < 0) this.#fd = findConnectionFd(this.#conn);
+    this.#reset = lingerZero(this.#fd);
+    return this.#reset;
   }
 
   localAddr(): Deno.NetAddr {

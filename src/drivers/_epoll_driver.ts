@@ -26,6 +26,7 @@ import { sizeArgument } from "../libc/_libc.ts";
 import { MIN_SHARED_BUFFER, type Poller, type PollTarget } from "../poll/_poller.ts";
 import { localAddress } from "../sockets/_address.ts";
 import {
+  lingerZero,
   readConnectionOptions,
   rearmQuickAck,
   setConnectionOptions,
@@ -155,6 +156,10 @@ export class EpollDriver implements Driver, PollTarget {
     // Out of the poller first, with this batch's events: the number may be reused at once.
     this.#poller.remove(this.#fd);
     this.#calls.close(this.#fd);
+  }
+
+  lingerZero(): boolean {
+    return !this.#closed && lingerZero(this.#fd);
   }
 
   localAddr(): Deno.NetAddr | null {

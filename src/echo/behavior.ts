@@ -8,6 +8,8 @@
 
 import { indexOfBytes } from "../_bytes.ts";
 import { checkInteger } from "../_validate.ts";
+import type { EchoFaults } from "./faults.ts";
+import { type ResolvedEchoFaults, resolveEchoFaults } from "./_faults.ts";
 
 const encoder = new TextEncoder();
 /** Kept pieces up to this many bytes in all are sent back as one write. */
@@ -115,6 +117,12 @@ export interface EchoOptions {
    * dropped. So a peer cannot make the server keep more. Default 8 MiB.
    */
   untilLimit?: number;
+  /**
+   * Faults on purpose, to test what sits in front of the server: answers
+   * held back (`delay`, `jitter`), sent slowly (`throttle`), connections
+   * reset (`resetAfter`). See {@linkcode EchoFaults}. Default: none.
+   */
+  faults?: EchoFaults;
 }
 
 /**
@@ -138,6 +146,8 @@ export interface ResolvedEchoOptions {
   until: Uint8Array;
   /** The most bytes `"until"` mode keeps. */
   untilLimit: number;
+  /** The faults on purpose, or `null` when none is on. */
+  faultsInForce: ResolvedEchoFaults | null;
 }
 
 /**
@@ -152,7 +162,7 @@ export interface ResolvedEchoOptions {
  * ```
  *
  * @throws {RangeError} naming the bad value: an unknown mode, an empty terminator,
- * or `prefix`/`until` given with a mode that does not use them.
+ * `prefix`/`until` given with a mode that does not use them, or a fault out of range.
  */
 export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptions {
   const { prefix, until, untilLimit = DEFAULT_UNTIL_LIMIT } = options;
@@ -188,6 +198,7 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
     prefix: mode === "prefix" ? bytes(prefix ?? DEFAULT_PREFIX) : new Uint8Array(0),
     until: mode === "until" ? bytes(until ?? DEFAULT_TERMINATOR) : new Uint8Array(0),
     untilLimit,
+    faultsInForce: resolveEchoFaults(options.faults),
   };
   if (mode === "until" && resolved.until.length === 0) {
     throw new RangeError(

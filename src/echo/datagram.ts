@@ -7,13 +7,24 @@
  * @module
  */
 
-import { type CountsTooLarge, countTooLarge } from "../udp/_drops.ts";
+import { countDropped, type CountsTooLarge, countTooLarge } from "../udp/_drops.ts";
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
-import { serveUdp, type UdpServer, type UdpServerOptions } from "../udp/server.ts";
+import {
+  serveUdp,
+  type UdpServer,
+  type UdpServerCounters,
+  type UdpServerOptions,
+} from "../udp/server.ts";
 import { MAX_DATAGRAM_SIZE_IPV6 } from "../udp/socket.ts";
 import { udpEchoLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { resolveEchoOptions } from "./behavior.ts";
+import type { UdpEchoFaultCounters, UdpEchoFaults } from "./faults.ts";
+import { dueTime, type ResolvedUdpEchoFaults, resolveUdpEchoFaults } from "./_faults.ts";
+import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
+
+/** The most bytes of answers `faults.delay` holds; past it, datagrams are dropped and counted. */
+const DELAYED_LIMIT = 4 * 1024 * 1024;
 
 /**
  * The echo modes a UDP echo server has.
@@ -57,6 +68,11 @@ export interface UdpEchoOptions {
   mode?: UdpEchoMode;
   /** The prefix of `"prefix"` mode (UTF-8 if a string). Default `"GOT:"`. */
   prefix?: string | Uint8Array;
+  /**
+   * Faults on purpose: answers held back (`delay`, `jitter`) and datagrams
+   * left unanswered (`drop`). See {@linkcode UdpEchoFaults}. Default: none.
+   */
+  faults?: UdpEchoFaults;
 }
 
 /**
@@ -70,7 +86,8 @@ export interface UdpEchoOptions {
  * console.log(resolveUdpEchoPrefix({ prefix: "GOT:" }).length); // 4
  * ```
  *
- * @throws {RangeError} for another mode (such as `once` or `until`), naming the modes that apply.
+ * @throws {RangeError} for another mode (such as `once` or `until`), naming the modes that apply,
+ * or a fault out of range.
  */
 export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
   const { mode } = options;
@@ -84,6 +101,7 @@ export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
           : 'it must be "echo" or "prefix"'),
     );
   }
+  resolveUdpEchoFaults(options.faults);
   return resolveEchoOptions({ mode: options.mode, prefix: options.prefix }).prefix;
 }
 
@@ -106,6 +124,8 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   readonly #prefix: Uint8Array;
   #transport: DatagramTransport | null = null;
   #scratch: Uint8Array | null = null;
+  /** The faults, held answers and counters; `null` without faults. */
+  readonly #faults: DatagramFaults | null;
 
   /**
    * Makes the protocol: in `prefix` mode, `options.prefix` goes before each answer.
@@ -114,17 +134,34 @@ export class EchoDatagramProtocol implements DatagramProtocol {
    */
   constructor(options: UdpEchoOptions = {}) {
     this.#prefix = resolveUdpEchoPrefix(options);
+    const faults = resolveUdpEchoFaults(options.faults);
+    this.#faults = faults === null ? null : new DatagramFaults(faults);
+  }
+
+  /** What the faults did (all 0 without them). */
+  get faultCounters(): UdpEchoFaultCounters {
+    return { delayed: this.#faults?.delayed ?? 0 };
   }
 
   /** Keeps the transport to answer on. */
   connectionMade(transport: DatagramTransport): void {
     this.#transport = transport;
+    this.#faults?.attach(transport);
+  }
+
+  /** Drops the answers the faults still hold. */
+  connectionLost(): void {
+    this.#faults?.stop();
   }
 
   /** Answers `data` to `from`. */
   datagramReceived(data: Uint8Array, from: Deno.NetAddr): void {
     const transport = this.#transport!;
     const prefix = this.#prefix;
+    const faults = this.#faults;
+    if (faults !== null) {
+      return faults.answer(prefix, data, from, (size) => this.#tooLarge(size, from));
+    }
     if (prefix.length === 0) return transport.send(data, from);
     const size = prefix.length + data.length;
     if (size > MAX_DATAGRAM_SIZE_IPV6) return this.#tooLarge(size, from);
@@ -161,6 +198,121 @@ export class EchoDatagramProtocol implements DatagramProtocol {
 }
 
 /**
+ * The UDP faults of one server: datagrams dropped at random, answers held
+ * back (copies, at most {@linkcode DELAYED_LIMIT} bytes) and sent in the
+ * order they came, by one timer at a time.
+ */
+class DatagramFaults {
+  readonly #faults: ResolvedUdpEchoFaults;
+  #transport: DatagramTransport | null = null;
+  #counts: Partial<CountsTooLarge> = {};
+  readonly #answers: Uint8Array[] = [];
+  readonly #targets: Deno.NetAddr[] = [];
+  readonly #due: number[] = [];
+  #head = 0;
+  #bytes = 0;
+  #lastDue = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  delayed = 0;
+  readonly #onTimer = () => {
+    this.#timer = undefined;
+    this.#sendDue();
+  };
+
+  constructor(faults: ResolvedUdpEchoFaults) {
+    this.#faults = faults;
+  }
+
+  attach(transport: DatagramTransport): void {
+    this.#transport = transport;
+    this.#counts = transport as Partial<CountsTooLarge>;
+  }
+
+  /** Answers `data` (after `prefix`) to `from`, or not, as the faults say. */
+  answer(
+    prefix: Uint8Array,
+    data: Uint8Array,
+    from: Deno.NetAddr,
+    tooLarge: (size: number) => void,
+  ): void {
+    const { drop, delay, jitter } = this.#faults;
+    if (drop > 0 && Math.random() < drop) return this.#counts[countDropped]?.("injected");
+    const size = prefix.length + data.length;
+    if (size > MAX_DATAGRAM_SIZE_IPV6) return tooLarge(size);
+    const transport = this.#transport!;
+    if (delay === 0) {
+      if (prefix.length === 0) return transport.send(data, from);
+      return this.#send(joined(prefix, data), from, tooLarge);
+    }
+    if (this.#stopped) return;
+    if (this.#bytes + size > DELAYED_LIMIT) return this.#counts[countDropped]?.("overflow");
+    this.#answers.push(joined(prefix, data));
+    this.#targets.push(from);
+    this.#due.push(this.#lastDue = dueTime(delay, jitter, this.#lastDue));
+    this.#bytes += size;
+    this.delayed++;
+    if (this.#timer === undefined) this.#sendDue();
+  }
+
+  /** The socket is closed: what is held is dropped. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#answers.length = this.#targets.length = this.#due.length = 0;
+    this.#head = this.#bytes = 0;
+  }
+
+  #sendDue(): void {
+    const answers = this.#answers;
+    const now = performance.now();
+    while (this.#head < answers.length && !this.#stopped) {
+      const i = this.#head;
+      if (this.#due[i] > now) {
+        this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(this.#due[i] - now)));
+        break;
+      }
+      const answer = answers[i];
+      this.#head++;
+      this.#bytes -= answer.length;
+      this.#send(answer, this.#targets[i], () => this.#counts[countTooLarge]?.());
+    }
+    if (this.#head === answers.length) {
+      answers.length =
+        this.#targets.length =
+        this.#due.length =
+        this.#head =
+          0;
+    } else if (this.#head > 1024 && this.#head * 2 > answers.length) {
+      answers.splice(0, this.#head);
+      this.#targets.splice(0, this.#head);
+      this.#due.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #send(answer: Uint8Array, to: Deno.NetAddr, tooLarge: (size: number) => void): void {
+    const transport = this.#transport!;
+    if (transport.isClosing()) return;
+    try {
+      transport.send(answer, to);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      tooLarge(answer.length); // Over IPv4's smaller maximum.
+    }
+  }
+}
+
+/** `prefix` then `data`, in a buffer of their own. */
+function joined(prefix: Uint8Array, data: Uint8Array): Uint8Array {
+  if (prefix.length === 0) return data.slice();
+  const answer = new Uint8Array(prefix.length + data.length);
+  answer.set(prefix);
+  answer.set(data, prefix.length);
+  return answer;
+}
+
+/**
  * Options of {@linkcode serveUdpEcho}: the server's, and the echo mode.
  *
  * @example
@@ -171,6 +323,41 @@ export class EchoDatagramProtocol implements DatagramProtocol {
  * ```
  */
 export interface UdpEchoServerOptions extends UdpServerOptions, UdpEchoOptions {}
+
+/**
+ * What a UDP echo server has done so far: the UDP server's counters, and
+ * what its faults did when they are on (datagrams `drop` left unanswered
+ * are in `drops.injected`).
+ *
+ * @example
+ * ```ts
+ * import type { UdpEchoServerCounters } from "@x/echo/echo";
+ *
+ * const report = (c: UdpEchoServerCounters) => `${c.drops.injected} dropped on purpose`;
+ * ```
+ */
+export interface UdpEchoServerCounters extends UdpServerCounters {
+  /** What the faults did; present when {@linkcode UdpEchoOptions.faults} are on. */
+  faults?: UdpEchoFaultCounters;
+}
+
+/**
+ * A running UDP echo server, as {@linkcode serveUdpEcho} returns it: a
+ * {@linkcode UdpServer} whose counters say what its faults did.
+ *
+ * @example
+ * ```ts
+ * import { serveUdpEcho, type UdpEchoServer } from "@x/echo/echo";
+ *
+ * const server: UdpEchoServer = await serveUdpEcho({ port: 0, faults: { drop: 50 } });
+ * console.log(server.counters.drops.injected); // 0
+ * await server.shutdown();
+ * ```
+ */
+export interface UdpEchoServer extends UdpServer {
+  /** A snapshot of the counters. */
+  readonly counters: UdpEchoServerCounters;
+}
 
 /**
  * Starts a UDP echo server, bound to 127.0.0.1 unless `hostname` says
@@ -185,14 +372,23 @@ export interface UdpEchoServerOptions extends UdpServerOptions, UdpEchoOptions {
  * await server.finished;
  * ```
  *
- * @throws {RangeError} for an invalid option (such as mode `until`), before any socket is opened.
+ * @throws {RangeError} for an invalid option (such as mode `until`, or a fault out of range),
+ * before any socket is opened.
  * @throws {Deno.errors.AddrInUse} when the port is taken.
  */
-export function serveUdpEcho(options: UdpEchoServerOptions = {}): Promise<UdpServer> {
+export function serveUdpEcho(options: UdpEchoServerOptions = {}): Promise<UdpEchoServer> {
+  let faults: ResolvedUdpEchoFaults | null;
   try {
     resolveUdpEchoPrefix(options); // checked before any socket is opened
+    faults = resolveUdpEchoFaults(options.faults);
   } catch (error) {
     return Promise.reject(error);
   }
-  return serveUdp(options, () => new EchoDatagramProtocol(options));
+  if (faults === null) return serveUdp(options, () => new EchoDatagramProtocol(options));
+  let protocol: EchoDatagramProtocol | null = null;
+  const counting: UdpEchoServerOptions & WithMoreCounters = {
+    ...options,
+    [moreCounters]: () => ({ faults: protocol?.faultCounters ?? { delayed: 0 } }),
+  };
+  return serveUdp(counting, () => protocol = new EchoDatagramProtocol(options));
 }

@@ -28,12 +28,26 @@ export {
 } from "./behavior.ts";
 export { EchoProtocol, echoProtocolFactory } from "./protocol.ts";
 export { echoStreamHandler } from "./stream.ts";
-export { type EchoApi, type EchoServerOptions, serveEcho } from "./serve.ts";
+export {
+  type EchoApi,
+  type EchoServer,
+  type EchoServerCounters,
+  type EchoServerOptions,
+  serveEcho,
+} from "./serve.ts";
+export type {
+  EchoFaultCounters,
+  EchoFaults,
+  UdpEchoFaultCounters,
+  UdpEchoFaults,
+} from "./faults.ts";
 export {
   EchoDatagramProtocol,
   serveUdpEcho,
   UDP_ECHO_MODES,
   type UdpEchoMode,
   type UdpEchoOptions,
+  type UdpEchoServer,
+  type UdpEchoServerCounters,
   type UdpEchoServerOptions,
 } from "./datagram.ts";

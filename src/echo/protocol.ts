@@ -15,9 +15,18 @@ import {
   resolveEchoOptions,
 } from "./behavior.ts";
 import { tcpEchoLogger } from "./_log.ts";
+import type { EchoFaultCounters } from "./faults.ts";
+import { FaultyEcho, newFaultCounters } from "./_faults.ts";
 
-/** Options {@linkcode echoProtocolFactory} has checked: its protocols skip checking them again. */
-const resolvedByFactory = new WeakSet<EchoOptions>();
+/**
+ * Options {@linkcode echoProtocolFactory} has checked, with the counters
+ * their faults count in: its protocols skip checking them again.
+ */
+const resolvedByFactory = new WeakMap<EchoOptions, EchoFaultCounters>();
+
+/** Why an {@linkcode EchoProtocol} stopped reading: reading runs when none is set. */
+const PAUSED_FOR_WRITES = 1;
+const PAUSED_FOR_FAULTS = 2;
 
 /**
  * The hooks of an `until` session on `transport()`'s connection: what it
@@ -52,7 +61,13 @@ export function untilHooks(transport: () => Transport): EchoSessionHooks {
  */
 export class EchoProtocol implements Protocol {
   readonly #session: EchoSession;
+  readonly #options: ResolvedEchoOptions;
+  readonly #counters: EchoFaultCounters | undefined;
   #transport: Transport | null = null;
+  /** Between the session and the transport when faults are on. */
+  #faulty: FaultyEcho | null = null;
+  #paused = 0;
+  #drained: PromiseWithResolvers<void> | null = null;
 
   /**
    * Makes the protocol for one connection.
@@ -60,9 +75,11 @@ export class EchoProtocol implements Protocol {
    * @throws {RangeError} for invalid options (see {@linkcode echoProtocolFactory}).
    */
   constructor(options: EchoOptions = {}) {
-    const resolved = resolvedByFactory.has(options)
+    this.#counters = resolvedByFactory.get(options);
+    const resolved = this.#counters !== undefined
       ? options as ResolvedEchoOptions
       : resolveEchoOptions(options);
+    this.#options = resolved;
     const hooks = resolved.mode === "until" ? untilHooks(() => this.#transport!) : undefined;
     this.#session = new EchoSession(resolved, hooks);
   }
@@ -70,11 +87,26 @@ export class EchoProtocol implements Protocol {
   /** Keeps the transport to answer on. */
   connectionMade(transport: Transport): void {
     this.#transport = transport;
+    const faults = this.#options.faultsInForce;
+    if (faults === null) return;
+    this.#faulty = new FaultyEcho(
+      this.#session,
+      faults,
+      this.#counters ?? newFaultCounters(),
+      transport,
+      {
+        pause: () => this.#pause(PAUSED_FOR_FAULTS),
+        resume: () => this.#resume(PAUSED_FOR_FAULTS),
+        drained: () => (this.#drained ??= Promise.withResolvers<void>()).promise,
+      },
+    );
   }
 
-  /** Answers per the mode. */
+  /** Answers per the mode (through the faults, when on). */
   dataReceived(data: Uint8Array): void {
-    this.#session.received(data, this.#transport!);
+    const faulty = this.#faulty;
+    if (faulty === null) this.#session.received(data, this.#transport!);
+    else faulty.received(data);
   }
 
   /**
@@ -82,18 +114,46 @@ export class EchoProtocol implements Protocol {
    * echo has drained, so memory stays bounded.
    */
   pauseWriting(): void {
-    this.#transport!.pauseReading();
+    this.#pause(PAUSED_FOR_WRITES);
   }
 
   /** The echo drained to the low water mark: read again. */
   resumeWriting(): void {
-    this.#transport!.resumeReading();
+    this.#resume(PAUSED_FOR_WRITES);
+    const drained = this.#drained;
+    this.#drained = null;
+    drained?.resolve();
   }
 
-  /** Sends back anything kept, then lets the transport close. */
+  /**
+   * Sends back anything kept, then lets the transport close (once what the
+   * faults hold went out, when they are on).
+   */
   eofReceived(): boolean {
-    this.#session.ended(this.#transport!);
-    return false;
+    const faulty = this.#faulty;
+    if (faulty === null) {
+      this.#session.ended(this.#transport!);
+      return false;
+    }
+    faulty.ended();
+    return true; // the faults close it, after what they hold
+  }
+
+  /** Drops what the faults hold. */
+  connectionLost(): void {
+    this.#faulty?.stop();
+    this.#drained?.resolve();
+  }
+
+  #pause(reason: number): void {
+    if (this.#paused === 0) this.#transport!.pauseReading();
+    this.#paused |= reason;
+  }
+
+  #resume(reason: number): void {
+    if (this.#paused === 0) return;
+    this.#paused &= ~reason;
+    if (this.#paused === 0) this.#transport!.resumeReading();
   }
 }
 
@@ -110,10 +170,22 @@ export class EchoProtocol implements Protocol {
  * ```
  *
  * @throws {RangeError} for invalid options, naming the bad value: an unknown mode, an empty
- * terminator, `prefix` and `until` both given, or an `untilLimit` that is not a positive integer.
+ * terminator, `prefix` and `until` both given, an `untilLimit` that is not a positive integer,
+ * or a fault out of range.
  */
 export function echoProtocolFactory(options: EchoOptions = {}): ProtocolFactory {
+  return echoProtocolFactoryCounting(options, newFaultCounters());
+}
+
+/**
+ * {@linkcode echoProtocolFactory}, its faults counting in `counters` (a
+ * server's).
+ */
+export function echoProtocolFactoryCounting(
+  options: EchoOptions,
+  counters: EchoFaultCounters,
+): ProtocolFactory {
   const resolved = resolveEchoOptions(options);
-  resolvedByFactory.add(resolved);
+  resolvedByFactory.set(resolved, counters);
   return () => new EchoProtocol(resolved);
 }

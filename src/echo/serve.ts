@@ -4,12 +4,15 @@
  * @module
  */
 
-import { serveTcp, type TcpServer } from "../tcp/server.ts";
+import { serveTcp, type TcpServer, type TcpServerCounters } from "../tcp/server.ts";
 import { serveTcpStreams, type StreamServerOptions } from "../streams/streams.ts";
 import { resolveLimit } from "../streams/stream_reader.ts";
 import type { EchoOptions } from "./behavior.ts";
-import { echoProtocolFactory } from "./protocol.ts";
-import { echoStreamHandler } from "./stream.ts";
+import { echoProtocolFactoryCounting } from "./protocol.ts";
+import { echoStreamHandlerCounting } from "./stream.ts";
+import type { EchoFaultCounters } from "./faults.ts";
+import { newFaultCounters, resolveEchoFaults } from "./_faults.ts";
+import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 
 /**
  * The two API shapes an echo server can run on: protocol callbacks or
@@ -42,6 +45,40 @@ export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
 }
 
 /**
+ * What a TCP echo server has done so far: the TCP server's counters, and
+ * what its faults did when they are on.
+ *
+ * @example
+ * ```ts
+ * import type { EchoServerCounters } from "@x/echo/echo";
+ *
+ * const report = (c: EchoServerCounters) => `${c.accepted} accepted, ${c.faults?.resets ?? 0} reset`;
+ * ```
+ */
+export interface EchoServerCounters extends TcpServerCounters {
+  /** What the faults did; present when {@linkcode EchoOptions.faults} are on. */
+  faults?: EchoFaultCounters;
+}
+
+/**
+ * A running TCP echo server, as {@linkcode serveEcho} returns it: a
+ * {@linkcode TcpServer} whose counters say what its faults did.
+ *
+ * @example
+ * ```ts
+ * import { type EchoServer, serveEcho } from "@x/echo/echo";
+ *
+ * const server: EchoServer = serveEcho({ port: 0, faults: { delay: 300 } });
+ * console.log(server.counters.faults?.delayed); // 0
+ * await server.shutdown();
+ * ```
+ */
+export interface EchoServer extends TcpServer {
+  /** A snapshot of the counters. */
+  readonly counters: EchoServerCounters;
+}
+
+/**
  * Starts a TCP echo server.
  *
  * @example Continuous echo on port 8888 until Ctrl-C
@@ -53,16 +90,29 @@ export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
  * await server.finished;
  * ```
  *
+ * @example Answers 300 ms late, at most 10,000 bytes a second, reset after 4096 bytes
+ * ```ts
+ * import { serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({ port: 0, faults: { delay: 300, throttle: 10_000, resetAfter: 4096 } });
+ * await server.shutdown();
+ * ```
+ *
  * @throws {RangeError} for an invalid option, before any socket is opened.
  */
-export function serveEcho(options: EchoServerOptions = {}): TcpServer {
+export function serveEcho(options: EchoServerOptions = {}): EchoServer {
   const { api = "protocol" } = options;
   resolveLimit(options); // Checked for either API, so a bad value is never silently ignored.
+  const counters = newFaultCounters();
+  let serverOptions: EchoServerOptions & WithMoreCounters = options;
+  if (resolveEchoFaults(options.faults) !== null) {
+    serverOptions = { ...options, [moreCounters]: () => ({ faults: { ...counters } }) };
+  }
   switch (api) {
     case "protocol":
-      return serveTcp(options, echoProtocolFactory(options));
+      return serveTcp(serverOptions, echoProtocolFactoryCounting(options, counters));
     case "stream":
-      return serveTcpStreams(options, echoStreamHandler(options));
+      return serveTcpStreams(serverOptions, echoStreamHandlerCounting(options, counters));
     default:
       throw new RangeError(
         `Cannot use api ${JSON.stringify(api)}: it must be "protocol" or "stream"`,

@@ -5,8 +5,17 @@
  */
 
 import type { StreamHandler } from "../streams/streams.ts";
-import { type EchoOptions, EchoSession, resolveEchoOptions } from "./behavior.ts";
+import type { StreamReader } from "../streams/stream_reader.ts";
+import type { StreamWriter } from "../streams/stream_writer.ts";
+import {
+  type EchoOptions,
+  EchoSession,
+  type ResolvedEchoOptions,
+  resolveEchoOptions,
+} from "./behavior.ts";
 import { untilHooks } from "./protocol.ts";
+import type { EchoFaultCounters } from "./faults.ts";
+import { FaultyEcho, newFaultCounters, type ResolvedEchoFaults } from "./_faults.ts";
 
 /**
  * A {@linkcode StreamHandler} that echoes per `options`, for
@@ -22,10 +31,23 @@ import { untilHooks } from "./protocol.ts";
  * ```
  *
  * @throws {RangeError} for invalid options, naming the bad value: an unknown mode, an empty
- * terminator, `prefix` and `until` both given, or an `untilLimit` that is not a positive integer.
+ * terminator, `prefix` and `until` both given, an `untilLimit` that is not a positive integer,
+ * or a fault out of range.
  */
 export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
+  return echoStreamHandlerCounting(options, newFaultCounters());
+}
+
+/** {@linkcode echoStreamHandler}, its faults counting in `counters` (a server's). */
+export function echoStreamHandlerCounting(
+  options: EchoOptions,
+  counters: EchoFaultCounters,
+): StreamHandler {
   const resolved = resolveEchoOptions(options);
+  const faults = resolved.faultsInForce;
+  if (faults !== null) {
+    return (reader, writer) => echoWithFaults(reader, writer, resolved, faults, counters);
+  }
   return async (reader, writer) => {
     const hooks = resolved.mode === "until" ? untilHooks(() => writer.transport) : undefined;
     const session = new EchoSession(resolved, hooks);
@@ -38,4 +60,38 @@ export function echoStreamHandler(options: EchoOptions = {}): StreamHandler {
     }
     session.ended(writer);
   };
+}
+
+/**
+ * The stream echo with faults: the same loop, through a {@linkcode FaultyEcho},
+ * which says when to stop reading; the handler returns once what it holds
+ * went out.
+ */
+async function echoWithFaults(
+  reader: StreamReader,
+  writer: StreamWriter,
+  resolved: ResolvedEchoOptions,
+  faults: ResolvedEchoFaults,
+  counters: EchoFaultCounters,
+): Promise<void> {
+  const transport = writer.transport;
+  const hooks = resolved.mode === "until" ? untilHooks(() => transport) : undefined;
+  const faulty = new FaultyEcho(new EchoSession(resolved, hooks), faults, counters, transport, {
+    pause() {},
+    resume() {},
+    drained: () => writer.drain(),
+  });
+  const stop = () => faulty.stop();
+  transport.closed.then(stop, stop);
+  try {
+    for (let chunk; (chunk = await reader.readBorrowed()) !== null;) {
+      faulty.received(chunk);
+      if (faulty.cut) break;
+      if (faulty.full) await faulty.room();
+    }
+    faulty.ended();
+    await faulty.finished;
+  } finally {
+    faulty.stop();
+  }
 }

@@ -58,6 +58,11 @@ export interface PlatformConstants {
   notInherited: readonly OptionName[];
   /** Option codes by our name. */
   options: Partial<Record<OptionName, OptionCode>>;
+  /**
+   * SO_LINGER, whose value is a `struct linger` (two ints: on, seconds), not
+   * an int: set to {1, 0}, a close sends a reset (RST) instead of FIN.
+   */
+  linger?: OptionCode;
 }
 
 const SOL_SOCKET_LINUX = 1;
@@ -87,6 +92,7 @@ const LINUX: PlatformConstants = {
     keepAliveCount: { level: IPPROTO_TCP, name: 6 },
     quickAck: { level: IPPROTO_TCP, name: 12 },
   },
+  linger: { level: SOL_SOCKET_LINUX, name: 13 },
 };
 
 const MACOS: PlatformConstants = {
@@ -113,6 +119,7 @@ const MACOS: PlatformConstants = {
     keepAliveCount: { level: IPPROTO_TCP, name: 0x102 },
     // No TCP_QUICKACK on macOS.
   },
+  linger: { level: SOL_SOCKET_BSD, name: 0x0080 },
 };
 
 /** The constants of the running system, or `null` where we know none. */

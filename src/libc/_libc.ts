@@ -42,6 +42,8 @@ const PORTABLE = {
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   dup: { parameters: ["i32"], result: "i32" },
+  /** A reset on the deno backend: a connection's descriptor replaced (see `_connection.ts`). */
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   /** The bench's check of an echo against what was sent. */
   memcmp: { parameters: ["buffer", "buffer", "usize"], result: "i32" },

@@ -73,3 +73,41 @@ export function setConnectionOptions(fd: number, settings: readonly Setting[]): 
   if (!isLibc(libc)) return;
   for (const [name, , value] of settings) setOption(libc, fd, name, value);
 }
+
+/** `struct linger` {on, 0 seconds}: what makes a close send a reset. */
+const LINGER_ZERO = new Int32Array([1, 0]);
+
+/**
+ * Sets SO_LINGER {on, 0} on `fd`, so that closing it sends a TCP reset
+ * (RST) and drops what the kernel has not sent, instead of FIN. Returns
+ * `false` when it cannot be set (no FFI, a system without the option, or
+ * the socket is gone); the close then ends the connection with FIN.
+ */
+export function lingerZero(fd: number): boolean {
+  const libc = loadLibc();
+  if (fd < 0 || !isLibc(libc)) return false;
+  const code = libc.constants.linger;
+  if (code === undefined) return false;
+  return libc.symbols.setsockopt(fd, code.level, code.name, LINGER_ZERO, 8) === 0;
+}
+
+/**
+ * Resets the connection on `fd` now, for a socket whose owner closes it
+ * with FIN first (a Deno conn: its close shuts the sending side down before
+ * it closes the descriptor): SO_LINGER {on, 0}, then a fresh unconnected
+ * socket is put in `fd`'s place with `dup2`, which closes the connection's
+ * last descriptor (so the kernel sends RST), while the number stays taken
+ * (by the fresh socket) until the owner closes it. Returns `false` when it
+ * cannot (no FFI, or a call failed): the owner's close then sends FIN.
+ */
+export function resetThroughDescriptor(fd: number): boolean {
+  const libc = loadLibc();
+  if (fd < 0 || !isLibc(libc) || !lingerZero(fd)) return false;
+  const { socket, dup2, close } = libc.symbols;
+  const { AF_INET, SOCK_STREAM } = libc.constants;
+  const stand = socket(AF_INET, SOCK_STREAM, 0);
+  if (stand < 0) return false;
+  const done = dup2(stand, fd) === fd;
+  close(stand);
+  return done;
+}

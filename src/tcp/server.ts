@@ -21,6 +21,7 @@ import type { Acceptor } from "./_acceptor.ts";
 import { openAcceptor } from "./_listen.ts";
 import { SummedNotice } from "./_notice.ts";
 import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
+import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
@@ -368,6 +369,7 @@ class Server implements TcpServer {
   readonly #maxConnections: number;
   readonly #idle: IdleClock | undefined;
   readonly #budget: BufferBudget;
+  readonly #more: (() => Record<string, unknown>) | undefined;
   #accepted = 0;
   #refused = 0;
   #proxyRefused = 0;
@@ -414,6 +416,7 @@ class Server implements TcpServer {
         { count, address, max: this.#maxConnections },
       )
     );
+    this.#more = (options as WithMoreCounters)[moreCounters];
     if (options.idleTimeout !== undefined) {
       const seconds = options.idleTimeout / 1000;
       this.#idleNotice = new SummedNotice((count) =>
@@ -478,7 +481,7 @@ class Server implements TcpServer {
       bytesReceived += transport.bytesReceived;
       bytesSent += transport.bytesSent;
     }
-    return {
+    const counters: TcpServerCounters = {
       accepted: this.#accepted,
       refused: this.#refused,
       closedIdle: this.#idle?.closed ?? 0,
@@ -490,6 +493,7 @@ class Server implements TcpServer {
       proxyRefused: this.#proxyRefused,
       untrusted: this.#untrusted,
     };
+    return this.#more === undefined ? counters : { ...counters, ...this.#more() };
   }
 
   getSocketOptions(): SocketOptionValues {

@@ -10,7 +10,18 @@
 /** The transport's method that counts an answer too large to send (`DropCounts.tooLarge`). */
 export const countTooLarge: unique symbol = Symbol("countTooLarge");
 
-/** A transport that can count it (this module's own). */
+/**
+ * The transport's method that counts a datagram left unanswered by a
+ * protocol on purpose (`DropCounts.injected`) or for want of room where it
+ * held its answers (`DropCounts.overflow`).
+ */
+export const countDropped: unique symbol = Symbol("countDropped");
+
+/** Why {@linkcode countDropped} was called. */
+export type DropReason = "injected" | "overflow";
+
+/** A transport that can count them (this module's own). */
 export interface CountsTooLarge {
   [countTooLarge](): void;
+  [countDropped](reason: DropReason): void;
 }

@@ -54,7 +54,7 @@ export interface RateLimit {
  * import type { DropCounts } from "@x/echo/udp";
  *
  * const total = (d: DropCounts) =>
- *   d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow + d.tooLarge;
+ *   d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow + d.tooLarge + d.injected;
  * ```
  */
 export interface DropCounts {
@@ -75,6 +75,8 @@ export interface DropCounts {
    * of a datagram near the maximum with the `prefix` mode's prefix in front.
    */
   tooLarge: number;
+  /** Left unanswered on purpose: the echo's `faults.drop`. */
+  injected: number;
 }
 
 /** Checks a rate limit up front, naming a bad value. */
@@ -110,7 +112,7 @@ interface Bucket {
  */
 export class ReflectionGuard {
   /** What was dropped, by reason (the server fills in `overflow` and `tooLarge`). */
-  readonly drops: Omit<DropCounts, "overflow" | "tooLarge"> = {
+  readonly drops: Omit<DropCounts, "overflow" | "tooLarge" | "injected"> = {
     forbiddenPort: 0,
     ownAddress: 0,
     rateLimited: 0,

@@ -19,6 +19,7 @@ import { formatAddress } from "../_address.ts";
 import { checkBoolean, checkInteger } from "../_validate.ts";
 import type { UdpSocketOptions } from "../sockopt/socket_options.ts";
 import { readSocketOptionsOf, type SocketOptionValues } from "../sockopt/read_back.ts";
+import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 
 /**
  * The default time {@linkcode UdpServer.shutdown} lets queued datagrams go out: 10 seconds.
@@ -200,6 +201,7 @@ class Server implements UdpServer {
   readonly #guard: ReflectionGuard | null;
   readonly #shutdownTimeout: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #more: (() => Record<string, unknown>) | undefined;
   readonly #onAbort = () => void this.shutdown();
   #stopping = false;
   #stopped = false;
@@ -218,6 +220,7 @@ class Server implements UdpServer {
     this.#guard = guard;
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
+    this.#more = (options as WithMoreCounters)[moreCounters];
     this.#transport = new UdpTransport(socket, protocol, options, {
       accept: guard?.accept,
       onClosed: () => {
@@ -247,20 +250,22 @@ class Server implements UdpServer {
       forbiddenPort: guarded?.forbiddenPort ?? 0,
       ownAddress: guarded?.ownAddress ?? 0,
       rateLimited: guarded?.rateLimited ?? 0,
-      overflow: this.#socket.dropped,
+      overflow: this.#socket.dropped + this.#transport.dropped.overflow,
       tooLarge: this.#transport.tooLarge,
+      injected: this.#transport.dropped.injected,
     };
     const transport = this.#transport;
-    return {
+    const counters: UdpServerCounters = {
       // Datagrams the node:dgram queue dropped never reached the transport; on epoll the
       // overflow is of answers, to datagrams the transport counted already.
       received: transport.received + (this.#socket.backend === "node" ? drops.overflow : 0),
       sent: transport.sent,
       sendErrors: transport.sendErrors,
       dropped: drops.forbiddenPort + drops.ownAddress + drops.rateLimited + drops.overflow +
-        drops.tooLarge,
+        drops.tooLarge + drops.injected,
       drops,
     };
+    return this.#more === undefined ? counters : { ...counters, ...this.#more() };
   }
 
   getSocketOptions(): SocketOptionValues {

@@ -22,7 +22,7 @@ import { TransportClosedError } from "../errors.ts";
 import { validateWaterMarks } from "../core/water_marks.ts";
 import { readSocketOptions, readSocketOptionsOf } from "../sockopt/read_back.ts";
 import { type DatagramSink, EpollDatagramSocket } from "./_epoll_socket.ts";
-import { type CountsTooLarge, countTooLarge } from "./_drops.ts";
+import { countDropped, type CountsTooLarge, countTooLarge, type DropReason } from "./_drops.ts";
 import { checkFamily } from "./socket.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
 
@@ -120,6 +120,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
   #sent = 0;
   #sendErrors = 0;
   #tooLarge = 0;
+  readonly #dropped: Record<DropReason, number> = { injected: 0, overflow: 0 };
 
   // Life cycle.
   #closing = false;
@@ -194,6 +195,15 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
 
   [countTooLarge](): void {
     this.#tooLarge++;
+  }
+
+  /** Datagrams the protocol left unanswered and told of, by reason (see `_drops.ts`). */
+  get dropped(): Readonly<Record<DropReason, number>> {
+    return this.#dropped;
+  }
+
+  [countDropped](reason: DropReason): void {
+    this.#dropped[reason]++;
   }
 
   /** Calls `connectionMade` and starts the receive loop. */

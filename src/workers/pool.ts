@@ -353,7 +353,7 @@ class Pool implements WorkerPool {
         slot.final = message.servers;
         if (!this.#stopping) {
           // Its servers stopped without being asked to (their listeners failed): start it again.
-          return this.#died(slot, new Error("its servers stopped on their own"));
+          return this.#died(slot, new Error("Its servers stopped on their own"));
         }
         const epollFd = slot.epollFd;
         this.#terminate(slot);

@@ -53,6 +53,11 @@ import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
 import { logTotals } from "./_server_log.ts";
 import { startWorkers, type WorkerPool } from "../workers/pool.ts";
 import type { ServerWorkerData } from "./_server_worker.ts";
+import {
+  SERVER_TLS_UNIX_FLAGS,
+  SERVER_TLS_UNIX_USAGE,
+  tlsUnixFromFlags,
+} from "./_tls_unix_flags.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
@@ -126,6 +131,8 @@ Connections (TCP):
                             (unsent echoes, until-mode requests, unread stream data);
                             past it, those holding the most stop reading until it
                             drains, while the others go on (default 67108864)
+
+${SERVER_TLS_UNIX_USAGE}
 
 ${SOCKET_FLAGS_USAGE}
 
@@ -214,6 +221,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       "proxy-timeout",
       "proxy-from",
       ...SOCKET_FLAGS.string,
+      ...SERVER_TLS_UNIX_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
@@ -270,7 +278,10 @@ export function parseServerArgs(args: string[]): ServerCommand {
       alsoTcp,
     );
   }
-  if (!alsoTcp) return command;
+  if (!alsoTcp) {
+    tlsUnixFromFlags(flags, args, { transports, workers: command.workers, options: {} });
+    return command;
+  }
   if (flags["rate-limit"] !== undefined && !transports.includes("udp")) {
     throw new UsageError(
       "Cannot use --rate-limit with TCP: it is for UDP only; drop it or add --udp",
@@ -310,6 +321,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   const proxy = proxyProtocolFromFlags(flags);
   if (proxy !== undefined) options.proxyProtocol = proxy;
+  tlsUnixFromFlags(flags, args, { transports, workers: command.workers, options });
   if (
     (options.reusePort || command.workers !== null) && options.backend === "deno" &&
     !hasUnstableNet()

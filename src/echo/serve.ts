@@ -5,6 +5,7 @@
  */
 
 import { serveTcp, type TcpServer } from "../tcp/server.ts";
+import type { ConnAddr } from "../core/protocol.ts";
 import { serveTcpStreams, type StreamServerOptions } from "../streams/streams.ts";
 import { resolveLimit } from "../streams/stream_reader.ts";
 import type { EchoOptions } from "./behavior.ts";
@@ -42,7 +43,16 @@ export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
 }
 
 /**
- * Starts a TCP echo server.
+ * Starts a TCP echo server: on `hostname:port`, or on the Unix socket
+ * `path` (this signature, whose `addr` is a `Deno.UnixAddr`); over TLS
+ * with `tls` (see `TcpServerOptions`).
+ *
+ * @example On a Unix socket
+ * ```ts ignore
+ * import { serveEcho } from "@x/echo";
+ *
+ * await using server = serveEcho({ path: "/tmp/echo.sock", api: "stream" });
+ * ```
  *
  * @example Continuous echo on port 8888 until Ctrl-C
  * ```ts ignore
@@ -55,7 +65,21 @@ export interface EchoServerOptions extends StreamServerOptions, EchoOptions {
  *
  * @throws {RangeError} for an invalid option, before any socket is opened.
  */
-export function serveEcho(options: EchoServerOptions = {}): TcpServer {
+export function serveEcho(options: EchoServerOptions & { path: string }): TcpServer<Deno.UnixAddr>;
+/**
+ * Starts a TCP echo server on `hostname:port` (over TLS with `tls`); see the
+ * first signature, which serves a Unix socket (`path`).
+ *
+ * @example
+ * ```ts
+ * import { serveEcho } from "@x/echo";
+ *
+ * await using server = serveEcho({ port: 0, mode: "prefix" });
+ * console.log(server.addr.port > 0); // true
+ * ```
+ */
+export function serveEcho(options?: EchoServerOptions): TcpServer;
+export function serveEcho(options: EchoServerOptions = {}): TcpServer<ConnAddr> {
   const { api = "protocol" } = options;
   resolveLimit(options); // Checked for either API, so a bad value is never silently ignored.
   switch (api) {

@@ -129,6 +129,7 @@ export function tlsUnixFromFlags(
       );
     }
     options.path = textFlag("unix", unix);
+    refuseNonSocket(options.path);
   } else {
     if (cert === undefined || key === undefined) {
       const [has, lacks] = cert === undefined ? ["--tls-key", "--tls-cert"] : [
@@ -206,6 +207,27 @@ export function connectFromFlags(
     options.serverName = textFlag("server-name", flags["server-name"]);
   }
   return { tls: options };
+}
+
+/**
+ * Refuses `--unix PATH` where a file that is not a socket is: it is never
+ * removed (the library refuses it too; this says so before anything starts).
+ *
+ * @throws {UsageError} naming the path.
+ */
+function refuseNonSocket(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return; // Nothing there, or not readable: the bind says why.
+  }
+  if (!info.isSocket) {
+    throw new UsageError(
+      `Cannot use --unix ${path}: the path exists and is not a socket; remove it yourself ` +
+        `or choose another path`,
+    );
+  }
 }
 
 /** `--alpn h2,http/1.1`: names of 1 to 255 bytes. */

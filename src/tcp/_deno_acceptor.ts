@@ -20,6 +20,7 @@ import type { ConnectionSetup } from "../sockopt/_setup.ts";
 import { AcceptBackoff, type Acceptor } from "./_acceptor.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { removeOwnSocket, type UnixSocketFile } from "./_unix.ts";
+import { shutDownSocket } from "../sockopt/_connection.ts";
 
 /** What else a {@linkcode DenoAcceptor} does, besides accepting. */
 export interface DenoAcceptorOptions {
@@ -72,7 +73,10 @@ export class DenoAcceptor implements Acceptor {
     } catch {
       // Already closed.
     }
-    for (const conn of this.#handshaking) closeQuietly(conn);
+    for (const conn of this.#handshaking) {
+      shutDownSocket(conn.localAddr as Deno.NetAddr, conn.remoteAddr as Deno.NetAddr);
+      closeQuietly(conn);
+    }
     this.#handshaking.clear();
     if (this.#pause) {
       clearTimeout(this.#pause.timer);
@@ -141,6 +145,11 @@ export class DenoAcceptor implements Acceptor {
     }, (error) => {
       clearTimeout(timer);
       const wasPending = this.#handshaking.delete(conn);
+      // Deno cannot cancel a handshake in flight: closing the conn leaves its socket open until
+      // the client sends or leaves. Shutting the socket down ends it now (needs FFI).
+      if (error instanceof Deno.errors.TimedOut) {
+        shutDownSocket(conn.localAddr as Deno.NetAddr, conn.remoteAddr as Deno.NetAddr);
+      }
       closeQuietly(conn);
       // A stop closed it: not the peer's failure.
       if (!this.#stopping && wasPending) onTlsFailed(conn.remoteAddr as ConnAddr, error);

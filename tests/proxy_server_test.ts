@@ -7,7 +7,7 @@
  * its buffer budget.
  */
 
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { serveTcp, type TcpBackend, type TcpServer } from "../src/tcp/server.ts";
 import { serveTcpStreams } from "../src/streams/streams.ts";
 import { connectTcp } from "../src/tcp/client.ts";
@@ -212,20 +212,20 @@ for (const backend of BACKENDS) {
   });
 }
 
-Deno.test("proxyProtocol options are checked up front", async () => {
+Deno.test("proxyProtocol options are checked up front", () => {
   const factory = () => ({});
-  await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: { timeout: 0 } }, factory),
+  assertThrows(
+    () => serveTcp({ port: 0, proxyProtocol: { timeout: 0 } }, factory),
     RangeError,
     "proxyProtocol.timeout 0",
   );
-  await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: { trusted: "10.0.0.0/33" } }, factory),
+  assertThrows(
+    () => serveTcp({ port: 0, proxyProtocol: { trusted: "10.0.0.0/33" } }, factory),
     RangeError,
     "10.0.0.0/33",
   );
-  await assertRejects(
-    async () => serveTcp({ port: 0, proxyProtocol: "yes" as unknown as boolean }, factory),
+  assertThrows(
+    () => serveTcp({ port: 0, proxyProtocol: "yes" as unknown as boolean }, factory),
     TypeError,
     'proxyProtocol "yes"',
   );

@@ -319,7 +319,7 @@ for (const backend of TCP_BACKENDS) {
     assertThrows(
       () => t.getExtraInfo("nonsense" as "peername"),
       TypeError,
-      'use "peername", "sockname", "socketOptions", "proxyHeader" or "proxyPeername"',
+      'use "peername", "sockname", "socketOptions", "tls", "proxyHeader" or "proxyPeername"',
     );
     conn.close();
     await protocols[0].lost.promise;

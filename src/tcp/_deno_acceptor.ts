@@ -128,7 +128,12 @@ export class DenoAcceptor implements Acceptor {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Deno.errors.TimedOut(`no complete TLS handshake within ${timeout} ms`)),
+        () =>
+          reject(
+            new Deno.errors.TimedOut(
+              `Cannot complete the TLS handshake: none within ${timeout} ms`,
+            ),
+          ),
         timeout,
       );
     });

@@ -30,8 +30,8 @@ class EchoServerProtocol {
   // Called once, first: keep the transport to answer on.
   connectionMade(transport: Transport): void {
     this.#transport = transport;
-    const { hostname, port } = transport.getExtraInfo("peername");
-    this.#peer = `${hostname}:${port}`;
+    const peer = transport.getExtraInfo("peername"); // a Deno.UnixAddr on a Unix socket
+    this.#peer = "path" in peer ? "a Unix socket peer" : `${peer.hostname}:${peer.port}`;
     console.log(`Connection from ${this.#peer}`);
 
     // Ask the kernel (getsockopt, through FFI) what this socket really has.

@@ -20,7 +20,7 @@ const keepAlive = { idle: 600, interval: 30, count: 4 };
 
 async function handleEcho(reader: StreamReader, writer: StreamWriter): Promise<void> {
   const data = await reader.read(100); // whatever has arrived, at most 100 bytes; null at EOF
-  const { hostname, port } = writer.getExtraInfo("peername");
+  const { hostname, port } = writer.getExtraInfo("peername") as Deno.NetAddr; // TCP here
   const message = data ? new TextDecoder().decode(data) : "";
   console.log(`Received ${JSON.stringify(message)} from ${hostname}:${port}`);
 

@@ -10,10 +10,16 @@ export function isLocalCancel(error: unknown): boolean {
   return error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BadResource;
 }
 
-/** The peer reset or vanished: routine for a server, logged at debug level only. */
+/**
+ * The peer reset or vanished: routine for a server, logged at debug level
+ * only. Over TLS, a peer that closes without TLS's close_notify (most
+ * clients that just close their socket) is one too: Deno's read reports it
+ * as `UnexpectedEof`.
+ */
 export function isPeerFault(error: unknown): boolean {
   if (error instanceof TransportClosedError) return isPeerFault(error.cause);
   return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.UnexpectedEof ||
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.NotConnected;

@@ -35,10 +35,21 @@ export class ServerProcess implements AsyncDisposable {
   readonly #stdout: ReadableStreamDefaultReader<string>;
   readonly stderr: Promise<string>;
 
-  /** Starts the server with `args` (after `--port 0`), under `deno run` with `denoFlags`. */
+  /**
+   * Starts the server with `args` (after `--port 0`, unless they hold
+   * `--unix`), under `deno run` with `denoFlags`.
+   */
   constructor(args: string[], denoFlags: string[] = ["-A"]) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...denoFlags, "--quiet", SERVER, "--port", "0", ...args],
+      // A server on a Unix socket (--unix) has no port.
+      args: [
+        "run",
+        ...denoFlags,
+        "--quiet",
+        SERVER,
+        ...(args.includes("--unix") ? [] : ["--port", "0"]),
+        ...args,
+      ],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -65,9 +76,10 @@ export class ServerProcess implements AsyncDisposable {
       this.#text += value;
     }
     this.firstLine = this.lines[0];
-    const match = this.firstLine.match(/listening on [^ ]*:(\d+) /);
-    if (!match) throw new Error(`no port in ${JSON.stringify(this.firstLine)}`);
-    this.port = Number(match[1]);
+    const match = this.firstLine.match(/listening on ([^ ]*) /);
+    if (!match) throw new Error(`no address in ${JSON.stringify(this.firstLine)}`);
+    // unix:PATH for a Unix socket: no port.
+    if (!match[1].startsWith("unix:")) this.port = Number(match[1].match(/:(\d+)$/)![1]);
     return this;
   }
 

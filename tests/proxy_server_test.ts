@@ -51,8 +51,8 @@ function echoServer(backend: TcpBackend, proxyProtocol: unknown, seen: Seen[]): 
         connectionMade(t) {
           transport = t;
           record.made++;
-          record.peername = t.getExtraInfo("peername");
-          record.proxyPeername = t.getExtraInfo("proxyPeername");
+          record.peername = t.getExtraInfo("peername") as Deno.NetAddr;
+          record.proxyPeername = t.getExtraInfo("proxyPeername") as Deno.NetAddr | null;
           record.proxyHeader = t.getExtraInfo("proxyHeader");
         },
         dataReceived: (data) => transport.write(data),
@@ -219,7 +219,7 @@ for (const backend of BACKENDS) {
     await using server = serveTcpStreams(
       { port: 0, backend, proxyProtocol: true },
       async (reader, writer) => {
-        const peer = writer.getExtraInfo("peername");
+        const peer = writer.getExtraInfo("peername") as Deno.NetAddr;
         peers.push(`${peer.hostname}:${peer.port}`);
         for await (const chunk of reader) writer.write(chunk);
         await writer.close();
@@ -308,8 +308,8 @@ for (const backend of BACKENDS) {
             backend,
             sendProxy: {
               version: 2,
-              source: t.getExtraInfo("peername"),
-              destination: t.getExtraInfo("sockname"),
+              source: t.getExtraInfo("peername") as Deno.NetAddr,
+              destination: t.getExtraInfo("sockname") as Deno.NetAddr,
             },
           }, () => ({
             dataReceived: (data: Uint8Array) => downstream.write(data),

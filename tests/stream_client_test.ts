@@ -24,7 +24,7 @@ for (const backend of TCP_BACKENDS) {
     assertEquals(decode((await reader.readLine())!), "first line\n");
     assertEquals(decode(await reader.readExactly(6)), "second");
     assertEquals(decode(await reader.readUntil("\n")), " line\n");
-    assertEquals(writer.getExtraInfo("peername").port, server.addr.port);
+    assertEquals((writer.getExtraInfo("peername") as Deno.NetAddr).port, server.addr.port);
     writer.writeEof();
     assertEquals(await reader.read(), null); // the server closes after our EOF
     await writer.close();

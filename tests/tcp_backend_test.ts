@@ -54,8 +54,8 @@ for (const backend of TCP_BACKENDS) {
         connectionMade(t) {
           transport = served = t;
           calls.push("made");
-          peer = t.getExtraInfo("peername");
-          local = t.getExtraInfo("sockname");
+          peer = t.getExtraInfo("peername") as Deno.NetAddr;
+          local = t.getExtraInfo("sockname") as Deno.NetAddr;
           noDelay = t.getExtraInfo("socketOptions").noDelay;
         },
         dataReceived(data) {

@@ -308,15 +308,18 @@ for (const backend of TCP_BACKENDS) {
     const conn = await dial(server.addr);
     await waitFor(() => protocols.length === 1, "connection");
     const t = protocols[0].transport;
-    assertEquals(t.getExtraInfo("sockname").port, server.addr.port);
-    assertEquals(t.getExtraInfo("peername").port, (conn.localAddr as Deno.NetAddr).port);
+    assertEquals((t.getExtraInfo("sockname") as Deno.NetAddr).port, server.addr.port);
+    assertEquals(
+      (t.getExtraInfo("peername") as Deno.NetAddr).port,
+      (conn.localAddr as Deno.NetAddr).port,
+    );
     // Without proxyProtocol there is no header, and the peer is no proxy.
     assertEquals(t.getExtraInfo("proxyHeader"), null);
     assertEquals(t.getExtraInfo("proxyPeername"), null);
     assertThrows(
       () => t.getExtraInfo("nonsense" as "peername"),
       TypeError,
-      'use "peername", "sockname", "socketOptions", "proxyHeader" or "proxyPeername"',
+      'use "peername", "sockname", "socketOptions", "tls", "proxyHeader" or "proxyPeername"',
     );
     conn.close();
     await protocols[0].lost.promise;
@@ -382,7 +385,7 @@ for (const clientBackend of CLIENT_BACKENDS) {
       { hostname: "localhost", port: server.addr.port, backend: clientBackend },
       () => ({}),
     );
-    assertEquals(transport.getExtraInfo("peername").port, server.addr.port);
+    assertEquals((transport.getExtraInfo("peername") as Deno.NetAddr).port, server.addr.port);
     transport.close();
     await transport.closed;
     await server.shutdown();

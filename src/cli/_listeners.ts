@@ -94,8 +94,17 @@ function startTcp(options: EchoServerOptions, port: number, reusePort: boolean):
   const tcpOptions = { ...options, port, ...(reusePort ? { reusePort } : {}) };
   const server = serveEcho(tcpOptions);
   const { mode } = resolveEchoOptions(tcpOptions); // valid: serveEcho accepted them
-  const description = `tcp, ${tcpOptions.api} API, ${mode} mode, ${server.backend} backend; ` +
-    optionsInForce(server, tcpOptions) + limitsOf(tcpOptions) + describeFaults(tcpOptions.faults);
+  const { path, tls } = tcpOptions;
+  // A Unix socket has none of TCP's options to read back.
+  const kind = path !== undefined
+    ? "unix"
+    : tls === undefined
+    ? "tcp"
+    : `tcp, TLS${tls.alpnProtocols ? ` (ALPN ${tls.alpnProtocols.join(",")})` : ""}`;
+  const description = `${kind}, ${tcpOptions.api} API, ${mode} mode, ${server.backend} backend; ` +
+    (path !== undefined ? "" : optionsInForce(server, tcpOptions)) +
+    limitsOf(tcpOptions).slice(path !== undefined ? 2 : 0) +
+    describeFaults(tcpOptions.faults);
   return { server, transport: "tcp", description };
 }
 
@@ -156,6 +165,6 @@ function optionsInForce(server: TcpServer, options: EchoServerOptions): string {
 }
 
 /** The startup line of one listener. */
-export function listeningLine(addr: Deno.NetAddr, description: string): string {
+export function listeningLine(addr: Deno.Addr, description: string): string {
   return `@x/echo server listening on ${formatAddress(addr)} (${description})`;
 }

@@ -42,6 +42,11 @@ import {
   transportFlag,
   UsageError,
 } from "./_args.ts";
+import {
+  CLIENT_TLS_UNIX_FLAGS,
+  CLIENT_TLS_UNIX_USAGE,
+  connectFromFlags,
+} from "./_tls_unix_flags.ts";
 
 export {
   type BenchOptions,
@@ -90,6 +95,7 @@ Options:
                             distribution (in ms), for its plotters
   --send-proxy v1|v2        TCP: begin each connection with a PROXY protocol header of
                             that version (for a server started with --proxy-protocol)
+${CLIENT_TLS_UNIX_USAGE}
   --json                    print the report as one JSON object
   --version                 print the version and exit
   -h, --help                print this help and exit
@@ -125,8 +131,9 @@ export async function main(args: string[]): Promise<number> {
       "rate",
       "percentiles",
       "hgrm",
+      ...CLIENT_TLS_UNIX_FLAGS.string,
     ],
-    boolean: ["help", "version", "json", "udp", "churn"],
+    boolean: ["help", "version", "json", "udp", "churn", ...CLIENT_TLS_UNIX_FLAGS.boolean],
     alias: { host: "hostname", h: "help" },
     default: {
       hostname: "127.0.0.1",
@@ -158,6 +165,7 @@ export async function main(args: string[]): Promise<number> {
       signal: controller.signal,
       churn: flags.churn,
       sendProxy: sendProxyFlag(flags["send-proxy"], transport),
+      ...connectFromFlags(flags, args, transport),
     };
     if (flags.churn && (transport === "udp" || flags.rate !== undefined)) {
       throw new UsageError(

@@ -53,6 +53,12 @@ import {
   transportFlag,
   UsageError,
 } from "./_args.ts";
+import {
+  CLIENT_TLS_UNIX_FLAGS,
+  CLIENT_TLS_UNIX_USAGE,
+  connectFromFlags,
+} from "./_tls_unix_flags.ts";
+import type { TlsConnectOptions } from "../tcp/client.ts";
 
 /**
  * The `--help` text of the client program.
@@ -85,6 +91,7 @@ Options:
   --send-proxy v1|v2        TCP: begin with a PROXY protocol header of that version, naming
                             this connection's own addresses, as a load balancer would (to
                             test a server started with --proxy-protocol)
+${CLIENT_TLS_UNIX_USAGE}
   --retries N               UDP: send again when no answer comes, up to N times, all within
                             --timeout (default 2)
   --version                 print the version and exit
@@ -135,8 +142,9 @@ export async function main(args: string[]): Promise<number> {
       "retries",
       "quiet-ms",
       "expect",
+      ...CLIENT_TLS_UNIX_FLAGS.string,
     ],
-    boolean: ["help", "version", "udp", "check"],
+    boolean: ["help", "version", "udp", "check", ...CLIENT_TLS_UNIX_FLAGS.boolean],
     alias: { host: "hostname", h: "help" },
     default: { hostname: "127.0.0.1", port: "8888", timeout: "5" },
     unknown: collectUnknown(unknown),
@@ -147,6 +155,7 @@ export async function main(args: string[]): Promise<number> {
   let transport: "tcp" | "udp";
   let settings: Settings;
   let sendProxy: 1 | 2 | undefined;
+  let extra: { path?: string; tls?: TlsConnectOptions };
   try {
     rejectUnknown(unknown, args);
     hostname = textFlag("hostname", flags.hostname);
@@ -181,6 +190,7 @@ export async function main(args: string[]): Promise<number> {
       );
     }
     sendProxy = sendProxyFlag(flags["send-proxy"], transport);
+    extra = connectFromFlags(flags, args, transport);
     settings = { timeoutMs, quietMs, retries, expect, check: flags.check };
   } catch (error) {
     console.error(`echo client: ${(error as Error).message}`);
@@ -188,12 +198,12 @@ export async function main(args: string[]): Promise<number> {
   }
   let session: Session;
   try {
-    session = transport === "udp"
-      ? await UdpSession.open(hostname, port)
-      : new TcpSession(await connectTcpStreams({ hostname, port, sendProxy }), {
-        hostname,
-        port,
-      });
+    session = transport === "udp" ? await UdpSession.open(hostname, port) : new TcpSession(
+      await connectTcpStreams({ hostname, port, sendProxy, ...extra }),
+      extra.path !== undefined
+        ? formatAddress({ transport: "unix", path: extra.path })
+        : formatAddress({ transport: "tcp", hostname, port }),
+    );
   } catch (error) {
     console.error(`echo client: ${(error as Error).message}`);
     return 1;
@@ -304,9 +314,9 @@ class TcpSession implements Session {
   readonly #connection: StreamConnection;
   readonly #pump: Promise<void>;
 
-  constructor(connection: StreamConnection, server: { hostname: string; port: number }) {
+  constructor(connection: StreamConnection, where: string) {
     this.#connection = connection;
-    this.where = formatAddress({ transport: "tcp", ...server });
+    this.where = where;
     this.#pump = this.#readAll();
   }
 

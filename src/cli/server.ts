@@ -64,6 +64,11 @@ import { ADMIN_FLAGS, ADMIN_FLAGS_USAGE, adminFromFlags } from "./_admin_flags.t
 import { type Admin, openAdmin } from "./_admin.ts";
 import { poolSnapshots, snapshotOf } from "./_metrics.ts";
 import { FAULT_FLAGS, FAULT_FLAGS_USAGE, faultsFromFlags } from "./_fault_flags.ts";
+import {
+  SERVER_TLS_UNIX_FLAGS,
+  SERVER_TLS_UNIX_USAGE,
+  tlsUnixFromFlags,
+} from "./_tls_unix_flags.ts";
 
 /** The UDP backends, in the order the default tries them. */
 const DATAGRAM_BACKENDS: readonly DatagramBackend[] = ["epoll", "deno", "node"];
@@ -137,6 +142,8 @@ Connections (TCP):
                             (unsent echoes, until-mode requests, unread stream data);
                             past it, those holding the most stop reading until it
                             drains, while the others go on (default 67108864)
+
+${SERVER_TLS_UNIX_USAGE}
 
 ${SOCKET_FLAGS_USAGE}
 
@@ -239,6 +246,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       ...ADMIN_FLAGS,
       ...SOCKET_FLAGS.string,
       ...FAULT_FLAGS,
+      ...SERVER_TLS_UNIX_FLAGS.string,
     ],
     boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
     negatable: SOCKET_FLAGS.negatable,
@@ -305,7 +313,10 @@ export function parseServerArgs(args: string[]): ServerCommand {
   if (shutdownTimeout !== undefined && transports.includes("udp")) {
     command.udpOptions.shutdownTimeout = shutdownTimeout;
   }
-  if (!alsoTcp) return command;
+  if (!alsoTcp) {
+    tlsUnixFromFlags(flags, args, { transports, workers: command.workers, options: {} });
+    return command;
+  }
   if (flags["rate-limit"] !== undefined && !transports.includes("udp")) {
     throw new UsageError(
       "Cannot use --rate-limit with TCP: it is for UDP only; drop it or add --udp",
@@ -347,6 +358,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
   }
   const proxy = proxyProtocolFromFlags(flags);
   if (proxy !== undefined) options.proxyProtocol = proxy;
+  tlsUnixFromFlags(flags, args, { transports, workers: command.workers, options });
   if (
     (options.reusePort || command.workers !== null) && options.backend === "deno" &&
     !hasUnstableNet()

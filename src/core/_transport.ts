@@ -16,9 +16,11 @@
 
 import type {
   BufferedProtocol,
+  ConnAddr,
   ExtraInfo,
   ExtraInfoName,
   Protocol,
+  TlsInfo,
   Transport,
 } from "./protocol.ts";
 import { resolveWaterMarks, validateWaterMarks, type WaterMarks } from "./water_marks.ts";
@@ -41,7 +43,9 @@ import { ProxyHeaderReader } from "../proxy/parse.ts";
  */
 export interface Driver {
   /** The peer's address. */
-  readonly peerAddr: Deno.NetAddr;
+  readonly peerAddr: ConnAddr;
+  /** What the TLS handshake settled (it is over before the transport is made), or `null`. */
+  readonly tls: TlsInfo | null;
   /**
    * Called once by the transport's constructor. The driver does the
    * per-connection socket setup here; no callback of the protocol has run.
@@ -92,7 +96,7 @@ export interface Driver {
    */
   lingerZero?(): boolean;
   /** The local address, or `null` once it cannot be read. */
-  localAddr(): Deno.NetAddr | null;
+  localAddr(): ConnAddr | null;
   /**
    * The socket's options read back from the kernel.
    *
@@ -163,7 +167,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   readonly #info: boolean;
   #peer = "";
   /** The client: the socket's peer, or the source a PROXY header named. */
-  #peerAddr: Deno.NetAddr;
+  #peerAddr: ConnAddr;
 
   // PROXY protocol header, when one must come first.
   #proxy: ProxyHeaderHooks | null;
@@ -435,10 +439,12 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
       case "socketOptions":
         if (this.#lost) throw this.#closedError("the socket options");
         return this.driver.socketOptions() as ExtraInfo[K];
+      case "tls":
+        return this.driver.tls as ExtraInfo[K];
       default:
         throw new TypeError(
-          `Cannot read extra info ${JSON.stringify(name)}: it is an unknown name; ` +
-            `use "peername", "sockname", "socketOptions", "proxyHeader" or "proxyPeername"`,
+          `Cannot read extra info ${JSON.stringify(name)}: it is an unknown name; use ` +
+            `"peername", "sockname", "socketOptions", "tls", "proxyHeader" or "proxyPeername"`,
         );
     }
   }

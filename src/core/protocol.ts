@@ -14,13 +14,59 @@ import type { ProxyHeader } from "../proxy/header.ts";
 import type { WaterMarks } from "./water_marks.ts";
 
 /**
+ * An address a connection can have: a TCP address, or a Unix socket's path
+ * (`Deno.UnixAddr`, on a server or client given `path`; the unbound end of
+ * a Unix connection, such as the peer of a connection a Unix server
+ * accepted, has a `null` path). Tell them apart by `transport`.
+ *
+ * @example
+ * ```ts
+ * import type { ConnAddr } from "@x/echo/tcp";
+ *
+ * const show = (addr: ConnAddr) =>
+ *   "path" in addr ? `unix:${addr.path}` : `${addr.hostname}:${addr.port}`;
+ * ```
+ */
+export type ConnAddr = Deno.NetAddr | Deno.UnixAddr;
+
+/**
+ * What a TLS connection's handshake settled, as
+ * `getExtraInfo("tls")` returns it.
+ *
+ * Deno 2.9 reports only the ALPN protocol of a handshake: a server cannot
+ * learn the name the client asked for (SNI) nor the TLS version, so
+ * `serverName` and `version` are `null` there. A client's `serverName` is the
+ * name it sent and checked the certificate against; its `version` is `null`
+ * too.
+ *
+ * @example
+ * ```ts
+ * import type { TlsInfo } from "@x/echo/tcp";
+ *
+ * const describe = (tls: TlsInfo | null) =>
+ *   tls === null ? "plain TCP" : `TLS, ALPN ${tls.alpnProtocol ?? "none"}`;
+ * ```
+ */
+export interface TlsInfo {
+  /** The SNI name: the one a client sent; `null` on a server (Deno does not expose it). */
+  serverName: string | null;
+  /** The protocol ALPN settled on (`"h2"`, `"http/1.1"`, ...), or `null` when none was. */
+  alpnProtocol: string | null;
+  /** The TLS version, such as `"TLSv1.3"`; `null`, as Deno does not expose it. */
+  version: string | null;
+}
+
+/**
  * What {@linkcode Transport.getExtraInfo} returns, by name.
  *
  * @example
  * ```ts
  * import type { ExtraInfo } from "@x/echo/tcp";
  *
- * const peerOf = (info: ExtraInfo) => `${info.peername.hostname}:${info.peername.port}`;
+ * const peerOf = (info: ExtraInfo) =>
+ *   "path" in info.peername
+ *     ? "a Unix socket peer"
+ *     : `${info.peername.hostname}:${info.peername.port}`;
  * ```
  */
 export interface ExtraInfo {
@@ -28,20 +74,30 @@ export interface ExtraInfo {
    * The remote address: the client. On a server that takes the PROXY
    * protocol, the source its header names (the socket's own peer, the
    * proxy, is `proxyPeername`); the socket's peer for a LOCAL or UNKNOWN
-   * header.
+   * header. A `Deno.UnixAddr` on a Unix socket (see {@linkcode ConnAddr}).
    */
-  peername: Deno.NetAddr;
+  peername: ConnAddr;
   /**
    * The PROXY protocol header the connection began with, TLVs and all, or
    * `null` where none was expected (see `TcpServerOptions.proxyProtocol`).
    */
   proxyHeader: ProxyHeader | null;
   /** The socket's own peer (the proxy) when a PROXY header was received, else `null`. */
-  proxyPeername: Deno.NetAddr | null;
-  /** The local address. */
-  sockname: Deno.NetAddr;
-  /** The socket's options, read back from the kernel (needs `--allow-ffi`). */
+  proxyPeername: ConnAddr | null;
+  /** The local address (a `Deno.UnixAddr` on a Unix socket). */
+  sockname: ConnAddr;
+  /**
+   * The socket's options, read back from the kernel (needs `--allow-ffi`;
+   * TCP only, TLS included: a Unix socket has none of these).
+   */
   socketOptions: SocketOptionValues;
+  /**
+   * What the TLS handshake settled (see {@linkcode TlsInfo}), or `null` on a
+   * connection without TLS. On a server the handshake is over before
+   * `connectionMade`; a connection whose handshake failed never reaches
+   * the protocol.
+   */
+  tls: TlsInfo | null;
 }
 
 /**
@@ -128,9 +184,11 @@ export interface Transport {
   setWriteBufferLimits(limits?: Partial<WaterMarks>): void;
   /**
    * Information about the connection: `"peername"` (the remote address),
-   * `"sockname"` (the local address) or `"socketOptions"` (the options read
+   * `"sockname"` (the local address), `"socketOptions"` (the options read
    * back from the kernel with `getsockopt`; this one needs `--allow-ffi` and
-   * throws once the connection is closed).
+   * throws once the connection is closed), `"tls"` (the handshake's ALPN
+   * protocol, SNI name and version, or `null` without TLS), `"proxyHeader"`
+   * and `"proxyPeername"`; see {@linkcode ExtraInfo}.
    */
   getExtraInfo<K extends ExtraInfoName>(name: K): ExtraInfo[K];
   /** Resolves once the connection is closed and `connectionLost` has returned. */

@@ -1,6 +1,10 @@
 /**
- * The Deno-conn driver: the I/O of a connection on a `Deno.TcpConn` (the
- * `deno` backend, and every client), with awaited reads and writes. One
+ * The Deno-conn driver: the I/O of a connection on a `Deno.Conn` (the
+ * `deno` backend, and every client), with awaited reads and writes: a
+ * `Deno.TcpConn`, a `Deno.TlsConn` (whose handshake is over, its outcome in
+ * `tls`) or a `Deno.UnixConn`. Deno's `setNoDelay`/`setKeepAlive` exist on
+ * TCP conns only; the socket's descriptor is looked up (quick-ack, options
+ * per connection, reading them back) for TCP sockets only, TLS's included. One
  * read loop and one write loop per connection; the transport core holds the
  * state, and the write queue this driver sends from.
  *
@@ -22,6 +26,7 @@
  */
 
 import type { Driver, SocketTransport } from "../core/_transport.ts";
+import type { ConnAddr, TlsInfo } from "../core/protocol.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { DEFAULT_READ_BUFFER_SIZE } from "../core/options.ts";
 import { isLocalCancel } from "../errors.ts";
@@ -47,10 +52,14 @@ const SHRINK_AFTER = 8;
  */
 export const LAST_READ_WAIT = 200;
 
-/** A {@linkcode Driver} over a `Deno.TcpConn`. */
+/** A {@linkcode Driver} over a `Deno.Conn`. */
 export class ConnDriver implements Driver {
-  readonly peerAddr: Deno.NetAddr;
-  readonly #conn: Deno.TcpConn;
+  readonly peerAddr: ConnAddr;
+  readonly tls: TlsInfo | null;
+  readonly #conn: Deno.Conn;
+  readonly #local: ConnAddr;
+  /** A TCP socket (TLS included): its descriptor can be looked up. */
+  readonly #tcp: boolean;
   readonly #setup: ConnectionSetup;
   readonly #maxRead: number;
   #transport!: SocketTransport;
@@ -74,15 +83,20 @@ export class ConnDriver implements Driver {
 
   /**
    * Wraps `conn`; `setup` is the socket work left for each connection (see
-   * `setUpListener`), `readBufferSize` the largest read (default 64 KiB).
+   * `setUpListener`), `readBufferSize` the largest read (default 64 KiB),
+   * `tls` what the handshake of a TLS conn settled.
    */
   constructor(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     setup: ConnectionSetup,
     readBufferSize: number = DEFAULT_READ_BUFFER_SIZE,
+    tls: TlsInfo | null = null,
   ) {
     this.#conn = conn;
-    this.peerAddr = conn.remoteAddr;
+    this.peerAddr = connAddr(conn.remoteAddr);
+    this.tls = tls;
+    this.#local = connAddr(conn.localAddr);
+    this.#tcp = this.#local.transport === "tcp";
     this.#setup = setup;
     this.#maxRead = readBufferSize;
     this.#buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, readBufferSize));
@@ -97,18 +111,22 @@ export class ConnDriver implements Driver {
     this.#transport = transport;
     const setup = this.#setup;
     const peer = transport.peer;
-    if (setup.noDelay !== undefined || setup.keepAlive !== undefined) {
+    const conn = this.#conn as Partial<Deno.TcpConn>;
+    if (
+      (setup.noDelay !== undefined || setup.keepAlive !== undefined) &&
+      typeof conn.setNoDelay === "function" && typeof conn.setKeepAlive === "function"
+    ) {
       try {
-        if (setup.noDelay !== undefined) this.#conn.setNoDelay(setup.noDelay);
-        if (setup.keepAlive !== undefined) this.#conn.setKeepAlive(setup.keepAlive);
+        if (setup.noDelay !== undefined) conn.setNoDelay(setup.noDelay);
+        if (setup.keepAlive !== undefined) conn.setKeepAlive(setup.keepAlive);
       } catch (error) {
         // Failing here must not break the callback order (connectionMade comes first).
         tcpLogger.debug("Cannot set socket options of {peer}: {error}", { peer, error });
       }
     }
     const perConnection = setup.perConnection.length > 0;
-    if (setup.quickAck || perConnection || transport.debug) {
-      this.#fd = findConnectionFd(this.#conn);
+    if (this.#tcp && (setup.quickAck || perConnection || transport.debug)) {
+      this.#fd = findConnectionFd(this.#tcpIdentity());
     }
     if (perConnection && this.#fd >= 0) {
       try {
@@ -192,20 +210,32 @@ export class ConnDriver implements Driver {
    * through the descriptor before Deno's close (see `resetThroughDescriptor`).
    */
   lingerZero(): boolean {
-    if (this.#closed) return false;
-    if (this.#fd < 0) this.#fd = findConnectionFd(this.#conn);
+    if (this.#closed || !this.#tcp) return false; // a Unix socket has no reset
+    if (this.#fd < 0) this.#fd = findConnectionFd(this.#tcpIdentity());
     this.#reset = lingerZero(this.#fd);
     return this.#reset;
   }
 
-  localAddr(): Deno.NetAddr {
-    return this.#conn.localAddr;
+  localAddr(): ConnAddr {
+    return this.#local;
   }
 
   socketOptions(): SocketOptionValues {
-    if (this.#fd < 0) this.#fd = findConnectionFd(this.#conn);
+    if (!this.#tcp) {
+      throw new Deno.errors.NotSupported(
+        "Cannot read the socket options of a Unix socket connection: they are TCP's " +
+          "(buffers, TCP_NODELAY, keep-alive); read them on a TCP connection",
+      );
+    }
+    const conn = this.#tcpIdentity();
+    if (this.#fd < 0) this.#fd = findConnectionFd(conn);
     // Without a descriptor, getSocketOptions throws the precise reason (no FFI, ...).
-    return this.#fd >= 0 ? readConnectionOptions(this.#fd) : getSocketOptions(this.#conn);
+    return this.#fd >= 0 ? readConnectionOptions(this.#fd) : getSocketOptions(conn);
+  }
+
+  /** The addresses the descriptor lookups go by (a TLS conn's, with their transport put back). */
+  #tcpIdentity(): Deno.TcpConn {
+    return { localAddr: this.#local, remoteAddr: this.peerAddr } as Deno.TcpConn;
   }
 
   // ---- Reading -----------------------------------------------------------
@@ -315,4 +345,17 @@ export class ConnDriver implements Driver {
       this.#writing = false;
     }
   }
+}
+
+/**
+ * `addr` as a {@linkcode ConnAddr}: the conn `Deno.startTls` returns
+ * reports its addresses without `transport` (Deno 2.9), which is put back.
+ */
+function connAddr(addr: Deno.Addr): ConnAddr {
+  const { transport } = addr as { transport?: string };
+  if (transport === undefined && "hostname" in addr) {
+    const { hostname, port } = addr as Deno.NetAddr;
+    return { transport: "tcp", hostname, port };
+  }
+  return addr as ConnAddr;
 }

@@ -42,6 +42,8 @@ const WRITE_EVENTS = EPOLLOUT | EPOLLHUP | EPOLLERR;
 /** A {@linkcode Driver} over a socket descriptor watched by epoll. */
 export class EpollDriver implements Driver, PollTarget {
   readonly peerAddr: Deno.NetAddr;
+  /** No TLS on this backend. */
+  readonly tls: null = null;
   readonly #fd: number;
   readonly #poller: Poller;
   readonly #calls: Poller["libc"]["symbols"];

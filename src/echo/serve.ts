@@ -5,6 +5,7 @@
  */
 
 import { serveTcp, type TcpServer, type TcpServerCounters } from "../tcp/server.ts";
+import type { ConnAddr } from "../core/protocol.ts";
 import { serveTcpStreams, type StreamServerOptions } from "../streams/streams.ts";
 import { resolveLimit } from "../streams/stream_reader.ts";
 import type { EchoOptions } from "./behavior.ts";
@@ -73,13 +74,22 @@ export interface EchoServerCounters extends TcpServerCounters {
  * await server.shutdown();
  * ```
  */
-export interface EchoServer extends TcpServer {
+export interface EchoServer<A extends ConnAddr = Deno.NetAddr> extends TcpServer<A> {
   /** A snapshot of the counters. */
   readonly counters: EchoServerCounters;
 }
 
 /**
- * Starts a TCP echo server.
+ * Starts a TCP echo server: on `hostname:port`, or on the Unix socket
+ * `path` (this signature, whose `addr` is a `Deno.UnixAddr`); over TLS
+ * with `tls` (see `TcpServerOptions`).
+ *
+ * @example On a Unix socket
+ * ```ts ignore
+ * import { serveEcho } from "@x/echo";
+ *
+ * await using server = serveEcho({ path: "/tmp/echo.sock", api: "stream" });
+ * ```
  *
  * @example Continuous echo on port 8888 until Ctrl-C
  * ```ts ignore
@@ -100,7 +110,21 @@ export interface EchoServer extends TcpServer {
  *
  * @throws {RangeError} for an invalid option, before any socket is opened.
  */
-export function serveEcho(options: EchoServerOptions = {}): EchoServer {
+export function serveEcho(options: EchoServerOptions & { path: string }): EchoServer<Deno.UnixAddr>;
+/**
+ * Starts a TCP echo server on `hostname:port` (over TLS with `tls`); see the
+ * first signature, which serves a Unix socket (`path`).
+ *
+ * @example
+ * ```ts
+ * import { serveEcho } from "@x/echo";
+ *
+ * await using server = serveEcho({ port: 0, mode: "prefix" });
+ * console.log(server.addr.port > 0); // true
+ * ```
+ */
+export function serveEcho(options?: EchoServerOptions): EchoServer;
+export function serveEcho(options: EchoServerOptions = {}): EchoServer<ConnAddr> {
   const { api = "protocol" } = options;
   resolveLimit(options); // Checked for either API, so a bad value is never silently ignored.
   const counters = newFaultCounters();

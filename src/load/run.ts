@@ -12,7 +12,7 @@
  * @module
  */
 
-import { connectTcp } from "../tcp/client.ts";
+import { connectTcp, type TlsConnectOptions } from "../tcp/client.ts";
 import { getPoller } from "../poll/_poller.ts";
 import { connectUdp } from "../udp/client.ts";
 import { resolveHost } from "../sockets/_resolve.ts";
@@ -72,6 +72,10 @@ export interface BenchOptions {
    * server that takes the PROXY protocol. Default: none.
    */
   sendProxy?: 1 | 2;
+  /** TCP: connect to this Unix domain socket instead of `hostname:port` (Deno's sockets). */
+  path?: string;
+  /** TCP: connect over TLS (Deno's sockets); see `TlsConnectOptions`. */
+  tls?: TlsConnectOptions;
   /** UDP: milliseconds after which an unanswered datagram counts as lost. Default 1000. */
   lossTimeoutMs?: number;
   /**
@@ -229,6 +233,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       `Cannot send a PROXY header over UDP: sendProxy is for TCP only; drop it`,
     );
   }
+  if ((options.path !== undefined || options.tls !== undefined) && transport === "udp") {
+    throw new TypeError(
+      `Cannot load UDP ${options.path !== undefined ? "on a Unix socket" : "over TLS"}: ` +
+        `path and tls are for TCP only; drop them`,
+    );
+  }
   if (options.churn && (transport === "udp" || options.rate !== undefined)) {
     throw new RangeError(
       `Cannot churn ${transport === "udp" ? "over UDP" : "at a rate"}: churn makes a TCP ` +
@@ -259,7 +269,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let hostname = options.hostname;
   try {
     // A slow resolver must not keep the run past its duration, nor a Ctrl-C waiting.
-    const resolved = await Promise.race([
+    const resolved = options.path !== undefined ? undefined : await Promise.race([
       resolveHost(transport, options.hostname, options.port),
       stopped,
     ]);
@@ -268,9 +278,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     state.errors.add(error);
     state.stop();
   }
-  const where = formatAddress({ transport, hostname, port: options.port });
-  // TCP on the epoll backend where it runs, as the server does: its per-request path is the fast one.
-  const backend = typeof getPoller() === "string" ? "deno" : "epoll";
+  const { path, tls } = options;
+  const where = path !== undefined
+    ? formatAddress({ transport: "unix", path })
+    : formatAddress({ transport, hostname, port: options.port });
+  // TCP on the epoll backend where it runs, as the server does: its per-request path is the fast
+  // one. Unix sockets and TLS run on Deno's sockets only.
+  const backend = typeof getPoller() === "string" || path !== undefined || tls !== undefined
+    ? "deno"
+    : "epoll";
   const message = patternOf(size);
   const connects = new LatencyHistogram();
   let connected = 0;
@@ -304,7 +320,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           while (!state.stopping) {
             const started = performance.now();
             const { protocol } = await connectTcp(
-              { hostname, port: options.port, backend, sendProxy: options.sendProxy },
+              { hostname, port: options.port, backend, sendProxy: options.sendProxy, path, tls },
               () => new TcpLoad(state, message, i, true),
             );
             if (!state.stopping) {
@@ -317,7 +333,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           }
         } else {
           const { protocol } = await connectTcp(
-            { hostname, port: options.port, backend, sendProxy: options.sendProxy },
+            { hostname, port: options.port, backend, sendProxy: options.sendProxy, path, tls },
             () => new TcpLoad(state, message, i, false),
           );
           await protocol.lost;

@@ -111,3 +111,29 @@ export function resetThroughDescriptor(fd: number): boolean {
   close(stand);
   return done;
 }
+
+/** `shutdown` of both directions. */
+const SHUT_RDWR = 2;
+
+/**
+ * Shuts down both directions of the TCP socket with these addresses, so
+ * that an operation Deno cannot cancel (a TLS handshake waiting for a
+ * client that sends nothing: closing the conn leaves the socket open until
+ * the operation ends) ends at once. `shutdown` leaves the descriptor open,
+ * so it cannot touch a socket that took its number. Returns `false` where
+ * it cannot be done (no FFI, the descriptor not found).
+ */
+export function shutDownSocket(local: Deno.NetAddr, remote: Deno.NetAddr): boolean {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return false;
+  let fd: number | null;
+  try {
+    fd = locateSocketFd(libc, { transport: "tcp", local, remote });
+  } catch {
+    return false;
+  }
+  if (fd === null) return false;
+  const done = libc.symbols.shutdown(fd, SHUT_RDWR) === 0;
+  releaseSocketFd(fd);
+  return done;
+}

@@ -10,6 +10,7 @@ import type { BufferedProtocol, Transport } from "../core/protocol.ts";
 import { resolveLimit, StreamReader, type StreamReaderOptions } from "./stream_reader.ts";
 import { type FlowControl, StreamWriter } from "./stream_writer.ts";
 import { serveTcp, type TcpServer, type TcpServerOptions } from "../tcp/server.ts";
+import type { ConnAddr } from "../core/protocol.ts";
 import { connectTcp, type TcpConnectOptions } from "../tcp/client.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { formatAddress } from "../_address.ts";
@@ -173,7 +174,9 @@ class StreamProtocol implements BufferedProtocol, FlowControl {
 
 /**
  * Serves TCP in stream style: `handler` runs once per connection with its
- * reader and writer.
+ * reader and writer. Given `path`, on that Unix socket (this signature,
+ * whose `addr` is a `Deno.UnixAddr`); given `tls`, over TLS (see
+ * `TcpServerOptions`).
  *
  * @example A server that sends each line back in upper case
  * ```ts
@@ -188,7 +191,29 @@ class StreamProtocol implements BufferedProtocol, FlowControl {
  * await server.shutdown();
  * ```
  */
-export function serveTcpStreams(options: StreamServerOptions, handler: StreamHandler): TcpServer {
+export function serveTcpStreams(
+  options: StreamServerOptions & { path: string },
+  handler: StreamHandler,
+): TcpServer<Deno.UnixAddr>;
+/**
+ * Serves TCP in stream style on `hostname:port` (over TLS with `tls`); see
+ * the first signature, which serves a Unix socket (`path`).
+ *
+ * @example
+ * ```ts
+ * import { serveTcpStreams } from "@x/echo";
+ *
+ * const server = serveTcpStreams({ port: 0 }, async (reader, writer) => {
+ *   for await (const chunk of reader) writer.write(chunk);
+ * });
+ * await server.shutdown();
+ * ```
+ */
+export function serveTcpStreams(options: StreamServerOptions, handler: StreamHandler): TcpServer;
+export function serveTcpStreams(
+  options: StreamServerOptions,
+  handler: StreamHandler,
+): TcpServer<ConnAddr> {
   if (typeof handler !== "function") {
     throw new TypeError(
       `Cannot use handler of type ${typeof handler}: it must be an async function ` +

@@ -10,6 +10,7 @@
  */
 
 import type { Driver } from "../core/_transport.ts";
+import type { ConnAddr } from "../core/protocol.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import { tcpLogger } from "../core/_log.ts";
 
@@ -18,8 +19,8 @@ export type AcceptorBackend = "epoll" | "deno";
 
 /** A listening socket that hands its connections to a server. */
 export interface Acceptor {
-  /** The bound address, with the real port when 0 was asked for. */
-  readonly addr: Deno.NetAddr;
+  /** The bound address, with the real port when 0 was asked for (a Unix socket's path). */
+  readonly addr: ConnAddr;
   /** Which backend accepts, reads and writes. */
   readonly backend: AcceptorBackend;
   /**
@@ -27,8 +28,14 @@ export interface Acceptor {
    * which the server attaches to a transport, or closes to refuse it.
    * `onEnd` runs once if accepting ends on its own (the listener was closed
    * under it, or the poller failed), with the error when there is one.
+   * `onTlsFailed` is told of each TLS handshake that failed or timed out
+   * (that connection is closed, never handed on).
    */
-  start(onConnection: (driver: Driver) => void, onEnd: (error?: Error) => void): void;
+  start(
+    onConnection: (driver: Driver) => void,
+    onEnd: (error?: Error) => void,
+    onTlsFailed?: (peer: ConnAddr, error: unknown) => void,
+  ): void;
   /**
    * Accepts, now, the connections the kernel has already queued, handing
    * each to `start`'s `onConnection`: a shutdown serves them rather than let

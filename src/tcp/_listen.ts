@@ -12,11 +12,14 @@ import { hasUnstableNet } from "../_unstable.ts";
 import { privilegeHint } from "../errors.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { getPoller } from "../poll/_poller.ts";
-import { setUpListener } from "../sockopt/_setup.ts";
+import { type ConnectionSetup, setUpListener } from "../sockopt/_setup.ts";
 import type { SocketOptions } from "../sockopt/socket_options.ts";
 import type { Acceptor, AcceptorBackend } from "./_acceptor.ts";
 import { DenoAcceptor } from "./_deno_acceptor.ts";
 import { openEpollAcceptor } from "./_epoll_acceptor.ts";
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, listenTls } from "./_tls.ts";
+import { listenUnix } from "./_unix.ts";
+import type { TlsServerOptions } from "./server.ts";
 
 /** The backlog Deno uses when none is given, and so do we on both backends. */
 export const DEFAULT_BACKLOG = 511;
@@ -31,6 +34,10 @@ export interface ListenOptions extends SocketOptions {
   backend?: AcceptorBackend;
   /** The largest read per connection. */
   readBufferSize?: number;
+  /** A Unix socket to listen on instead of `hostname:port` (deno backend). */
+  path?: string;
+  /** TLS on every connection (deno backend). */
+  tls?: TlsServerOptions;
 }
 
 /**
@@ -44,6 +51,7 @@ export interface ListenOptions extends SocketOptions {
 export function openAcceptor(options: ListenOptions): Acceptor {
   const { hostname, port, backend } = options;
   const backlog = options.backlog ?? DEFAULT_BACKLOG;
+  if (options.path !== undefined || options.tls !== undefined) return openDenoOnly(options);
   if (backend !== "deno") {
     const poller = getPoller();
     if (typeof poller !== "string") {
@@ -63,7 +71,59 @@ export function openAcceptor(options: ListenOptions): Acceptor {
   }
   const listener = listenTcp(hostname, port, options);
   try {
-    return new DenoAcceptor(listener, setUpListener(listener, options), options.readBufferSize);
+    return new DenoAcceptor(listener, setUpListener(listener, options), {
+      readBufferSize: options.readBufferSize,
+    });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+}
+
+/** Nothing to do per connection: a Unix socket has no TCP options. */
+const NO_SETUP: ConnectionSetup = {
+  noDelay: undefined,
+  keepAlive: undefined,
+  quickAck: false,
+  perConnection: [],
+};
+
+/**
+ * A Unix socket or a TLS listener: Deno's own sockets only. The epoll
+ * backend opens IPv4 and IPv6 sockets itself and has no TLS.
+ *
+ * @throws {Deno.errors.NotSupported} when `backend: "epoll"` is asked for.
+ */
+function openDenoOnly(options: ListenOptions): Acceptor {
+  const { hostname, port, path, tls } = options;
+  const what = path !== undefined ? "a Unix socket" : "TLS";
+  if (options.backend === "epoll") {
+    throw new Deno.errors.NotSupported(
+      `Cannot serve ${what} on the epoll backend: it runs on Deno's own sockets only ` +
+        `(backend "deno"); leave backend unset or use "deno"`,
+    );
+  }
+  if (path !== undefined) {
+    const { listener, file } = listenUnix(path);
+    return new DenoAcceptor(listener, NO_SETUP, {
+      readBufferSize: options.readBufferSize,
+      unixSocket: file,
+    });
+  }
+  const listener = listenTls(
+    hostname,
+    port,
+    tls!,
+    options,
+    (error) => explainListenError(error, hostname, port),
+  );
+  try {
+    // The socket under the TLS is TCP's: its options are set as on any TCP listener.
+    const setup = setUpListener(listener as unknown as Deno.TcpListener, options);
+    return new DenoAcceptor(listener, setup, {
+      readBufferSize: options.readBufferSize,
+      tlsHandshakeTimeout: tls!.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+    });
   } catch (error) {
     listener.close();
     throw error;

@@ -18,6 +18,7 @@ import { type ConnectionSocketOptions, validateSocketOptions } from "../sockopt/
 import { type ConnectionSetup, setUpConnection } from "../sockopt/_setup.ts";
 import { encodeProxyHeader, type ProxyHeaderOptions } from "../proxy/encode.ts";
 import type { Driver } from "../core/_transport.ts";
+import { startClientTls, validateTlsConnectOptions } from "./_tls.ts";
 
 /**
  * Where a TCP client connects to, and its socket options.
@@ -32,8 +33,22 @@ import type { Driver } from "../core/_transport.ts";
 export interface TcpConnectOptions extends TransportOptions, ConnectionSocketOptions {
   /** The host to connect to. Default `"127.0.0.1"`. */
   hostname?: string;
-  /** The port to connect to. */
-  port: number;
+  /** The port to connect to; required unless `path` is given. */
+  port?: number;
+  /**
+   * Connect to the Unix domain socket (stream) at this path instead of
+   * `hostname:port` (the deno backend; TCP's socket options do not apply).
+   */
+  path?: string;
+  /**
+   * Connect over TLS (`Deno.startTls` on the TCP connection; the deno
+   * backend): `{}` trusts the system's root certificates, or see
+   * {@linkcode TlsConnectOptions}. The handshake is over when the promise
+   * resolves; `getExtraInfo("tls")` tells what it settled. Deno cannot skip
+   * the certificate's verification from code: run deno with
+   * `--unsafely-ignore-certificate-errors[=HOST]` for that.
+   */
+  tls?: TlsConnectOptions;
   /**
    * The I/O under the connection: `"deno"` (default), `Deno.connect` and its
    * conn's awaited reads and writes; `"epoll"`, a socket this module opens
@@ -51,6 +66,34 @@ export interface TcpConnectOptions extends TransportOptions, ConnectionSocketOpt
    * header goes out before anything `connectionMade` writes. Default: none.
    */
   sendProxy?: 1 | 2 | ProxyHeaderOptions;
+}
+
+/**
+ * How a client runs TLS; see {@linkcode TcpConnectOptions.tls}.
+ *
+ * @example Trust a CA of your own, check the name "localhost", offer h2
+ * ```ts ignore
+ * import { connectTcpStreams } from "@x/echo";
+ *
+ * const { reader, writer } = await connectTcpStreams({
+ *   port: 8443,
+ *   tls: { caCerts: [Deno.readTextFileSync("ca.pem")], serverName: "localhost", alpnProtocols: ["h2"] },
+ * });
+ * ```
+ */
+export interface TlsConnectOptions {
+  /** PEM certificates to trust besides the system's roots (a CA's, or a self-signed server's). */
+  caCerts?: string[];
+  /**
+   * The name to send (SNI) and check the certificate against. Default: the
+   * `hostname` connected to (an IP address is checked against the
+   * certificate's IP addresses, and sends no SNI).
+   */
+  serverName?: string;
+  /** The ALPN protocols to offer, in order of preference. Default: no ALPN. */
+  alpnProtocols?: string[];
+  /** Milliseconds the handshake may take. Default 10000. */
+  handshakeTimeout?: number;
 }
 
 /**
@@ -103,18 +146,34 @@ export async function connectTcp<P extends Protocol>(
   options: TcpConnectOptions,
   protocolFactory: () => P,
 ): Promise<TcpConnection<P>> {
-  const { hostname = "127.0.0.1", port, backend = "deno" } = options;
-  checkAddress(hostname, port, 1);
+  const { hostname = "127.0.0.1", port, path, tls, backend = "deno" } = options;
+  if (path === undefined) checkAddress(hostname, port, 1);
   validateTransportOptions(options);
   validateSocketOptions(options);
   checkSendProxy(options.sendProxy);
-  if (backend === "epoll") return await connectOnEpoll(hostname, port, options, protocolFactory);
+  if (path !== undefined || tls !== undefined) checkPathAndTls(options);
+  if (backend === "epoll") return await connectOnEpoll(hostname, port!, options, protocolFactory);
   if (backend !== "deno") {
     throw new TypeError(
       `Cannot connect with backend ${JSON.stringify(backend)}: use "deno" or "epoll"`,
     );
   }
-  const conn = await dialTcp(hostname, port);
+  if (path !== undefined) {
+    const conn = await dialUnix(path);
+    let protocol: P;
+    try {
+      protocol = protocolFactory();
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    const driver = new ConnDriver(conn, NO_SETUP, options.readBufferSize);
+    return { transport: startClient(driver, protocol, options), protocol };
+  }
+  if (tls !== undefined) {
+    return await connectOverTls(hostname, port!, tls, options, protocolFactory);
+  }
+  const conn = await dialTcp(hostname, port!);
   let protocol: P;
   let setup: ConnectionSetup;
   try {
@@ -126,6 +185,106 @@ export async function connectTcp<P extends Protocol>(
   }
   const driver = new ConnDriver(conn, setup, options.readBufferSize);
   return { transport: startClient(driver, protocol, options), protocol };
+}
+
+/** Nothing to do per connection: a Unix socket has no TCP options. */
+const NO_SETUP: ConnectionSetup = {
+  noDelay: undefined,
+  keepAlive: undefined,
+  quickAck: false,
+  perConnection: [],
+};
+
+/**
+ * Checks `path` and `tls`, and what they rule out.
+ *
+ * @throws {TypeError} for a bad path, TLS options or a conflict.
+ * @throws {Deno.errors.NotSupported} for `backend: "epoll"` with either.
+ */
+function checkPathAndTls(options: TcpConnectOptions): void {
+  const { path, tls } = options;
+  if (path !== undefined && (typeof path !== "string" || path === "" || path.includes("\0"))) {
+    throw new TypeError(
+      `Cannot connect to unix socket ${JSON.stringify(path)}: the path must be a non-empty ` +
+        `string without NUL, such as "/tmp/echo.sock"`,
+    );
+  }
+  if (tls !== undefined) validateTlsConnectOptions(tls);
+  const what = path !== undefined ? `unix socket ${path}` : "a TLS server";
+  if (path !== undefined && tls !== undefined) {
+    throw new TypeError(`Cannot connect to ${what} with tls: Deno's TLS runs on TCP only`);
+  }
+  if (options.backend === "epoll") {
+    throw new Deno.errors.NotSupported(
+      `Cannot connect to ${what} on the epoll backend: it runs on Deno's own sockets only; ` +
+        `use backend "deno" (the default)`,
+    );
+  }
+  if (options.sendProxy !== undefined) {
+    throw new TypeError(
+      `Cannot send a PROXY header to ${what}: sendProxy is for plain TCP here; drop it`,
+    );
+  }
+}
+
+/** {@linkcode connectTcp} over TLS: the TCP connection, its options, then the handshake. */
+async function connectOverTls<P extends Protocol>(
+  hostname: string,
+  port: number,
+  tls: TlsConnectOptions,
+  options: TcpConnectOptions,
+  protocolFactory: () => P,
+): Promise<TcpConnection<P>> {
+  const tcp = await dialTcp(hostname, port);
+  let setup: ConnectionSetup;
+  try {
+    setup = setUpConnection(tcp, options);
+    // A TLS conn has no setNoDelay/setKeepAlive: Deno's fallbacks go on the TCP conn now.
+    if (setup.noDelay !== undefined) tcp.setNoDelay(setup.noDelay);
+    if (setup.keepAlive !== undefined) tcp.setKeepAlive(setup.keepAlive);
+    setup = { ...setup, noDelay: undefined, keepAlive: undefined };
+  } catch (error) {
+    tcp.close();
+    throw error;
+  }
+  const { conn, info } = await startClientTls(tcp, hostname, port, tls);
+  let protocol: P;
+  try {
+    protocol = protocolFactory();
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  const driver = new ConnDriver(conn, setup, options.readBufferSize, info);
+  return { transport: startClient(driver, protocol, options), protocol };
+}
+
+/** `Deno.connect` to a Unix socket, with errors that name the path. */
+async function dialUnix(path: string): Promise<Deno.UnixConn> {
+  try {
+    return await Deno.connect({ transport: "unix", path });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot connect to unix socket ${path}: no such file (is the server running?)`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new Deno.errors.ConnectionRefused(
+        `Cannot connect to unix socket ${path}: connection refused (nothing listens there, ` +
+          `or it is not a socket)`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot connect to unix socket ${path}: permission denied (${error.message})`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
 
 /** Runs `protocol` on the connected `driver`, after the PROXY header `options` ask for. */
@@ -149,11 +308,12 @@ function startClient(driver: Driver, protocol: Protocol, options: TcpConnectOpti
 function proxyHeaderFor(sendProxy: 1 | 2 | ProxyHeaderOptions, driver: Driver): Uint8Array {
   const options = typeof sendProxy === "number" ? { version: sendProxy } : sendProxy;
   if (options.command === "local") return encodeProxyHeader(options);
-  const source = options.source ?? driver.localAddr() ?? undefined;
+  // A plain TCP connection (checkPathAndTls): its addresses are Deno.NetAddr.
+  const source = options.source ?? (driver.localAddr() as Deno.NetAddr | null) ?? undefined;
   return encodeProxyHeader({
     ...options,
     source,
-    destination: options.destination ?? driver.peerAddr,
+    destination: options.destination ?? driver.peerAddr as Deno.NetAddr,
   });
 }
 

@@ -30,10 +30,12 @@
 
 export type {
   BufferedProtocol,
+  ConnAddr,
   ExtraInfo,
   ExtraInfoName,
   Protocol,
   ProtocolFactory,
+  TlsInfo,
   Transport,
 } from "../core/protocol.ts";
 export { DEFAULT_HIGH_WATER_MARK, type WaterMarks } from "../core/water_marks.ts";
@@ -50,8 +52,14 @@ export {
   type TcpServer,
   type TcpServerCounters,
   type TcpServerOptions,
+  type TlsServerOptions,
 } from "./server.ts";
-export { connectTcp, type TcpConnection, type TcpConnectOptions } from "./client.ts";
+export {
+  connectTcp,
+  type TcpConnection,
+  type TcpConnectOptions,
+  type TlsConnectOptions,
+} from "./client.ts";
 export type {
   ConnectionSocketOptions,
   KeepAliveOptions,

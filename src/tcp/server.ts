@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Protocol, ProtocolFactory } from "../core/protocol.ts";
+import type { ConnAddr, Protocol, ProtocolFactory } from "../core/protocol.ts";
 import { type Driver, SocketTransport, type TransportHooks } from "../core/_transport.ts";
 import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
 import { BufferBudget, DEFAULT_MAX_BUFFERED } from "../core/budget.ts";
@@ -22,6 +22,7 @@ import { openAcceptor } from "./_listen.ts";
 import { SummedNotice } from "./_notice.ts";
 import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
 import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
+import { validateTlsServerOptions } from "./_tls.ts";
 
 /**
  * The default time {@linkcode TcpServer.shutdown} lets connections flush: 10
@@ -59,6 +60,27 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
   hostname?: string;
   /** The port to listen on; 0 picks a free one (read it from `addr`). Default 0. */
   port?: number;
+  /**
+   * Listen on the Unix domain socket (stream) at this path instead of
+   * `hostname:port`; `addr` is then a `Deno.UnixAddr`, and so are
+   * `peername` and `sockname` of each connection (the peer's path is
+   * `null`: clients do not bind). A stale socket file at the path (nothing
+   * listens on it: a server crashed) is replaced; a live one is refused
+   * (`Deno.errors.AddrInUse`), and a file that is not a socket is never
+   * removed (`Deno.errors.AlreadyExists`). The file is removed at the
+   * shutdown. Runs on the deno backend; TCP's socket options do not apply.
+   */
+  path?: string;
+  /**
+   * Serve TLS on every connection (`Deno.listenTls`; the deno backend):
+   * the certificate and key as PEM text, see {@linkcode TlsServerOptions}.
+   * A connection's handshake is over before `connectionMade`, whose
+   * `getExtraInfo("tls")` then tells the ALPN protocol; one that fails
+   * (a plain TCP client, a client that rejects the certificate) or takes
+   * longer than `handshakeTimeout` is closed, counted in
+   * `counters.tlsFailed` and logged at debug, never served.
+   */
+  tls?: TlsServerOptions;
   /** Aborting this signal shuts the server down, as `shutdown()` does. */
   signal?: AbortSignal;
   /**
@@ -105,6 +127,38 @@ export interface TcpServerOptions extends TransportOptions, SocketOptions {
    * header in the same segment are delivered as data. Default: off.
    */
   proxyProtocol?: boolean | ProxyProtocolOptions;
+}
+
+/**
+ * A TLS server's certificate, key and ALPN protocols; see
+ * {@linkcode TcpServerOptions.tls}. Deno's TLS (rustls) offers TLS 1.2 and
+ * 1.3; it cannot ask clients for certificates (no mutual TLS), nor tell
+ * the server which name a client asked for (SNI) or which version was
+ * settled, nor serve several certificates by name.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveEcho } from "@x/echo";
+ *
+ * const server = serveEcho({
+ *   port: 8443,
+ *   tls: {
+ *     cert: Deno.readTextFileSync("cert.pem"),
+ *     key: Deno.readTextFileSync("key.pem"),
+ *     alpnProtocols: ["h2", "http/1.1"],
+ *   },
+ * });
+ * ```
+ */
+export interface TlsServerOptions {
+  /** The certificate chain, PEM text (the server's certificate first). */
+  cert: string;
+  /** The private key of the certificate, PEM text (RSA, EC or PKCS#8). */
+  key: string;
+  /** The ALPN protocols to offer, in order of preference. Default: no ALPN. */
+  alpnProtocols?: string[];
+  /** Milliseconds a connection's handshake may take before it is closed. Default 10000. */
+  handshakeTimeout?: number;
 }
 
 /**
@@ -211,11 +265,18 @@ export interface TcpServerCounters {
   proxyRefused: number;
   /** Connections closed at once for coming from a source `proxyProtocol.trusted` leaves out. */
   untrusted: number;
+  /**
+   * TLS handshakes that failed or took longer than the timeout (a plain
+   * TCP client, a client that rejected the certificate); those connections
+   * were closed, never served (0 without `tls`).
+   */
+  tlsFailed: number;
 }
 
 /**
  * A running TCP server, as returned by {@linkcode serveTcp}. Shaped like the
- * server `Deno.serve` returns, so `await using` works.
+ * server `Deno.serve` returns, so `await using` works. `A` is the type of
+ * its address: `Deno.UnixAddr` for a server on a Unix socket (`path`).
  *
  * @example
  * ```ts
@@ -225,9 +286,12 @@ export interface TcpServerCounters {
  * console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
  * ```
  */
-export interface TcpServer extends AsyncDisposable {
-  /** The address the server listens on, with the real port when 0 was asked for. */
-  readonly addr: Deno.NetAddr;
+export interface TcpServer<A extends ConnAddr = Deno.NetAddr> extends AsyncDisposable {
+  /**
+   * The address the server listens on, with the real port when 0 was asked
+   * for (a Unix socket's path for a server given `path`).
+   */
+  readonly addr: A;
   /** The I/O backend in use (see {@linkcode TcpBackend}). */
   readonly backend: TcpBackend;
   /** Resolves once the server stopped accepting and every connection is closed. */
@@ -241,6 +305,7 @@ export interface TcpServer extends AsyncDisposable {
    * every accepted connection inherits. Needs `--allow-ffi`.
    *
    * @throws {Deno.errors.NotCapable} without `--allow-ffi`.
+   * @throws {Deno.errors.NotSupported} for a server on a Unix socket.
    */
   getSocketOptions(): SocketOptionValues;
   /**
@@ -253,8 +318,9 @@ export interface TcpServer extends AsyncDisposable {
 }
 
 /**
- * Listens on `hostname:port` and runs a fresh protocol from `protocolFactory`
- * on each accepted connection.
+ * Listens on `hostname:port` (or, given `path`, on that Unix socket: this
+ * signature, whose `addr` is a `Deno.UnixAddr`) and runs a fresh protocol
+ * from `protocolFactory` on each accepted connection; with `tls`, over TLS.
  *
  * Socket options are set once on the listening socket where the kernel
  * passes them on to accepted sockets (buffers, TCP_NODELAY, keep-alive and
@@ -286,14 +352,49 @@ export interface TcpServer extends AsyncDisposable {
  * await server.shutdown();
  * ```
  *
- * @throws {Deno.errors.AddrInUse} when the port is taken; the message names the address.
+ * @example On a Unix socket
+ * ```ts ignore
+ * import { serveTcp } from "@x/echo";
+ *
+ * const server = serveTcp({ path: "/tmp/echo.sock" }, () => ({}));
+ * console.log(server.addr.path); // "/tmp/echo.sock"
+ * await server.shutdown(); // removes /tmp/echo.sock
+ * ```
+ *
+ * @throws {Deno.errors.AddrInUse} when the port is taken, or a server listens on `path`; the
+ * message names the address.
+ * @throws {Deno.errors.AlreadyExists} when `path` is a file that is not a socket.
  * @throws {Deno.errors.NotSupported} for `reusePort` on the deno backend without Deno's
- * `--unstable-net` flag (the epoll backend needs none), or `backend: "epoll"` where it cannot run.
+ * `--unstable-net` flag (the epoll backend needs none), or `backend: "epoll"` where it cannot
+ * run or with `path` or `tls`.
+ * @throws {TypeError} for a certificate or key that cannot be used.
  * @throws {RangeError} for an option out of range, before any socket is opened.
  */
-export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFactory): TcpServer {
+export function serveTcp(
+  options: TcpServerOptions & { path: string },
+  protocolFactory: ProtocolFactory,
+): TcpServer<Deno.UnixAddr>;
+/**
+ * Listens on `hostname:port` and runs a fresh protocol from
+ * `protocolFactory` on each accepted connection; see the first signature.
+ *
+ * @example
+ * ```ts
+ * import { serveTcp } from "@x/echo";
+ *
+ * const server = serveTcp({ port: 0 }, () => ({}));
+ * console.log(server.addr.port > 0); // true
+ * await server.shutdown();
+ * ```
+ */
+export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFactory): TcpServer;
+export function serveTcp(
+  options: TcpServerOptions,
+  protocolFactory: ProtocolFactory,
+): TcpServer<ConnAddr> {
   const { hostname = "127.0.0.1", port = 0, shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT } = options;
   checkAddress(hostname, port, 0);
+  checkPathAndTls(options);
   checkInteger("shutdownTimeout", shutdownTimeout, 0, 2 ** 31 - 1);
   if (options.maxConnections !== undefined) {
     checkInteger("maxConnections", options.maxConnections, 1, 2 ** 31 - 1);
@@ -327,6 +428,42 @@ export function serveTcp(options: TcpServerOptions, protocolFactory: ProtocolFac
   }
 }
 
+/**
+ * Checks `path` and `tls`, and the options they rule out.
+ *
+ * @throws {TypeError} for a bad path, bad TLS material, or options that conflict with them.
+ */
+function checkPathAndTls(options: TcpServerOptions): void {
+  const { path, tls } = options;
+  if (path !== undefined) {
+    if (typeof path !== "string" || path === "" || path.includes("\0")) {
+      throw new TypeError(
+        `Cannot listen on unix socket ${JSON.stringify(path)}: the path must be a non-empty ` +
+          `string without NUL, such as "/tmp/echo.sock"`,
+      );
+    }
+    const conflict = tls !== undefined
+      ? "tls (Deno's TLS listens on TCP only)"
+      : options.reusePort
+      ? "reusePort (a TCP option)"
+      : typeof options.proxyProtocol === "object" && options.proxyProtocol?.trusted !== undefined
+      ? "proxyProtocol.trusted (a Unix socket's peers have no address to match)"
+      : null;
+    if (conflict !== null) {
+      throw new TypeError(`Cannot listen on unix socket ${path} with ${conflict}; drop one`);
+    }
+  }
+  if (tls !== undefined) {
+    validateTlsServerOptions(tls);
+    if (options.proxyProtocol) {
+      throw new TypeError(
+        "Cannot use tls with proxyProtocol: Deno's TLS listener reads the handshake first, " +
+          "while a proxy sends its PROXY header before it; drop one",
+      );
+    }
+  }
+}
+
 /** The PROXY protocol settings in force, checked. */
 interface ResolvedProxyProtocol {
   timeout: number;
@@ -355,8 +492,8 @@ function resolveProxyProtocol(
   return { timeout, trusted: trusted === undefined ? null : parseCidrList(trusted) };
 }
 
-class Server implements TcpServer {
-  readonly addr: Deno.NetAddr;
+class Server implements TcpServer<ConnAddr> {
+  readonly addr: ConnAddr;
   readonly backend: TcpBackend;
   readonly #acceptor: Acceptor;
   readonly #factory: ProtocolFactory;
@@ -374,6 +511,7 @@ class Server implements TcpServer {
   #refused = 0;
   #proxyRefused = 0;
   #untrusted = 0;
+  #tlsFailed = 0;
   readonly #trusted: CidrList | null;
   /** Bytes of connections already closed; open ones keep their own count. */
   #bytesReceived = 0;
@@ -455,7 +593,17 @@ class Server implements TcpServer {
       };
     }
     try {
-      acceptor.start((driver) => this.#serve(driver), (error) => this.#acceptorEnded(error));
+      acceptor.start(
+        (driver) => this.#serve(driver),
+        (error) => this.#acceptorEnded(error),
+        (peer, error) => {
+          this.#tlsFailed++;
+          tcpLogger.debug("TLS handshake with {peer} failed: {error}", {
+            peer: formatAddress(peer),
+            error: error instanceof Error ? error.message : String(error),
+          });
+        },
+      );
     } catch (error) {
       this.#idle?.stop(); // serveTcp closes the acceptor
       throw error;
@@ -492,6 +640,7 @@ class Server implements TcpServer {
       budgetPauses: this.#budget.pauses,
       proxyRefused: this.#proxyRefused,
       untrusted: this.#untrusted,
+      tlsFailed: this.#tlsFailed,
     };
     return this.#more === undefined ? counters : { ...counters, ...this.#more() };
   }
@@ -592,9 +741,9 @@ class Server implements TcpServer {
   }
 
   /** A protocol for the connection from `peer`, or `null` when it must be closed at once. */
-  #admit(peer: Deno.NetAddr): Protocol | null {
+  #admit(peer: ConnAddr): Protocol | null {
     if (this.#stopping && !this.#acceptingQueued) return null;
-    if (this.#trusted !== null && !this.#trusted.includes(peer.hostname)) {
+    if (this.#trusted !== null && !this.#trusted.includes((peer as Deno.NetAddr).hostname)) {
       this.#untrusted++;
       tcpLogger.debug("Refused {peer}: not a trusted PROXY protocol source", {
         peer: formatAddress(peer),

@@ -28,7 +28,10 @@ serveInWorker<ServerWorkerData>(async ({ index, data }) => {
   waitOnMainThread(true);
   const { command, ports } = data;
   await setUpLogging(command.logLevel, command.logFormat, index);
-  const listeners = await startListeners({ ...command, ports }, true);
+  // info mode names the worker that answers.
+  const options = { ...command.options, info: { worker: index } };
+  const udpOptions = { ...command.udpOptions, info: { worker: index } };
+  const listeners = await startListeners({ ...command, options, udpOptions, ports }, true);
   return listeners.map(({ server, description }): WorkerServer => ({
     addr: server.addr,
     // With the open connections, which a TcpServer keeps apart from its counters.

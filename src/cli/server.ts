@@ -102,12 +102,16 @@ Options:
                             connections and datagrams over them (default: one loop,
                             no workers)
   --api protocol|stream     API the server runs on (default protocol; TCP only)
-  --mode echo|once|prefix|until
+  --mode echo|once|prefix|until|info
                             echo: send back every byte (default)
                             once: answer the first read, then close (TCP only)
                             prefix: answer each read (UDP: datagram) with --prefix in front
                             until: keep all until --until arrives, send it back, close
                             (TCP only)
+                            info: first one JSON line of what the server saw (the client,
+                            from the PROXY header where that is on; the local address,
+                            host name, worker, transport, TLS), then echo; UDP: each
+                            datagram is answered with that line instead
   --prefix TEXT             prefix for --mode prefix (default "GOT:"; implies it)
   --until TEXT              terminator for --mode until (default "quit\\n"; implies it)
                             (\\n, \\r, \\t and \\\\ in TEXT are turned into those characters);

@@ -7,6 +7,7 @@
  */
 
 import { indexOfBytes } from "../_bytes.ts";
+import { type EchoInfoOptions, type ResolvedEchoInfo, resolveEchoInfo } from "./info.ts";
 import { checkInteger } from "../_validate.ts";
 import type { EchoFaults } from "./faults.ts";
 import { type ResolvedEchoFaults, resolveEchoFaults } from "./_faults.ts";
@@ -68,7 +69,7 @@ export const DEFAULT_UNTIL_LIMIT = 8 * 1024 * 1024;
  * const mode: EchoMode = Deno.env.get("ECHO_MODE") === "once" ? "once" : "echo";
  * ```
  */
-export type EchoMode = "echo" | "once" | "prefix" | "until";
+export type EchoMode = "echo" | "once" | "prefix" | "until" | "info";
 
 /**
  * Every {@linkcode EchoMode}, for validation and help texts.
@@ -83,7 +84,7 @@ export type EchoMode = "echo" | "once" | "prefix" | "until";
  * console.log(isEchoMode("prefix"), isEchoMode("shout")); // true false
  * ```
  */
-export const ECHO_MODES: readonly EchoMode[] = ["echo", "once", "prefix", "until"];
+export const ECHO_MODES: readonly EchoMode[] = ["echo", "once", "prefix", "until", "info"];
 
 /**
  * What an echo server does with what it reads.
@@ -101,7 +102,9 @@ export interface EchoOptions {
    * - `"once"`: answer the first read, then close;
    * - `"prefix"`: answer each read with `prefix` in front;
    * - `"until"`: keep everything until `until` arrives (or the peer stops
-   *   sending), then send it all back and close.
+   *   sending), then send it all back and close;
+   * - `"info"`: first answer with one JSON line saying what the server saw of
+   *   the connection (see `EchoInfo`), then echo as `"echo"` does.
    *
    * When omitted, giving `prefix` means `"prefix"` and giving `until` means `"until"`.
    */
@@ -123,6 +126,8 @@ export interface EchoOptions {
    * reset (`resetAfter`). See {@linkcode EchoFaults}. Default: none.
    */
   faults?: EchoFaults;
+  /** What `"info"` mode reports of the server: its worker and host name. */
+  info?: EchoInfoOptions;
 }
 
 /**
@@ -148,6 +153,8 @@ export interface ResolvedEchoOptions {
   untilLimit: number;
   /** The faults on purpose, or `null` when none is on. */
   faultsInForce: ResolvedEchoFaults | null;
+  /** What `"info"` mode reports of the server; `null` in the other modes. */
+  infoInForce: ResolvedEchoInfo | null;
 }
 
 /**
@@ -199,6 +206,7 @@ export function resolveEchoOptions(options: EchoOptions = {}): ResolvedEchoOptio
     until: mode === "until" ? bytes(until ?? DEFAULT_TERMINATOR) : new Uint8Array(0),
     untilLimit,
     faultsInForce: resolveEchoFaults(options.faults),
+    infoInForce: mode === "info" ? resolveEchoInfo(options.info) : null,
   };
   if (mode === "until" && resolved.until.length === 0) {
     throw new RangeError(
@@ -293,6 +301,7 @@ export class EchoSession {
     if (this.#done) return;
     switch (this.#options.mode) {
       case "echo":
+      case "info": // its line went first (see info.ts), then the echo
         sink.write(data);
         return;
       case "prefix":

@@ -19,6 +19,12 @@ import { MAX_DATAGRAM_SIZE_IPV6 } from "../udp/socket.ts";
 import { udpEchoLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { resolveEchoOptions } from "./behavior.ts";
+import {
+  datagramInfoLine,
+  type EchoInfoOptions,
+  type ResolvedEchoInfo,
+  resolveEchoInfo,
+} from "./info.ts";
 import type { UdpEchoFaultCounters, UdpEchoFaults } from "./faults.ts";
 import { dueTime, type ResolvedUdpEchoFaults, resolveUdpEchoFaults } from "./_faults.ts";
 import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
@@ -36,7 +42,7 @@ const DELAYED_LIMIT = 4 * 1024 * 1024;
  * const mode: UdpEchoMode = "prefix";
  * ```
  */
-export type UdpEchoMode = "echo" | "prefix";
+export type UdpEchoMode = "echo" | "prefix" | "info";
 
 /**
  * Every {@linkcode UdpEchoMode}, for validation and help texts.
@@ -48,7 +54,7 @@ export type UdpEchoMode = "echo" | "prefix";
  * console.log(`modes: ${UDP_ECHO_MODES.join(", ")}`);
  * ```
  */
-export const UDP_ECHO_MODES: readonly UdpEchoMode[] = ["echo", "prefix"];
+export const UDP_ECHO_MODES: readonly UdpEchoMode[] = ["echo", "prefix", "info"];
 
 /**
  * What a UDP echo server does with each datagram.
@@ -63,7 +69,9 @@ export const UDP_ECHO_MODES: readonly UdpEchoMode[] = ["echo", "prefix"];
 export interface UdpEchoOptions {
   /**
    * `"echo"` (default): answer each datagram with its bytes; `"prefix"`:
-   * with `prefix` in front. Giving `prefix` alone means `"prefix"`.
+   * with `prefix` in front; `"info"`: with one JSON line saying what the
+   * server saw of it instead (see `EchoInfo`). Giving `prefix` alone means
+   * `"prefix"`.
    */
   mode?: UdpEchoMode;
   /** The prefix of `"prefix"` mode (UTF-8 if a string). Default `"GOT:"`. */
@@ -73,6 +81,8 @@ export interface UdpEchoOptions {
    * left unanswered (`drop`). See {@linkcode UdpEchoFaults}. Default: none.
    */
   faults?: UdpEchoFaults;
+  /** What `"info"` mode reports of the server: its worker and host name. */
+  info?: EchoInfoOptions;
 }
 
 /**
@@ -97,8 +107,8 @@ export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
       `Cannot use echo mode ${JSON.stringify(mode)} for UDP: ` +
         (stream
           ? "a datagram stands alone, so there is no stream to answer once or to wait on; " +
-            'use "echo" or "prefix"'
-          : 'it must be "echo" or "prefix"'),
+            'use "echo", "prefix" or "info"'
+          : 'it must be "echo", "prefix" or "info"'),
     );
   }
   resolveUdpEchoFaults(options.faults);
@@ -126,6 +136,8 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   #scratch: Uint8Array | null = null;
   /** The faults, held answers and counters; `null` without faults. */
   readonly #faults: DatagramFaults | null;
+  /** What `info` mode reports; `null` in the other modes. */
+  readonly #info: ResolvedEchoInfo | null;
 
   /**
    * Makes the protocol: in `prefix` mode, `options.prefix` goes before each answer.
@@ -134,6 +146,7 @@ export class EchoDatagramProtocol implements DatagramProtocol {
    */
   constructor(options: UdpEchoOptions = {}) {
     this.#prefix = resolveUdpEchoPrefix(options);
+    this.#info = options.mode === "info" ? resolveEchoInfo(options.info) : null;
     const faults = resolveUdpEchoFaults(options.faults);
     this.#faults = faults === null ? null : new DatagramFaults(faults);
   }
@@ -157,6 +170,10 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   /** Answers `data` to `from`. */
   datagramReceived(data: Uint8Array, from: Deno.NetAddr): void {
     const transport = this.#transport!;
+    if (this.#info !== null) {
+      // info mode: the line is the answer (its own buffer, which the transport may keep).
+      data = datagramInfoLine(from, transport.getExtraInfo("sockname"), data.length, this.#info);
+    }
     const prefix = this.#prefix;
     const faults = this.#faults;
     if (faults !== null) {

@@ -1,7 +1,7 @@
 /**
- * The echo behaviours: `echo`, `once`, `prefix` and `until` over TCP (as a
- * protocol, a stream handler, or a whole server) and `echo` and `prefix`
- * over UDP, with their modes and defaults. Use them to put an echo beside
+ * The echo behaviours: `echo`, `once`, `prefix`, `until` and `info` over TCP
+ * (as a protocol, a stream handler, or a whole server) and `echo`, `prefix`
+ * and `info` over UDP, with their modes and defaults. Use them to put an echo beside
  * your own protocols, or behind your own servers. The root entry point
  * (`@x/echo`) re-exports the servers.
  *
@@ -27,6 +27,7 @@ export {
   type EchoOptions,
 } from "./behavior.ts";
 export { EchoProtocol, echoProtocolFactory } from "./protocol.ts";
+export type { EchoInfo, EchoInfoAddress, EchoInfoOptions } from "./info.ts";
 export { echoStreamHandler } from "./stream.ts";
 export {
   type EchoApi,

@@ -15,6 +15,7 @@ import {
   resolveEchoOptions,
 } from "./behavior.ts";
 import { tcpEchoLogger } from "./_log.ts";
+import { connectionInfoLine } from "./info.ts";
 import type { EchoFaultCounters } from "./faults.ts";
 import { FaultyEcho, newFaultCounters } from "./_faults.ts";
 
@@ -87,6 +88,8 @@ export class EchoProtocol implements Protocol {
   /** Keeps the transport to answer on. */
   connectionMade(transport: Transport): void {
     this.#transport = transport;
+    const info = this.#options.infoInForce;
+    if (info !== null) transport.write(connectionInfoLine(transport, info));
     const faults = this.#options.faultsInForce;
     if (faults === null) return;
     this.#faulty = new FaultyEcho(

@@ -13,6 +13,7 @@ import {
   type ResolvedEchoOptions,
   resolveEchoOptions,
 } from "./behavior.ts";
+import { connectionInfoLine } from "./info.ts";
 import { untilHooks } from "./protocol.ts";
 import type { EchoFaultCounters } from "./faults.ts";
 import { FaultyEcho, newFaultCounters, type ResolvedEchoFaults } from "./_faults.ts";
@@ -45,10 +46,15 @@ export function echoStreamHandlerCounting(
 ): StreamHandler {
   const resolved = resolveEchoOptions(options);
   const faults = resolved.faultsInForce;
+  const info = resolved.infoInForce;
   if (faults !== null) {
-    return (reader, writer) => echoWithFaults(reader, writer, resolved, faults, counters);
+    return (reader, writer) => {
+      if (info !== null) writer.write(connectionInfoLine(writer.transport, info));
+      return echoWithFaults(reader, writer, resolved, faults, counters);
+    };
   }
   return async (reader, writer) => {
+    if (info !== null) writer.write(connectionInfoLine(writer.transport, info));
     const hooks = resolved.mode === "until" ? untilHooks(() => writer.transport) : undefined;
     const session = new EchoSession(resolved, hooks);
     // Borrowed views: no copy and no garbage per read. The session copies what it keeps.

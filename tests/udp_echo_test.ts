@@ -60,7 +60,7 @@ Deno.test("udp echo: the stream modes are refused, saying why", async () => {
   assertThrows(
     () => resolveUdpEchoPrefix({ mode: "loud" as "echo" }),
     RangeError,
-    'Cannot use echo mode "loud" for UDP: it must be "echo" or "prefix"',
+    'Cannot use echo mode "loud" for UDP: it must be "echo", "prefix" or "info"',
   );
   assertThrows(
     () => resolveUdpEchoPrefix({ mode: "echo", prefix: "X" }),

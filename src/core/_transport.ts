@@ -536,6 +536,14 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   // ---- Driver side: what the socket did ----------------------------------
 
   /**
+   * Reading is paused, by the protocol or by the budget: a driver's last
+   * reads at a shutdown (see `settleReads`) take nothing more then.
+   */
+  get readingPaused(): boolean {
+    return this.#paused !== 0;
+  }
+
+  /**
    * Whether a read that completed now must wait before it is delivered:
    * reading is paused (by the protocol or the budget), and the connection
    * is neither closing nor shutting down (then the bytes it already took in

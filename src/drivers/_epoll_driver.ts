@@ -143,9 +143,12 @@ export class EpollDriver implements Driver, PollTarget {
   /**
    * No read is ever in flight here (reads happen when the socket is ready),
    * but what the kernel already holds is the peer's last words before a
-   * shutdown: it is read now, a few reads at most, and delivered (answered).
+   * shutdown: it is read now, a few reads at most, and delivered (answered),
+   * unless reading was paused (then nothing more is taken in).
    */
   settleReads(): Promise<void> {
+    // A paused connection (its peer's echo waits, or the budget is spent) takes no more.
+    if (this.#transport.readingPaused) return Promise.resolve();
     for (let i = 0; i < LAST_READS && !this.#closed && !this.#transport.isClosing(); i++) {
       if (!this.#read()) break;
     }

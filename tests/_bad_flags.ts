@@ -43,6 +43,7 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [SERVER, ["--backend", "epoll", "--tls-cert", "c.pem", "--tls-key", "k.pem"], "--backend"],
   [SERVER, ["--udp", "--tls-cert", "c.pem", "--tls-key", "k.pem"], "--tls-cert"],
   [SERVER, ["--unix", "/tmp/echo-bad.sock", "--port", "9"], "--unix"],
+  [SERVER, ["--unix", "/tmp/echo-bad.sock", "--reset-after", "10"], "--reset-after"],
   [SERVER, ["--unix", "/tmp/echo-bad.sock", "--workers", "2"], "--unix"],
   [SERVER, ["--udp", "--unix", "/tmp/echo-bad.sock"], "--unix"],
   [SERVER, ["--unix", "/etc/hostname"], "/etc/hostname"],

@@ -151,3 +151,21 @@ Deno.test("info mode over UDP, from code: each datagram gets the line", async ()
   assertEquals(info.bytes, 3);
   assertEquals(info.client, { address: "127.0.0.1", port: socket.addr.port });
 });
+
+Deno.test("info mode over UDP never answers a short datagram with a longer line off loopback", async () => {
+  // Bound to every address: a datagram to a non-loopback one must not be amplified.
+  const addresses = Deno.networkInterfaces().filter((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.")
+  );
+  if (addresses.length === 0) return; // no address but loopback here
+  const address = addresses[0].address;
+  await using server = await serveUdpEcho({ hostname: "0.0.0.0", port: 0, mode: "info" });
+  await using socket = await peer(address);
+  const to: Deno.NetAddr = { transport: "udp", hostname: address, port: server.addr.port };
+  await socket.send(encode("x"), to); // 1 byte in, ~200 would come out: dropped, counted
+  const long = new Uint8Array(400);
+  const answer = await ask(socket, to, long);
+  const info = JSON.parse(decode(answer)) as EchoInfo;
+  assertEquals(info.bytes, 400);
+  assertEquals(server.counters.drops.amplification, 1);
+});

@@ -166,6 +166,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "tls: silent clients cannot take more handshakes than the connection limit",
+  ignore: certs === null,
+  async fn() {
+    const { cert, key } = certs!;
+    await using server = serveTcp(
+      { port: 0, maxConnections: 2, tls: { cert, key, handshakeTimeout: 10_000 } },
+      () => ({}),
+    );
+    const silent = [];
+    for (let i = 0; i < 2; i++) silent.push(await Deno.connect({ port: server.addr.port }));
+    // The third is closed at once, long before the handshake timeout.
+    const third = await Deno.connect({ port: server.addr.port });
+    const started = performance.now();
+    assertEquals(await third.read(new Uint8Array(16)).catch(() => null), null);
+    assert(performance.now() - started < 5_000, "closed at once, not at the timeout");
+    third.close();
+    await waitFor(() => server.counters.tlsFailed === 1, "the refusal to be counted");
+    for (const conn of silent) conn.close();
+  },
+});
+
+Deno.test({
   name: "tls: the client checks the name: a certificate for localhost does not do for another name",
   ignore: certs === null,
   async fn() {
@@ -260,4 +282,39 @@ Deno.test("unix: the client says what is wrong with the path", async () => {
   const missing = await assertRejects(() => connectTcp({ path }, () => ({})), Deno.errors.NotFound);
   assertStringIncludes(missing.message, path);
   await assertRejects(() => connectTcp({ path, tls: {} }, () => ({})), TypeError);
+});
+
+Deno.test({
+  name: "unix: a live socket bound by another process under another spelling is not taken as stale",
+  ignore: !linux || !installed("python3"),
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "echo-unix-" });
+    // Another server binds the relative name "s.sock" from its own directory: the kernel's
+    // table shows "s.sock", not the absolute path this server is given.
+    const other = new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import socket,os,sys; os.chdir(sys.argv[1]); s=socket.socket(socket.AF_UNIX); " +
+        "s.bind('s.sock'); s.listen(); print('ready', flush=True); sys.stdin.read()",
+        dir,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = other.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      assertEquals((await lines.read()).value?.trim(), "ready");
+      assertThrows(
+        () => serveEcho({ path: `${dir}/s.sock` }),
+        Deno.errors.AddrInUse,
+        "a server listens there",
+      );
+      assert(Deno.lstatSync(`${dir}/s.sock`).isSocket, "the other server's socket is still there");
+    } finally {
+      await other.stdin.close();
+      await other.status;
+      await lines.cancel();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });

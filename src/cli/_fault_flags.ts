@@ -123,6 +123,6 @@ export function describeFaults(faults: EchoFaults & UdpEchoFaults | undefined): 
   if (delay > 0) parts.push(`delay ${delay}${jitter > 0 ? `±${jitter}` : ""} ms`);
   if (throttle !== undefined) parts.push(`throttle ${throttle} B/s`);
   if (resetAfter !== undefined) parts.push(`reset after ${resetAfter} B`);
-  if (drop !== undefined) parts.push(`drop ${drop}%`);
+  if (drop !== undefined && drop > 0) parts.push(`drop ${drop}%`);
   return parts.length === 0 ? "" : `; faults: ${parts.join(", ")}`;
 }

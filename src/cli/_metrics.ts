@@ -110,7 +110,7 @@ const DROPPED = family(
   "echo_datagrams_dropped_total",
   "counter",
   "UDP datagrams dropped without an answer, by reason: forbidden_port, own_address, " +
-    "rate_limited, overflow, too_large, injected (--drop).",
+    "rate_limited, overflow, too_large, injected (--drop), amplification (--mode info).",
 );
 const SEND_ERRORS = family(
   "echo_datagram_send_errors_total",

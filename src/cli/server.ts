@@ -268,6 +268,12 @@ export function parseServerArgs(args: string[]): ServerCommand {
   const transports = transportsFlag(flags.transport, flags.udp);
   const ports = portsFlag(flags.port);
   const faults = faultsFromFlags(flags, transports);
+  if (faults.tcp?.resetAfter !== undefined && flags.unix !== undefined) {
+    throw new UsageError(
+      "Cannot use --reset-after with --unix: a Unix socket has no reset (its close always " +
+        "ends it cleanly); drop one of them",
+    );
+  }
   const command: ServerCommand = {
     action: flags.help ? "help" : flags.version ? "version" : "serve",
     transport: transports[0],
@@ -279,7 +285,8 @@ export function parseServerArgs(args: string[]): ServerCommand {
     logLevel: choiceFlag("log-level", flags["log-level"], LOG_LEVELS),
     logFormat: choiceFlag("log-format", flags["log-format"], LOG_FORMATS),
   };
-  const admin = adminFromFlags(flags, ports, transports);
+  // On --unix no TCP port is listened on (the default 8888 stays in `ports` unused).
+  const admin = adminFromFlags(flags, flags.unix === undefined ? ports : [], transports);
   if (admin !== undefined) command.admin = admin;
   const hostname = textFlag("hostname", flags.hostname);
   const port = ports[0];

@@ -282,7 +282,15 @@ export class ConnDriver implements Driver {
         if (length === buffer.length) this.#fit(n);
       }
     } catch (error) {
-      if (!(this.#closed && isLocalCancel(error))) transport.fail(error);
+      if (this.#closed && isLocalCancel(error)) return;
+      // A TLS peer that half-closes without close_notify (most clients do): the end of its
+      // input, as over plain TCP, so what it sent is still answered, not thrown away.
+      if (error instanceof Deno.errors.UnexpectedEof && !this.#closed) {
+        this.#reading = false;
+        transport.endOfInput();
+        return;
+      }
+      transport.fail(error);
     } finally {
       this.#reading = false;
       this.#settle();

@@ -16,6 +16,9 @@ import type { EchoFaultCounters, EchoFaults, UdpEchoFaults } from "./faults.ts";
 import { tcpEchoLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 
+/** What holding one piece costs beside its bytes (the object and its slot), in bytes. */
+const PIECE_COST = 64;
+
 const MAX_MS = 2 ** 31 - 1;
 /** The throttle's bucket is refilled for this many milliseconds at most: its burst. */
 export const THROTTLE_TICK = 20;
@@ -257,8 +260,11 @@ export class FaultyEcho implements EchoSink {
   write(data: Uint8Array): void {
     if (data.length === 0 || this.#stopped) return;
     this.#push(DATA, data.slice());
-    this.#bytes += data.length;
-    chargeBuffered(this.#transport, data.length);
+    // A piece costs its bytes and its entry: a peer sending one byte per segment holds pieces,
+    // not bytes, and they are counted (against the pause and the budget) as such.
+    const cost = data.length + PIECE_COST;
+    this.#bytes += cost;
+    chargeBuffered(this.#transport, cost);
     if (this.#bytes > this.#high) this.#pauseReading();
     this.#pump();
   }
@@ -360,12 +366,14 @@ export class FaultyEcho implements EchoSink {
       }
       const chunk = n === data.length ? data : data.subarray(this.#offset, this.#offset + n);
       this.#offset += n;
+      let freed = n;
       if (this.#offset === data.length) {
         this.#offset = 0;
         held[this.#head++] = undefined!;
+        freed += PIECE_COST; // the piece is gone
       }
-      this.#bytes -= n;
-      chargeBuffered(transport, -n);
+      this.#bytes -= freed;
+      chargeBuffered(transport, -freed);
       transport.write(chunk);
       if (this.#stopped) return;
       if (this.#paused && !this.#cut && this.#bytes <= this.#low) {
@@ -389,14 +397,23 @@ export class FaultyEcho implements EchoSink {
     this.stop();
     if (transport.isClosing()) return;
     if (kind === CLOSE) return transport.close();
-    this.#counters.resets++;
-    if (!resetConnection(transport) && !warnedNoReset) {
+    const peer = transport.getExtraInfo("peername");
+    // Counted only when it is a reset: one that could not be done closes with FIN.
+    if (resetConnection(transport)) {
+      this.#counters.resets++;
+    } else if (!warnedNoReset) {
       warnedNoReset = true;
       tcpEchoLogger.warning(
-        "Cannot reset {peer} after {bytes} bytes: SO_LINGER cannot be set without FFI " +
-          "(run with --allow-ffi, and --allow-read on the deno backend); closing with FIN " +
-          "instead (this is said once)",
-        { peer: formatAddress(transport.getExtraInfo("peername")), bytes: this.#faults.resetAfter },
+        "Cannot reset {peer} after {bytes} bytes: {why}; closing with FIN instead " +
+          "(this is said once)",
+        {
+          peer: formatAddress(peer),
+          bytes: this.#faults.resetAfter,
+          why: "path" in peer
+            ? "a Unix socket has no reset"
+            : "SO_LINGER cannot be set without FFI (run with --allow-ffi, and --allow-read " +
+              "on the deno backend)",
+        },
       );
     }
   }

@@ -31,6 +31,13 @@ import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 
 /** The most bytes of answers `faults.delay` holds; past it, datagrams are dropped and counted. */
 const DELAYED_LIMIT = 4 * 1024 * 1024;
+/** What holding one answer costs beside its bytes (its slots in the arrays, the address). */
+const HELD_ENTRY_COST = 128;
+
+/** Whether `hostname` is a loopback address, which only this host can send from. */
+function isLoopback(hostname: string): boolean {
+  return hostname.startsWith("127.") || hostname === "::1" || hostname.startsWith("::ffff:127.");
+}
 
 /**
  * The echo modes a UDP echo server has.
@@ -172,7 +179,14 @@ export class EchoDatagramProtocol implements DatagramProtocol {
     const transport = this.#transport!;
     if (this.#info !== null) {
       // info mode: the line is the answer (its own buffer, which the transport may keep).
-      data = datagramInfoLine(from, transport.getExtraInfo("sockname"), data.length, this.#info);
+      const server = transport.getExtraInfo("sockname");
+      const line = datagramInfoLine(from, server, data.length, this.#info);
+      // Never more bytes out than in where others can reach us: a spoofed source would
+      // make the server an amplifier aimed at it. Loopback has no such sources.
+      if (line.length > data.length && !isLoopback(server.hostname)) {
+        return (transport as Partial<CountsTooLarge>)[countDropped]?.("amplification");
+      }
+      data = line;
     }
     const prefix = this.#prefix;
     const faults = this.#faults;
@@ -263,11 +277,14 @@ class DatagramFaults {
       return this.#send(joined(prefix, data), from, tooLarge);
     }
     if (this.#stopped) return;
-    if (this.#bytes + size > DELAYED_LIMIT) return this.#counts[countDropped]?.("overflow");
+    // Each held answer costs its bytes and its entry (the arrays' slots, the address): an
+    // empty datagram is not free to hold.
+    const cost = size + HELD_ENTRY_COST;
+    if (this.#bytes + cost > DELAYED_LIMIT) return this.#counts[countDropped]?.("overflow");
     this.#answers.push(joined(prefix, data));
     this.#targets.push(from);
     this.#due.push(this.#lastDue = dueTime(delay, jitter, this.#lastDue));
-    this.#bytes += size;
+    this.#bytes += cost;
     this.delayed++;
     if (this.#timer === undefined) this.#sendDue();
   }
@@ -291,7 +308,7 @@ class DatagramFaults {
       }
       const answer = answers[i];
       this.#head++;
-      this.#bytes -= answer.length;
+      this.#bytes -= answer.length + HELD_ENTRY_COST;
       this.#send(answer, this.#targets[i], () => this.#counts[countTooLarge]?.());
     }
     if (this.#head === answers.length) {

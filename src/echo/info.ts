@@ -15,7 +15,7 @@ import type { ConnAddr, Transport } from "../core/protocol.ts";
 
 /**
  * One address in an {@linkcode EchoInfo} line: an IP address and port, or
- * a Unix socket's path.
+ * a Unix socket's path (`null` for a client's socket, which has none).
  *
  * @example
  * ```ts
@@ -24,7 +24,7 @@ import type { ConnAddr, Transport } from "../core/protocol.ts";
  * const text = (a: EchoInfoAddress) => "path" in a ? a.path : `${a.address}:${a.port}`;
  * ```
  */
-export type EchoInfoAddress = { address: string; port: number } | { path: string };
+export type EchoInfoAddress = { address: string; port: number } | { path: string | null };
 
 /**
  * The JSON line `info` mode answers with: one per TCP connection (before
@@ -45,7 +45,10 @@ export interface EchoInfo {
   transport: "tcp" | "udp" | "unix";
   /** The client: the source a PROXY header named, where the server takes them; else the peer. */
   client: EchoInfoAddress | null;
-  /** The address the connection (or datagram) came to, on this host. */
+  /**
+   * The address the connection came to on this host; for a datagram, the
+   * address the server's socket is bound to (`0.0.0.0` for all of them).
+   */
   server: EchoInfoAddress | null;
   /** The proxy that sent a PROXY header (its own address, and the header's version), or `null`. */
   proxy: { address: string; port: number; version: 1 | 2 } | null;
@@ -148,15 +151,17 @@ function infoAddress(addr: ConnAddr): EchoInfoAddress {
   return "path" in addr ? { path: addr.path } : { address: addr.hostname, port: addr.port };
 }
 
-/** This host's name, with what permissions allow. */
+/** This host's name, with what permissions allow (asked first: never a prompt). */
 function hostName(): string {
+  if (granted({ name: "sys", kind: "hostname" })) return Deno.hostname();
+  if (granted({ name: "env", variable: "HOSTNAME" })) return Deno.env.get("HOSTNAME") ?? "unknown";
+  return "unknown";
+}
+
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
   try {
-    return Deno.hostname();
+    return Deno.permissions.querySync(descriptor).state === "granted";
   } catch {
-    try {
-      return Deno.env.get("HOSTNAME") ?? "unknown";
-    } catch {
-      return "unknown";
-    }
+    return false;
   }
 }

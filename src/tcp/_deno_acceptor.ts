@@ -28,6 +28,8 @@ export interface DenoAcceptorOptions {
   readBufferSize?: number;
   /** A TLS listener: each connection's handshake must be over within this many milliseconds. */
   tlsHandshakeTimeout?: number;
+  /** A TLS listener: the most handshakes under way at once; more are closed at once. */
+  maxHandshakes?: number;
   /** A Unix socket's file, removed once the listener is closed (when it is still this one). */
   unixSocket?: UnixSocketFile;
 }
@@ -40,6 +42,7 @@ export class DenoAcceptor implements Acceptor {
   readonly #setup: ConnectionSetup;
   readonly #readBufferSize: number | undefined;
   readonly #handshakeTimeout: number | undefined;
+  readonly #maxHandshakes: number;
   readonly #unixSocket: UnixSocketFile | undefined;
   /** TLS connections whose handshake is under way: closed by a stop. */
   readonly #handshaking = new Set<Deno.Conn>();
@@ -55,6 +58,7 @@ export class DenoAcceptor implements Acceptor {
     this.#setup = setup;
     this.#readBufferSize = options.readBufferSize;
     this.#handshakeTimeout = options.tlsHandshakeTimeout;
+    this.#maxHandshakes = options.maxHandshakes ?? Infinity;
     this.#unixSocket = options.unixSocket;
   }
 
@@ -128,6 +132,17 @@ export class DenoAcceptor implements Acceptor {
     onConnection: (driver: Driver) => void,
     onTlsFailed: (peer: ConnAddr, error: unknown) => void,
   ): void {
+    if (this.#handshaking.size >= this.#maxHandshakes) {
+      // As many handshakes as allowed are under way (peers that connect and say nothing?).
+      // Deno's close waits for the handshake it would start: shut the socket down first.
+      shutDownSocket(conn.localAddr as Deno.NetAddr, conn.remoteAddr as Deno.NetAddr);
+      closeQuietly(conn);
+      onTlsFailed(
+        conn.remoteAddr as ConnAddr,
+        new Error(`Cannot start a TLS handshake: ${this.#maxHandshakes} are under way, the most`),
+      );
+      return;
+    }
     this.#handshaking.add(conn);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {

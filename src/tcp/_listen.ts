@@ -21,6 +21,13 @@ import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, listenTls } from "./_tls.ts";
 import { listenUnix } from "./_unix.ts";
 import type { TlsServerOptions } from "./server.ts";
 
+/**
+ * The most TLS handshakes under way at once: each holds a descriptor and the
+ * handshake's state until it ends or times out, so peers that connect and
+ * send nothing must not be able to take them all.
+ */
+const MAX_HANDSHAKES = 1024;
+
 /** The backlog Deno uses when none is given, and so do we on both backends. */
 export const DEFAULT_BACKLOG = 511;
 
@@ -38,6 +45,8 @@ export interface ListenOptions extends SocketOptions {
   path?: string;
   /** TLS on every connection (deno backend). */
   tls?: TlsServerOptions;
+  /** The server's connection limit: TLS handshakes under way count against it too. */
+  maxConnections?: number;
 }
 
 /**
@@ -123,6 +132,7 @@ function openDenoOnly(options: ListenOptions): Acceptor {
     return new DenoAcceptor(listener, setup, {
       readBufferSize: options.readBufferSize,
       tlsHandshakeTimeout: tls!.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+      maxHandshakes: Math.min(options.maxConnections ?? MAX_HANDSHAKES, MAX_HANDSHAKES),
     });
   } catch (error) {
     listener.close();

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { shutDownSocket } from "../sockopt/_connection.ts";
 import type { TlsInfo } from "../core/protocol.ts";
 import { formatAddress } from "../_address.ts";
 import { hasUnstableNet } from "../_unstable.ts";
@@ -163,11 +164,23 @@ export async function startClientTls(
 ): Promise<{ conn: Deno.TlsConn; info: TlsInfo }> {
   const serverName = tls.serverName ?? hostname;
   const where = formatAddress({ transport: "tcp", hostname, port });
-  const conn = await Deno.startTls(tcp, {
-    hostname: serverName,
-    ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
-    ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
-  });
+  // The addresses, while the TCP conn is ours: a timed-out handshake's socket is shut down by them.
+  const local = tcp.localAddr, remote = tcp.remoteAddr;
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.startTls(tcp, {
+      hostname: serverName,
+      ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+      ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
+    });
+  } catch (error) {
+    try {
+      tcp.close(); // startTls refused (such as a server name that is no name): the TCP is ours
+    } catch {
+      // Already taken over and closed.
+    }
+    throw error;
+  }
   const timeout = tls.handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -185,6 +198,8 @@ export async function startClientTls(
     ]);
     return { conn, info: { serverName, alpnProtocol: info.alpnProtocol, version: null } };
   } catch (error) {
+    // Deno's close waits for the handshake it cannot cancel: shut the socket down first.
+    if (error instanceof Deno.errors.TimedOut) shutDownSocket(local, remote);
     try {
       conn.close();
     } catch {

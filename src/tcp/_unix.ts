@@ -11,6 +11,7 @@
  * @module
  */
 
+import { isLibc, loadLibc } from "../libc/_libc.ts";
 import { tcpLogger } from "../core/_log.ts";
 
 /** The socket file a listener bound, told apart from a later one at the same path. */
@@ -49,11 +50,11 @@ export function listenUnix(path: string): { listener: Deno.UnixListener; file: U
 
 /**
  * Removes a stale socket at `path`; refuses a live one, or a file that is
- * not a socket. Whether something listens is read from Linux's
- * `/proc/net/unix` (the listening sockets and the paths they were bound
- * to), since `serveTcp` opens its socket synchronously and a probe by
- * connecting would not be; where that table cannot be read, a socket file
- * found there is refused, not guessed stale.
+ * not a socket. Whether something listens is asked by connecting to it
+ * through libc without blocking (`serveTcp` opens its socket synchronously);
+ * without FFI, it is read from Linux's `/proc/net/unix` (the listening
+ * sockets and the paths they were bound to, as they were written); where
+ * neither can tell, a socket file found there is refused, not guessed stale.
  */
 function makeRoom(path: string): void {
   let info: Deno.FileInfo;
@@ -69,7 +70,14 @@ function makeRoom(path: string): void {
         "remove it yourself or choose another path",
     );
   }
-  const listening = listeningUnixPaths();
+  const probed = probeUnixSocket(path);
+  if (probed === "live") {
+    throw new Deno.errors.AddrInUse(
+      `Cannot listen on unix socket ${path}: the address is already in use (a server ` +
+        "listens there); stop it or choose another path",
+    );
+  }
+  const listening = probed === "stale" ? new Set<string>() : listeningUnixPaths();
   if (listening === null) {
     throw new Deno.errors.AddrInUse(
       `Cannot listen on unix socket ${path}: a socket file is there and whether a server ` +
@@ -88,6 +96,41 @@ function makeRoom(path: string): void {
     Deno.removeSync(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw explainUnixError(error, path);
+  }
+}
+
+/** `AF_UNIX`, `SOCK_NONBLOCK`, and the errno values a probe tells apart (Linux). */
+const AF_UNIX = 1;
+const SOCK_NONBLOCK = 0o4000;
+const ECONNREFUSED = 111;
+const EAGAIN = 11;
+
+/**
+ * Whether a server listens on the socket file at `path`, asked the way a
+ * client would: a non-blocking `connect` (through libc, so it is
+ * synchronous), refused when nothing listens. Unlike the table below, this
+ * follows the path as the kernel resolves it (relative paths, symlinks,
+ * other spellings). `null` where it cannot tell (no FFI, an other error).
+ */
+function probeUnixSocket(path: string): "live" | "stale" | null {
+  const libc = loadLibc();
+  if (!isLibc(libc)) return null;
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length >= 108) return null; // longer than sockaddr_un holds
+  const address = new Uint8Array(110);
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(bytes, 2);
+  const { symbols } = libc;
+  const fd = symbols.socket(AF_UNIX, libc.constants.SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return null;
+  try {
+    if (symbols.connect(fd, address, 2 + bytes.length + 1) === 0) return "live";
+    const code = libc.errno();
+    if (code === ECONNREFUSED) return "stale";
+    if (code === EAGAIN) return "live"; // its backlog is full: it listens
+    return null;
+  } finally {
+    symbols.close(fd);
   }
 }
 

@@ -12,13 +12,14 @@ export const countTooLarge: unique symbol = Symbol("countTooLarge");
 
 /**
  * The transport's method that counts a datagram left unanswered by a
- * protocol on purpose (`DropCounts.injected`) or for want of room where it
- * held its answers (`DropCounts.overflow`).
+ * protocol on purpose (`DropCounts.injected`), for want of room where it
+ * held its answers (`DropCounts.overflow`), or because its answer would be
+ * larger than the datagram (`DropCounts.amplification`).
  */
 export const countDropped: unique symbol = Symbol("countDropped");
 
 /** Why {@linkcode countDropped} was called. */
-export type DropReason = "injected" | "overflow";
+export type DropReason = "injected" | "overflow" | "amplification";
 
 /** A transport that can count them (this module's own). */
 export interface CountsTooLarge {

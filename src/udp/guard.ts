@@ -54,7 +54,8 @@ export interface RateLimit {
  * import type { DropCounts } from "@x/echo/udp";
  *
  * const total = (d: DropCounts) =>
- *   d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow + d.tooLarge + d.injected;
+ *   d.forbiddenPort + d.ownAddress + d.rateLimited + d.overflow + d.tooLarge + d.injected +
+ *   d.amplification;
  * ```
  */
 export interface DropCounts {
@@ -77,6 +78,13 @@ export interface DropCounts {
   tooLarge: number;
   /** Left unanswered on purpose: the echo's `faults.drop`. */
   injected: number;
+  /**
+   * Not answered because the answer would be larger than the datagram, on
+   * an address other hosts can reach: `info` mode's JSON line to a short
+   * datagram, which would make the server an amplifier for reflected
+   * traffic.
+   */
+  amplification: number;
 }
 
 /** Checks a rate limit up front, naming a bad value. */
@@ -112,7 +120,7 @@ interface Bucket {
  */
 export class ReflectionGuard {
   /** What was dropped, by reason (the server fills in `overflow` and `tooLarge`). */
-  readonly drops: Omit<DropCounts, "overflow" | "tooLarge" | "injected"> = {
+  readonly drops: Omit<DropCounts, "overflow" | "tooLarge" | "injected" | "amplification"> = {
     forbiddenPort: 0,
     ownAddress: 0,
     rateLimited: 0,

@@ -253,16 +253,17 @@ class Server implements UdpServer {
       overflow: this.#socket.dropped + this.#transport.dropped.overflow,
       tooLarge: this.#transport.tooLarge,
       injected: this.#transport.dropped.injected,
+      amplification: this.#transport.dropped.amplification,
     };
     const transport = this.#transport;
     const counters: UdpServerCounters = {
       // Datagrams the node:dgram queue dropped never reached the transport; on epoll the
       // overflow is of answers, to datagrams the transport counted already.
-      received: transport.received + (this.#socket.backend === "node" ? drops.overflow : 0),
+      received: transport.received + (this.#socket.backend === "node" ? this.#socket.dropped : 0),
       sent: transport.sent,
       sendErrors: transport.sendErrors,
       dropped: drops.forbiddenPort + drops.ownAddress + drops.rateLimited + drops.overflow +
-        drops.tooLarge + drops.injected,
+        drops.tooLarge + drops.injected + drops.amplification,
       drops,
     };
     return this.#more === undefined ? counters : { ...counters, ...this.#more() };

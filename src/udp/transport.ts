@@ -120,7 +120,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
   #sent = 0;
   #sendErrors = 0;
   #tooLarge = 0;
-  readonly #dropped: Record<DropReason, number> = { injected: 0, overflow: 0 };
+  readonly #dropped: Record<DropReason, number> = { injected: 0, overflow: 0, amplification: 0 };
 
   // Life cycle.
   #closing = false;

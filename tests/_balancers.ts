@@ -9,7 +9,7 @@
 
 import { assert } from "@std/assert";
 import { decode, encode, readToEnd, writeAll } from "./_helpers.ts";
-import { installed } from "./_programs.ts";
+import { installed, pipeThrough } from "./_programs.ts";
 import { Pattern, type WatchedServer } from "./stress/_harness.ts";
 
 const root = new URL("../", import.meta.url);
@@ -281,19 +281,15 @@ export async function echoFrom(
   port: number,
   input: Uint8Array,
 ): Promise<Uint8Array> {
-  const child = new Deno.Command("socat", {
-    args: ["-t", "5", "-T", "10", "-", `TCP:127.0.0.1:${port},bind=${bindAddress}`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writing = (async () => {
-    const writer = child.stdin.getWriter();
-    await writer.write(input);
-    await writer.close();
-  })();
-  const [{ code, stdout, stderr }] = await Promise.all([child.output(), writing]);
-  assert(code === 0, `socat from ${bindAddress}: ${decode(stderr)}`);
+  const { code, stdout, stderr } = await pipeThrough("socat", [
+    "-t",
+    "5",
+    "-T",
+    "10",
+    "-",
+    `TCP:127.0.0.1:${port},bind=${bindAddress}`,
+  ], input);
+  assert(code === 0, `socat from ${bindAddress}: ${stderr}`);
   return stdout;
 }
 

@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { decode, encode } from "./_helpers.ts";
 import { BENCH, CLIENT, installed, pipeThrough, run, ServerProcess } from "./_programs.ts";
 import { HAVE_OPENSSL, makeCertificates, type TestCertificates } from "./_tls.ts";
+import { exists, tempSocketPath } from "./_unix.ts";
 
 const certs: TestCertificates | null = HAVE_OPENSSL ? makeCertificates() : null;
 const noTls = certs === null;
@@ -21,19 +22,6 @@ function tlsServer(extra: string[] = []): ServerProcess {
     certs!.keyFile,
     ...extra,
   ]);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tempSocketPath(): string {
-  return `${Deno.makeTempDirSync({ prefix: "echo-unix-" })}/echo.sock`;
 }
 
 /** No warning or error line in a server's log. */

@@ -18,24 +18,12 @@ import { connectTcp, connectTcpStreams, serveEcho, serveTcp, type Transport } fr
 import type { TlsInfo } from "../src/tcp/mod.ts";
 import { decode, encode, waitFor } from "./_helpers.ts";
 import { HAVE_OPENSSL, makeCertificates, type TestCertificates } from "./_tls.ts";
+import { exists, tempSocketPath } from "./_unix.ts";
 import { installed } from "./_programs.ts";
 
 const certs: TestCertificates | null = HAVE_OPENSSL ? makeCertificates() : null;
 const APIS = ["protocol", "stream"] as const;
 const linux = Deno.build.os === "linux";
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tempSocketPath(): string {
-  return `${Deno.makeTempDirSync({ prefix: "echo-unix-" })}/echo.sock`;
-}
 
 for (const api of APIS) {
   Deno.test({

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Protocol, Transport } from "../core/protocol.ts";
+import type { Protocol, TlsInfo, Transport } from "../core/protocol.ts";
 import { SocketTransport } from "../core/_transport.ts";
 import { type TransportOptions, validateTransportOptions } from "../core/options.ts";
 import { ConnDriver } from "../drivers/_conn_driver.ts";
@@ -159,31 +159,37 @@ export async function connectTcp<P extends Protocol>(
     );
   }
   if (path !== undefined) {
-    const conn = await dialUnix(path);
-    let protocol: P;
-    try {
-      protocol = protocolFactory();
-    } catch (error) {
-      conn.close();
-      throw error;
-    }
-    const driver = new ConnDriver(conn, NO_SETUP, options.readBufferSize);
-    return { transport: startClient(driver, protocol, options), protocol };
+    return runOnConn(await dialUnix(path), () => NO_SETUP, options, protocolFactory);
   }
   if (tls !== undefined) {
     return await connectOverTls(hostname, port!, tls, options, protocolFactory);
   }
   const conn = await dialTcp(hostname, port!);
-  let protocol: P;
+  return runOnConn(conn, () => setUpConnection(conn, options), options, protocolFactory);
+}
+
+/**
+ * Runs the protocol `protocolFactory` makes over the connected `conn`, set
+ * up as `setUp` says (with what the TLS handshake settled, for TLS);
+ * closes `conn` when either throws.
+ */
+function runOnConn<P extends Protocol>(
+  conn: Deno.Conn,
+  setUp: () => ConnectionSetup,
+  options: TcpConnectOptions,
+  protocolFactory: () => P,
+  tls?: TlsInfo,
+): TcpConnection<P> {
   let setup: ConnectionSetup;
+  let protocol: P;
   try {
-    setup = setUpConnection(conn, options);
+    setup = setUp();
     protocol = protocolFactory();
   } catch (error) {
     conn.close();
     throw error;
   }
-  const driver = new ConnDriver(conn, setup, options.readBufferSize);
+  const driver = new ConnDriver(conn, setup, options.readBufferSize, tls);
   return { transport: startClient(driver, protocol, options), protocol };
 }
 
@@ -248,15 +254,7 @@ async function connectOverTls<P extends Protocol>(
     throw error;
   }
   const { conn, info } = await startClientTls(tcp, hostname, port, tls);
-  let protocol: P;
-  try {
-    protocol = protocolFactory();
-  } catch (error) {
-    conn.close();
-    throw error;
-  }
-  const driver = new ConnDriver(conn, setup, options.readBufferSize, info);
-  return { transport: startClient(driver, protocol, options), protocol };
+  return runOnConn(conn, () => setup, options, protocolFactory, info);
 }
 
 /** `Deno.connect` to a Unix socket, with errors that name the path. */

@@ -92,6 +92,42 @@ Deno.test({
   },
 });
 
+for (const api of ["protocol", "stream"]) {
+  Deno.test({
+    name: `server program, TLS (${api} API): a client that half-closes without close_notify ` +
+      "still gets its answer",
+    ignore: noTls || !installed("python3"),
+    async fn() {
+      await using server = await tlsServer(["--mode", "until", "--api", api]).ready();
+      // Most TLS clients end their input with a bare FIN: here, the TCP socket's own shutdown,
+      // under the TLS layer. until mode then sends back what it kept.
+      const script = [
+        "import socket, ssl, sys",
+        "ctx = ssl.create_default_context(cafile=sys.argv[1])",
+        "with socket.create_connection(('127.0.0.1', int(sys.argv[2]))) as raw:",
+        "    with ctx.wrap_socket(raw, server_hostname='localhost') as s:",
+        "        s.sendall(b'kept without a terminator')",
+        "        socket.socket.shutdown(s, socket.SHUT_WR)",
+        "        got = b''",
+        "        while True:",
+        "            try: chunk = s.recv(100)",
+        "            except ssl.SSLError: break",
+        "            if not chunk: break",
+        "            got += chunk",
+        "        print(got.decode())",
+      ].join("\n");
+      const { code, stdout, stderr } = await new Deno.Command("python3", {
+        args: ["-c", script, certs!.caFile, String(server.port)],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(code, 0, decode(stderr));
+      assertEquals(decode(stdout), "kept without a terminator\n");
+      assertEquals(await server.stop(), 0);
+    },
+  });
+}
+
 Deno.test({
   name: "server program, TLS: a plain TCP client is counted as a failed handshake, quietly",
   ignore: noTls,

@@ -98,3 +98,28 @@ async function firstAnswer(fd: number): Promise<string> {
   }, "the first answer");
   return text;
 }
+
+for (const backend of ["epoll", "deno"] as const) {
+  Deno.test({
+    name:
+      `shutdown (${backend}): a connection that has sent nothing yet gets a moment to, and its answer`,
+    ignore: backend === "epoll" && ignore,
+    async fn() {
+      const server = serveEcho({ port: 0, backend, proxyProtocol: true });
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      await waitFor(() => server.connections === 1, "the server to accept it");
+      // The stop begins before its first bytes (as a load balancer's connection may).
+      const finished = server.shutdown();
+      await conn.write(encode("PROXY TCP4 192.0.2.7 198.51.100.1 40001 8888\r\nlate but here"));
+      const answer = new Uint8Array(64);
+      let got = "";
+      for (let n; (n = await conn.read(answer).catch(() => null)) !== null;) {
+        got += decode(answer.subarray(0, n));
+      }
+      conn.close();
+      await finished;
+      assertEquals(got, "late but here");
+      assertEquals(server.counters.proxyRefused, 0);
+    },
+  });
+}

@@ -130,6 +130,12 @@ export interface TransportHooks {
   budget?: BufferBudget;
 }
 
+/**
+ * How long a shutdown lets a connection that has sent nothing yet send its
+ * first bytes (see `SocketTransport.closeAfterLastRead`), in milliseconds.
+ */
+const FIRST_BYTES_WAIT = 200;
+
 /** Why reading is paused; reading runs when none is set. */
 const PAUSED_BY_PROTOCOL = 1;
 const PAUSED_BY_BUDGET = 2;
@@ -175,6 +181,8 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   #header: ProxyHeaderReader | null = null;
   #headerTimer: ReturnType<typeof setTimeout> | undefined;
   #proxyHeader: ProxyHeader | null = null;
+  /** Ends a shutdown's wait for the first bytes of a connection (see `closeAfterLastRead`). */
+  #firstBytes: (() => void) | null = null;
   /** Data that followed the header, kept while `connectionMade` left reading paused. */
   #heldRest: Uint8Array | null = null;
   /** `connectionMade` was called: the protocol hears of the end. */
@@ -475,6 +483,19 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
    * buffered, then close the socket. Resolves once the close has begun.
    */
   async closeAfterLastRead(): Promise<void> {
+    if (this.bytesReceived === 0 && !this.#closing && !this.#lost) {
+      // Nothing read yet: most likely just accepted, handed over by a load balancer as the
+      // server stopped, its first bytes (a PROXY header, a request) on their way. Read on a
+      // moment for them, and answer them, rather than close it unanswered.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.#firstBytes?.(), FIRST_BYTES_WAIT);
+        this.#firstBytes = () => {
+          this.#firstBytes = null;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
     this.#lastRead = true;
     this.#updateReading();
     if (this.#lost) return;
@@ -561,8 +582,9 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   received(data: Uint8Array): void {
     this.bytesReceived += data.length;
     if (this.#closing) return;
-    if (this.#header !== null) return this.#receiveHeader(data);
-    this.#deliver(data);
+    if (this.#header !== null) this.#receiveHeader(data);
+    else this.#deliver(data);
+    if (this.#firstBytes !== null) this.#firstBytes(); // a shutdown waited for them
   }
 
   #deliver(data: Uint8Array): void {
@@ -602,6 +624,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   receivedInto(n: number): void {
     this.bytesReceived += n;
     if (this.#closing) return;
+    this.#firstBytes?.();
     if (this.#idle !== null) this.lastActive = this.#idle.tick;
     if (this.debug) this.#logReceived(n);
     try {
@@ -671,6 +694,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   /** The peer finished sending. */
   endOfInput(): void {
+    this.#firstBytes?.();
     if (this.#closing) return;
     if (this.#header !== null) {
       return this.#refuseHeader("the connection ended before a complete PROXY header");
@@ -785,6 +809,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
       clearTimeout(this.#headerTimer);
     }
     this.#heldRest = null; // its charge goes with the budget's release below
+    this.#firstBytes?.();
     this.queue.clear();
     this.#budget?.release(this);
     queueMicrotask(() => this.#deliverLost(error));

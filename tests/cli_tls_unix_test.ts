@@ -65,29 +65,40 @@ for (const api of ["protocol", "stream"]) {
   });
 }
 
+/**
+ * Runs `body` (Python, with `s` the TLS socket to the server on `port`,
+ * trusting the test CA and offering `alpn`) and returns what it printed.
+ */
+async function pythonTlsClient(port: number, alpn: string[], body: string[]): Promise<string> {
+  const script = [
+    "import socket, ssl, sys",
+    "ctx = ssl.create_default_context(cafile=sys.argv[1])",
+    ...(alpn.length > 0 ? [`ctx.set_alpn_protocols(${JSON.stringify(alpn)})`] : []),
+    "with socket.create_connection(('127.0.0.1', int(sys.argv[2]))) as raw:",
+    "    with ctx.wrap_socket(raw, server_hostname='localhost') as s:",
+    ...body.map((line) => `        ${line}`),
+  ].join("\n");
+  const { code, stdout, stderr } = await new Deno.Command("python3", {
+    args: ["-c", script, certs!.caFile, String(port)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(code, 0, decode(stderr));
+  return decode(stdout);
+}
+
 Deno.test({
   name: "server program, TLS: Python's ssl module with the CA, ALPN settled",
   ignore: noTls || !installed("python3"),
   async fn() {
     await using server = await tlsServer(["--alpn", "h2,http/1.1", "--api", "stream"]).ready();
-    const script = [
-      "import socket, ssl, sys",
-      "ctx = ssl.create_default_context(cafile=sys.argv[1])",
-      "ctx.set_alpn_protocols(['http/1.1'])",
-      "with socket.create_connection(('127.0.0.1', int(sys.argv[2]))) as raw:",
-      "    with ctx.wrap_socket(raw, server_hostname='localhost') as s:",
-      "        s.sendall(b'ping from python')",
-      "        got = b''",
-      "        while len(got) < 16: got += s.recv(100)",
-      "        print(got.decode(), s.selected_alpn_protocol(), s.version())",
-    ].join("\n");
-    const { code, stdout, stderr } = await new Deno.Command("python3", {
-      args: ["-c", script, certs!.caFile, String(server.port)],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(code, 0, decode(stderr));
-    assertMatch(decode(stdout), /^ping from python http\/1\.1 TLSv1\.[23]\n$/);
+    const stdout = await pythonTlsClient(server.port, ["http/1.1"], [
+      "s.sendall(b'ping from python')",
+      "got = b''",
+      "while len(got) < 16: got += s.recv(100)",
+      "print(got.decode(), s.selected_alpn_protocol(), s.version())",
+    ]);
+    assertMatch(stdout, /^ping from python http\/1\.1 TLSv1\.[23]\n$/);
     assertEquals(await server.stop(), 0);
   },
 });
@@ -101,28 +112,18 @@ for (const api of ["protocol", "stream"]) {
       await using server = await tlsServer(["--mode", "until", "--api", api]).ready();
       // Most TLS clients end their input with a bare FIN: here, the TCP socket's own shutdown,
       // under the TLS layer. until mode then sends back what it kept.
-      const script = [
-        "import socket, ssl, sys",
-        "ctx = ssl.create_default_context(cafile=sys.argv[1])",
-        "with socket.create_connection(('127.0.0.1', int(sys.argv[2]))) as raw:",
-        "    with ctx.wrap_socket(raw, server_hostname='localhost') as s:",
-        "        s.sendall(b'kept without a terminator')",
-        "        socket.socket.shutdown(s, socket.SHUT_WR)",
-        "        got = b''",
-        "        while True:",
-        "            try: chunk = s.recv(100)",
-        "            except ssl.SSLError: break",
-        "            if not chunk: break",
-        "            got += chunk",
-        "        print(got.decode())",
-      ].join("\n");
-      const { code, stdout, stderr } = await new Deno.Command("python3", {
-        args: ["-c", script, certs!.caFile, String(server.port)],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assertEquals(code, 0, decode(stderr));
-      assertEquals(decode(stdout), "kept without a terminator\n");
+      const stdout = await pythonTlsClient(server.port, [], [
+        "s.sendall(b'kept without a terminator')",
+        "socket.socket.shutdown(s, socket.SHUT_WR)",
+        "got = b''",
+        "while True:",
+        "    try: chunk = s.recv(100)",
+        "    except ssl.SSLError: break",
+        "    if not chunk: break",
+        "    got += chunk",
+        "print(got.decode())",
+      ]);
+      assertEquals(stdout, "kept without a terminator\n");
       assertEquals(await server.stop(), 0);
     },
   });

@@ -78,7 +78,7 @@ export async function ask(
 /**
  * Over loopback the kernel always has room for a datagram, so nothing is
  * ever queued on the `epoll` backend. This makes the next epoll sockets'
- * `sendto` and `sendmmsg` fail with EAGAIN, as a full send buffer would,
+ * `sendto`, `sendmmsg` and `send` fail with EAGAIN, as a full send buffer would,
  * until `unclog()`; on the other backends (whose sends are queued anyway)
  * it does nothing. Dispose of it once the server under test is open.
  * `onReceived` is told how many datagrams each of their `recvmmsg` calls
@@ -106,8 +106,14 @@ export function clogNextSockets(
       return n;
     },
   };
+  // A connected socket sends to its remote with `send`.
+  const symbols: LinuxLibc["symbols"] = {
+    ...real.symbols,
+    send: (...args) => clogged ? refuse() : real.symbols.send(...args),
+  };
   useDatagramLibc({
     ...real,
+    symbols,
     linux,
     errno() {
       const code = fakeErrno;

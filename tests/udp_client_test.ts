@@ -7,8 +7,10 @@ import {
   serveUdpEcho,
   TransportClosedError,
 } from "../mod.ts";
-import { decode, encode, outcome } from "./_helpers.ts";
-import { BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import { decode, encode, outcome, waitFor } from "./_helpers.ts";
+import { BACKENDS, clogNextSockets, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import { useDatagramLibc } from "../src/udp/_epoll_socket.ts";
+import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
 import type { DatagramBackend } from "../src/udp/socket.ts";
 import { formatAddress } from "../src/_address.ts";
 
@@ -190,6 +192,110 @@ Deno.test({
         error.message,
         `Cannot use udp ${formatAddress(transport.getExtraInfo("sockname"))}: ` +
           "ECONNREFUSED (connection refused, os error 111)",
+      );
+    } finally {
+      transport.close();
+      await transport.closed;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "udp client (epoll): what a connected client queued while the kernel was full reaches its remote, in order",
+  ignore: !BACKENDS.includes("epoll"),
+  async fn() {
+    const remote = await peer();
+    let transport!: DatagramTransport;
+    const clogged = clogNextSockets("epoll");
+    try {
+      ({ transport } = await connectUdp({ port: remote.addr.port, backend: "epoll" }, () => ({
+        datagramReceived(data: Uint8Array) {
+          // Sent during the socket's batch: gathered, then queued, as the kernel is full.
+          transport.send(encode(`${decode(data)}-a`));
+          transport.send(encode(`${decode(data)}-b`));
+        },
+      })));
+    } finally {
+      clogged[Symbol.dispose]();
+    }
+    try {
+      // Sent outside a batch: queued at once.
+      transport.send(encode("1"));
+      transport.send(encode("2"));
+      const client = {
+        transport: "udp" as const,
+        hostname: "127.0.0.1",
+        port: transport.getExtraInfo("sockname").port,
+      };
+      await remote.send(encode("x"), client);
+      await waitFor(() => transport.getWriteBufferSize() === 1 + 1 + 3 + 3, "four queued");
+      clogged.unclog();
+      // The queued sends name no address (the socket is connected): they still reach the remote.
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) got.push(decode((await receiveCopy(remote)).data));
+      assertEquals(got, ["1", "2", "x-a", "x-b"]);
+      await waitFor(() => transport.getWriteBufferSize() === 0, "the queue drained");
+    } finally {
+      transport.close();
+      await transport.closed;
+      remote.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "udp client (epoll): a connected client sends without naming its remote, and reads once per answer",
+  ignore: !BACKENDS.includes("epoll"),
+  async fn() {
+    await using server = await serveUdpEcho({ backend: "epoll" });
+    // The calls of the client's socket only: the server's was opened before.
+    const real = loadLibc() as LinuxLibc;
+    const calls = { send: 0, sendto: 0, sendmmsg: 0, recvmmsg: 0, received: 0 };
+    useDatagramLibc({
+      ...real,
+      symbols: {
+        ...real.symbols,
+        send: (...args) => (calls.send++, real.symbols.send(...args)),
+      },
+      linux: {
+        ...real.linux,
+        sendto: (...args) => (calls.sendto++, real.linux.sendto(...args)),
+        sendmmsg: (...args) => (calls.sendmmsg++, real.linux.sendmmsg(...args)),
+        recvmmsg(...args) {
+          calls.recvmmsg++;
+          const n = real.linux.recvmmsg(...args);
+          if (n > 0) calls.received += n;
+          return n;
+        },
+      },
+    });
+    const ROUND_TRIPS = 300;
+    let answers = 0;
+    const done = Promise.withResolvers<void>();
+    let transport!: DatagramTransport;
+    try {
+      ({ transport } = await connectUdp({ port: server.addr.port, backend: "epoll" }, () => ({
+        datagramReceived(data: Uint8Array) {
+          if (++answers === ROUND_TRIPS) return done.resolve();
+          transport.send(data); // one answer per batch: sent alone, not with sendmmsg
+        },
+      })));
+    } finally {
+      useDatagramLibc(null);
+    }
+    try {
+      transport.send(encode("ping"));
+      assertEquals(await outcome(done.promise), "resolved", `${answers} answers`);
+      assertEquals(calls.received, ROUND_TRIPS);
+      // `send`: the route the kernel looked up at connect, not one per datagram.
+      assertEquals([calls.send, calls.sendto, calls.sendmmsg], [ROUND_TRIPS, 0, 0]);
+      // With one datagram in flight the answer is never back by the time a read again would
+      // look: those reads are given up (reading again each time makes 2 calls per answer).
+      assert(
+        calls.recvmmsg <= ROUND_TRIPS * 1.2,
+        `${calls.recvmmsg} recvmmsg calls for ${ROUND_TRIPS} answers`,
       );
     } finally {
       transport.close();

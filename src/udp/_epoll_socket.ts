@@ -3,8 +3,10 @@
  * backend: opened through libc (so no `--unstable-net`), read with
  * `recvmmsg` (up to {@linkcode BATCH} datagrams per system call, into one
  * arena the whole process shares, since one batch is dispatched at a time),
- * and written with `sendmmsg` for the answers a batch produced, `sendto`
- * for a datagram sent at any other time.
+ * and written with `sendmmsg` for the answers a batch produced (`sendto`
+ * when it produced one), `sendto` for a datagram sent at any other time. A
+ * connected socket sends to its remote without naming it, so the kernel
+ * uses the route it looked up at `connect` instead of one per datagram.
  *
  * It delivers datagrams by pushing them to a {@linkcode DatagramSink} (the
  * transport) during the batch: a datagram's bytes are a view of the arena,
@@ -34,7 +36,7 @@ import {
   SOCK_NONBLOCK,
   SOL_SOCKET,
 } from "../libc/_constants.ts";
-import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
+import { type LinuxLibc, loadLibc, sizeArgument } from "../libc/_libc.ts";
 import { requireNetAccess } from "../sockets/_permission.ts";
 import { type Poller, type PollTarget, TURN_BYTES } from "../poll/_poller.ts";
 import { encodeSockaddr, parseSockaddr, SOCKADDR_SIZE } from "../sockets/_address.ts";
@@ -51,6 +53,11 @@ const SLOT = 65_536;
 const SEND_ARENA = 256 * 1024;
 /** Batches read per readiness event at most, while each finds datagrams. */
 const READS_PER_EVENT = 4;
+/**
+ * The most readiness events a socket lets pass without reading again after
+ * a batch that was not full, once reading again kept finding nothing.
+ */
+const READ_AGAIN_BACKOFF = 16;
 /** The most bytes the overflow queue holds; past it, datagrams are dropped and counted. */
 const OVERFLOW_LIMIT = 4 * 1024 * 1024;
 /** The bytes the pull API keeps for `receive`; past it, datagrams are dropped and counted. */
@@ -152,6 +159,12 @@ class MessageVector {
     putPointer(this.iovecWords, w, this.dataLo, this.dataHi, offset);
     this.iovecWords[w + 2] = length;
     this.iovecWords[w + 3] = 0;
+  }
+
+  /** Where message `i`'s buffer starts in `data`. */
+  offset(i: number): number {
+    const w = i * (IOVEC / 4);
+    return this.iovecWords[w] - this.dataLo + (this.iovecWords[w + 1] - this.dataHi) * 0x100000000;
   }
 
   /** Message `i`'s name length (`msg_namelen`). */
@@ -283,6 +296,12 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #events = 0;
   #closed = false;
   readonly #released = Promise.withResolvers<void>();
+  /** The remote of `connect`, and its sockaddr (the object `sockaddrOf` hands out for it). */
+  #connectedTo: Deno.NetAddr | null = null;
+  #connectedName: Uint8Array | null = null;
+  /** Readiness events left that read once only (unless the batch fills); see `onEvents`. */
+  #readAgainSkips = 0;
+  #readAgainBackoff = 1;
   // Sends gathered during this socket's batch (in the shared send arena).
   #gathering = false;
   #gathered = 0;
@@ -360,6 +379,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         `connect udp ${formatAddress(this.addr)} to ${formatAddress(remote)}`,
       );
     }
+    this.#connectedTo = remote;
+    this.#connectedName = name;
   }
 
   /** Bytes waiting in the overflow queue. */
@@ -422,7 +443,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const name = sockaddrOf(this.#libc, to);
     if (this.#queueHead < this.#queue.length) return this.#enqueue(data, name);
     if (this.#gathering) return this.#gather(data, name);
-    const n = this.#libc.linux.sendto(this.fd, data, BigInt(data.length), 0, name, name.length);
+    const n = this.#sendTo(data, data.length, name, name.length);
     if (n >= 0) {
       this.sent++;
       return;
@@ -430,6 +451,24 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const code = this.#libc.errno();
     if (code === EAGAIN || code === EINTR) return this.#enqueue(data, name);
     this.#sink?.errorReceived(this.#libc.error(code, `send to udp ${formatAddress(to)}`), true);
+  }
+
+  /**
+   * One `sendto` of `data[0, length)` to `name[0, nameLength)`, or one `send`
+   * for the connected remote (a name length of 0 stands for it too).
+   */
+  #sendTo(data: Uint8Array, length: number, name: Uint8Array, nameLength: number): number {
+    const libc = this.#libc;
+    return nameLength === 0 || name === this.#connectedName
+      ? libc.symbols.send(this.fd, data, sizeArgument(length), 0)
+      : libc.linux.sendto(this.fd, data, sizeArgument(length), 0, name, nameLength);
+  }
+
+  /** The address a sockaddr names, for an error message (empty: the connected remote). */
+  #describe(name: Uint8Array): string {
+    if (name.length === 0 && this.#connectedTo !== null) return formatAddress(this.#connectedTo);
+    const address = parseSockaddr(this.#libc.constants, name);
+    return address ? formatAddress({ transport: "udp", ...address }) : "?";
   }
 
   // ---- The poller's side ---------------------------------------------------
@@ -442,10 +481,27 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     if (!(events & EPOLLIN)) return;
     // Once readable, read again while datagrams keep coming and the poller's turn has room:
     // under load the next have arrived by the time a batch's answers are out, and a read that
-    // finds them spares an epoll_wait.
+    // finds them spares an epoll_wait. Where they do not (a client with one datagram in
+    // flight, whose answer cannot be back yet), a read again that found nothing makes the
+    // next events read once, for a number of events that doubles with each miss; a full
+    // batch always reads again (more are surely waiting).
+    let count = 0;
     for (let reads = 0; reads < READS_PER_EVENT; reads++) {
       if (this.#closed || this.#writingPaused || !this.#reading) return;
-      if (!this.#receiveBatch() || this.#poller.delivered >= TURN_BYTES) return;
+      if (reads > 0 && count < BATCH && this.#readAgainSkips > 0) {
+        this.#readAgainSkips--;
+        return;
+      }
+      count = this.#receiveBatch();
+      if (reads > 0 && count < BATCH) {
+        if (count > 0) {
+          this.#readAgainBackoff = 1;
+        } else {
+          this.#readAgainSkips = this.#readAgainBackoff;
+          this.#readAgainBackoff = Math.min(this.#readAgainBackoff * 2, READ_AGAIN_BACKOFF);
+        }
+      }
+      if (count === 0 || this.#poller.delivered >= TURN_BYTES) return;
     }
   }
 
@@ -485,9 +541,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
 
   /**
    * One `recvmmsg`, each datagram pushed to the sink, then the answers out
-   * in one `sendmmsg`. Returns whether any datagram came.
+   * in one `sendmmsg`. Returns how many datagrams came.
    */
-  #receiveBatch(): boolean {
+  #receiveBatch(): number {
     const vector = receiveVector();
     const libc = this.#libc;
     for (let i = 0; i < receivedLast; i++) vector.setNameLength(i, NAME);
@@ -499,7 +555,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         const error = libc.error(code, `receive on udp ${formatAddress(this.addr)}`);
         this.#sink!.errorReceived(error, false);
       }
-      return false;
+      return 0;
     }
     const sink = this.#sink!;
     const data = vector.data;
@@ -527,7 +583,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (this.#gathered > 0 && !this.#closed) this.#sendGathered();
     }
     this.#poller.delivered += bytes;
-    return true;
+    return n;
   }
 
   /** Copies a datagram into the send arena; sends what is gathered first when it is full. */
@@ -543,8 +599,12 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const i = this.#gathered++;
     vector.data.set(data, this.#gatheredBytes);
     vector.setBuffer(i, this.#gatheredBytes, data.length);
-    vector.names.set(name, i * NAME);
-    vector.setNameLength(i, name.length);
+    if (name === this.#connectedName) {
+      vector.setNameLength(i, 0); // the connected remote, unnamed
+    } else {
+      vector.names.set(name, i * NAME);
+      vector.setNameLength(i, name.length);
+    }
     this.#gatheredBytes += data.length;
   }
 
@@ -555,8 +615,19 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const count = this.#gathered;
     let done = 0;
     while (done < count && !this.#closed) {
-      const headers = done === 0 ? vector.headers : vector.headers.subarray(done * MMSGHDR);
-      const n = libc.linux.sendmmsg(this.fd, headers, count - done, 0);
+      let n: number;
+      if (count - done === 1) {
+        // One datagram (a batch with one answer, as a client's often is): sendto costs less.
+        const offset = vector.offset(done);
+        const length = vector.iovecWords[done * (IOVEC / 4) + 2];
+        const data = offset === 0 ? vector.data : vector.data.subarray(offset);
+        const nameLength = vector.nameLength(done);
+        const name = done === 0 ? vector.names : vector.names.subarray(done * NAME);
+        n = this.#sendTo(data, length, name, nameLength) >= 0 ? 1 : -1;
+      } else {
+        const headers = done === 0 ? vector.headers : vector.headers.subarray(done * MMSGHDR);
+        n = libc.linux.sendmmsg(this.fd, headers, count - done, 0);
+      }
       if (n > 0) {
         done += n;
         this.sent += n;
@@ -567,19 +638,13 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (code === EAGAIN) break;
       // This datagram failed (an unreachable address, say): report it and go on with the rest.
       const name = vector.names.subarray(done * NAME, done * NAME + vector.nameLength(done));
-      const to = parseSockaddr(libc.constants, name);
-      this.#sink?.errorReceived(
-        libc.error(code, `send to udp ${to ? formatAddress({ transport: "udp", ...to }) : "?"}`),
-        true,
-      );
+      this.#sink?.errorReceived(libc.error(code, `send to udp ${this.#describe(name)}`), true);
       done++;
     }
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {
-      const w = i * (IOVEC / 4);
-      const offset = vector.iovecWords[w] - vector.dataLo +
-        (vector.iovecWords[w + 1] - vector.dataHi) * 0x100000000;
-      const length = vector.iovecWords[w + 2];
+      const offset = vector.offset(i);
+      const length = vector.iovecWords[i * (IOVEC / 4) + 2];
       const name = vector.names.slice(i * NAME, i * NAME + vector.nameLength(i));
       this.#enqueue(vector.data.subarray(offset, offset + length), name);
     }
@@ -611,19 +676,12 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const queue = this.#queue;
     while (this.#queueHead < queue.length && !this.#closed) {
       const { data, to } = queue[this.#queueHead];
-      const n = libc.linux.sendto(this.fd, data, BigInt(data.length), 0, to, to.length);
+      const n = this.#sendTo(data, data.length, to, to.length);
       if (n < 0) {
         const code = libc.errno();
         if (code === EAGAIN) break;
         if (code === EINTR) continue;
-        const address = parseSockaddr(libc.constants, to);
-        this.#sink?.errorReceived(
-          libc.error(
-            code,
-            `send to udp ${address ? formatAddress({ transport: "udp", ...address }) : "?"}`,
-          ),
-          true,
-        );
+        this.#sink?.errorReceived(libc.error(code, `send to udp ${this.#describe(to)}`), true);
       } else {
         this.sent++;
       }

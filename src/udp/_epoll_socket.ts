@@ -53,6 +53,8 @@ const SLOT = 65_536;
 const SEND_ARENA = 256 * 1024;
 /** Batches read per readiness event at most, while each finds datagrams. */
 const READS_PER_EVENT = 4;
+/** Reads again in a row that found nothing before a socket stops reading again for a while. */
+const READ_AGAIN_MISSES = 4;
 /**
  * The most readiness events a socket lets pass without reading again after
  * a batch that was not full, once reading again kept finding nothing.
@@ -299,9 +301,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   /** The remote of `connect`, and its sockaddr (the object `sockaddrOf` hands out for it). */
   #connectedTo: Deno.NetAddr | null = null;
   #connectedName: Uint8Array | null = null;
-  /** Readiness events left that read once only (unless the batch fills); see `onEvents`. */
+  /** Reads again in a row that found nothing, and events left that read once; see `onEvents`. */
+  #readAgainMisses = 0;
   #readAgainSkips = 0;
-  #readAgainBackoff = 1;
   // Sends gathered during this socket's batch (in the shared send arena).
   #gathering = false;
   #gathered = 0;
@@ -482,9 +484,10 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     // Once readable, read again while datagrams keep coming and the poller's turn has room:
     // under load the next have arrived by the time a batch's answers are out, and a read that
     // finds them spares an epoll_wait. Where they do not (a client with one datagram in
-    // flight, whose answer cannot be back yet), a read again that found nothing makes the
-    // next events read once, for a number of events that doubles with each miss; a full
-    // batch always reads again (more are surely waiting).
+    // flight, whose answer cannot be back yet), reads again that kept finding nothing make
+    // the next events read once, for a number of events that doubles with each further miss
+    // (a server under load, whose reads again mostly find datagrams, rarely misses
+    // READ_AGAIN_MISSES times in a row); a full batch always reads again.
     let count = 0;
     for (let reads = 0; reads < READS_PER_EVENT; reads++) {
       if (this.#closed || this.#writingPaused || !this.#reading) return;
@@ -493,12 +496,10 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         return;
       }
       count = this.#receiveBatch();
-      if (reads > 0 && count < BATCH) {
-        if (count > 0) {
-          this.#readAgainBackoff = 1;
-        } else {
-          this.#readAgainSkips = this.#readAgainBackoff;
-          this.#readAgainBackoff = Math.min(this.#readAgainBackoff * 2, READ_AGAIN_BACKOFF);
+      if (reads > 0) {
+        const misses = this.#readAgainMisses = count > 0 ? 0 : this.#readAgainMisses + 1;
+        if (misses >= READ_AGAIN_MISSES) {
+          this.#readAgainSkips = Math.min(2 ** (misses - READ_AGAIN_MISSES), READ_AGAIN_BACKOFF);
         }
       }
       if (count === 0 || this.#poller.delivered >= TURN_BYTES) return;

@@ -169,6 +169,11 @@ class MessageVector {
     return this.iovecWords[w] - this.dataLo + (this.iovecWords[w + 1] - this.dataHi) * 0x100000000;
   }
 
+  /** The length of message `i`'s buffer (what `setBuffer` gave it). */
+  bufferLength(i: number): number {
+    return this.iovecWords[i * (IOVEC / 4) + 2];
+  }
+
   /** Message `i`'s name length (`msg_namelen`). */
   nameLength(i: number): number {
     return this.words[i * (MMSGHDR / 4) + 2];
@@ -620,7 +625,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (count - done === 1) {
         // One datagram (a batch with one answer, as a client's often is): sendto costs less.
         const offset = vector.offset(done);
-        const length = vector.iovecWords[done * (IOVEC / 4) + 2];
+        const length = vector.bufferLength(done);
         const data = offset === 0 ? vector.data : vector.data.subarray(offset);
         const nameLength = vector.nameLength(done);
         const name = done === 0 ? vector.names : vector.names.subarray(done * NAME);
@@ -645,7 +650,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {
       const offset = vector.offset(i);
-      const length = vector.iovecWords[i * (IOVEC / 4) + 2];
+      const length = vector.bufferLength(i);
       const name = vector.names.slice(i * NAME, i * NAME + vector.nameLength(i));
       this.#enqueue(vector.data.subarray(offset, offset + length), name);
     }

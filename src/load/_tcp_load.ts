@@ -10,25 +10,21 @@
  */
 
 import type { Protocol, Transport } from "../core/protocol.ts";
-import { Lifecycle, type LoadState } from "./_state.ts";
+import { LoadConnection, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_compare.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
 const CHUNK = 1024 * 1024;
 
 /** A connection's closed or open loop; see the module documentation. */
-export class TcpLoad implements Protocol {
-  readonly #state: LoadState;
+export class TcpLoad extends LoadConnection implements Protocol {
   readonly #message: Uint8Array;
   #transport: Transport | null = null;
   /** A request is in flight. */
   #busy = false;
-  /** When the request in flight started counting: sent (closed loop) or due (open loop). */
-  #startedAt = 0;
   #written = 0;
   #received = 0;
   #writingPaused = false;
-  readonly #life: Lifecycle;
 
   /** Closes the connection after its first echo (churn). */
   readonly #once: boolean;
@@ -38,21 +34,15 @@ export class TcpLoad implements Protocol {
   connectedAt = 0;
 
   constructor(state: LoadState, message: Uint8Array, index: number, once: boolean) {
-    this.#state = state;
+    super(state, index);
     this.#once = once;
     this.#message = message;
-    this.#life = new Lifecycle(state, index, (at) => this.#send(at), () => this.#stop());
-  }
-
-  /** Resolves once the connection is over. */
-  get lost(): Promise<void> {
-    return this.#life.lost;
   }
 
   connectionMade(transport: Transport): void {
     this.connectedAt = performance.now();
     this.#transport = transport;
-    this.#life.begin(transport);
+    this.begin(transport);
   }
 
   dataReceived(data: Uint8Array): void {
@@ -72,22 +62,20 @@ export class TcpLoad implements Protocol {
     }
     this.#received = at + n;
     if (this.#received === message.length) {
-      const state = this.#state;
       const now = performance.now();
-      state.latencies.recordMs(now - this.#startedAt);
-      state.requests++;
+      this.answered(now);
       this.#busy = false;
       if (this.#once) {
-        this.#life.ended = true;
+        this.ended = true;
         this.#transport!.close();
         return;
       }
-      this.#life.next(now);
+      this.next(now);
     }
   }
 
   eofReceived(): void {
-    if (this.#state.stopping) return;
+    if (this.state.stopping) return;
     this.#fail(
       this.#busy
         ? `Cannot read the echo: the server closed after ${this.#received} of ` +
@@ -107,17 +95,17 @@ export class TcpLoad implements Protocol {
   }
 
   connectionLost(error?: Error): void {
-    if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
+    if (error !== undefined && !this.ended && !this.state.stopping) {
       this.failed = true;
-      this.#state.errors.add(error);
+      this.state.errors.add(error);
     }
-    this.#life.end();
+    this.end();
   }
 
-  #send(startedAt: number): void {
-    if (this.#state.stopping || this.#life.ended) return;
+  protected send(startedAt: number): void {
+    if (this.state.stopping || this.ended) return;
     this.#busy = true;
-    this.#startedAt = startedAt;
+    this.startCounting(startedAt);
     this.#written = 0;
     this.#received = 0;
     this.#writeMore();
@@ -127,7 +115,7 @@ export class TcpLoad implements Protocol {
     const message = this.#message;
     const size = message.length;
     const transport = this.#transport!;
-    while (this.#written < size && !this.#writingPaused && !this.#life.ended) {
+    while (this.#written < size && !this.#writingPaused && !this.ended) {
       const from = this.#written;
       const to = Math.min(size, from + CHUNK);
       this.#written = to;
@@ -136,21 +124,21 @@ export class TcpLoad implements Protocol {
   }
 
   #wrong(message: string): void {
-    this.#state.wrong++;
+    this.state.wrong++;
     this.#fail(message);
   }
 
   #fail(message: string): void {
-    if (this.#life.ended) return;
-    this.#life.ended = true;
+    if (this.ended) return;
+    this.ended = true;
     this.failed = true;
-    this.#state.errors.add(message);
+    this.state.errors.add(message);
     this.#transport?.abort();
   }
 
   /** The run is over: a request in flight is left unfinished. */
-  #stop(): void {
-    this.#state.unfinished += this.#life.cancel(this.#busy);
+  protected stop(): void {
+    this.state.unfinished += this.cancel(this.#busy);
     this.#busy = false;
     this.#transport?.abort();
   }

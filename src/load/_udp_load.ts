@@ -11,7 +11,7 @@
  */
 
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
-import { Lifecycle, type LoadState } from "./_state.ts";
+import { LoadConnection, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_compare.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
@@ -21,8 +21,7 @@ const ANSWERED = 2;
 const LOST = 3;
 
 /** A socket's closed or open loop; see the module documentation. */
-export class UdpLoad implements DatagramProtocol {
-  readonly #state: LoadState;
+export class UdpLoad extends LoadConnection implements DatagramProtocol {
   readonly #message: Uint8Array;
   readonly #view: DataView;
   readonly #numbered: boolean;
@@ -37,8 +36,6 @@ export class UdpLoad implements DatagramProtocol {
   readonly #states = new Uint8Array(WINDOW);
   #busy = false;
   #sentAt = 0;
-  #startedAt = 0;
-  readonly #life: Lifecycle;
 
   constructor(
     state: LoadState,
@@ -47,27 +44,21 @@ export class UdpLoad implements DatagramProtocol {
     lossTimeoutMs: number,
     remote: string,
   ) {
-    this.#state = state;
+    super(state, index);
     this.#remote = remote;
     this.#message = message;
     this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
     this.#numbered = message.length >= 4;
     this.#lossTimeoutMs = lossTimeoutMs;
-    this.#life = new Lifecycle(state, index, (at) => this.#send(at), () => this.#stop());
-  }
-
-  /** Resolves once the connection is over. */
-  get lost(): Promise<void> {
-    return this.#life.lost;
   }
 
   connectionMade(transport: DatagramTransport): void {
     this.#transport = transport;
-    this.#life.begin(transport);
+    this.begin(transport);
   }
 
   datagramReceived(data: Uint8Array): void {
-    const state = this.#state;
+    const state = this.state;
     const message = this.#message;
     if (data.length !== message.length) return this.#wrong();
     let sequence = this.#sequence;
@@ -102,16 +93,15 @@ export class UdpLoad implements DatagramProtocol {
     }
     if (!this.#busy || sequence !== this.#sequence) return;
     const now = performance.now();
-    state.latencies.recordMs(now - this.#startedAt);
-    state.requests++;
+    this.answered(now);
     this.#busy = false;
-    this.#life.next(now);
+    this.next(now);
   }
 
   errorReceived(error: Error): void {
-    if (this.#state.stopping) return;
+    if (this.state.stopping) return;
     // Each socket names its own port: one message for all, so the report says it once.
-    this.#state.errors.add(
+    this.state.errors.add(
       error instanceof Deno.errors.ConnectionRefused
         ? `Cannot reach udp ${this.#remote}: nothing is listening (connection refused)`
         : error,
@@ -119,23 +109,23 @@ export class UdpLoad implements DatagramProtocol {
   }
 
   connectionLost(error?: Error): void {
-    if (error !== undefined && !this.#life.ended && !this.#state.stopping) {
-      this.#state.errors.add(error);
+    if (error !== undefined && !this.ended && !this.state.stopping) {
+      this.state.errors.add(error);
     }
-    this.#life.end();
+    this.end();
   }
 
   /** Called often by the run: a datagram unanswered for the loss timeout is lost. */
   checkLoss(now: number): void {
     if (!this.#busy || now - this.#sentAt < this.#lossTimeoutMs) return;
     if (this.#numbered) this.#states[this.#sequence % WINDOW] = LOST;
-    this.#state.udp.lost++;
+    this.state.udp.lost++;
     this.#busy = false;
-    this.#life.next(performance.now());
+    this.next(performance.now());
   }
 
-  #send(startedAt: number): void {
-    if (this.#state.stopping || this.#life.ended) return;
+  protected send(startedAt: number): void {
+    if (this.state.stopping || this.ended) return;
     const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
     if (this.#numbered) {
       this.#view.setUint32(0, sequence);
@@ -144,9 +134,9 @@ export class UdpLoad implements DatagramProtocol {
       this.#states[slot] = SENT;
     }
     this.#busy = true;
-    this.#startedAt = startedAt;
+    this.startCounting(startedAt);
     this.#sentAt = performance.now();
-    this.#state.udp.sent++;
+    this.state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.
     this.#transport!.send(this.#message);
   }
@@ -157,7 +147,7 @@ export class UdpLoad implements DatagramProtocol {
    * a duplicate.
    */
   #lateOrDuplicate(): void {
-    const udp = this.#state.udp;
+    const udp = this.state.udp;
     if (udp.lost > 0) {
       udp.lost--;
       udp.late++;
@@ -167,12 +157,12 @@ export class UdpLoad implements DatagramProtocol {
   }
 
   #wrong(): void {
-    this.#state.wrong++;
-    this.#state.errors.add("Cannot verify the echo: a datagram differs from every one sent");
+    this.state.wrong++;
+    this.state.errors.add("Cannot verify the echo: a datagram differs from every one sent");
   }
 
-  #stop(): void {
-    this.#state.unfinished += this.#life.cancel(this.#busy);
+  protected stop(): void {
+    this.state.unfinished += this.cancel(this.#busy);
     this.#busy = false;
     this.#transport?.abort();
   }

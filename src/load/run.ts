@@ -250,6 +250,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const state = new LoadState(
     options.rate === undefined ? null : new Schedule(options.rate, connections),
     options.latencies ?? new LatencyHistogram(),
+    connections,
   );
   const stopped = new Promise<void>((resolve) => state.onStop(resolve));
   const timer = setTimeout(() => state.stop(), durationMs);

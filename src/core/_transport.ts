@@ -165,11 +165,22 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   bytesReceived = 0;
   /** Bytes the socket has taken so far. */
   bytesSent = 0;
+  // Read on every read or write, so declared together here, at the front of the object: V8
+  // lays fields out in this order, and with many connections each cache line of a transport
+  // that a request touches is a miss (measured with `perf` at 1,000 connections).
+  #closing = false;
+  #eofWritten = false;
+  /** What the driver was last told: reading on or off. */
+  #reading = false;
+  /** Reads the PROXY header; `null` once it came (or when none is expected). */
+  #header: ProxyHeaderReader | null = null;
+  /** Ends a shutdown's wait for the first bytes of a connection (see `closeAfterLastRead`). */
+  #firstBytes: (() => void) | null = null;
+  readonly #idle: IdleClock | null;
+  readonly #budget: BufferBudget | null;
   /** Bytes this connection holds against the budget. */
   held = 0;
   readonly #onClosed: ((transport: SocketTransport) => void) | undefined;
-  readonly #idle: IdleClock | null;
-  readonly #budget: BufferBudget | null;
   readonly #info: boolean;
   #peer = "";
   /** The client: the socket's peer, or the source a PROXY header named. */
@@ -177,12 +188,8 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
 
   // PROXY protocol header, when one must come first.
   #proxy: ProxyHeaderHooks | null;
-  /** Reads the header; `null` once it came (or when none is expected). */
-  #header: ProxyHeaderReader | null = null;
   #headerTimer: ReturnType<typeof setTimeout> | undefined;
   #proxyHeader: ProxyHeader | null = null;
-  /** Ends a shutdown's wait for the first bytes of a connection (see `closeAfterLastRead`). */
-  #firstBytes: (() => void) | null = null;
   /** Data that followed the header, kept while `connectionMade` left reading paused. */
   #heldRest: Uint8Array | null = null;
   /** `connectionMade` was called: the protocol hears of the end. */
@@ -192,7 +199,6 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   #high: number;
   #low: number;
   #writingPaused = false;
-  #eofWritten = false;
   #eofSent = false;
 
   // Read side.
@@ -200,13 +206,10 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   /** Set by a server shutting down: deliver what a read in flight brings, read no more. */
   #lastRead = false;
   #eofReceived = false;
-  /** What the driver was last told: reading on or off. */
-  #reading = false;
   /** `start()` was called: the driver is told of changes from then on. */
   #started = false;
 
   // Life cycle.
-  #closing = false;
   #closeReason = "";
   /** The error that broke the connection, if one did. */
   #failure: Error | undefined;

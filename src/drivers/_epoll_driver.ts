@@ -48,6 +48,8 @@ export class EpollDriver implements Driver, PollTarget {
   readonly #poller: Poller;
   readonly #calls: Poller["libc"]["symbols"];
   readonly #setup: ConnectionSetup;
+  /** The setup's `quickAck`, read on every read: kept here, not one object further. */
+  readonly #quickAck: boolean;
   /** The most bytes one read takes, and the same as the bigint FFI wants. */
   readonly #readLength: number;
   readonly #readSize: bigint;
@@ -73,6 +75,7 @@ export class EpollDriver implements Driver, PollTarget {
     this.#poller = poller;
     this.#calls = poller.libc.symbols;
     this.#setup = setup;
+    this.#quickAck = setup.quickAck;
     this.#readLength = readBufferSize;
     this.#readSize = BigInt(readBufferSize);
   }
@@ -214,7 +217,7 @@ export class EpollDriver implements Driver, PollTarget {
     const n = this.#calls.recv(this.#fd, poller.readBuffer, size, 0);
     if (n > 0) {
       poller.delivered += n;
-      if (this.#setup.quickAck) rearmQuickAck(this.#fd);
+      if (this.#quickAck) rearmQuickAck(this.#fd);
       transport.received(poller.readView(n));
       return true;
     }
@@ -233,7 +236,7 @@ export class EpollDriver implements Driver, PollTarget {
     const n = this.#calls.recv(this.#fd, buffer, sizeArgument(length), 0);
     if (n > 0) {
       this.#poller.delivered += n;
-      if (this.#setup.quickAck) rearmQuickAck(this.#fd);
+      if (this.#quickAck) rearmQuickAck(this.#fd);
       transport.receivedInto(n);
       return true;
     }

@@ -413,3 +413,138 @@ Deno.test("bench program: in open loop requests still due when a stall outlasts 
     hold.resolve();
   }
 });
+
+// ---- --workers: several event loops, one report --------------------------------------------
+
+/**
+ * Whether a report's requests agree with the bytes the server echoed: every
+ * counted request was echoed whole, and nothing was echoed beyond the
+ * requests counted and those unfinished. A report that left out a worker's
+ * figures counts far fewer requests than the server answered.
+ */
+function assertAddsUp(
+  report: { requests: number; unfinished: number },
+  echoed: number,
+  size: number,
+) {
+  assert(report.requests > 0, JSON.stringify(report));
+  assert(
+    report.requests * size <= echoed && echoed <= (report.requests + report.unfinished) * size,
+    `${report.requests} requests and ${report.unfinished} unfinished of ${size} bytes, ` +
+      `${echoed} bytes echoed`,
+  );
+}
+
+Deno.test("bench program: --workers 2 shares the connections and reports both workers' figures", async () => {
+  let echoed = 0;
+  await using server = echoServer({ echoed: (bytes) => echoed = bytes });
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "5",
+    "--workers",
+    "2",
+    "--size",
+    "100",
+    "--duration",
+    "1",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assertEquals([report.workers, report.connections, server.accepted], [2, 5, 5]);
+  assertAddsUp(report, echoed, 100);
+  assert(report.latencyUs.percentiles["50"] > 0, result.stdout);
+});
+
+Deno.test("bench program: --workers 2 --udp adds up both workers' datagrams", async () => {
+  const { createSocket } = await import("node:dgram");
+  const socket = createSocket("udp4");
+  let echoed = 0;
+  socket.on("message", (message, peer) => {
+    echoed++;
+    socket.send(message, peer.port, peer.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  try {
+    const result = await bench([
+      "--udp",
+      "--port",
+      String(socket.address().port),
+      "--connections",
+      "4",
+      "--workers",
+      "2",
+      "--size",
+      "64",
+      "--duration",
+      "1",
+      "--json",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assertEquals(report.workers, 2);
+    // Every datagram echoed was sent by one of the workers, and counted there.
+    assert(report.requests > 0 && report.requests <= echoed, `${report.requests} of ${echoed}`);
+    assert(echoed <= report.udp.sent, `${echoed} echoed, ${report.udp.sent} sent`);
+  } finally {
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+});
+
+Deno.test("bench program: --workers 2 --rate 2000 holds 2,000 requests/s over both", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "4",
+    "--workers",
+    "2",
+    "--rate",
+    "2000",
+    "--duration",
+    "3",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assert(
+    report.requestsPerSecond >= 1900 && report.requestsPerSecond <= 2100,
+    `${report.requestsPerSecond} requests/s`,
+  );
+});
+
+Deno.test("bench program: with --workers 2 the first SIGINT ends every worker's run, with the report", async () => {
+  let bytes = 0;
+  const echoed = Promise.withResolvers<void>();
+  // Both workers connected (one connection each), and ten messages' worth echoed.
+  await using server = echoServer({
+    echoed: (total) => (bytes = total) >= 10_000 && server.accepted === 2 && echoed.resolve(),
+  });
+  const child = spawnBench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "2",
+    "--workers",
+    "2",
+    "--duration",
+    "60",
+    "--json",
+  ]);
+  await echoed.promise;
+  child.kill("SIGINT");
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, decode(stderr));
+  const report = JSON.parse(decode(stdout));
+  assert(report.seconds < 30, `${report.seconds} s`);
+  assertAddsUp(report, bytes, 1000);
+});
+
+Deno.test("bench program: more workers than connections is refused, naming the fix", async () => {
+  const result = await bench(["--connections", "2", "--workers", "3"]);
+  assertEquals(result.code, 2);
+  assertStringIncludes(result.stderr, "--workers 2 or fewer");
+});

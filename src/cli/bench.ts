@@ -57,7 +57,7 @@ export {
   runBench,
 } from "../load/run.ts";
 export { formatReport, rateMissed } from "../load/report.ts";
-export { formatMicroseconds, LatencyHistogram } from "../load/histogram.ts";
+export { formatMicroseconds, LatencyHistogram, type LatencySnapshot } from "../load/histogram.ts";
 
 /**
  * The `--help` text of the bench program.
@@ -91,6 +91,9 @@ Options:
   --churn                   TCP: a new connection per request, closed after its echo;
                             reports connections/s and the connect latency apart
                             from the echo's (closed loop)
+  --workers N               run the connections on N event loops (Web Workers) and
+                            merge their figures: for when one core cannot keep up
+                            with the server (default 1; at most --connections)
   --percentiles LIST        latency percentiles to report (default 50,90,99,99.9,99.99)
   --hgrm FILE               write the latencies as HdrHistogram's percentile
                             distribution (in ms), for its plotters
@@ -132,6 +135,7 @@ export async function main(args: string[]): Promise<number> {
       "rate",
       "percentiles",
       "hgrm",
+      "workers",
       ...CLIENT_TLS_UNIX_FLAGS.string,
     ],
     boolean: ["help", "version", "json", "udp", "churn", ...CLIENT_TLS_UNIX_FLAGS.boolean],
@@ -162,6 +166,9 @@ export async function main(args: string[]): Promise<number> {
       durationMs: integerFlag("duration", flags.duration, 1, 86400) * 1000,
       percentiles: flags.percentiles === undefined ? undefined : percentilesFlag(flags.percentiles),
       rate: flags.rate === undefined ? undefined : integerFlag("rate", flags.rate, 1, 100_000_000),
+      workers: flags.workers === undefined
+        ? undefined
+        : integerFlag("workers", flags.workers, 1, 1024),
       latencies,
       signal: controller.signal,
       churn: flags.churn,
@@ -172,6 +179,12 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError(
         `Cannot use --churn with ${transport === "udp" ? "--udp" : "--rate"}: --churn makes a ` +
           `TCP connection per request, in closed loop`,
+      );
+    }
+    if (options.workers !== undefined && options.workers > options.connections) {
+      throw new UsageError(
+        `Cannot use --workers ${options.workers} with --connections ${options.connections}: ` +
+          `each worker needs a connection; use --workers ${options.connections} or fewer`,
       );
     }
     if (flags.hgrm !== undefined) textFlag("hgrm", flags.hgrm);

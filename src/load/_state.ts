@@ -19,6 +19,12 @@ export class ErrorTally {
     this.#total++;
   }
 
+  /** Adds `count` occurrences of `message`: another tally's entry, when tallies are merged. */
+  addCount(message: string, count: number): void {
+    this.#counts.set(message, (this.#counts.get(message) ?? 0) + count);
+    this.#total += count;
+  }
+
   get total(): number {
     return this.#total;
   }

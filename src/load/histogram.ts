@@ -9,8 +9,50 @@
 
 import * as hdr from "hdr-histogram-js";
 
+/**
+ * Latencies in microseconds: the least, the mean, the greatest, and the
+ * percentiles asked for, keyed as written (`"99.9"`).
+ *
+ * @example
+ * ```ts
+ * import type { LatencyReport } from "@x/echo/bench";
+ *
+ * const latency: LatencyReport = { min: 15, mean: 40, max: 900, percentiles: { "50": 36 } };
+ * ```
+ */
+export interface LatencyReport {
+  /** The least latency. */
+  min: number;
+  /** The mean latency. */
+  mean: number;
+  /** The greatest latency. */
+  max: number;
+  /** The latency at each percentile asked for. */
+  percentiles: Record<string, number>;
+}
+
 /** The longest latency recorded as itself, in microseconds; longer ones are recorded as this. */
 const HIGHEST_US = 3_600_000_000;
+
+/**
+ * A {@linkcode LatencyHistogram}'s latencies as plain data, for
+ * `postMessage`: HdrHistogram's compressed encoding (base64) and the counts
+ * behind the terminal chart.
+ *
+ * @example
+ * ```ts
+ * import { LatencyHistogram, type LatencySnapshot } from "@x/echo/bench";
+ *
+ * const snapshot: LatencySnapshot = new LatencyHistogram().snapshot();
+ * console.log(typeof snapshot.hdr); // "string"
+ * ```
+ */
+export interface LatencySnapshot {
+  /** The latencies in HdrHistogram's compressed encoding, as base64. */
+  readonly hdr: string;
+  /** How many latencies fell in each power of two of microseconds. */
+  readonly powers: readonly number[];
+}
 
 /**
  * Latencies, recorded in microseconds with three significant digits, from
@@ -57,6 +99,75 @@ export class LatencyHistogram {
     us = us < 1 ? 1 : us > HIGHEST_US ? HIGHEST_US : us;
     this.#histogram.recordValue(us);
     this.#powers[31 - Math.clz32(us)]++;
+  }
+
+  /**
+   * Adds every latency `other` recorded to this histogram: the latencies of
+   * several event loops (the bench's workers) become one distribution.
+   *
+   * @example
+   * ```ts
+   * import { LatencyHistogram } from "@x/echo/bench";
+   *
+   * const a = new LatencyHistogram();
+   * const b = new LatencyHistogram();
+   * a.recordMs(0.010);
+   * b.recordMs(0.030);
+   * a.add(b);
+   * console.log(a.count, a.maxUs); // 2 30
+   * ```
+   */
+  add(other: LatencyHistogram): void {
+    this.#histogram.add(other.#histogram);
+    for (let i = 0; i < this.#powers.length; i++) this.#powers[i] += other.#powers[i];
+  }
+
+  /**
+   * The latencies as plain data that `postMessage` can carry to another
+   * worker, where {@linkcode LatencyHistogram.fromSnapshot} makes them a
+   * histogram again.
+   *
+   * @example
+   * ```ts
+   * import { LatencyHistogram } from "@x/echo/bench";
+   *
+   * const latencies = new LatencyHistogram();
+   * latencies.recordMs(0.020);
+   * const copy = LatencyHistogram.fromSnapshot(structuredClone(latencies.snapshot()));
+   * console.log(copy.atPercentile(50)); // 20
+   * ```
+   */
+  snapshot(): LatencySnapshot {
+    return {
+      hdr: hdr.encodeIntoCompressedBase64(this.#histogram),
+      powers: Array.from(this.#powers),
+    };
+  }
+
+  /**
+   * A histogram holding the latencies of a {@linkcode LatencyHistogram.snapshot}.
+   *
+   * @example
+   * ```ts
+   * import { LatencyHistogram } from "@x/echo/bench";
+   *
+   * const empty = LatencyHistogram.fromSnapshot(new LatencyHistogram().snapshot());
+   * console.log(empty.count); // 0
+   * ```
+   *
+   * @throws {TypeError} when `snapshot` is not one `snapshot()` made.
+   */
+  static fromSnapshot(snapshot: LatencySnapshot): LatencyHistogram {
+    const latencies = new LatencyHistogram();
+    const { powers } = snapshot;
+    if (!Array.isArray(powers) || powers.length !== latencies.#powers.length) {
+      throw new TypeError(
+        "Cannot read the latency snapshot: it was not made by LatencyHistogram.snapshot()",
+      );
+    }
+    latencies.#histogram.add(hdr.decodeFromCompressedBase64(snapshot.hdr, 64, false));
+    latencies.#powers.set(powers);
+    return latencies;
   }
 
   /**
@@ -206,4 +317,22 @@ export function formatMicroseconds(us: number): string {
   if (us < 1000) return `${Math.round(us)} µs`;
   if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
   return `${(us / 1_000_000).toFixed(2)} s`;
+}
+
+/** The report's figures of `latencies`. */
+export function latencyReport(
+  latencies: LatencyHistogram,
+  percentiles: readonly number[],
+): LatencyReport {
+  const byPercentile: Record<string, number> = {};
+  // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
+  for (const p of percentiles) {
+    byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
+  }
+  return {
+    min: latencies.minUs,
+    mean: Math.round(latencies.meanUs),
+    max: latencies.maxUs,
+    percentiles: byPercentile,
+  };
 }

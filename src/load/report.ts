@@ -1,10 +1,54 @@
 /**
- * A bench report as a table for people.
+ * The bench report: built from what a run counted (on one event loop, or
+ * merged from several), and formatted as a table for people.
  *
  * @module
  */
 
-import type { BenchReport } from "./run.ts";
+import type { BenchOptions, BenchReport } from "./run.ts";
+import type { ErrorTally } from "./_state.ts";
+import { type LatencyHistogram, latencyReport } from "./histogram.ts";
+
+/** What a run counted, whether on one event loop (its `LoadState`) or summed over several. */
+export interface RunFigures {
+  readonly latencies: LatencyHistogram;
+  readonly errors: ErrorTally;
+  readonly requests: number;
+  readonly wrong: number;
+  readonly unfinished: number;
+  readonly udp: NonNullable<BenchReport["udp"]>;
+}
+
+/** The report of a run of `options` over `workers` event loops that counted `figures` in `seconds`. */
+export function reportOf(
+  figures: RunFigures,
+  options: BenchOptions,
+  workers: number,
+  seconds: number,
+  percentiles: readonly number[],
+): BenchReport {
+  const transport = options.transport ?? "tcp";
+  return {
+    schema: 1,
+    transport,
+    connections: options.connections,
+    workers,
+    size: options.size,
+    loop: options.rate === undefined ? "closed" : "open",
+    targetRate: options.rate ?? null,
+    seconds: Number(seconds.toFixed(3)),
+    requests: figures.requests,
+    requestsPerSecond: figures.requests / seconds,
+    mibPerSecond: (figures.requests * options.size) / seconds / (1 << 20),
+    latencyUs: latencyReport(figures.latencies, percentiles),
+    errors: figures.errors.total,
+    errorMessages: figures.errors.entries(),
+    wrongAnswers: figures.wrong,
+    unfinished: figures.unfinished,
+    udp: transport === "udp" ? { ...figures.udp } : null,
+    churn: null,
+  };
+}
 
 /**
  * Formats a report as an aligned table: the figures, then each distinct
@@ -24,7 +68,9 @@ export function formatReport(report: BenchReport): string {
   const percentiles = Object.entries(l.percentiles).map(([p, us]) => `p${p} ${us}`).join("  ");
   const lines = [
     `transport     ${report.transport}`,
-    `connections   ${report.connections}`,
+    `connections   ${report.connections}${
+      report.workers > 1 ? ` (on ${report.workers} workers)` : ""
+    }`,
     `message size  ${report.size} bytes`,
     `duration      ${report.seconds} s`,
     `requests      ${report.requests}${

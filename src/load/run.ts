@@ -19,7 +19,11 @@ import { resolveHost } from "../sockets/_resolve.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
 import { formatAddress } from "../_address.ts";
 import { LoadState, Schedule } from "./_state.ts";
-import { LatencyHistogram } from "./histogram.ts";
+import { reportOf } from "./report.ts";
+import { runInWorkers } from "./_workers.ts";
+import { LatencyHistogram, type LatencyReport, latencyReport } from "./histogram.ts";
+
+export type { LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
 import { UdpLoad } from "./_udp_load.ts";
 
@@ -84,6 +88,14 @@ export interface BenchOptions {
    * Default: a new one.
    */
   latencies?: LatencyHistogram;
+  /**
+   * Event loops to run the connections on. Above 1, that many Web Workers
+   * share the connections (and the rate) evenly, each with its own poller,
+   * and their figures and latencies are merged into one report: for a
+   * client one core cannot keep up with. At most `connections`. Default 1:
+   * this event loop.
+   */
+  workers?: number;
   /** Ends the run early, with a report of what was measured until then. */
   signal?: AbortSignal;
   /** Called about once a second while running, with the round trips so far. */
@@ -111,6 +123,8 @@ export interface BenchReport {
   transport: "tcp" | "udp";
   /** Connections used (UDP: sockets). */
   connections: number;
+  /** The event loops the connections ran on (see `BenchOptions.workers`). */
+  workers: number;
   /** Message size in bytes. */
   size: number;
   /** `"closed"` (each connection waits for its echo) or `"open"` (requests on schedule). */
@@ -151,28 +165,6 @@ export interface BenchReport {
    * otherwise.
    */
   churn: { connections: number; connectionsPerSecond: number; connectUs: LatencyReport } | null;
-}
-
-/**
- * Latencies in microseconds: the least, the mean, the greatest, and the
- * percentiles asked for, keyed as written (`"99.9"`).
- *
- * @example
- * ```ts
- * import type { LatencyReport } from "@x/echo/bench";
- *
- * const latency: LatencyReport = { min: 15, mean: 40, max: 900, percentiles: { "50": 36 } };
- * ```
- */
-export interface LatencyReport {
-  /** The least latency. */
-  min: number;
-  /** The mean latency. */
-  mean: number;
-  /** The greatest latency. */
-  max: number;
-  /** The latency at each percentile asked for. */
-  percentiles: Record<string, number>;
 }
 
 /**
@@ -245,6 +237,29 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         `connection per request, in closed loop; drop ${transport === "udp" ? "churn" : "rate"}`,
     );
   }
+  const workers = options.workers ?? 1;
+  checkInteger("workers", workers, 1, 1024);
+  if (workers > connections) {
+    throw new RangeError(
+      `Cannot run ${workers} workers with ${connections} connections: each worker needs at ` +
+        `least one; use at most ${connections} workers, or more connections`,
+    );
+  }
+  if (workers > 1) return await runInWorkers(options, workers, percentiles);
+  return await runHere(options, percentiles, new LatencyHistogram());
+}
+
+/**
+ * The run of {@linkcode runBench} on this event loop, its options already
+ * checked; `connects` records the churn's connect latencies (a worker sends
+ * them on, to be merged).
+ */
+export async function runHere(
+  options: BenchOptions,
+  percentiles: readonly number[],
+  connects: LatencyHistogram,
+): Promise<BenchReport> {
+  const { connections, durationMs, transport = "tcp" } = options;
   const lossTimeoutMs = options.lossTimeoutMs ?? 1000;
   const start = performance.now();
   const state = new LoadState(
@@ -288,8 +303,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const backend = typeof getPoller() === "string" || path !== undefined || tls !== undefined
     ? "deno"
     : "epoll";
-  const message = patternOf(size);
-  const connects = new LatencyHistogram();
+  const message = patternOf(options.size);
   let connected = 0;
   const ends: Promise<void>[] = [];
   const udpLoads: UdpLoad[] = [];
@@ -359,58 +373,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     new Promise((resolve) => grace = setTimeout(resolve, 1000)),
   ]);
   clearTimeout(grace);
-  const report = reportOf(state, options, transport, seconds, percentiles);
+  const report = reportOf(state, options, 1, seconds, percentiles);
   if (options.churn) {
     report.churn = {
       connections: connected,
       connectionsPerSecond: connected / seconds,
-      connectUs: latencyOf(connects, percentiles),
+      connectUs: latencyReport(connects, percentiles),
     };
   }
   return report;
-}
-
-function reportOf(
-  state: LoadState,
-  options: BenchOptions,
-  transport: "tcp" | "udp",
-  seconds: number,
-  percentiles: readonly number[],
-): BenchReport {
-  return {
-    schema: 1,
-    transport,
-    connections: options.connections,
-    size: options.size,
-    loop: options.rate === undefined ? "closed" : "open",
-    targetRate: options.rate ?? null,
-    seconds: Number(seconds.toFixed(3)),
-    requests: state.requests,
-    requestsPerSecond: state.requests / seconds,
-    mibPerSecond: (state.requests * options.size) / seconds / (1 << 20),
-    latencyUs: latencyOf(state.latencies, percentiles),
-    errors: state.errors.total,
-    errorMessages: state.errors.entries(),
-    wrongAnswers: state.wrong,
-    unfinished: state.unfinished,
-    udp: transport === "udp" ? { ...state.udp } : null,
-    churn: null,
-  };
-}
-
-/** The report's figures of `latencies`. */
-function latencyOf(latencies: LatencyHistogram, percentiles: readonly number[]): LatencyReport {
-  const byPercentile: Record<string, number> = {};
-  // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
-  for (const p of percentiles) {
-    byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
-  }
-  return {
-    min: latencies.minUs,
-    mean: Math.round(latencies.meanUs),
-    max: latencies.maxUs,
-    percentiles: byPercentile,
-  };
 }
 
 /** The message every round trip sends: a pattern, so a wrong byte shows. */

@@ -120,15 +120,21 @@ const WAIT_HERE_MS = 1;
 let mainThreadWaits = false;
 
 /**
- * Lets every poller of this process sleep in `epoll_wait` on the main thread
- * for up to 1 ms when its last look without blocking found events, instead
- * of handing each wait to a blocking thread. Only for a program whose I/O
+ * Lets the poller of this isolate (each worker decides for its own) sleep
+ * in `epoll_wait` on the isolate's thread for up to 1 ms when its last look
+ * without blocking found events, instead of handing each wait to a
+ * blocking thread. Only for a program whose I/O
  * all goes through the poller: Deno's own sockets, and the clients of this
  * module (which use them), wait while it sleeps. Timers and signals still
  * get a turn every 10 ms.
  */
 export function waitOnMainThread(on: boolean): void {
   mainThreadWaits = on;
+}
+
+/** Whether {@linkcode waitOnMainThread} turned main-thread waits on (in this isolate). */
+export function waitsOnMainThread(): boolean {
+  return mainThreadWaits;
 }
 
 /** The shared read buffer's smallest size, and what one read takes unless told otherwise. */

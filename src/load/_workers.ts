@@ -1,0 +1,193 @@
+/**
+ * A bench run over several event loops: Web Workers, each running its share
+ * of the connections (and of the rate) as `runBench` runs them on one event
+ * loop, with its own poller; their counts are summed, their error messages
+ * tallied together and their latencies merged, into one report. For a
+ * client that one core cannot keep up with.
+ *
+ * A worker runs `_bench_worker.ts`; the messages between the two are typed
+ * here.
+ *
+ * @module
+ */
+
+import type { BenchOptions, BenchReport } from "./run.ts";
+import { ErrorTally } from "./_state.ts";
+import { LatencyHistogram, latencyReport, type LatencySnapshot } from "./histogram.ts";
+import { reportOf } from "./report.ts";
+import { waitsOnMainThread } from "../poll/_poller.ts";
+
+/** The options a worker runs its share with: those `postMessage` can carry. */
+export type WorkerShare = Omit<BenchOptions, "latencies" | "signal" | "onProgress" | "workers">;
+
+/** What the main thread tells a bench worker. */
+export type ToBenchWorker =
+  | {
+    type: "start";
+    share: WorkerShare;
+    percentiles: readonly number[];
+    /** The main thread's `waitsOnMainThread()`: the worker's waits do the same. */
+    waitOnMainThread: boolean;
+  }
+  | { type: "stop" };
+
+/** What a bench worker tells the main thread. */
+export type FromBenchWorker =
+  | { type: "progress"; requests: number; errors: number }
+  | { type: "done"; report: BenchReport; latencies: LatencySnapshot; connects: LatencySnapshot };
+
+/**
+ * How long past the duration a worker may take to report before it is
+ * ended and counted as failed: its own run ends within about a second of
+ * the duration (its grace for connections still being made).
+ */
+const REPORT_GRACE_MS = 10_000;
+
+/**
+ * Runs `options` (already checked) on `count` workers and merges their
+ * reports. Connections are shared as evenly as they divide (the first
+ * workers take one more), the rate in proportion to them.
+ */
+export async function runInWorkers(
+  options: BenchOptions,
+  count: number,
+  percentiles: readonly number[],
+): Promise<BenchReport> {
+  const { connections, latencies: _latencies, signal, onProgress, workers: _workers, ...rest } =
+    options;
+  const start = performance.now();
+  const latencies = options.latencies ?? new LatencyHistogram();
+  const connects = new LatencyHistogram();
+  const errors = new ErrorTally();
+  const reports: BenchReport[] = [];
+  const progress = Array.from({ length: count }, () => ({ requests: 0, errors: 0 }));
+  const pool: Worker[] = [];
+  const finished: Promise<void>[] = [];
+  const waitHere = waitsOnMainThread();
+  for (let k = 0; k < count; k++) {
+    const share = Math.floor(connections / count) + (k < connections % count ? 1 : 0);
+    const worker = new Worker(new URL("./_bench_worker.ts", import.meta.url), {
+      type: "module",
+      name: `@x/echo bench worker ${k}`,
+    });
+    pool.push(worker);
+    finished.push(
+      new Promise<void>((resolve) => {
+        worker.onmessage = (event: MessageEvent<FromBenchWorker>) => {
+          const message = event.data;
+          if (message.type === "progress") {
+            progress[k] = message;
+            return;
+          }
+          reports.push(message.report);
+          latencies.add(LatencyHistogram.fromSnapshot(message.latencies));
+          connects.add(LatencyHistogram.fromSnapshot(message.connects));
+          resolve();
+        };
+        worker.onerror = (event: ErrorEvent) => {
+          event.preventDefault();
+          errors.add(`Cannot run bench worker ${k}: ${event.message}`);
+          resolve();
+        };
+      }),
+    );
+    worker.postMessage(
+      {
+        type: "start",
+        share: {
+          ...rest,
+          connections: share,
+          rate: options.rate === undefined ? undefined : (options.rate * share) / connections,
+        },
+        percentiles,
+        waitOnMainThread: waitHere,
+      } satisfies ToBenchWorker,
+    );
+  }
+  const stop = () => {
+    for (const worker of pool) worker.postMessage({ type: "stop" } satisfies ToBenchWorker);
+  };
+  signal?.addEventListener("abort", stop);
+  if (signal?.aborted) stop();
+  const ticker = onProgress && setInterval(() => {
+    let requests = 0;
+    let failures = 0;
+    for (const figures of progress) {
+      requests += figures.requests;
+      failures += figures.errors;
+    }
+    onProgress({
+      seconds: Math.round((performance.now() - start) / 1000),
+      requests,
+      errors: failures,
+    });
+  }, 1000);
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    deadline = setTimeout(resolve, options.durationMs + REPORT_GRACE_MS);
+  });
+  try {
+    await Promise.race([Promise.all(finished), late]);
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(ticker);
+    signal?.removeEventListener("abort", stop);
+    for (const worker of pool) worker.terminate();
+  }
+  const missing = count - reports.length - errors.total;
+  if (missing > 0) {
+    errors.addCount(
+      `Cannot read the report of a bench worker: none came within ` +
+        `${REPORT_GRACE_MS / 1000} s of the duration`,
+      missing,
+    );
+  }
+  return merged(reports, options, count, percentiles, latencies, connects, errors, start);
+}
+
+/** One report of the workers' `reports`, their latencies merged already. */
+function merged(
+  reports: BenchReport[],
+  options: BenchOptions,
+  count: number,
+  percentiles: readonly number[],
+  latencies: LatencyHistogram,
+  connects: LatencyHistogram,
+  errors: ErrorTally,
+  start: number,
+): BenchReport {
+  const udp = { sent: 0, lost: 0, late: 0, duplicates: 0, reordered: 0 };
+  let requests = 0;
+  let wrong = 0;
+  let unfinished = 0;
+  let connected = 0;
+  // The run lasted as long as its longest share (each measures its own from its start).
+  let seconds = 0;
+  for (const report of reports) {
+    requests += report.requests;
+    wrong += report.wrongAnswers;
+    unfinished += report.unfinished;
+    seconds = Math.max(seconds, report.seconds);
+    for (const { message, count } of report.errorMessages) errors.addCount(message, count);
+    if (report.udp !== null) {
+      for (const key of Object.keys(udp) as (keyof typeof udp)[]) udp[key] += report.udp[key];
+    }
+    connected += report.churn?.connections ?? 0;
+  }
+  if (reports.length === 0) seconds = (performance.now() - start) / 1000;
+  const report = reportOf(
+    { latencies, errors, requests, wrong, unfinished, udp },
+    options,
+    count,
+    seconds,
+    percentiles,
+  );
+  if (options.churn) {
+    report.churn = {
+      connections: connected,
+      connectionsPerSecond: connected / seconds,
+      connectUs: latencyReport(connects, percentiles),
+    };
+  }
+  return report;
+}

@@ -62,8 +62,13 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     const message = this.#message;
     if (data.length !== message.length) return this.#wrong();
     let sequence = this.#sequence;
-    const from = this.#numbered ? 4 : 0;
-    if (!sameBytes(data.subarray(from), message, from)) return this.#wrong();
+    // The message still holds the number of the datagram in flight: its echo matches whole.
+    // Any other (late, duplicated, wrong) is compared past the number.
+    if (
+      !sameBytes(data, message, 0) && (!this.#numbered || !sameBytes(data.subarray(4), message, 4))
+    ) {
+      return this.#wrong();
+    }
     if (this.#numbered) {
       sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
       const slot = sequence % WINDOW;
@@ -135,7 +140,8 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     }
     this.#busy = true;
     this.startCounting(startedAt);
-    this.#sentAt = performance.now();
+    // In closed loop the request counts from now; in open loop from when it was due.
+    this.#sentAt = this.state.schedule === null ? startedAt : performance.now();
     this.state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.
     this.#transport!.send(this.#message);

@@ -82,7 +82,7 @@ export async function ask(
  * until `unclog()`; on the other backends (whose sends are queued anyway)
  * it does nothing. Dispose of it once the server under test is open.
  * `onReceived` is told how many datagrams each of their `recvmmsg` calls
- * took.
+ * took (and 1 for each datagram a connected socket took with `recv`).
  */
 export function clogNextSockets(
   backend: DatagramBackend,
@@ -110,6 +110,11 @@ export function clogNextSockets(
   const symbols: LinuxLibc["symbols"] = {
     ...real.symbols,
     send: (...args) => clogged ? refuse() : real.symbols.send(...args),
+    recv(...args) {
+      const n = real.symbols.recv(...args);
+      if (n >= 0) onReceived?.(1);
+      return n;
+    },
   };
   useDatagramLibc({
     ...real,

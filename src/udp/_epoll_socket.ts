@@ -49,6 +49,8 @@ import { checkDatagramSize, checkFamily, type Datagram, type DatagramSocket } fr
 const BATCH = 64;
 /** One received datagram's room: any UDP payload over IPv4 or IPv6 fits. */
 const SLOT = 65_536;
+/** {@linkcode SLOT} as the bigint a `recv` length is. */
+const SLOT_SIZE = BigInt(SLOT);
 /** The bytes of sends one batch gathers before they go out together. */
 const SEND_ARENA = 256 * 1024;
 /** Batches read per readiness event at most, while each finds datagrams. */
@@ -183,9 +185,30 @@ class MessageVector {
     this.words[i * (MMSGHDR / 4) + 2] = length;
   }
 
+  /** Sets message `i`'s `msg_len`: a datagram `recv` took into its slot. */
+  setLength(i: number, length: number): void {
+    this.words[i * (MMSGHDR / 4) + 14] = length;
+  }
+
   /** Bytes received or sent for message `i` (`msg_len`). */
   length(i: number): number {
     return this.words[i * (MMSGHDR / 4) + 14];
+  }
+
+  /** The last view `view` made of each slot: datagrams of one size follow each other. */
+  readonly #views: Uint8Array[] = [];
+
+  /**
+   * `data[start, start + length)`, for message `i`: the slot's last view
+   * when its length matches, so a stream of datagrams of one size makes no
+   * garbage (the view is lent for one call, as a TCP read's is).
+   */
+  view(i: number, start: number, length: number): Uint8Array {
+    let view = this.#views[i];
+    if (view === undefined || view.length !== length) {
+      view = this.#views[i] = this.data.subarray(start, start + length);
+    }
+    return view;
   }
 }
 
@@ -306,9 +329,13 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   /** The remote of `connect`, and its sockaddr (the object `sockaddrOf` hands out for it). */
   #connectedTo: Deno.NetAddr | null = null;
   #connectedName: Uint8Array | null = null;
+  /** The object a connected socket's datagrams are from: see `#connectedFrom`. */
+  #from: Deno.NetAddr | null = null;
   /** Reads again in a row that found nothing, and events left that read once; see `onEvents`. */
   #readAgainMisses = 0;
   #readAgainSkips = 0;
+  /** How many datagrams the last read that found any took. */
+  #lastFound = 0;
   // Sends gathered during this socket's batch (in the shared send arena).
   #gathering = false;
   #gathered = 0;
@@ -386,8 +413,29 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         `connect udp ${formatAddress(this.addr)} to ${formatAddress(remote)}`,
       );
     }
-    this.#connectedTo = remote;
+    this.#connectedTo = { transport: "udp", hostname: remote.hostname, port: remote.port };
     this.#connectedName = name;
+    this.#connectedFrom();
+  }
+
+  /**
+   * What every datagram of a connected socket is from (the kernel takes
+   * datagrams from the remote only): one object, known to `sockaddrOf` so an
+   * answer sent to it goes unnamed; made anew when a protocol changed it, as
+   * `sourceOf` does (the changed one is that protocol's now).
+   */
+  #connectedFrom(): Deno.NetAddr {
+    const from = this.#from;
+    const remote = this.#connectedTo!;
+    if (
+      from !== null && from.port === remote.port && from.hostname === remote.hostname &&
+      from.transport === "udp"
+    ) {
+      return from;
+    }
+    const made: Deno.NetAddr = { transport: "udp", hostname: remote.hostname, port: remote.port };
+    sockaddrs.set(made, { hostname: made.hostname, port: made.port, bytes: this.#connectedName! });
+    return this.#from = made;
   }
 
   /** Bytes waiting in the overflow queue. */
@@ -500,7 +548,11 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
         this.#readAgainSkips--;
         return;
       }
-      count = this.#receiveBatch();
+      // A connected socket whose reads take one datagram at a time (a client with one in
+      // flight) reads the first with recv, which costs the kernel less than recvmmsg; reads
+      // again, which find bursts, take batches.
+      count = this.#receiveBatch(reads === 0 && this.#lastFound <= 1 && this.#connectedTo !== null);
+      if (count > 0) this.#lastFound = count;
       if (reads > 0) {
         const misses = this.#readAgainMisses = count > 0 ? 0 : this.#readAgainMisses + 1;
         if (misses >= READ_AGAIN_MISSES) {
@@ -546,15 +598,23 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   }
 
   /**
-   * One `recvmmsg`, each datagram pushed to the sink, then the answers out
-   * in one `sendmmsg`. Returns how many datagrams came.
+   * One `recvmmsg` (or, when `single`, on a connected socket, one `recv`
+   * into the first slot), each datagram pushed to the sink, then the
+   * answers out in one `sendmmsg`. Returns how many datagrams came.
    */
-  #receiveBatch(): number {
+  #receiveBatch(single: boolean): number {
     const vector = receiveVector();
     const libc = this.#libc;
-    for (let i = 0; i < receivedLast; i++) vector.setNameLength(i, NAME);
-    const n = libc.linux.recvmmsg(this.fd, vector.headers, BATCH, MSG_DONTWAIT, null);
-    receivedLast = n > 0 ? n : 0;
+    let n: number;
+    if (single) {
+      const length = libc.symbols.recv(this.fd, vector.data, SLOT_SIZE, MSG_DONTWAIT);
+      if (length >= 0) vector.setLength(0, length); // 0 is an empty datagram, not an end
+      n = length < 0 ? -1 : 1;
+    } else {
+      for (let i = 0; i < receivedLast; i++) vector.setNameLength(i, NAME);
+      n = libc.linux.recvmmsg(this.fd, vector.headers, BATCH, MSG_DONTWAIT, null);
+      receivedLast = n > 0 ? n : 0;
+    }
     if (n <= 0) {
       const code = n < 0 ? libc.errno() : EAGAIN;
       if (code !== EAGAIN && code !== EINTR) {
@@ -565,11 +625,14 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     const sink = this.#sink!;
     const data = vector.data;
+    const connected = this.#connectedTo !== null;
     let bytes = 0;
     this.#gathering = true;
     try {
       for (let i = 0; i < n && !this.#closed && this.#reading; i++) {
-        const from = sourceOf(libc, vector.names, i * NAME, vector.nameLength(i));
+        const from = connected
+          ? this.#connectedFrom()
+          : sourceOf(libc, vector.names, i * NAME, vector.nameLength(i));
         if (from === null) continue;
         const start = i * SLOT;
         const length = vector.length(i);
@@ -580,7 +643,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
           continue;
         }
         bytes += length;
-        sink.datagramReceived(data.subarray(start, start + length), from);
+        sink.datagramReceived(vector.view(i, start, length), from);
       }
     } finally {
       this.#gathering = false;

@@ -6,7 +6,10 @@
  * and written with `sendmmsg` for the answers a batch produced (`sendto`
  * when it produced one), `sendto` for a datagram sent at any other time. A
  * connected socket sends to its remote without naming it, so the kernel
- * uses the route it looked up at `connect` instead of one per datagram.
+ * uses the route it looked up at `connect` instead of one per datagram; it
+ * reads a datagram that comes alone (a client's answer) with `recv`, which
+ * costs the kernel less than `recvmmsg`, and its datagrams' source is the
+ * remote, with no sockaddr to decode.
  *
  * It delivers datagrams by pushing them to a {@linkcode DatagramSink} (the
  * transport) during the batch: a datagram's bytes are a view of the arena,

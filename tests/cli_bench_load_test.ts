@@ -243,30 +243,6 @@ Deno.test("bench program: a host name that does not resolve is named, once", asy
   assertStringIncludes(result.stderr, "nosuch.invalid");
 });
 
-Deno.test("bench program: the first SIGINT ends the run with its report", async () => {
-  const echoed = Promise.withResolvers<void>();
-  // Ten messages' worth echoed: some round trips are complete.
-  await using server = echoServer({ echoed: (bytes) => bytes >= 10_000 && echoed.resolve() });
-  const started = performance.now();
-  const child = spawnBench([
-    "--port",
-    String(server.port),
-    "--connections",
-    "2",
-    "--duration",
-    "60",
-    "--json",
-  ]);
-  await echoed.promise;
-  child.kill("SIGINT");
-  const { code, stdout, stderr } = await child.output();
-  assertEquals(code, 0, decode(stderr));
-  const report = JSON.parse(decode(stdout));
-  assert(report.requests > 0, decode(stdout));
-  assert(report.seconds < 30, `${report.seconds} s`);
-  assert(performance.now() - started < 30_000);
-});
-
 Deno.test("bench program: --rate 2000 holds 2,000 requests/s", async () => {
   await using server = await new ServerProcess(["--log-level", "warning"]).ready();
   const result = await bench([
@@ -360,29 +336,33 @@ Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution",
   }
 });
 
-Deno.test("bench program: --churn makes a connection per request and times connects apart", async () => {
-  await using server = echoServer();
-  const result = await bench([
-    "--port",
-    String(server.port),
-    "--churn",
-    "--connections",
-    "4",
-    "--duration",
-    "2",
-    "--json",
-  ]);
-  assertEquals(result.code, 0, result.stderr);
-  const report = JSON.parse(result.stdout);
-  const { connections, connectionsPerSecond, connectUs } = report.churn;
-  assert(connections > 100, result.stdout);
-  // Each request had a connection of its own; the server saw each (and any still connecting).
-  assertEquals(connections, report.requests + report.unfinished);
-  const { accepted } = server;
-  assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
-  assert(connectionsPerSecond > 50, result.stdout);
-  assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
-});
+for (const workers of [1, 2]) {
+  Deno.test(`bench program: --churn on ${workers} event loop(s) makes a connection per request and times connects apart`, async () => {
+    await using server = echoServer();
+    const result = await bench([
+      "--port",
+      String(server.port),
+      "--churn",
+      "--connections",
+      "4",
+      "--workers",
+      String(workers),
+      "--duration",
+      "2",
+      "--json",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    const { connections, connectionsPerSecond, connectUs } = report.churn;
+    assert(connections > 100, result.stdout);
+    // Each request had a connection of its own; the server saw each (and any still connecting).
+    assertEquals(connections, report.requests + report.unfinished);
+    const { accepted } = server;
+    assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
+    assert(connectionsPerSecond > 50, result.stdout);
+    assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
+  });
+}
 
 Deno.test("bench program: in open loop requests still due when a stall outlasts the run are counted", async () => {
   // An echo server that stops answering for good a second in.
@@ -516,32 +496,37 @@ Deno.test("bench program: --workers 2 --rate 2000 holds 2,000 requests/s over bo
   );
 });
 
-Deno.test("bench program: with --workers 2 the first SIGINT ends every worker's run, with the report", async () => {
-  let bytes = 0;
-  const echoed = Promise.withResolvers<void>();
-  // Both workers connected (one connection each), and ten messages' worth echoed.
-  await using server = echoServer({
-    echoed: (total) => (bytes = total) >= 10_000 && server.accepted === 2 && echoed.resolve(),
+for (const workers of [1, 2]) {
+  Deno.test(`bench program: on ${workers} event loop(s) the first SIGINT ends the run, with its report`, async () => {
+    let bytes = 0;
+    const echoed = Promise.withResolvers<void>();
+    // Every connection made (one per worker), and ten messages' worth echoed.
+    await using server = echoServer({
+      echoed: (total) => (bytes = total) >= 10_000 && server.accepted === 2 && echoed.resolve(),
+    });
+    const started = performance.now();
+    const child = spawnBench([
+      "--port",
+      String(server.port),
+      "--connections",
+      "2",
+      "--workers",
+      String(workers),
+      "--duration",
+      "60",
+      "--json",
+    ]);
+    await echoed.promise;
+    child.kill("SIGINT");
+    const { code, stdout, stderr } = await child.output();
+    assertEquals(code, 0, decode(stderr));
+    const report = JSON.parse(decode(stdout));
+    assertEquals(report.workers, workers);
+    assert(report.seconds < 30, `${report.seconds} s`);
+    assert(performance.now() - started < 30_000);
+    assertAddsUp(report, bytes, 1000);
   });
-  const child = spawnBench([
-    "--port",
-    String(server.port),
-    "--connections",
-    "2",
-    "--workers",
-    "2",
-    "--duration",
-    "60",
-    "--json",
-  ]);
-  await echoed.promise;
-  child.kill("SIGINT");
-  const { code, stdout, stderr } = await child.output();
-  assertEquals(code, 0, decode(stderr));
-  const report = JSON.parse(decode(stdout));
-  assert(report.seconds < 30, `${report.seconds} s`);
-  assertAddsUp(report, bytes, 1000);
-});
+}
 
 Deno.test("bench program: more workers than connections is refused, naming the fix", async () => {
   const result = await bench(["--connections", "2", "--workers", "3"]);

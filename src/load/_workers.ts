@@ -13,7 +13,7 @@
 
 import type { BenchOptions, BenchReport } from "./run.ts";
 import { ErrorTally } from "./_state.ts";
-import { LatencyHistogram, latencyReport, type LatencySnapshot } from "./histogram.ts";
+import { LatencyHistogram, type LatencySnapshot } from "./histogram.ts";
 import { reportOf } from "./report.ts";
 import { waitsOnMainThread } from "../poll/_poller.ts";
 
@@ -175,19 +175,12 @@ function merged(
     connected += report.churn?.connections ?? 0;
   }
   if (reports.length === 0) seconds = (performance.now() - start) / 1000;
-  const report = reportOf(
+  return reportOf(
     { latencies, errors, requests, wrong, unfinished, udp },
     options,
     count,
     seconds,
     percentiles,
+    { connected, connects },
   );
-  if (options.churn) {
-    report.churn = {
-      connections: connected,
-      connectionsPerSecond: connected / seconds,
-      connectUs: latencyReport(connects, percentiles),
-    };
-  }
-  return report;
 }

@@ -19,13 +19,18 @@ export interface RunFigures {
   readonly udp: NonNullable<BenchReport["udp"]>;
 }
 
-/** The report of a run of `options` over `workers` event loops that counted `figures` in `seconds`. */
+/**
+ * The report of a run of `options` over `workers` event loops that counted
+ * `figures` in `seconds`; with `churn`, the connections it made and their
+ * connect latencies.
+ */
 export function reportOf(
   figures: RunFigures,
   options: BenchOptions,
   workers: number,
   seconds: number,
   percentiles: readonly number[],
+  churn: { connected: number; connects: LatencyHistogram },
 ): BenchReport {
   const transport = options.transport ?? "tcp";
   return {
@@ -46,7 +51,13 @@ export function reportOf(
     wrongAnswers: figures.wrong,
     unfinished: figures.unfinished,
     udp: transport === "udp" ? { ...figures.udp } : null,
-    churn: null,
+    churn: options.churn
+      ? {
+        connections: churn.connected,
+        connectionsPerSecond: churn.connected / seconds,
+        connectUs: latencyReport(churn.connects, percentiles),
+      }
+      : null,
   };
 }
 

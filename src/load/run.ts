@@ -373,15 +373,7 @@ export async function runHere(
     new Promise((resolve) => grace = setTimeout(resolve, 1000)),
   ]);
   clearTimeout(grace);
-  const report = reportOf(state, options, 1, seconds, percentiles);
-  if (options.churn) {
-    report.churn = {
-      connections: connected,
-      connectionsPerSecond: connected / seconds,
-      connectUs: latencyReport(connects, percentiles),
-    };
-  }
-  return report;
+  return reportOf(state, options, 1, seconds, percentiles, { connected, connects });
 }
 
 /** The message every round trip sends: a pattern, so a wrong byte shows. */

@@ -18,6 +18,32 @@ function freePort(): number {
 }
 
 /**
+ * A `node:dgram` socket on 127.0.0.1 in this process: silent, or echoing
+ * (`echo`, counting in `echoed`); `port` is where it listens. Disposing of
+ * it closes it.
+ */
+async function datagramPeer(
+  echo: boolean,
+): Promise<AsyncDisposable & { port: number; echoed: number }> {
+  const { createSocket } = await import("node:dgram");
+  const socket = createSocket("udp4");
+  const peer = {
+    port: 0,
+    echoed: 0,
+    [Symbol.asyncDispose]: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+  if (echo) {
+    socket.on("message", (message, from) => {
+      peer.echoed++;
+      socket.send(message, from.port, from.address);
+    });
+  }
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  peer.port = socket.address().port;
+  return peer;
+}
+
+/**
  * An echo server in this process, to watch what the bench does: `accepted`
  * counts its connections, `beforeEcho` runs (and is awaited) before each
  * chunk goes back, and `echoed` is told the bytes sent back so far.
@@ -192,31 +218,25 @@ Deno.test("bench program: no server over UDP exits 1 and says nothing answered",
 });
 
 Deno.test("bench program --udp: a socket that never answers: exit 1, nothing answered", async () => {
-  const { createSocket } = await import("node:dgram");
-  const silent = createSocket("udp4");
-  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
-  try {
-    const result = await bench([
-      "--udp",
-      "--port",
-      String(silent.address().port),
-      "--connections",
-      "2",
-      "--duration",
-      "2",
-      "--json",
-    ]);
-    assertEquals(result.code, 1);
-    const report = JSON.parse(result.stdout);
-    assertEquals([report.requests, report.errors], [0, 0]);
-    assert(report.udp.lost > 0, result.stdout);
-    assertStringIncludes(
-      result.stderr,
-      `no round trip completed: none of the ${report.udp.sent} datagrams sent was answered`,
-    );
-  } finally {
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
-  }
+  await using silent = await datagramPeer(false);
+  const result = await bench([
+    "--udp",
+    "--port",
+    String(silent.port),
+    "--connections",
+    "2",
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assertEquals(result.code, 1);
+  const report = JSON.parse(result.stdout);
+  assertEquals([report.requests, report.errors], [0, 0]);
+  assert(report.udp.lost > 0, result.stdout);
+  assertStringIncludes(
+    result.stderr,
+    `no round trip completed: none of the ${report.udp.sent} datagrams sent was answered`,
+  );
 });
 
 Deno.test("bench program --udp: numbered datagrams answered wrongly exit 1", async () => {
@@ -439,38 +459,28 @@ Deno.test("bench program: --workers 2 shares the connections and reports both wo
 });
 
 Deno.test("bench program: --workers 2 --udp adds up both workers' datagrams", async () => {
-  const { createSocket } = await import("node:dgram");
-  const socket = createSocket("udp4");
-  let echoed = 0;
-  socket.on("message", (message, peer) => {
-    echoed++;
-    socket.send(message, peer.port, peer.address);
-  });
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  try {
-    const result = await bench([
-      "--udp",
-      "--port",
-      String(socket.address().port),
-      "--connections",
-      "4",
-      "--workers",
-      "2",
-      "--size",
-      "64",
-      "--duration",
-      "1",
-      "--json",
-    ]);
-    assertEquals(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout);
-    assertEquals(report.workers, 2);
-    // Every datagram echoed was sent by one of the workers, and counted there.
-    assert(report.requests > 0 && report.requests <= echoed, `${report.requests} of ${echoed}`);
-    assert(echoed <= report.udp.sent, `${echoed} echoed, ${report.udp.sent} sent`);
-  } finally {
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
+  await using peer = await datagramPeer(true);
+  const result = await bench([
+    "--udp",
+    "--port",
+    String(peer.port),
+    "--connections",
+    "4",
+    "--workers",
+    "2",
+    "--size",
+    "64",
+    "--duration",
+    "1",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assertEquals(report.workers, 2);
+  // Every datagram echoed was sent by one of the workers, and counted there.
+  const { echoed } = peer;
+  assert(report.requests > 0 && report.requests <= echoed, `${report.requests} of ${echoed}`);
+  assert(echoed <= report.udp.sent, `${echoed} echoed, ${report.udp.sent} sent`);
 });
 
 Deno.test("bench program: --workers 2 --rate 2000 holds 2,000 requests/s over both", async () => {

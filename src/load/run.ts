@@ -21,7 +21,7 @@ import { formatAddress } from "../_address.ts";
 import { LoadState, Schedule } from "./_state.ts";
 import { reportOf } from "./report.ts";
 import { runInWorkers } from "./_workers.ts";
-import { LatencyHistogram, type LatencyReport, latencyReport } from "./histogram.ts";
+import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
 
 export type { LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";

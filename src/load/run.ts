@@ -22,10 +22,10 @@ import { LoadState, Schedule } from "./_state.ts";
 import { reportOf } from "./report.ts";
 import { runInWorkers } from "./_workers.ts";
 import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
-
-export type { LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
 import { UdpLoad } from "./_udp_load.ts";
+
+export type { LatencyReport } from "./histogram.ts";
 
 /**
  * Options of {@linkcode runBench}.

@@ -192,6 +192,8 @@ Deno.test({
       certs!.caFile,
       "--connections",
       "2",
+      "--workers",
+      "2", // the TLS options reach each worker
       "--size",
       "5000",
       "--duration",
@@ -201,6 +203,7 @@ Deno.test({
     assertEquals(bench.code, 0, bench.stderr);
     const report = JSON.parse(bench.stdout);
     assert(report.requests > 0 && report.wrongAnswers === 0 && report.errors === 0);
+    assertEquals(report.workers, 2);
     assertEquals(await server.stop(), 0);
     // Clients that close without TLS's close_notify are routine, not warnings.
     assertQuiet(await server.stderr);
@@ -247,12 +250,16 @@ Deno.test({
       path,
       "--connections",
       "2",
+      "--workers",
+      "2", // the socket's path reaches each worker
       "--duration",
       "1",
       "--json",
     ]);
     assertEquals(bench.code, 0, bench.stderr);
-    assert(JSON.parse(bench.stdout).requests > 0);
+    const report = JSON.parse(bench.stdout);
+    assert(report.requests > 0 && report.errors === 0, bench.stdout);
+    assertEquals(report.workers, 2);
     assertEquals(await server.stop("SIGINT"), 0);
     assert(!exists(path), "the socket file is removed");
     assertQuiet(await server.stderr);

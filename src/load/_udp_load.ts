@@ -140,7 +140,8 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     }
     this.#busy = true;
     this.startCounting(startedAt);
-    // In closed loop the request counts from now; in open loop from when it was due.
+    // The loss timeout runs from the send. In closed loop `startedAt` was read just now; in
+    // open loop it is when the datagram fell due, maybe long before.
     this.#sentAt = this.state.schedule === null ? startedAt : performance.now();
     this.state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.

@@ -141,6 +141,8 @@ class MessageVector {
   readonly dataHi: number;
   readonly namesLo: number;
   readonly namesHi: number;
+  /** The last view `view` made of each slot: datagrams of one size follow each other. */
+  readonly #views: Uint8Array[] = [];
 
   constructor(readonly data: Uint8Array, count: number) {
     this.headers = new Uint8Array(count * MMSGHDR);
@@ -197,9 +199,6 @@ class MessageVector {
   length(i: number): number {
     return this.words[i * (MMSGHDR / 4) + 14];
   }
-
-  /** The last view `view` made of each slot: datagrams of one size follow each other. */
-  readonly #views: Uint8Array[] = [];
 
   /**
    * `data[start, start + length)`, for message `i`: the slot's last view
@@ -418,7 +417,6 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     this.#connectedTo = { transport: "udp", hostname: remote.hostname, port: remote.port };
     this.#connectedName = name;
-    this.#connectedFrom();
   }
 
   /**

@@ -1,0 +1,61 @@
+/**
+ * `runBench` on several event loops, as a library caller uses it: the
+ * workers' latencies land in the histogram passed in, their descriptors are
+ * all closed when the run returns, and options out of range are refused
+ * before any worker starts.
+ */
+
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { LatencyHistogram, runBench } from "../src/cli/bench.ts";
+import { ServerProcess } from "./_programs.ts";
+import { openIoDescriptors, waitFor } from "./_helpers.ts";
+
+for (const transport of ["tcp", "udp"] as const) {
+  Deno.test(`runBench on 2 workers (${transport}): one histogram of both, and no descriptor left open`, async () => {
+    const flags = transport === "udp" ? ["--udp"] : [];
+    await using server = await new ServerProcess([...flags, "--log-level", "warning"]).ready();
+    const options = {
+      transport,
+      hostname: "127.0.0.1",
+      port: server.port,
+      connections: 4,
+      workers: 2,
+      size: 100,
+      durationMs: 500,
+    };
+    // The first workers of a process leave what Deno keeps for later ones: a run first.
+    await runBench(options);
+    const before = openIoDescriptors();
+    const latencies = new LatencyHistogram();
+    const report = await runBench({ ...options, latencies });
+    assertEquals([report.workers, report.errors], [2, 0], JSON.stringify(report));
+    assert(report.requests > 0, JSON.stringify(report));
+    // Every round trip of both workers, recorded once.
+    assertEquals(latencies.count, report.requests);
+    // Each worker's sockets, epoll instance and eventfd are closed before it ends. Deno tears
+    // a terminated worker's own runtime down on its thread, a moment later: hence the wait.
+    await waitFor(
+      () => openIoDescriptors() <= before,
+      `the descriptors to come back to ${before} (${openIoDescriptors()} now)`,
+      5000,
+    );
+  });
+}
+
+Deno.test("runBench refuses more workers than connections before starting any", async () => {
+  const before = openIoDescriptors();
+  await assertRejects(
+    () =>
+      runBench({
+        hostname: "127.0.0.1",
+        port: 1,
+        connections: 2,
+        workers: 3,
+        size: 1,
+        durationMs: 1,
+      }),
+    RangeError,
+    "use at most 2 workers",
+  );
+  assertEquals(openIoDescriptors(), before);
+});

@@ -1,12 +1,14 @@
 /**
  * `runBench` on several event loops, as a library caller uses it: the
  * workers' latencies land in the histogram passed in, their descriptors are
- * all closed when the run returns, and options out of range are refused
- * before any worker starts.
+ * all closed when the run returns (even those of a worker that hung and
+ * had to be ended), and options out of range are refused before any worker
+ * starts.
  */
 
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { LatencyHistogram, runBench } from "../src/cli/bench.ts";
+import { runInWorkers } from "../src/load/_workers.ts";
 import { ServerProcess } from "./_programs.ts";
 import { openIoDescriptors, waitFor } from "./_helpers.ts";
 
@@ -41,6 +43,27 @@ for (const transport of ["tcp", "udp"] as const) {
     );
   });
 }
+
+Deno.test("a bench worker that never reports is ended, and the sockets it held are closed", async () => {
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const options = { hostname: "127.0.0.1", port: server.port, connections: 6, size: 100 };
+  await runBench({ ...options, workers: 2, durationMs: 200 });
+  const before = openIoDescriptors();
+  const report = await runInWorkers({ ...options, durationMs: 300 }, 2, [50], {
+    module: new URL("./_hung_bench_worker.ts", import.meta.url),
+    graceMs: 700,
+  });
+  assertEquals(report.errorMessages, [{
+    message: "Cannot read the report of a bench worker: none came within 0.7 s of the duration",
+    count: 2,
+  }]);
+  // Each worker held its 3 connections, its epoll instance and its eventfd: all closed.
+  await waitFor(
+    () => openIoDescriptors() <= before,
+    `the descriptors to come back to ${before} (${openIoDescriptors()} now)`,
+    5000,
+  );
+});
 
 Deno.test("runBench refuses more workers than connections before starting any", async () => {
   const before = openIoDescriptors();

@@ -2,7 +2,9 @@
  * A bench worker (see `_workers.ts`): runs its share of the connections on
  * this worker's event loop, says how far it got about once a second, and
  * sends its report and latencies when done; a "stop" message ends its run
- * early, with a report, as the main thread's signal does.
+ * early, with a report, as the main thread's signal does. It tells the main
+ * thread of its poller, which closes the poller's descriptors should this
+ * worker be ended before it closed them itself.
  *
  * @module
  */
@@ -12,9 +14,19 @@
 import { LatencyHistogram } from "./histogram.ts";
 import { runHere } from "./run.ts";
 import type { FromBenchWorker, ToBenchWorker } from "./_workers.ts";
-import { closeIdlePoller, waitOnMainThread } from "../poll/_poller.ts";
+import { closeIdlePoller, observePoller, waitOnMainThread } from "../poll/_poller.ts";
 
 const controller = new AbortController();
+
+observePoller((poller) =>
+  self.postMessage(
+    {
+      type: "poller",
+      epollFd: poller?.fd ?? -1,
+      eventMemory: poller?.eventMemory ?? null,
+    } satisfies FromBenchWorker,
+  )
+);
 
 self.onmessage = async (event: MessageEvent<ToBenchWorker>) => {
   const message = event.data;

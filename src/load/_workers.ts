@@ -6,7 +6,9 @@
  * client that one core cannot keep up with.
  *
  * A worker runs `_bench_worker.ts`; the messages between the two are typed
- * here.
+ * here. A worker that does not report in time is ended, and the
+ * descriptors its poller still held are closed from here (see
+ * `poll/_reclaim.ts`): they belong to the process, and would outlive it.
  *
  * @module
  */
@@ -15,7 +17,9 @@ import type { BenchOptions, BenchReport } from "./run.ts";
 import { ErrorTally } from "./_state.ts";
 import { LatencyHistogram, type LatencySnapshot } from "./histogram.ts";
 import { reportOf } from "./report.ts";
-import { waitsOnMainThread } from "../poll/_poller.ts";
+import { type EpollLibc, waitsOnMainThread } from "../poll/_poller.ts";
+import { reclaimPollerDescriptors } from "../poll/_reclaim.ts";
+import { loadLibc } from "../libc/_libc.ts";
 
 /** The options a worker runs its share with: those `postMessage` can carry. */
 export type WorkerShare = Omit<BenchOptions, "latencies" | "signal" | "onProgress" | "workers">;
@@ -33,6 +37,13 @@ export type ToBenchWorker =
 
 /** What a bench worker tells the main thread. */
 export type FromBenchWorker =
+  | {
+    type: "poller";
+    /** The epoll descriptor of the worker's poller, or -1 once it closed it. */
+    epollFd: number;
+    /** The memory its waits write into (see `Poller.eventMemory`), or `null`. */
+    eventMemory: SharedArrayBuffer | null;
+  }
   | { type: "progress"; requests: number; errors: number }
   | { type: "done"; report: BenchReport; latencies: LatencySnapshot; connects: LatencySnapshot };
 
@@ -44,6 +55,22 @@ export type FromBenchWorker =
 const REPORT_GRACE_MS = 10_000;
 
 /**
+ * The memory the waits of ended workers' pollers write into. A wait blocked
+ * on another thread when its worker was ended writes there when it returns
+ * (the reclaim wakes it), after the worker is gone: so it is kept for the
+ * life of the process, a few kilobytes for each worker that had to be ended.
+ */
+const keptEventMemory: SharedArrayBuffer[] = [];
+
+/** What tests change of a run on workers: a real run uses the defaults. */
+export interface WorkerRunSettings {
+  /** The worker module: `_bench_worker.ts`. */
+  module?: URL;
+  /** How long past the duration a worker may take to report: {@linkcode REPORT_GRACE_MS}. */
+  graceMs?: number;
+}
+
+/**
  * Runs `options` (already checked) on `count` workers and merges their
  * reports. Connections are shared as evenly as they divide (the first
  * workers take one more), the rate in proportion to them.
@@ -52,7 +79,10 @@ export async function runInWorkers(
   options: BenchOptions,
   count: number,
   percentiles: readonly number[],
+  settings: WorkerRunSettings = {},
 ): Promise<BenchReport> {
+  const { module = new URL("./_bench_worker.ts", import.meta.url), graceMs = REPORT_GRACE_MS } =
+    settings;
   const { connections, latencies: _latencies, signal, onProgress, workers: _workers, ...rest } =
     options;
   const start = performance.now();
@@ -62,11 +92,16 @@ export async function runInWorkers(
   const reports: BenchReport[] = [];
   const progress = Array.from({ length: count }, () => ({ requests: 0, errors: 0 }));
   const pool: Worker[] = [];
+  /** Each worker's poller: its epoll descriptor and wait memory, until it closes it. */
+  const pollers = Array.from(
+    { length: count },
+    () => ({ epollFd: -1, eventMemory: null as SharedArrayBuffer | null }),
+  );
   const finished: Promise<void>[] = [];
   const waitHere = waitsOnMainThread();
   for (let k = 0; k < count; k++) {
     const share = Math.floor(connections / count) + (k < connections % count ? 1 : 0);
-    const worker = new Worker(new URL("./_bench_worker.ts", import.meta.url), {
+    const worker = new Worker(module, {
       type: "module",
       name: `@x/echo bench worker ${k}`,
     });
@@ -75,6 +110,10 @@ export async function runInWorkers(
       new Promise<void>((resolve) => {
         worker.onmessage = (event: MessageEvent<FromBenchWorker>) => {
           const message = event.data;
+          if (message.type === "poller") {
+            pollers[k] = message;
+            return;
+          }
           if (message.type === "progress") {
             progress[k] = message;
             return;
@@ -124,7 +163,7 @@ export async function runInWorkers(
   }, 1000);
   let deadline: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<void>((resolve) => {
-    deadline = setTimeout(resolve, options.durationMs + REPORT_GRACE_MS);
+    deadline = setTimeout(resolve, options.durationMs + graceMs);
   });
   try {
     await Promise.race([Promise.all(finished), late]);
@@ -138,10 +177,24 @@ export async function runInWorkers(
   if (missing > 0) {
     errors.addCount(
       `Cannot read the report of a bench worker: none came within ` +
-        `${REPORT_GRACE_MS / 1000} s of the duration`,
+        `${graceMs / 1000} s of the duration`,
       missing,
     );
   }
+  // A worker that reported closed its poller first; one ended here may not have.
+  pollers.forEach(({ epollFd, eventMemory }, k) => {
+    if (epollFd < 0) return;
+    if (eventMemory !== null) keptEventMemory.push(eventMemory);
+    try {
+      reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd);
+    } catch (error) {
+      errors.add(
+        `Cannot close the descriptors of bench worker ${k}: ${
+          error instanceof Error ? error.message : error
+        }; its sockets stay open until the process ends`,
+      );
+    }
+  });
   return merged(reports, options, count, percentiles, latencies, connects, errors, start);
 }
 

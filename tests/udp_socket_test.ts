@@ -7,7 +7,8 @@ import {
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { getSocketOptions } from "../src/tcp/mod.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
-import { BACKENDS, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import { BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import { EpollDatagramSocket } from "../src/udp/_epoll_socket.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`udp socket (${backend}): datagrams both ways, with their sources, up to 65,507 bytes`, async () => {
@@ -155,6 +156,75 @@ for (const backend of BACKENDS) {
       RangeError,
       'Cannot use backend "bsd": it must be "epoll", "deno" or "node"',
     );
+  });
+}
+
+Deno.test("udp socket (epoll): datagrams queued before a connect keep their own sources", async () => {
+  const socket = await openDatagramSocket({ backend: "epoll" }) as EpollDatagramSocket;
+  assert(socket instanceof EpollDatagramSocket);
+  const [stranger, first, second] = [await peer(), await peer(), await peer()];
+  const heard = async () => {
+    const { data, from } = await receiveCopy(socket);
+    return `${decode(data)} from ${from.port}`;
+  };
+  try {
+    // connect(2) leaves the receive queue as it is: these are read with their real sources,
+    // not taken for the remote's (connectUdp's filter drops them by source).
+    await stranger.send(encode("early"), socket.addr);
+    socket.connect(first.addr);
+    await first.send(encode("one"), socket.addr);
+    assertEquals(await heard(), `early from ${stranger.addr.port}`);
+    assertEquals(await heard(), `one from ${first.addr.port}`);
+    // The queue was found empty: from here on, what comes is the remote's.
+    await first.send(encode("two"), socket.addr);
+    assertEquals(await heard(), `two from ${first.addr.port}`);
+    // Connected elsewhere: what the first remote sent before is still its own.
+    await first.send(encode("late"), socket.addr);
+    socket.connect(second.addr);
+    await second.send(encode("three"), socket.addr);
+    assertEquals(await heard(), `late from ${first.addr.port}`);
+    assertEquals(await heard(), `three from ${second.addr.port}`);
+  } finally {
+    socket.close();
+    stranger.close();
+    first.close();
+    second.close();
+  }
+});
+
+for (const connected of [false, true]) {
+  Deno.test(`udp socket (epoll${connected ? ", connected" : ""}): a source its receiver changed is not handed out again`, async () => {
+    const socket = await openDatagramSocket({ backend: "epoll" }) as EpollDatagramSocket;
+    const sender = await peer();
+    try {
+      if (connected) socket.connect(sender.addr);
+      await sender.send(encode("first"), socket.addr);
+      await receiveCopy(socket);
+      // Connected, the read after the first found the queue empty: from here on, the source of
+      // every datagram is the remote, not read.
+      await sender.send(encode("second"), socket.addr);
+      let previous = (await receiveCopy(socket)).from;
+      assertEquals(previous, sender.addr);
+      const changes = [
+        (from: Deno.NetAddr) => from.port = 1,
+        (from: Deno.NetAddr) => from.hostname = "10.0.0.1",
+        (from: Deno.NetAddr) => (from as { transport: string }).transport = "tcp",
+        null,
+      ];
+      for (const change of changes) {
+        change?.(previous);
+        await sender.send(encode("again"), socket.addr);
+        const { from } = await receiveCopy(socket);
+        assertEquals(from, sender.addr);
+        // Unchanged, the same object comes again (made once per peer); changed, it is the
+        // receiver's now, and another one comes.
+        assertEquals(from === previous, change === null, `after ${change}`);
+        previous = from;
+      }
+    } finally {
+      socket.close();
+      sender.close();
+    }
   });
 }
 

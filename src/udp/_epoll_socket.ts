@@ -239,8 +239,13 @@ interface Sockaddr {
   port: number;
   bytes: Uint8Array;
 }
+/** A source address handed out, and the hostname it was made with. */
+interface CachedSource {
+  address: Deno.NetAddr;
+  hostname: string;
+}
 /** Source addresses by IPv4 address and port, so a peer's every datagram brings the same object. */
-const ipv4Sources = new Map<number, Deno.NetAddr>();
+const ipv4Sources = new Map<number, CachedSource>();
 
 /** The address in `names[offset, offset + length)`, an object made once per IPv4 peer. */
 function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: number) {
@@ -249,27 +254,24 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
     const ip = ((names[offset + 4] << 24) | (names[offset + 5] << 16) | (names[offset + 6] << 8) |
       names[offset + 7]) >>> 0;
     const key = ip * 65536 + port;
-    let address = ipv4Sources.get(key);
-    // A protocol may have changed the object it was given: then it is that protocol's now.
-    if (address !== undefined && (address.port !== port || address.transport !== "udp")) {
-      address = undefined;
+    const cached = ipv4Sources.get(key);
+    if (cached !== undefined) {
+      const address = cached.address;
+      // A protocol may have changed the object it was given: then it is that protocol's now.
+      if (
+        address.port === port && address.hostname === cached.hostname &&
+        address.transport === "udp"
+      ) {
+        return address;
+      }
     }
-    if (address === undefined) {
-      if (ipv4Sources.size >= ADDRESS_CACHE_LIMIT) ipv4Sources.clear();
-      address = {
-        transport: "udp",
-        hostname: `${names[offset + 4]}.${names[offset + 5]}.${names[offset + 6]}.${
-          names[offset + 7]
-        }`,
-        port,
-      };
-      ipv4Sources.set(key, address);
-      sockaddrs.set(address, {
-        hostname: address.hostname,
-        port,
-        bytes: names.slice(offset, offset + 16),
-      });
-    }
+    if (ipv4Sources.size >= ADDRESS_CACHE_LIMIT) ipv4Sources.clear();
+    const hostname = `${names[offset + 4]}.${names[offset + 5]}.${names[offset + 6]}.${
+      names[offset + 7]
+    }`;
+    const address: Deno.NetAddr = { transport: "udp", hostname, port };
+    ipv4Sources.set(key, { address, hostname });
+    sockaddrs.set(address, { hostname, port, bytes: names.slice(offset, offset + 16) });
     return address;
   }
   const bytes = names.slice(offset, offset + length);
@@ -333,6 +335,13 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #connectedName: Uint8Array | null = null;
   /** The object a connected socket's datagrams are from: see `#connectedFrom`. */
   #from: Deno.NetAddr | null = null;
+  /**
+   * Every datagram queued is from the connected remote. `connect` does not
+   * empty the receive queue, so datagrams others sent before it may still
+   * be there: their sources are read, not assumed, until a read finds the
+   * queue empty once.
+   */
+  #remoteOnly = false;
   /** Reads again in a row that found nothing, and events left that read once; see `onEvents`. */
   #readAgainMisses = 0;
   #readAgainSkips = 0;
@@ -417,6 +426,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     this.#connectedTo = { transport: "udp", hostname: remote.hostname, port: remote.port };
     this.#connectedName = name;
+    this.#remoteOnly = false;
   }
 
   /**
@@ -552,7 +562,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       // A connected socket whose reads take one datagram at a time (a client with one in
       // flight) reads the first with recv, which costs the kernel less than recvmmsg; reads
       // again, which find bursts, take batches.
-      count = this.#receiveBatch(reads === 0 && this.#lastFound <= 1 && this.#connectedTo !== null);
+      count = this.#receiveBatch(reads === 0 && this.#lastFound <= 1 && this.#remoteOnly);
       if (count > 0) this.#lastFound = count;
       if (reads > 0) {
         const misses = this.#readAgainMisses = count > 0 ? 0 : this.#readAgainMisses + 1;
@@ -599,8 +609,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   }
 
   /**
-   * One `recvmmsg` (or, when `single`, on a connected socket, one `recv`
-   * into the first slot), each datagram pushed to the sink, then the
+   * One `recvmmsg` (or, when `single`, on a connected socket whose queue
+   * holds the remote's datagrams only, one `recv` into the first slot),
+   * each datagram pushed to the sink, then the
    * answers out in one `sendmmsg`. Returns how many datagrams came.
    */
   #receiveBatch(single: boolean): number {
@@ -618,6 +629,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     if (n <= 0) {
       const code = n < 0 ? libc.errno() : EAGAIN;
+      // The queue is empty: what comes from now on is the remote's (see `#remoteOnly`).
+      if (code === EAGAIN && this.#connectedTo !== null) this.#remoteOnly = true;
       if (code !== EAGAIN && code !== EINTR) {
         const error = libc.error(code, `receive on udp ${formatAddress(this.addr)}`);
         this.#sink!.errorReceived(error, false);
@@ -626,7 +639,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     const sink = this.#sink!;
     const data = vector.data;
-    const connected = this.#connectedTo !== null;
+    const connected = this.#remoteOnly;
     let bytes = 0;
     this.#gathering = true;
     try {

@@ -10,7 +10,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { LatencyHistogram, runBench } from "../src/cli/bench.ts";
 import { runInWorkers } from "../src/load/_workers.ts";
 import { ServerProcess } from "./_programs.ts";
-import { openIoDescriptors, waitFor } from "./_helpers.ts";
+import { decode, encode, openIoDescriptors, readExactly, waitFor, writeAll } from "./_helpers.ts";
 
 for (const transport of ["tcp", "udp"] as const) {
   Deno.test(`runBench on 2 workers (${transport}): one histogram of both, and no descriptor left open`, async () => {
@@ -48,6 +48,8 @@ Deno.test("a bench worker that never reports is ended, and the sockets it held a
   await using server = await new ServerProcess(["--log-level", "warning"]).ready();
   const options = { hostname: "127.0.0.1", port: server.port, connections: 6, size: 100 };
   await runBench({ ...options, workers: 2, durationMs: 200 });
+  // The main thread's own connection: the workers' descriptors are closed, not this one.
+  using mine = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   const before = openIoDescriptors();
   const report = await runInWorkers({ ...options, durationMs: 300 }, 2, [50], {
     module: new URL("./_hung_bench_worker.ts", import.meta.url),
@@ -57,12 +59,16 @@ Deno.test("a bench worker that never reports is ended, and the sockets it held a
     message: "Cannot read the report of a bench worker: none came within 0.7 s of the duration",
     count: 2,
   }]);
-  // Each worker held its 3 connections, its epoll instance and its eventfd: all closed.
+  // Each worker held its 3 connections, its epoll instance and its eventfd: all closed, and
+  // nothing else.
   await waitFor(
     () => openIoDescriptors() <= before,
     `the descriptors to come back to ${before} (${openIoDescriptors()} now)`,
     5000,
   );
+  assertEquals(openIoDescriptors(), before);
+  await writeAll(mine, encode("still mine"));
+  assertEquals(decode(await readExactly(mine, 10)), "still mine");
 });
 
 Deno.test("runBench refuses more workers than connections before starting any", async () => {

@@ -185,21 +185,32 @@ Deno.test({
   },
 });
 
-Deno.test("bench program: no server: 1,000 failing connections make one line, exit 1", async () => {
-  const port = freePort();
-  const result = await bench(["--port", String(port), "--connections", "1000", "--json"]);
-  assertEquals(result.code, 1);
-  const report = JSON.parse(result.stdout);
-  assertEquals(report.requests, 0);
-  assertEquals(report.errorMessages.length, 1, result.stdout);
-  assertEquals(report.errorMessages[0].count, 1000);
-  assertStringIncludes(report.errorMessages[0].message, `127.0.0.1:${port}: connection refused`);
-  const lines = result.stderr.trim().split("\n");
-  assertEquals(lines.length, 1, result.stderr);
-  assertStringIncludes(lines[0], "echo bench: no round trip completed (1000× Cannot connect");
-  // Every connection failed: the run ends at once, not after its 5 s.
-  assert(result.ms < 4000, `${result.ms} ms`);
-});
+for (const workers of [1, 2]) {
+  Deno.test(`bench program: no server: 1,000 failing connections make one line, exit 1 (${workers} event loop${workers > 1 ? "s" : ""})`, async () => {
+    const port = freePort();
+    const result = await bench([
+      "--port",
+      String(port),
+      "--connections",
+      "1000",
+      "--workers",
+      String(workers),
+      "--json",
+    ]);
+    assertEquals(result.code, 1);
+    const report = JSON.parse(result.stdout);
+    assertEquals(report.requests, 0);
+    // The workers' errors are tallied together: one message, every connection counted.
+    assertEquals(report.errorMessages.length, 1, result.stdout);
+    assertEquals([report.errorMessages[0].count, report.errors], [1000, 1000]);
+    assertStringIncludes(report.errorMessages[0].message, `127.0.0.1:${port}: connection refused`);
+    const lines = result.stderr.trim().split("\n");
+    assertEquals(lines.length, 1, result.stderr);
+    assertStringIncludes(lines[0], "echo bench: no round trip completed (1000× Cannot connect");
+    // Every connection failed: the run ends at once, not after its 5 s.
+    assert(result.ms < 4000, `${result.ms} ms`);
+  });
+}
 
 Deno.test("bench program: no server over UDP exits 1 and says nothing answered", async () => {
   const port = freePort();

@@ -98,6 +98,8 @@ export async function runInWorkers(
     () => ({ epollFd: -1, eventMemory: null as SharedArrayBuffer | null }),
   );
   const finished: Promise<void>[] = [];
+  /** Which workers reported or failed: the others are counted as not reporting. */
+  const settled: boolean[] = new Array(count).fill(false);
   const waitHere = waitsOnMainThread();
   for (let k = 0; k < count; k++) {
     const share = Math.floor(connections / count) + (k < connections % count ? 1 : 0);
@@ -118,6 +120,7 @@ export async function runInWorkers(
             progress[k] = message;
             return;
           }
+          settled[k] = true;
           reports.push(message.report);
           latencies.add(LatencyHistogram.fromSnapshot(message.latencies));
           connects.add(LatencyHistogram.fromSnapshot(message.connects));
@@ -125,6 +128,7 @@ export async function runInWorkers(
         };
         worker.onerror = (event: ErrorEvent) => {
           event.preventDefault();
+          settled[k] = true;
           errors.add(`Cannot run bench worker ${k}: ${event.message}`);
           resolve();
         };
@@ -173,7 +177,7 @@ export async function runInWorkers(
     signal?.removeEventListener("abort", stop);
     for (const worker of pool) worker.terminate();
   }
-  const missing = count - reports.length - errors.total;
+  const missing = settled.filter((done) => !done).length;
   if (missing > 0) {
     errors.addCount(
       `Cannot read the report of a bench worker: none came within ` +

@@ -4,7 +4,11 @@
  * (`cecho` for TCP, `cecho_udp` for UDP), echoload (udpload) and
  * `./bench` take turns for `--rounds` rounds at each size and connection
  * count; the table gives each one's requests/s (median round) and the
- * bench's over the C generator's, median and spread over the rounds.
+ * bench's over the C generator's, median and spread over the rounds. Each
+ * one's CPU time per request (user and kernel, in µs) is measured too, over
+ * the middle of each run (from its first second to half a second before its
+ * end, past start-up and connecting): on a shared host whose speed varies
+ * from run to run, that ratio moves less than the requests/s.
  *
  * ```sh
  * deno task bench:loadgen                       # TCP: 1,000 and 100,000 bytes, 10 and 1,000 connections
@@ -29,6 +33,12 @@ const sizes = (flags.sizes ?? (udp ? "64,512" : "1000,100000")).split(",").map(N
 const conns = (flags.conns ?? (udp ? "4,32" : "10,1000")).split(",").map(Number);
 const rounds = Number(flags.rounds);
 const duration = Number(flags.duration);
+if (!(duration >= 2)) {
+  throw new RangeError(
+    `Cannot run for --duration ${flags.duration}: CPU time is measured from each run's first ` +
+      `second to half a second before its end; use at least 2 seconds`,
+  );
+}
 
 const root = new URL("../", import.meta.url);
 const shared = new URL("../shared/bench/", root).pathname;
@@ -54,13 +64,47 @@ function freePort(): number {
   return port;
 }
 
-/** Requests/s of one run of `command`, which prints one JSON object. */
-async function rps(command: string, args: string[], field: string): Promise<number> {
-  const { success, stdout, stderr } = await new Deno.Command(command, { args, stderr: "piped" })
-    .output();
+/** Clock ticks per second of `/proc/PID/stat`'s CPU times. */
+const ticksPerSecond = Number(
+  new TextDecoder().decode(new Deno.Command("getconf", { args: ["CLK_TCK"] }).outputSync().stdout),
+) || 100;
+
+/** The user and kernel CPU seconds process `pid` has used. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the name, which ends with the last ")": utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** What one run of a load generator measured. */
+interface Run {
+  rps: number;
+  /** CPU µs per request over the middle of the run. */
+  cpuUs: number;
+}
+
+/** One run of `command`, which prints one JSON object with requests/s as `field`. */
+async function run(command: string, args: string[], field: string): Promise<Run> {
+  const child = new Deno.Command(command, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const output = child.output();
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  await sleep(1000);
+  const from = performance.now();
+  const cpuFrom = cpuSeconds(child.pid);
+  await sleep((duration - 1.5) * 1000);
+  const cpu = cpuSeconds(child.pid) - cpuFrom;
+  const seconds = (performance.now() - from) / 1000;
+  const { success, stdout, stderr } = await output;
   const text = new TextDecoder().decode(stdout);
   if (!success && text === "") throw new Error(new TextDecoder().decode(stderr));
-  return JSON.parse(text.trim().split("\n").at(-1)!)[field];
+  const rps: number = JSON.parse(text.trim().split("\n").at(-1)!)[field];
+  return { rps, cpuUs: (cpu * 1e6) / (rps * seconds) };
 }
 
 const port = freePort();
@@ -76,17 +120,17 @@ const median = (values: number[]) =>
 const lines = [
   `| transport | msg bytes | connections | ${
     udp ? "udpload" : "echoload"
-  } req/s | ./bench req/s | ./bench vs C | per round |`,
-  "|---|---|---|---|---|---|---|",
+  } req/s | ./bench req/s | ./bench vs C | per round | CPU µs/req, C / ./bench | C's CPU over ./bench's |`,
+  "|---|---|---|---|---|---|---|---|---|",
 ];
 try {
   for (const size of sizes) {
     for (const n of conns) {
-      const c: number[] = [];
-      const ours: number[] = [];
+      const c: Run[] = [];
+      const ours: Run[] = [];
       for (let round = 0; round < rounds; round++) {
         c.push(
-          await rps(`${bin}/${udp ? "udpload" : "echoload"}`, [
+          await run(`${bin}/${udp ? "udpload" : "echoload"}`, [
             "--port",
             String(port),
             "--msize",
@@ -98,7 +142,7 @@ try {
           ], "rps"),
         );
         ours.push(
-          await rps(Deno.execPath(), [
+          await run(Deno.execPath(), [
             "run",
             "-A",
             bench,
@@ -115,11 +159,16 @@ try {
           ], "requestsPerSecond"),
         );
       }
-      const ratios = ours.map((value, i) => value / c[i]);
+      const ratios = ours.map((value, i) => value.rps / c[i].rps);
+      const cpuRatios = ours.map((value, i) => c[i].cpuUs / value.cpuUs);
+      const rpsOf = (runs: Run[]) => Math.round(median(runs.map((one) => one.rps)));
+      const cpuOf = (runs: Run[]) => median(runs.map((one) => one.cpuUs)).toFixed(2);
       lines.push(
-        `| ${udp ? "udp" : "tcp"} | ${size} | ${n} | ${Math.round(median(c))} | ` +
-          `${Math.round(median(ours))} | ${median(ratios).toFixed(2)} | ` +
-          `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`,
+        `| ${udp ? "udp" : "tcp"} | ${size} | ${n} | ${rpsOf(c)} | ${rpsOf(ours)} | ` +
+          `${median(ratios).toFixed(2)} | ` +
+          `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ` +
+          `${cpuOf(c)} / ${cpuOf(ours)} | ${median(cpuRatios).toFixed(2)} (` +
+          `${Math.min(...cpuRatios).toFixed(2)}–${Math.max(...cpuRatios).toFixed(2)}) |`,
       );
       console.error(lines.at(-1));
     }

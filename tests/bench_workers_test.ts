@@ -54,12 +54,17 @@ Deno.test("a bench worker that never reports is ended, and the sockets it held a
   // moment after they end, and nothing tells when: the count is taken once it holds still.
   let before = -1;
   let still = 0;
-  await waitFor(() => {
-    const now = openIoDescriptors();
-    still = now === before ? still + 1 : 0;
-    before = now;
-    return still >= 10;
-  }, "the count of descriptors to hold still", 5000, 20);
+  await waitFor(
+    () => {
+      const now = openIoDescriptors();
+      still = now === before ? still + 1 : 0;
+      before = now;
+      return still >= 10;
+    },
+    "the count of descriptors to hold still",
+    5000,
+    20,
+  );
   const running = runInWorkers({ ...options, durationMs: 300 }, 2, [50], {
     module: new URL("./_hung_bench_worker.ts", import.meta.url),
     graceMs: 1700,

@@ -6,6 +6,14 @@
  * loop) or when it is due (open loop, the latency then counted from when it
  * was due).
  *
+ * "At once" is once the events at hand are handled: the connections
+ * answered during one turn of the poller send their next requests together,
+ * after it. The client then makes its reads together and its writes
+ * together, and the server is handed several requests at a time. Against
+ * sending from inside each read, at 1,000 connections, the client's CPU time
+ * per request was 8% lower over ten alternating runs (9 of 10 pairs); at 10
+ * connections no different. The latency still counts from the answer.
+ *
  * @module
  */
 
@@ -15,6 +23,15 @@ import { sameBytes } from "./_compare.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
 const CHUNK = 1024 * 1024;
+
+/**
+ * Connections answered during the events at hand, and when: they send next
+ * after them. The arrays keep their length (no allocation once grown to the
+ * most connections answered in one turn); `waiting` says how many are in use.
+ */
+const answered: (TcpLoad | null)[] = [];
+const answeredAt: number[] = [];
+let waiting = 0;
 
 /** A connection's closed or open loop; see the module documentation. */
 export class TcpLoad extends LoadConnection implements Protocol {
@@ -70,9 +87,29 @@ export class TcpLoad extends LoadConnection implements Protocol {
         this.#transport!.close();
         return;
       }
-      this.next(now);
+      if (waiting === 0) queueMicrotask(TcpLoad.#sendNext);
+      answered[waiting] = this;
+      answeredAt[waiting++] = now;
     }
   }
+
+  /** The next requests of the connections answered during the events just handled. */
+  static #sendNext = (): void => {
+    // Answers come from the poller, not from a send: `waiting` is not expected to grow
+    // meanwhile, and what did would be sent by this loop too.
+    for (let i = 0; i < waiting; i++) {
+      const connection = answered[i]!;
+      answered[i] = null; // nothing of a run is kept past it
+      try {
+        connection.next(answeredAt[i]);
+      } catch (error) {
+        connection.#fail(
+          `Cannot send the next message: ${error instanceof Error ? error.message : error}`,
+        );
+      }
+    }
+    waiting = 0;
+  };
 
   eofReceived(): void {
     if (this.state.stopping) return;

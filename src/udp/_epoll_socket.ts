@@ -639,12 +639,12 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     const sink = this.#sink!;
     const data = vector.data;
-    const connected = this.#remoteOnly;
+    const remoteOnly = this.#remoteOnly;
     let bytes = 0;
     this.#gathering = true;
     try {
       for (let i = 0; i < n && !this.#closed && this.#reading; i++) {
-        const from = connected
+        const from = remoteOnly
           ? this.#connectedFrom()
           : sourceOf(libc, vector.names, i * NAME, vector.nameLength(i));
         if (from === null) continue;

@@ -332,46 +332,55 @@ Deno.test("bench program: in open loop a stalled server's queue shows in the lat
   assert(percentiles["50"] < 20_000, JSON.stringify(percentiles));
 });
 
-Deno.test("bench program: --hgrm writes HdrHistogram's percentile distribution", async () => {
-  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
-  const file = await Deno.makeTempFile({ suffix: ".hgrm" });
-  try {
-    const result = await bench([
-      "--port",
-      String(server.port),
-      "--duration",
-      "1",
-      "--percentiles",
-      "50,99.999",
-      "--hgrm",
-      file,
-      "--json",
-    ]);
-    assertEquals(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout);
-    assertEquals(Object.keys(report.latencyUs.percentiles), ["50", "99.999"]);
-    const lines = (await Deno.readTextFile(file)).split("\n").map((line) => line.trim());
-    assertEquals(lines[0].split(/\s+/), ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]);
-    const rows = lines.slice(1).filter((line) => /^[0-9]/.test(line)).map((line) =>
-      line.split(/\s+/).map(Number)
-    );
-    assert(rows.length > 10, `${rows.length} rows`);
-    for (let i = 1; i < rows.length; i++) {
-      // Values in milliseconds, percentiles as fractions, counts: none decreases.
-      assert(rows[i][0] >= rows[i - 1][0] && rows[i][1] >= rows[i - 1][1], lines.join("\n"));
-      assert(rows[i][2] >= rows[i - 1][2]);
+for (const workers of [1, 2]) {
+  Deno.test(`bench program: --hgrm writes HdrHistogram's percentile distribution (${workers} event loop${workers > 1 ? "s" : ""}: every round trip in it)`, async () => {
+    await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+    const file = await Deno.makeTempFile({ suffix: ".hgrm" });
+    try {
+      const result = await bench([
+        "--port",
+        String(server.port),
+        "--duration",
+        "1",
+        "--percentiles",
+        "50,99.999",
+        "--hgrm",
+        file,
+        "--workers",
+        String(workers),
+        "--json",
+      ]);
+      assertEquals(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout);
+      assertEquals(Object.keys(report.latencyUs.percentiles), ["50", "99.999"]);
+      const lines = (await Deno.readTextFile(file)).split("\n").map((line) => line.trim());
+      assertEquals(lines[0].split(/\s+/), [
+        "Value",
+        "Percentile",
+        "TotalCount",
+        "1/(1-Percentile)",
+      ]);
+      const rows = lines.slice(1).filter((line) => /^[0-9]/.test(line)).map((line) =>
+        line.split(/\s+/).map(Number)
+      );
+      assert(rows.length > 10, `${rows.length} rows`);
+      for (let i = 1; i < rows.length; i++) {
+        // Values in milliseconds, percentiles as fractions, counts: none decreases.
+        assert(rows[i][0] >= rows[i - 1][0] && rows[i][1] >= rows[i - 1][1], lines.join("\n"));
+        assert(rows[i][2] >= rows[i - 1][2]);
+      }
+      assertEquals(rows.at(-1)![1], 1);
+      assertEquals(rows.at(-1)![2], report.requests);
+      const footer = lines.filter((line) => line.startsWith("#["));
+      assert(/^#\[Mean\s+=\s+[\d.]+, StdDeviation\s+=\s+[\d.]+\]$/.test(footer[0]), footer[0]);
+      const total = footer[1].match(/Total count\s+=\s+(\d+)/);
+      assertEquals(Number(total?.[1]), report.requests);
+      assert(/^#\[Buckets\s+=\s+\d+, SubBuckets\s+=\s+\d+\]$/.test(footer[2]), footer[2]);
+    } finally {
+      await Deno.remove(file);
     }
-    assertEquals(rows.at(-1)![1], 1);
-    assertEquals(rows.at(-1)![2], report.requests);
-    const footer = lines.filter((line) => line.startsWith("#["));
-    assert(/^#\[Mean\s+=\s+[\d.]+, StdDeviation\s+=\s+[\d.]+\]$/.test(footer[0]), footer[0]);
-    const total = footer[1].match(/Total count\s+=\s+(\d+)/);
-    assertEquals(Number(total?.[1]), report.requests);
-    assert(/^#\[Buckets\s+=\s+\d+, SubBuckets\s+=\s+\d+\]$/.test(footer[2]), footer[2]);
-  } finally {
-    await Deno.remove(file);
-  }
-});
+  });
+}
 
 for (const workers of [1, 2]) {
   Deno.test(`bench program: --churn on ${workers} event loop(s) makes a connection per request and times connects apart`, async () => {

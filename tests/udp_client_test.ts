@@ -138,6 +138,36 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  for (const hostname of ["::ffff:127.0.0.1", "127.0.0.01"]) {
+    Deno.test(`udp client (${backend}): the first answers come through when the remote was named ${hostname}`, async () => {
+      // The kernel writes the source its own way (127.0.0.1, ::ffff:127.0.0.1), not as the
+      // remote was named: a source compared as text would be taken for a stranger's.
+      const server = await peer("127.0.0.1");
+      const heard: string[] = [];
+      const { transport } = await connectUdp({ hostname, port: server.addr.port, backend }, () => ({
+        datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+          heard.push(`${decode(data)} from ${from.hostname}`);
+        },
+      }));
+      try {
+        const remote = transport.getExtraInfo("peername")!.hostname;
+        for (const [i, word] of ["one", "two", "three"].entries()) {
+          transport.send(encode(word));
+          const { data, from } = await receiveCopy(server);
+          await server.send(data, from);
+          await waitFor(() => heard.length > i, `the answer ${word}`, 2000);
+        }
+        assertEquals(heard, [`one from ${remote}`, `two from ${remote}`, `three from ${remote}`]);
+      } finally {
+        transport.close();
+        await transport.closed;
+        server.close();
+      }
+    });
+  }
+}
+
 Deno.test("udp client: bad options and names fail with what to do", async () => {
   await assertRejects(() => connectUdpClient({ port: 0 }), RangeError, "Cannot use port 0:");
   await assertRejects(

@@ -55,7 +55,7 @@ export function encodeSockaddr(
 }
 
 /** The four bytes of a dotted IPv4 address, or `null`. */
-function parseIpv4(text: string): Uint8Array | null {
+export function parseIpv4(text: string): Uint8Array | null {
   const parts = text.split(".");
   if (parts.length !== 4 || !parts.every((part) => /^\d{1,3}$/.test(part) && +part <= 255)) {
     return null;
@@ -64,7 +64,7 @@ function parseIpv4(text: string): Uint8Array | null {
 }
 
 /** The sixteen bytes of an IPv6 address (with `::` and an IPv4 tail), or `null`. */
-function parseIpv6(text: string): Uint8Array | null {
+export function parseIpv6(text: string): Uint8Array | null {
   if (!text.includes(":")) return null;
   const halves = text.split("::");
   if (halves.length > 2) return null;

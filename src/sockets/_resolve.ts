@@ -6,10 +6,13 @@
  * @module
  */
 
+import { formatIpv6, parseIpv4, parseIpv6 } from "./_address.ts";
+
 /**
- * `hostname` as an IP address, in the form sockets report addresses in:
- * IPv6 in its short form, a name resolved once (through `node:dns`, off
- * the main thread).
+ * `hostname` as an IP address, in the form sockets report addresses in
+ * (IPv4 as four plain numbers, IPv6 as RFC 5952 writes it, `::ffff:a.b.c.d`
+ * for an IPv4-mapped one): a client compares the sources of answers with it
+ * as text. A name is resolved once (through `node:dns`, off the main thread).
  *
  * @throws {Deno.errors.NotFound} naming a host name that does not resolve.
  * @throws {TypeError} for a malformed IPv6 address.
@@ -19,19 +22,20 @@ export async function resolveHost(
   hostname: string,
   port: number,
 ): Promise<Deno.NetAddr> {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) return { transport, hostname, port };
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) {
+    // "127.0.0.01" is 127.0.0.1; a number past 255 is left for the socket to refuse.
+    const bytes = parseIpv4(hostname);
+    return { transport, hostname: bytes === null ? hostname : bytes.join("."), port };
+  }
   if (hostname.includes(":")) {
-    const bare = hostname.replace(/^\[(.*)\]$/, "$1");
-    let canonical: string;
-    try {
-      canonical = new URL(`udp://[${bare}]/`).hostname.slice(1, -1);
-    } catch {
+    const bytes = parseIpv6(hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase());
+    if (bytes === null) {
       throw new TypeError(
         `Cannot use hostname ${JSON.stringify(hostname)}: it is not an IPv6 address; ` +
           `use an address such as "::1", or a host name`,
       );
     }
-    return { transport, hostname: canonical, port };
+    return { transport, hostname: formatIpv6(bytes), port };
   }
   const { lookup } = await import("node:dns/promises");
   try {

@@ -7,8 +7,11 @@
  * bench's over the C generator's, median and spread over the rounds. Each
  * one's CPU time per request (user and kernel, in µs) is measured too, over
  * the middle of each run (from its first second to half a second before its
- * end, past start-up and connecting): on a shared host whose speed varies
- * from run to run, that ratio moves less than the requests/s.
+ * end, past start-up and connecting), divided by the run's requests/s: on a
+ * shared host whose speed varies from run to run, that ratio moves less than
+ * the requests/s. (`./bench`'s requests/s counts from its start, connecting
+ * included, echoload's from when all its connections are made: at 1,000
+ * connections that puts `./bench`'s CPU per request about 2% high.)
  *
  * ```sh
  * deno task bench:loadgen                       # TCP: 1,000 and 100,000 bytes, 10 and 1,000 connections
@@ -69,9 +72,15 @@ const ticksPerSecond = Number(
   new TextDecoder().decode(new Deno.Command("getconf", { args: ["CLK_TCK"] }).outputSync().stdout),
 ) || 100;
 
-/** The user and kernel CPU seconds process `pid` has used. */
+/** The user and kernel CPU seconds process `pid` has used; `NaN` once it has ended. */
 function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return NaN; // ended (and reaped) early
+    throw error;
+  }
   // Fields after the name, which ends with the last ")": utime and stime are the 12th and 13th.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
@@ -80,7 +89,7 @@ function cpuSeconds(pid: number): number {
 /** What one run of a load generator measured. */
 interface Run {
   rps: number;
-  /** CPU µs per request over the middle of the run. */
+  /** CPU µs per request over the middle of the run; `NaN` when it ended before. */
   cpuUs: number;
 }
 
@@ -115,6 +124,8 @@ const server = new Deno.Command(`${bin}/${udp ? "cecho_udp" : "cecho"}`, {
 }).spawn();
 await new Promise((resolve) => setTimeout(resolve, 300)); // the C server binds at once
 const bench = new URL("src/cli/bench.ts", root).pathname;
+/** Two decimals, or a dash for no figure. */
+const figure = (value: number) => Number.isFinite(value) ? value.toFixed(2) : "—";
 const median = (values: number[]) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const lines = [
@@ -160,15 +171,17 @@ try {
         );
       }
       const ratios = ours.map((value, i) => value.rps / c[i].rps);
-      const cpuRatios = ours.map((value, i) => c[i].cpuUs / value.cpuUs);
+      // A run that ended before its CPU window closed has no CPU figure: left out.
+      const cpuRatios = ours.map((value, i) => c[i].cpuUs / value.cpuUs).filter((x) => x === x);
       const rpsOf = (runs: Run[]) => Math.round(median(runs.map((one) => one.rps)));
-      const cpuOf = (runs: Run[]) => median(runs.map((one) => one.cpuUs)).toFixed(2);
+      const cpuOf = (runs: Run[]) =>
+        figure(median(runs.map((one) => one.cpuUs).filter((x) => x === x)));
       lines.push(
         `| ${udp ? "udp" : "tcp"} | ${size} | ${n} | ${rpsOf(c)} | ${rpsOf(ours)} | ` +
           `${median(ratios).toFixed(2)} | ` +
           `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ` +
-          `${cpuOf(c)} / ${cpuOf(ours)} | ${median(cpuRatios).toFixed(2)} (` +
-          `${Math.min(...cpuRatios).toFixed(2)}–${Math.max(...cpuRatios).toFixed(2)}) |`,
+          `${cpuOf(c)} / ${cpuOf(ours)} | ${figure(median(cpuRatios))} (` +
+          `${figure(Math.min(...cpuRatios))}–${figure(Math.max(...cpuRatios))}) |`,
       );
       console.error(lines.at(-1));
     }

@@ -11,9 +11,9 @@
  * after it. The client then makes its reads together and its writes
  * together, and the server is handed several requests at a time. Against
  * sending from inside each read, at 1,000 connections, the client's CPU time
- * per request was 8% lower over ten alternating runs (9 of 10 pairs); at 10
- * connections no different. A closed-loop request's latency counts from its
- * send, so the wait for the others' is not charged to the server.
+ * per request was 5% lower over eight alternating runs (BENCHMARKS.md); at
+ * 10 connections no different. A closed-loop request's latency counts from
+ * its send, so the wait for the others' is not charged to the server.
  *
  * @module
  */

@@ -9,7 +9,8 @@
  * uses the route it looked up at `connect` instead of one per datagram; it
  * reads a datagram that comes alone (a client's answer) with `recv`, which
  * costs the kernel less than `recvmmsg`, and its datagrams' source is the
- * remote, with no sockaddr to decode.
+ * remote, with no sockaddr to decode, once a read found its queue empty
+ * after the connect (before, others' datagrams may still be queued).
  *
  * It delivers datagrams by pushing them to a {@linkcode DatagramSink} (the
  * transport) during the batch: a datagram's bytes are a view of the arena,
@@ -611,8 +612,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   /**
    * One `recvmmsg` (or, when `single`, on a connected socket whose queue
    * holds the remote's datagrams only, one `recv` into the first slot),
-   * each datagram pushed to the sink, then the
-   * answers out in one `sendmmsg`. Returns how many datagrams came.
+   * each datagram pushed to the sink, then the answers out in one
+   * `sendmmsg`. Returns how many datagrams came.
    */
   #receiveBatch(single: boolean): number {
     const vector = receiveVector();

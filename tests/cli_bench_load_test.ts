@@ -46,10 +46,12 @@ async function datagramPeer(
 /**
  * An echo server in this process, to watch what the bench does: `accepted`
  * counts its connections, `beforeEcho` runs (and is awaited) before each
- * chunk goes back, and `echoed` is told the bytes sent back so far.
+ * chunk goes back, `alter` may change a chunk (told where it starts in its
+ * connection's stream), and `echoed` is told the bytes sent back so far.
  */
 function echoServer(hooks: {
   beforeEcho?: () => Promise<void> | void;
+  alter?: (chunk: Uint8Array, position: number) => void;
   echoed?: (bytes: number) => void;
 } = {}): AsyncDisposable & { port: number; accepted: number } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -60,9 +62,12 @@ function echoServer(hooks: {
       server.accepted++;
       (async () => {
         const buffer = new Uint8Array(65536);
+        let position = 0;
         try {
           for (let n; (n = await conn.read(buffer)) !== null;) {
             await hooks.beforeEcho?.();
+            hooks.alter?.(buffer.subarray(0, n), position);
+            position += n;
             for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
             hooks.echoed?.(bytes += n);
           }
@@ -137,6 +142,35 @@ Deno.test("bench program: a 16 MB message ends by its duration, with a report", 
   assert(report.requests >= 1, result.stdout);
   assertEquals([report.errors, report.wrongAnswers], [0, 0]);
   assert(result.ms < 10_000, `${result.ms} ms for a 2 s run`);
+});
+
+Deno.test("bench program: one wrong byte deep in a 100,000-byte echo is found and named, exit 1", async () => {
+  const size = 100_000;
+  // The third request's byte 70,000: past the first period and the first read of the echo.
+  const wrong = 2 * size + 70_000;
+  await using server = echoServer({
+    alter: (chunk, position) => {
+      if (position <= wrong && wrong < position + chunk.length) chunk[wrong - position] ^= 0x10;
+    },
+  });
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--size",
+    String(size),
+    "--connections",
+    "1",
+    "--duration",
+    "5",
+    "--json",
+  ]);
+  assertEquals(result.code, 1, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assertEquals([report.requests, report.wrongAnswers, report.errors], [2, 1, 1]);
+  assertEquals(report.errorMessages, [{
+    message: "Cannot verify the echo: byte 70000 differs from what was sent",
+    count: 1,
+  }]);
 });
 
 Deno.test({

@@ -20,7 +20,7 @@
 
 import type { Protocol, Transport } from "../core/protocol.ts";
 import { LoadConnection, type LoadState } from "./_state.ts";
-import { sameBytes } from "./_compare.ts";
+import { matchesPattern } from "./_pattern.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
 const CHUNK = 1024 * 1024;
@@ -72,7 +72,7 @@ export class TcpLoad extends LoadConnection implements Protocol {
           `it was sent`,
       );
     }
-    if (!sameBytes(data, message, at)) {
+    if (!matchesPattern(data, at)) {
       let i = 0;
       while (data[i] === message[at + i]) i++;
       return this.#wrong(`Cannot verify the echo: byte ${at + i} differs from what was sent`);

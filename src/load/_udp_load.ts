@@ -12,7 +12,7 @@
 
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import { LoadConnection, type LoadState } from "./_state.ts";
-import { sameBytes } from "./_compare.ts";
+import { sameBytes } from "./_pattern.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
 const WINDOW = 4096;

@@ -24,6 +24,7 @@ import { runInWorkers } from "./_workers.ts";
 import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
 import { UdpLoad } from "./_udp_load.ts";
+import { patternOf } from "./_pattern.ts";
 
 export type { LatencyReport } from "./histogram.ts";
 
@@ -374,11 +375,4 @@ export async function runHere(
   ]);
   clearTimeout(grace);
   return reportOf(state, options, 1, seconds, percentiles, { connected, connects });
-}
-
-/** The message every round trip sends: a pattern, so a wrong byte shows. */
-function patternOf(size: number): Uint8Array {
-  const message = new Uint8Array(size);
-  for (let i = 0; i < size; i++) message[i] = (i * 31 + 7) & 0xff;
-  return message;
 }

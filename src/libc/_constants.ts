@@ -160,6 +160,8 @@ export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
 /** Where `data` starts in a `struct epoll_event`. */
 export const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 
+/** `clock_gettime`: the clock that only goes forward, from boot. */
+export const CLOCK_MONOTONIC = 1;
 /** Close-on-exec, for `epoll_create1`, `eventfd` and `accept4`. */
 export const O_CLOEXEC = 0x80000;
 /** Non-blocking, for `eventfd` and `accept4`. */

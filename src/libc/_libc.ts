@@ -74,6 +74,8 @@ const LINUX = {
   getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   freeaddrinfo: { parameters: ["pointer"], result: "void" },
   gai_strerror: { parameters: ["i32"], result: "pointer" },
+  /** Read by `_clock.ts`, with Linux's `struct timespec` and clock numbers. */
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import type { LatencyHistogram } from "./histogram.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 /** Distinct error messages, each with how many times it came. */
 export class ErrorTally {
@@ -74,7 +75,7 @@ export class Pacer {
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #fire = () => {
     this.#timer = undefined;
-    this.#send(performance.now());
+    this.#send(monotonicMs());
   };
 
   /** Paces connection `index` of the run; `send` sends a request counted from `startedAt`. */
@@ -97,7 +98,7 @@ export class Pacer {
     return Math.floor((now - this.#nextDue) / this.#schedule.intervalMs) + 1;
   }
 
-  /** Sends the next request, or sets the timer that will; `now` is `performance.now()`. */
+  /** Sends the next request, or sets the timer that will; `now` is `monotonicMs()`. */
   next(now: number): void {
     const due = this.#nextDue;
     this.#nextDue = due + this.#schedule.intervalMs;
@@ -158,7 +159,7 @@ export abstract class LoadConnection {
   protected begin(transport: { abort(): void }): void {
     if (this.state.stopping) return transport.abort();
     this.#removeStopper = this.state.onStop(() => this.stop());
-    const now = performance.now();
+    const now = monotonicMs();
     this.#pacer?.start(now);
     this.next(now);
   }
@@ -191,7 +192,7 @@ export abstract class LoadConnection {
   protected cancel(inFlight: boolean): number {
     const pacer = this.#pacer;
     pacer?.cancel();
-    return (inFlight ? 1 : 0) + (pacer === null ? 0 : pacer.overdue(performance.now()));
+    return (inFlight ? 1 : 0) + (pacer === null ? 0 : pacer.overdue(monotonicMs()));
   }
 
   /** At `connectionLost`: nothing more is sent, and `lost` resolves. */

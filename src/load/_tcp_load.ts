@@ -21,6 +21,7 @@
 import type { Protocol, Transport } from "../core/protocol.ts";
 import { LoadConnection, type LoadState } from "./_state.ts";
 import { matchesPattern } from "./_pattern.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 /** The most bytes handed to `write` at once: the rest follows as the socket drains. */
 const CHUNK = 1024 * 1024;
@@ -57,7 +58,7 @@ export class TcpLoad extends LoadConnection implements Protocol {
   }
 
   connectionMade(transport: Transport): void {
-    this.connectedAt = performance.now();
+    this.connectedAt = monotonicMs();
     this.#transport = transport;
     this.begin(transport);
   }
@@ -79,7 +80,7 @@ export class TcpLoad extends LoadConnection implements Protocol {
     }
     this.#received = at + n;
     if (this.#received === message.length) {
-      const now = performance.now();
+      const now = monotonicMs();
       this.answered(now);
       this.#busy = false;
       if (this.#once) {
@@ -101,7 +102,7 @@ export class TcpLoad extends LoadConnection implements Protocol {
         const connection = answered[i]!;
         answered[i] = null; // nothing of a run is kept past it
         try {
-          connection.next(performance.now());
+          connection.next(monotonicMs());
         } catch (error) {
           connection.#fail(
             `Cannot send the next message: ${error instanceof Error ? error.message : error}`,

@@ -13,6 +13,7 @@
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import { LoadConnection, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_pattern.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 /** How many of the last sequence numbers each socket remembers. */
 const WINDOW = 4096;
@@ -97,7 +98,7 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
       return this.#lateOrDuplicate();
     }
     if (!this.#busy || sequence !== this.#sequence) return;
-    const now = performance.now();
+    const now = monotonicMs();
     this.answered(now);
     this.#busy = false;
     this.next(now);
@@ -126,7 +127,7 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     if (this.#numbered) this.#states[this.#sequence % WINDOW] = LOST;
     this.state.udp.lost++;
     this.#busy = false;
-    this.next(performance.now());
+    this.next(monotonicMs());
   }
 
   protected send(startedAt: number): void {
@@ -142,7 +143,7 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     this.startCounting(startedAt);
     // The loss timeout runs from the send. In closed loop `startedAt` was read just now; in
     // open loop it is when the datagram fell due, maybe long before.
-    this.#sentAt = this.state.schedule === null ? startedAt : performance.now();
+    this.#sentAt = this.state.schedule === null ? startedAt : monotonicMs();
     this.state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.
     this.#transport!.send(this.#message);

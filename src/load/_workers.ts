@@ -20,6 +20,7 @@ import { reportOf } from "./report.ts";
 import { type EpollLibc, waitsOnMainThread } from "../poll/_poller.ts";
 import { reclaimPollerDescriptors } from "../poll/_reclaim.ts";
 import { loadLibc } from "../libc/_libc.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 /** The options a worker runs its share with: those `postMessage` can carry. */
 export type WorkerShare = Omit<BenchOptions, "latencies" | "signal" | "onProgress" | "workers">;
@@ -85,7 +86,7 @@ export async function runInWorkers(
     settings;
   const { connections, latencies: _latencies, signal, onProgress, workers: _workers, ...rest } =
     options;
-  const start = performance.now();
+  const start = monotonicMs();
   const latencies = options.latencies ?? new LatencyHistogram();
   const connects = new LatencyHistogram();
   const errors = new ErrorTally();
@@ -160,7 +161,7 @@ export async function runInWorkers(
       failures += figures.errors;
     }
     onProgress({
-      seconds: Math.round((performance.now() - start) / 1000),
+      seconds: Math.round((monotonicMs() - start) / 1000),
       requests,
       errors: failures,
     });
@@ -231,7 +232,7 @@ function merged(
     }
     connected += report.churn?.connections ?? 0;
   }
-  if (reports.length === 0) seconds = (performance.now() - start) / 1000;
+  if (reports.length === 0) seconds = (monotonicMs() - start) / 1000;
   return reportOf(
     { latencies, errors, requests, wrong, unfinished, udp },
     options,

@@ -25,6 +25,7 @@ import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
 import { UdpLoad } from "./_udp_load.ts";
 import { patternOf } from "./_pattern.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 export type { LatencyReport } from "./histogram.ts";
 
@@ -262,7 +263,7 @@ export async function runHere(
 ): Promise<BenchReport> {
   const { connections, durationMs, transport = "tcp" } = options;
   const lossTimeoutMs = options.lossTimeoutMs ?? 1000;
-  const start = performance.now();
+  const start = monotonicMs();
   const state = new LoadState(
     options.rate === undefined ? null : new Schedule(options.rate, connections),
     options.latencies ?? new LatencyHistogram(),
@@ -275,7 +276,7 @@ export async function runHere(
   if (options.signal?.aborted) state.stop();
   const progress = options.onProgress && setInterval(() => {
     options.onProgress!({
-      seconds: Math.round((performance.now() - start) / 1000),
+      seconds: Math.round((monotonicMs() - start) / 1000),
       requests: state.requests,
       errors: state.errors.total,
     });
@@ -311,7 +312,7 @@ export async function runHere(
   let lossCheck: ReturnType<typeof setInterval> | undefined;
   if (transport === "udp") {
     lossCheck = setInterval(() => {
-      const now = performance.now();
+      const now = monotonicMs();
       for (const load of udpLoads) load.checkLoss(now);
     }, LOSS_CHECK_MS);
   }
@@ -334,7 +335,7 @@ export async function runHere(
         } else if (options.churn) {
           // A new connection per request: the connect timed on its own, then one echo.
           while (!state.stopping) {
-            const started = performance.now();
+            const started = monotonicMs();
             const { protocol } = await connectTcp(
               { hostname, port: options.port, backend, sendProxy: options.sendProxy, path, tls },
               () => new TcpLoad(state, message, i, true),
@@ -362,7 +363,7 @@ export async function runHere(
     })());
   }
   await stopped;
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = (monotonicMs() - start) / 1000;
   clearTimeout(timer);
   clearInterval(progress);
   clearInterval(lossCheck);

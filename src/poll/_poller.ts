@@ -59,6 +59,7 @@ import {
   type PortableSymbols,
 } from "../libc/_libc.ts";
 import { pollLogger } from "./_log.ts";
+import { monotonicMs } from "../libc/_clock.ts";
 
 /**
  * The calls the poller and the sockets it drives make: the real libc on
@@ -172,7 +173,7 @@ export class Poller {
   /** Owners waiting for the loop to end (see `whenIdle`). */
   #idleWaiters: (() => void)[] = [];
   /** When Deno's event loop last had a turn (a wait on the blocking thread ended). */
-  #lastTurn = performance.now();
+  #lastTurn = monotonicMs();
   /** The last wait found events: the next may well come soon. */
   #busy = false;
   /** Waits to make on the blocking thread before sleeping on this one is tried again. */
@@ -384,7 +385,7 @@ export class Poller {
     const events = this.#events;
     for (;;) {
       let n: number;
-      const now = performance.now();
+      const now = monotonicMs();
       let waitedHere = false;
       if (now - this.#lastTurn < TURN_MS) {
         if (this.#busy && mainThreadWaits && this.#hereSkips === 0) {
@@ -411,7 +412,7 @@ export class Poller {
           n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1);
         } finally {
           this.#blocked = false;
-          this.#lastTurn = performance.now();
+          this.#lastTurn = monotonicMs();
         }
         if (this.#count === 0) return 0; // woken to end the loop
         if (n < 0) continue; // ask again here, to learn why

@@ -246,6 +246,71 @@ Deno.test("poller: a descriptor that is always ready does not starve timers (Den
   await poller.whenIdle();
 });
 
+Deno.test("poller: with a spin, a wait on the main thread looks without sleeping first, then sleeps", async () => {
+  const { libc, poller } = setUp();
+  const socket = libc.socket(7);
+  const calls: number[] = []; // the timeouts of epoll_wait calls made on this thread
+  const wait = libc.linux.epoll_wait;
+  (libc.linux as { epoll_wait: typeof wait }).epoll_wait = (epfd, events, max, timeout) => {
+    calls.push(timeout);
+    return wait(epfd, events, max, timeout);
+  };
+  const ready = Promise.withResolvers<void>();
+  waitOnMainThread(true, 2000);
+  try {
+    poller.add(7, {
+      onEvents() {
+        socket.room = 0;
+        calls.length = 0; // from the wait after the events on
+        ready.resolve();
+      },
+      onPollerError: (error) => ready.reject(error),
+    }, EPOLLOUT);
+    await ready.promise;
+    await waitFor(() => libc.blockingCalls > 0, "the poller to block");
+    // Looks (timeout 0) for 2 ms, then one sleep of up to 1 ms here, then the blocking thread.
+    const sleep = calls.indexOf(1);
+    assert(sleep > 1, `looked ${sleep} times before sleeping: ${calls.slice(0, 10)}`);
+    assert(calls.slice(0, sleep).every((timeout) => timeout === 0), String(calls));
+  } finally {
+    waitOnMainThread(false);
+    poller.remove(7);
+  }
+  await poller.whenIdle();
+});
+
+Deno.test("poller: an event that comes while a wait spins is taken without sleeping", async () => {
+  const { libc, poller } = setUp();
+  const socket = libc.socket(7);
+  const slept: number[] = [];
+  let looks = 0;
+  const wait = libc.linux.epoll_wait;
+  (libc.linux as { epoll_wait: typeof wait }).epoll_wait = (epfd, events, max, timeout) => {
+    if (timeout > 0) slept.push(timeout);
+    // The third look after the first answer finds the socket ready again.
+    else if (socket.room === 0 && ++looks === 3) socket.room = 1 << 20;
+    return wait(epfd, events, max, timeout);
+  };
+  let answers = 0;
+  const twice = Promise.withResolvers<void>();
+  waitOnMainThread(true, 1_000_000); // a second: only an event ends the spin
+  try {
+    poller.add(7, {
+      onEvents() {
+        socket.room = 0;
+        if (++answers === 2) twice.resolve();
+      },
+      onPollerError: (error) => twice.reject(error),
+    }, EPOLLOUT);
+    await twice.promise;
+    assertEquals([looks, slept], [3, []]);
+  } finally {
+    waitOnMainThread(false);
+    poller.remove(7);
+  }
+  await poller.whenIdle();
+});
+
 for (const on of [true, false]) {
   Deno.test(`poller: with waitOnMainThread(${on}), a wait right after events ${on ? "sleeps here first" : "goes to the blocking thread"}`, async () => {
     const { libc, poller } = setUp();

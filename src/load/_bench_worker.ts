@@ -31,7 +31,8 @@ observePoller((poller) =>
 self.onmessage = async (event: MessageEvent<ToBenchWorker>) => {
   const message = event.data;
   if (message.type === "stop") return controller.abort();
-  waitOnMainThread(message.waitOnMainThread);
+  const waits = message.mainThreadWaits;
+  waitOnMainThread(waits !== null, waits?.spinMicroseconds);
   const latencies = new LatencyHistogram();
   const connects = new LatencyHistogram();
   const report = await runHere(

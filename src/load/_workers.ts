@@ -17,7 +17,7 @@ import type { BenchOptions, BenchReport } from "./run.ts";
 import { ErrorTally } from "./_state.ts";
 import { LatencyHistogram, type LatencySnapshot } from "./histogram.ts";
 import { reportOf } from "./report.ts";
-import { type EpollLibc, waitsOnMainThread } from "../poll/_poller.ts";
+import { type EpollLibc, mainThreadWaitSettings } from "../poll/_poller.ts";
 import { reclaimPollerDescriptors } from "../poll/_reclaim.ts";
 import { loadLibc } from "../libc/_libc.ts";
 import { monotonicMs } from "../libc/_clock.ts";
@@ -31,8 +31,8 @@ export type ToBenchWorker =
     type: "start";
     share: WorkerShare;
     percentiles: readonly number[];
-    /** The main thread's `waitsOnMainThread()`: the worker's waits do the same. */
-    waitOnMainThread: boolean;
+    /** The main thread's `mainThreadWaitSettings()`: the worker's waits do the same. */
+    mainThreadWaits: { spinMicroseconds: number } | null;
   }
   | { type: "stop" };
 
@@ -101,7 +101,7 @@ export async function runInWorkers(
   const finished: Promise<void>[] = [];
   /** Which workers reported or failed: the others are counted as not reporting. */
   const settled: boolean[] = new Array(count).fill(false);
-  const waitHere = waitsOnMainThread();
+  const mainThreadWaits = mainThreadWaitSettings();
   for (let k = 0; k < count; k++) {
     const share = Math.floor(connections / count) + (k < connections % count ? 1 : 0);
     const worker = new Worker(module, {
@@ -144,7 +144,7 @@ export async function runInWorkers(
           rate: options.rate === undefined ? undefined : (options.rate * share) / connections,
         },
         percentiles,
-        waitOnMainThread: waitHere,
+        mainThreadWaits,
       } satisfies ToBenchWorker,
     );
   }

@@ -10,10 +10,9 @@
  * byte `i mod 256`, which equals the message's), but it reads the echo
  * once and the message not at all: the second pointer reads what the
  * first brought into the cache 256 bytes earlier. A 100,000-byte echo is
- * checked in 1.2 µs instead of 1.9, and the reads it no longer makes were
- * pushing the socket buffers out of the cache: against comparing with the
- * message, `./bench` made 9% more requests a second at 100,000 bytes
- * (BENCHMARKS.md).
+ * checked in 1.2 µs instead of 1.9; against comparing it with the message,
+ * `./bench` made 6 to 8% more requests a second at 100,000 bytes and 10
+ * connections (BENCHMARKS.md).
  *
  * @module
  */
@@ -54,7 +53,8 @@ const PERIOD_SIZE = BigInt(PERIOD);
 /**
  * The echo's bytes past its first period: a view of its buffer, kept while
  * echoes arrive in the same buffer at the same place (the poller's read
- * buffer), so checking one allocates nothing.
+ * buffer), so checking one allocates nothing. It keeps that one buffer
+ * alive until an echo comes in another.
  */
 let tail: Uint8Array = new Uint8Array(0);
 let tailBuffer: ArrayBufferLike | null = null;

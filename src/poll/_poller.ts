@@ -8,14 +8,14 @@
  * A program whose I/O all goes through the poller (the server program) may
  * ask it, with {@linkcode waitOnMainThread}, to sleep in `epoll_wait` on
  * the main thread when the look without blocking had found events (the
- * program is busy), so the next event wakes it directly: a third less CPU per datagram at 4 UDP sockets.
- * It may also ask it to keep looking without sleeping for a few tens of
- * microseconds first (the bench does), as a peer's answer is often that
- * close. Not by default:
- * while it sleeps, Deno's own sockets in the same program wait too (see
- * BENCHMARKS.md). Every 10 ms of waits that never went to the other
- * thread, one does, so Deno's event loop turns (timers, signals, its own
- * sockets) under any load.
+ * program is busy), so the next event wakes it directly: a third less CPU
+ * per datagram at 4 UDP sockets. It may also ask it to keep looking
+ * without sleeping for a few tens of microseconds first (the bench does),
+ * as a peer's answer is often that close. Not by default: while it sleeps,
+ * Deno's own sockets in the same program wait too (see BENCHMARKS.md).
+ * Every 10 ms of waits that never went to the other thread, one does, so
+ * Deno's event loop turns (timers, signals, its own sockets) under any
+ * load.
  *
  * Connections read into one shared buffer: a read is handed to its
  * protocol and returns before the next read, so no connection needs a

@@ -23,6 +23,7 @@ observePoller((poller) =>
     {
       type: "poller",
       epollFd: poller?.fd ?? -1,
+      tag: poller?.tag ?? 0,
       eventMemory: poller?.eventMemory ?? null,
     } satisfies FromBenchWorker,
   )

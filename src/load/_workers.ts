@@ -42,6 +42,8 @@ export type FromBenchWorker =
     type: "poller";
     /** The epoll descriptor of the worker's poller, or -1 once it closed it. */
     epollFd: number;
+    /** Its poller's `tag` (see `_reclaim.ts`), or 0. */
+    tag: number;
     /** The memory its waits write into (see `Poller.eventMemory`), or `null`. */
     eventMemory: SharedArrayBuffer | null;
   }
@@ -96,7 +98,7 @@ export async function runInWorkers(
   /** Each worker's poller: its epoll descriptor and wait memory, until it closes it. */
   const pollers = Array.from(
     { length: count },
-    () => ({ epollFd: -1, eventMemory: null as SharedArrayBuffer | null }),
+    () => ({ epollFd: -1, tag: 0, eventMemory: null as SharedArrayBuffer | null }),
   );
   const finished: Promise<void>[] = [];
   /** Which workers reported or failed: the others are counted as not reporting. */
@@ -187,11 +189,11 @@ export async function runInWorkers(
     );
   }
   // A worker that reported closed its poller first; one ended here may not have.
-  pollers.forEach(({ epollFd, eventMemory }, k) => {
+  pollers.forEach(({ epollFd, tag, eventMemory }, k) => {
     if (epollFd < 0) return;
     if (eventMemory !== null) keptEventMemory.push(eventMemory);
     try {
-      reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd);
+      reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd, tag);
     } catch (error) {
       errors.add(
         `Cannot close the descriptors of bench worker ${k}: ${

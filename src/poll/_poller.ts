@@ -174,6 +174,14 @@ export class Poller {
     return this.#epfd;
   }
 
+  /**
+   * A random number this instance's epoll set shows, as the upper half of
+   * its wake `eventfd`'s registration: what tells `_reclaim.ts` that the
+   * descriptor it was told of still holds this instance and not another
+   * that was given the number since.
+   */
+  readonly tag: number = (0x80000000 | crypto.getRandomValues(new Uint32Array(1))[0]) >>> 0;
+
   /** The memory waits write their events into (see `#events`). */
   get eventMemory(): SharedArrayBuffer {
     return this.#events.buffer as SharedArrayBuffer;
@@ -232,6 +240,9 @@ export class Poller {
       libc.symbols.close(this.#epfd);
       throw error;
     }
+    // Sockets' registrations carry their generations (small counts) there; the top bit set
+    // keeps the tag apart from them.
+    this.#generations[this.#wakeFd] = this.tag;
     try {
       this.#control(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN);
     } catch (error) {

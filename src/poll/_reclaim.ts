@@ -21,8 +21,13 @@
  * touched. (Nobody else closes a dead worker's descriptors, so none of its
  * numbers can have been given away: the check is a safeguard.) The epoll
  * descriptor itself must be the dead poller's: the pool learns it from the
- * worker whenever its poller is made or goes (`observePoller`). Linux only,
- * with read access to `/proc/self`.
+ * worker whenever its poller is made or goes (`observePoller`), with the
+ * poller's random tag, which its set shows in the wake `eventfd`'s entry
+ * (`data:`). A worker may close its poller and die before the pool hears of
+ * it, and the number may then hold another poller's instance (inodes do
+ * not tell: every epoll and `eventfd` descriptor has the same one): without
+ * the tag in its set, nothing is closed. Linux only, with read access to
+ * `/proc/self`.
  *
  * @module
  */
@@ -32,6 +37,8 @@ import type { EpollLibc } from "./_poller.ts";
 /** One entry of an epoll set, as `/proc/self/fdinfo` shows it. */
 interface Watched {
   fd: number;
+  /** The registration's 64-bit `data`. */
+  data: bigint;
   inode: bigint;
 }
 
@@ -45,13 +52,22 @@ export interface Reclaimed {
 
 /**
  * Closes the epoll instance `epfd` of a poller that can no longer run, and
- * every descriptor in its set, waking a wait blocked on it first.
+ * every descriptor in its set, waking a wait blocked on it first. Returns
+ * `null`, and closes nothing, when `epfd` is not an epoll instance whose set
+ * shows the poller's `tag` (`Poller.tag`): the poller was closed, and the
+ * number is free or another's.
  *
  * @throws {Error} when `/proc/self` cannot be read (no read permission, not Linux).
  */
-export function reclaimPollerDescriptors(libc: EpollLibc, epfd: number): Reclaimed {
-  if (link(epfd) !== "anon_inode:[eventpoll]") return { watched: 0, epoll: 0 };
+export function reclaimPollerDescriptors(
+  libc: EpollLibc,
+  epfd: number,
+  tag: number,
+): Reclaimed | null {
+  if (link(epfd) !== "anon_inode:[eventpoll]") return null;
   const watched = watchedBy(epfd);
+  const tagged = BigInt(tag) << 32n;
+  if (!watched.some((entry) => entry.data === (tagged | BigInt(entry.fd)))) return null;
   const numbers = new Set(watched.map((entry) => entry.fd));
   // Duplicates of the instance list the same set (no descriptor is in two sets of ours).
   const instances = [epfd];
@@ -75,8 +91,14 @@ export function reclaimPollerDescriptors(libc: EpollLibc, epfd: number): Reclaim
 function watchedBy(fd: number): Watched[] {
   const info = fdinfo(fd);
   const entries: Watched[] = [];
-  for (const match of info.matchAll(/^tfd:\s*(\d+)\s.*\bino:([0-9a-f]+)/gm)) {
-    entries.push({ fd: Number(match[1]), inode: BigInt(`0x${match[2]}`) });
+  for (
+    const match of info.matchAll(/^tfd:\s*(\d+)\s.*\bdata:\s*([0-9a-f]+)\s.*\bino:([0-9a-f]+)/gm)
+  ) {
+    entries.push({
+      fd: Number(match[1]),
+      data: BigInt(`0x${match[2]}`),
+      inode: BigInt(`0x${match[3]}`),
+    });
   }
   return entries;
 }

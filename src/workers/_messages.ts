@@ -61,10 +61,11 @@ export type ToWorker =
 /** Worker to pool. */
 export type FromWorker =
   /**
-   * The worker's poller was made (its epoll descriptor, and the memory its
-   * waits write into, which the pool keeps alive), or is gone (`-1`, `null`).
+   * The worker's poller was made (its epoll descriptor and tag, and the
+   * memory its waits write into, which the pool keeps alive), or is gone
+   * (`-1`, `0`, `null`).
    */
-  | { kind: "poller"; epollFd: number; eventMemory: SharedArrayBuffer | null }
+  | { kind: "poller"; epollFd: number; tag: number; eventMemory: SharedArrayBuffer | null }
   | { kind: "listening"; listeners: WorkerListener[] }
   | { kind: "failed"; name: string; message: string }
   | { kind: "counters"; id: number; servers: WorkerServerCounters[] }

@@ -185,6 +185,8 @@ interface Slot {
   listening: boolean;
   /** The epoll descriptor of the worker's poller, or -1 while it has none. */
   epollFd: number;
+  /** Its poller's `tag` (see `poll/_reclaim.ts`). */
+  tag: number;
   /**
    * The memory its pollers' waits write into, kept for as long as the pool
    * runs: a wait blocked on another thread when the worker died writes
@@ -227,6 +229,7 @@ class Pool implements WorkerPool {
         worker: null,
         listening: false,
         epollFd: -1,
+        tag: 0,
         eventMemory: [],
         startedAt: 0,
         restarts: 0,
@@ -334,6 +337,7 @@ class Pool implements WorkerPool {
     switch (message.kind) {
       case "poller":
         slot.epollFd = message.epollFd;
+        slot.tag = message.tag;
         if (message.eventMemory !== null) slot.eventMemory.push(message.eventMemory);
         break;
       case "listening":
@@ -419,20 +423,20 @@ class Pool implements WorkerPool {
   #reclaim(slot: Slot, epollFd: number): void {
     const libc = loadLibc() as EpollLibc;
     try {
-      const { watched } = reclaimPollerDescriptors(libc, epollFd);
+      const reclaimed = reclaimPollerDescriptors(libc, epollFd, slot.tag);
       slot.epollFd = -1;
-      if (watched === 0) {
-        workersLogger.warning(
-          "Closed no descriptor of worker {index}: its epoll set (descriptor {fd}) could not be " +
-            "read; its sockets may stay open",
+      if (reclaimed === null) {
+        // It closed its poller, and died before its message saying so arrived.
+        workersLogger.debug(
+          "Closed no descriptor of worker {index}: descriptor {fd} no longer holds its poller",
           { index: slot.index, fd: epollFd },
         );
-      } else {
-        workersLogger.debug("Closed {count} descriptors of worker {index}", {
-          count: watched,
-          index: slot.index,
-        });
+        return;
       }
+      workersLogger.debug("Closed {count} descriptors of worker {index}", {
+        count: reclaimed.watched,
+        index: slot.index,
+      });
     } catch (error) {
       workersLogger.warning(
         "Cannot close the descriptors of worker {index}: {error}; its sockets stay open",

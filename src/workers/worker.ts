@@ -139,6 +139,7 @@ export function serveInWorker<T>(
     scope.postMessage({
       kind: "poller",
       epollFd: poller?.fd ?? -1,
+      tag: poller?.tag ?? 0,
       eventMemory: poller?.eventMemory ?? null,
     })
   );

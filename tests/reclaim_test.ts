@@ -1,0 +1,82 @@
+/**
+ * Reclaiming a dead poller's descriptors (poll/_reclaim.ts) on real
+ * descriptors: it closes the poller's epoll set only while the number it
+ * was told still holds that poller, never another that took the number.
+ */
+
+import { assert, assertEquals } from "@std/assert";
+import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
+import { EPOLLIN } from "../src/libc/_constants.ts";
+import { Poller } from "../src/poll/_poller.ts";
+import { reclaimPollerDescriptors } from "../src/poll/_reclaim.ts";
+
+const libc = loadLibc() as LinuxLibc;
+
+/** Whether `fd` is open in this process. */
+function isOpen(fd: number): boolean {
+  try {
+    Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A UDP socket opened through libc, registered with `poller` (never readable: nothing sends). */
+function watchedSocket(poller: Poller): number {
+  const fd = libc.symbols.socket(libc.constants.AF_INET, libc.constants.SOCK_DGRAM, 0);
+  assert(fd >= 0, "socket() failed");
+  poller.add(fd, { onEvents() {}, onPollerError() {} }, EPOLLIN);
+  return fd;
+}
+
+Deno.test("reclaim closes a poller's set, its eventfd and its instance, given its tag", () => {
+  // A poller whose wait never returns, as a dead worker's: nothing of it runs again to use or
+  // close a descriptor the reclaim closed.
+  const stuck = {
+    ...libc,
+    linux: {
+      ...libc.linux,
+      epoll_wait: () => 0,
+      epoll_wait_blocking: () => new Promise<number>(() => {}),
+    },
+  };
+  const poller = new Poller(stuck);
+  const socket = watchedSocket(poller);
+  const epfd = poller.fd;
+  const reclaimed = reclaimPollerDescriptors(libc, epfd, poller.tag);
+  assertEquals(reclaimed, { watched: 2, epoll: 1 }); // the socket and the wake eventfd
+  assert(!isOpen(socket) && !isOpen(epfd));
+});
+
+Deno.test("reclaim closes nothing when the number now holds another poller", async () => {
+  const first = new Poller(libc);
+  const { fd: number, tag } = first;
+  assert(first.closeIfIdle());
+  // The closed poller's number goes to the next descriptor opened: another poller's instance.
+  const second = new Poller(libc);
+  assertEquals(second.fd, number, "the kernel did not give the number again");
+  const socket = watchedSocket(second);
+  try {
+    assertEquals(reclaimPollerDescriptors(libc, number, tag), null);
+    assert(isOpen(second.fd) && isOpen(socket), "the other poller's descriptors were closed");
+    // The other poller still works: its socket is removed and closed the usual way.
+    second.remove(socket);
+    libc.symbols.close(socket);
+    await second.whenIdle();
+  } finally {
+    second.closeIfIdle();
+  }
+});
+
+Deno.test("reclaim closes nothing for a descriptor that is not an epoll instance", () => {
+  const poller = new Poller(libc);
+  const socket = libc.symbols.socket(libc.constants.AF_INET, libc.constants.SOCK_DGRAM, 0);
+  try {
+    assertEquals(reclaimPollerDescriptors(libc, socket, poller.tag), null);
+    assert(isOpen(socket));
+  } finally {
+    libc.symbols.close(socket);
+    poller.closeIfIdle();
+  }
+});

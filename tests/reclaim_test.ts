@@ -30,7 +30,7 @@ function watchedSocket(poller: Poller): number {
   return fd;
 }
 
-Deno.test("reclaim closes a poller's set, its eventfd and its instance, given its tag", () => {
+Deno.test("reclaim closes a poller's set, its eventfd, its instance and its duplicates, given its tag", async () => {
   // A poller whose wait never returns, as a dead worker's: nothing of it runs again to use or
   // close a descriptor the reclaim closed.
   const stuck = {
@@ -44,9 +44,22 @@ Deno.test("reclaim closes a poller's set, its eventfd and its instance, given it
   const poller = new Poller(stuck);
   const socket = watchedSocket(poller);
   const epfd = poller.fd;
-  const reclaimed = reclaimPollerDescriptors(libc, epfd, poller.tag);
-  assertEquals(reclaimed, { watched: 2, epoll: 1 }); // the socket and the wake eventfd
-  assert(!isOpen(socket) && !isOpen(epfd));
+  // A duplicate of the instance, as the acceptor's reserve descriptors are.
+  const reserve = libc.symbols.dup(epfd);
+  // A live poller beside it, whose instance and socket are not the dead one's.
+  const other = new Poller(libc);
+  const otherSocket = watchedSocket(other);
+  try {
+    const reclaimed = reclaimPollerDescriptors(libc, epfd, poller.tag);
+    assertEquals(reclaimed, { watched: 2, epoll: 2 }); // the socket and the wake eventfd; 2 instances
+    assert(!isOpen(socket) && !isOpen(epfd) && !isOpen(reserve));
+    assert(isOpen(other.fd) && isOpen(otherSocket), "the live poller's descriptors were closed");
+  } finally {
+    other.remove(otherSocket);
+    libc.symbols.close(otherSocket);
+    await other.whenIdle();
+    other.closeIfIdle();
+  }
 });
 
 Deno.test("reclaim closes nothing when the number now holds another poller", async () => {

@@ -14,7 +14,8 @@
  * (`tfd: N ... ino: I`), so the descriptors can be found and closed from
  * the thread that outlives the worker. The acceptor's reserve descriptors
  * are duplicates of the epoll descriptor itself (see `_epoll_acceptor.ts`),
- * found as the other epoll descriptors that list the same set.
+ * found as the other epoll descriptors whose set shows the poller's tag
+ * (below).
  *
  * A descriptor is closed only when its inode is still the one the epoll set
  * names, so a number the process has given to another socket since is never
@@ -67,14 +68,15 @@ export function reclaimPollerDescriptors(
   if (link(epfd) !== "anon_inode:[eventpoll]") return null;
   const watched = watchedBy(epfd);
   const tagged = BigInt(tag) << 32n;
-  if (!watched.some((entry) => entry.data === (tagged | BigInt(entry.fd)))) return null;
-  const numbers = new Set(watched.map((entry) => entry.fd));
-  // Duplicates of the instance list the same set (no descriptor is in two sets of ours).
+  const showsTag = (set: Watched[]) =>
+    set.some((entry) => entry.data === (tagged | BigInt(entry.fd)));
+  if (!showsTag(watched)) return null;
+  // Duplicates of the instance list the same set, the tagged wake entry with it.
   const instances = [epfd];
   for (const entry of Deno.readDirSync("/proc/self/fd")) {
     const fd = Number(entry.name);
     if (fd === epfd || link(fd) !== "anon_inode:[eventpoll]") continue;
-    if (watchedBy(fd).some((other) => numbers.has(other.fd))) instances.push(fd);
+    if (showsTag(watchedBy(fd))) instances.push(fd);
   }
   const alive = watched.filter((entry) => inodeOf(entry.fd) === entry.inode);
   // A wait blocked on the instance would otherwise sleep for good on another thread.

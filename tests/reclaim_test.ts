@@ -1,14 +1,15 @@
 /**
  * Reclaiming a dead poller's descriptors (poll/_reclaim.ts) on real
  * descriptors: it closes the poller's epoll set only while the number it
- * was told still holds that poller, never another that took the number.
+ * was told still holds that poller, never another that took the number;
+ * and the wait for the worker's thread to end, which comes first.
  */
 
 import { assert, assertEquals } from "@std/assert";
 import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
 import { EPOLLIN } from "../src/libc/_constants.ts";
 import { Poller } from "../src/poll/_poller.ts";
-import { reclaimPollerDescriptors } from "../src/poll/_reclaim.ts";
+import { isolateThread, reclaimPollerDescriptors, whenThreadEnds } from "../src/poll/_reclaim.ts";
 
 const libc = loadLibc() as LinuxLibc;
 
@@ -92,4 +93,45 @@ Deno.test("reclaim closes nothing for a descriptor that is not an epoll instance
     libc.symbols.close(socket);
     poller.closeIfIdle();
   }
+});
+
+Deno.test("whenThreadEnds waits for a worker's thread, which terminate() leaves running its microtasks", async () => {
+  const main = isolateThread();
+  if (main === null) throw new Error("cannot read /proc/thread-self");
+  const worker = new Worker(new URL("./fixtures/stubborn_thread.ts", import.meta.url), {
+    type: "module",
+  });
+  const inbox: { thread?: ReturnType<typeof isolateThread>; spinning?: true }[] = [];
+  let arrived = Promise.withResolvers<void>();
+  worker.onmessage = ({ data }) => {
+    inbox.push(data);
+    arrived.resolve();
+  };
+  const next = async () => {
+    while (inbox.length === 0) {
+      await arrived.promise;
+      arrived = Promise.withResolvers();
+    }
+    return inbox.shift()!;
+  };
+  try {
+    const { thread } = await next();
+    if (!thread || thread.tid === main.tid) {
+      throw new Error(`not the worker's thread: ${JSON.stringify(thread)}`);
+    }
+    assertEquals(await whenThreadEnds(thread, 20), false, "the worker's thread ended by itself");
+    worker.postMessage({ spinMs: 800 });
+    await next();
+    const ended = performance.now();
+    worker.terminate();
+    // What makes the wait necessary: ended, it still runs (and could still use descriptors).
+    assertEquals(await whenThreadEnds(thread, 200), false, "terminate() stopped the microtasks");
+    assertEquals(await whenThreadEnds(thread, 10_000), true, "the thread never ended");
+    assert(performance.now() - ended >= 500, "the thread ended before its microtasks did");
+  } finally {
+    worker.terminate();
+  }
+  // The calling thread runs; a thread with its id but another start time is another, ended.
+  assertEquals(await whenThreadEnds(main, 0), false);
+  assertEquals(await whenThreadEnds({ ...main, startTime: "1" }, 0), true);
 });

@@ -190,6 +190,37 @@ Deno.test("a worker that cannot listen after worker 0 did: worker 0 drains, and 
   }
 });
 
+Deno.test("a failed worker that still runs keeps its descriptors until its thread stops", async () => {
+  await descriptorsBefore();
+  const before = openSockets();
+  const dir = await Deno.makeTempDir();
+  const mark = (name: string) => {
+    try {
+      return Deno.readTextFileSync(`${dir}/${name}`);
+    } catch {
+      return null;
+    }
+  };
+  try {
+    // It fails, and runs microtasks for 3 s more, which terminate() does not stop.
+    await assertRejects(
+      () =>
+        startWorkers(new URL("./fixtures/stubborn_echo_worker.ts", import.meta.url), {
+          count: 1,
+          data: { dir },
+        }),
+      Error,
+      "fails on purpose",
+    );
+    assert(mark("ended") !== null, "the start failed while the worker it ended still ran");
+    assertEquals(mark("closed"), null, "descriptors were closed under the running worker");
+    // Then its listener was closed.
+    await waitFor(() => openSockets() <= before, "the sockets to be released", 15_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("startWorkers names a bad count", async () => {
   await assertRejects(() => startWorkers(MODULE, { count: 0 }), RangeError, "count 0");
   await assertRejects(

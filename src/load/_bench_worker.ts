@@ -15,6 +15,7 @@ import { LatencyHistogram } from "./histogram.ts";
 import { runHere } from "./run.ts";
 import type { FromBenchWorker, ToBenchWorker } from "./_workers.ts";
 import { closeIdlePoller, observePoller, waitOnMainThread } from "../poll/_poller.ts";
+import { isolateThread } from "../poll/_reclaim.ts";
 
 const controller = new AbortController();
 
@@ -25,6 +26,7 @@ observePoller((poller) =>
       epollFd: poller?.fd ?? -1,
       tag: poller?.tag ?? 0,
       eventMemory: poller?.eventMemory ?? null,
+      thread: isolateThread(),
     } satisfies FromBenchWorker,
   )
 );

@@ -18,7 +18,7 @@ import { ErrorTally } from "./_state.ts";
 import { LatencyHistogram, type LatencySnapshot } from "./histogram.ts";
 import { reportOf } from "./report.ts";
 import { type EpollLibc, mainThreadWaitSettings } from "../poll/_poller.ts";
-import { reclaimPollerDescriptors } from "../poll/_reclaim.ts";
+import { type IsolateThread, reclaimPollerDescriptors, whenThreadEnds } from "../poll/_reclaim.ts";
 import { loadLibc } from "../libc/_libc.ts";
 import { monotonicMs } from "../libc/_clock.ts";
 
@@ -46,6 +46,8 @@ export type FromBenchWorker =
     tag: number;
     /** The memory its waits write into (see `Poller.eventMemory`), or `null`. */
     eventMemory: SharedArrayBuffer | null;
+    /** The worker's thread: it must have ended before the poller's descriptors are closed. */
+    thread: IsolateThread | null;
   }
   | { type: "progress"; requests: number; errors: number }
   | { type: "done"; report: BenchReport; latencies: LatencySnapshot; connects: LatencySnapshot };
@@ -56,6 +58,13 @@ export type FromBenchWorker =
  * the duration (its grace for connections still being made).
  */
 const REPORT_GRACE_MS = 10_000;
+
+/**
+ * How long a worker that was ended may take to stop running: one whose
+ * JavaScript never goes back to its event loop does not stop, and its
+ * descriptors are then left open rather than closed under it.
+ */
+const ENDING_MS = 5_000;
 
 /**
  * The memory the waits of ended workers' pollers write into. A wait blocked
@@ -98,7 +107,12 @@ export async function runInWorkers(
   /** Each worker's poller: its epoll descriptor and wait memory, until it closes it. */
   const pollers = Array.from(
     { length: count },
-    () => ({ epollFd: -1, tag: 0, eventMemory: null as SharedArrayBuffer | null }),
+    () => ({
+      epollFd: -1,
+      tag: 0,
+      eventMemory: null as SharedArrayBuffer | null,
+      thread: null as IsolateThread | null,
+    }),
   );
   const finished: Promise<void>[] = [];
   /** Which workers reported or failed: the others are counted as not reporting. */
@@ -188,11 +202,15 @@ export async function runInWorkers(
       missing,
     );
   }
-  // A worker that reported closed its poller first; one ended here may not have.
-  pollers.forEach(({ epollFd, tag, eventMemory }, k) => {
+  // A worker that reported closed its poller first; one ended here may not have. Its
+  // descriptors are closed once its thread has ended (see poll/_reclaim.ts).
+  await Promise.all(pollers.map(async ({ epollFd, tag, eventMemory, thread }, k) => {
     if (epollFd < 0) return;
     if (eventMemory !== null) keptEventMemory.push(eventMemory);
     try {
+      if (thread !== null && !await whenThreadEnds(thread, ENDING_MS)) {
+        throw new Error(`it still runs ${ENDING_MS / 1000} s after it was ended`);
+      }
       reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd, tag);
     } catch (error) {
       errors.add(
@@ -201,7 +219,7 @@ export async function runInWorkers(
         }; its sockets stay open until the process ends`,
       );
     }
-  });
+  }));
   return merged(reports, options, count, percentiles, latencies, connects, errors, start);
 }
 

@@ -30,10 +30,93 @@
  * the tag in its set, nothing is closed. Linux only, with read access to
  * `/proc/self`.
  *
+ * Only once the worker's thread has ended: `Worker.terminate()` does not
+ * stop JavaScript that never goes back to its event loop (a loop of
+ * microtasks, as a poller's turns under load are), so a worker ended a
+ * moment ago may still read, write or close its descriptors. Were they
+ * closed under it, their numbers could go to another worker's new sockets
+ * and be written or closed by the one ending. So the worker tells its
+ * thread ({@linkcode isolateThread}), and the pool waits for it to end
+ * ({@linkcode whenThreadEnds}) before it reclaims.
+ *
  * @module
  */
 
 import type { EpollLibc } from "./_poller.ts";
+import { monotonicMs } from "../libc/_clock.ts";
+
+/**
+ * An OS thread of this process, as `/proc` shows it: its id, and when it
+ * started (in clock ticks since boot), so that a later thread given the
+ * same id is not taken for it.
+ */
+export interface IsolateThread {
+  tid: number;
+  startTime: string;
+}
+
+/** This isolate's thread, read once: `undefined` until then. */
+let thisThread: IsolateThread | null | undefined;
+
+/**
+ * The thread this isolate runs on (each worker has its own), or `null`
+ * where `/proc/thread-self` cannot be read (not Linux, no read permission).
+ */
+export function isolateThread(): IsolateThread | null {
+  if (thisThread === undefined) {
+    try {
+      thisThread = threadOf(Deno.readTextFileSync("/proc/thread-self/stat"));
+    } catch {
+      thisThread = null;
+    }
+  }
+  return thisThread;
+}
+
+/**
+ * Resolves `true` once `thread` has ended (no task of this process has its
+ * id and start time, or it is dead), `false` if it still runs after
+ * `timeoutMs`. Looks again after 1 ms, then after twice as long each time,
+ * up to 50 ms.
+ */
+export async function whenThreadEnds(thread: IsolateThread, timeoutMs: number): Promise<boolean> {
+  const until = monotonicMs() + timeoutMs;
+  for (let delay = 1;; delay = Math.min(delay * 2, 50)) {
+    if (hasEnded(thread)) return true;
+    const left = until - monotonicMs();
+    if (left <= 0) return false;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+  }
+}
+
+function hasEnded(thread: IsolateThread): boolean {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/self/task/${thread.tid}/stat`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
+  }
+  const fields = fieldsAfterName(stat);
+  // Z, X: exited, not yet reaped.
+  return fields[19] !== thread.startTime || fields[0] === "Z" || fields[0] === "X";
+}
+
+/** A thread's id and start time, from its `/proc/.../stat` line. */
+function threadOf(stat: string): IsolateThread | null {
+  const tid = Number.parseInt(stat, 10);
+  const startTime = fieldsAfterName(stat)[19];
+  return Number.isInteger(tid) && startTime !== undefined ? { tid, startTime } : null;
+}
+
+/**
+ * The fields of a `/proc/.../stat` line from the third on (state, parent,
+ * ...; the start time, the 22nd, at index 19): those after the
+ * parenthesised name, which may itself hold spaces and parentheses.
+ */
+function fieldsAfterName(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
 
 /** One entry of an epoll set, as `/proc/self/fdinfo` shows it. */
 interface Watched {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { IsolateThread } from "../poll/_reclaim.ts";
+
 /**
  * A socket a worker serves on.
  *
@@ -63,9 +65,16 @@ export type FromWorker =
   /**
    * The worker's poller was made (its epoll descriptor and tag, and the
    * memory its waits write into, which the pool keeps alive), or is gone
-   * (`-1`, `0`, `null`).
+   * (`-1`, `0`, `null`); and the worker's thread, which must have ended
+   * before the pool closes what the poller held.
    */
-  | { kind: "poller"; epollFd: number; tag: number; eventMemory: SharedArrayBuffer | null }
+  | {
+    kind: "poller";
+    epollFd: number;
+    tag: number;
+    eventMemory: SharedArrayBuffer | null;
+    thread: IsolateThread | null;
+  }
   | { kind: "listening"; listeners: WorkerListener[] }
   | { kind: "failed"; name: string; message: string }
   | { kind: "counters"; id: number; servers: WorkerServerCounters[] }

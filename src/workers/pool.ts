@@ -10,7 +10,8 @@
  * again, and `deno run` gives a program no way to read its own), one
  * signal handler and one stderr serve them all, and counters travel as
  * messages. The cost is isolation: a worker that dies leaves its
- * descriptors to the pool, which closes them (see `poll/_reclaim.ts`).
+ * descriptors to the pool, which closes them once the worker's thread has
+ * ended (see `poll/_reclaim.ts`).
  *
  * @example main.ts: four workers, each running worker.ts (see `serveInWorker`)
  * ```ts ignore
@@ -30,7 +31,7 @@
 
 import { loadLibc } from "../libc/_libc.ts";
 import type { EpollLibc } from "../poll/_poller.ts";
-import { reclaimPollerDescriptors } from "../poll/_reclaim.ts";
+import { type IsolateThread, reclaimPollerDescriptors, whenThreadEnds } from "../poll/_reclaim.ts";
 import { checkInteger } from "../_validate.ts";
 import { workersLogger } from "./_log.ts";
 import {
@@ -136,6 +137,11 @@ export interface WorkerPool extends AsyncDisposable {
 const MAX_RESTART_DELAY = 30_000;
 /** A worker that dies sooner than this after starting doubles the next delay. */
 const QUICK_DEATH = 10_000;
+/**
+ * How long a worker that was ended may take to stop running before its
+ * descriptors are given up on (left open, not closed under it).
+ */
+const ENDING_MS = 5_000;
 /** The most workers a pool runs. */
 const MAX_WORKERS = 1024;
 
@@ -187,6 +193,8 @@ interface Slot {
   epollFd: number;
   /** Its poller's `tag` (see `poll/_reclaim.ts`). */
   tag: number;
+  /** The worker's thread, once its poller was made. */
+  thread: IsolateThread | null;
   /**
    * The memory its pollers' waits write into, kept for as long as the pool
    * runs: a wait blocked on another thread when the worker died writes
@@ -217,6 +225,8 @@ class Pool implements WorkerPool {
   #restartDelay: number;
   #stopping = false;
   #restarts = 0;
+  /** Ended workers whose descriptors are still to be closed. */
+  #reclaiming = 0;
 
   constructor(module: string, size: number, data: unknown, restartDelay: number) {
     this.#module = module;
@@ -230,6 +240,7 @@ class Pool implements WorkerPool {
         listening: false,
         epollFd: -1,
         tag: 0,
+        thread: null,
         eventMemory: [],
         startedAt: 0,
         restarts: 0,
@@ -338,6 +349,7 @@ class Pool implements WorkerPool {
       case "poller":
         slot.epollFd = message.epollFd;
         slot.tag = message.tag;
+        slot.thread = message.thread;
         if (message.eventMemory !== null) slot.eventMemory.push(message.eventMemory);
         break;
       case "listening":
@@ -359,10 +371,8 @@ class Pool implements WorkerPool {
           // Its servers stopped without being asked to (their listeners failed): start it again.
           return this.#died(slot, new Error("Its servers stopped on their own"));
         }
-        const epollFd = slot.epollFd;
-        this.#terminate(slot);
         // A poller it could not close (something was still registered) is closed here.
-        if (epollFd >= 0) this.#reclaim(slot, epollFd);
+        this.#endAndReclaim(slot);
         this.#maybeFinish();
         break;
       }
@@ -373,10 +383,14 @@ class Pool implements WorkerPool {
   #died(slot: Slot, error: Error): void {
     if (slot.worker === null) return;
     const wasListening = slot.listening;
-    const epollFd = slot.epollFd;
-    this.#terminate(slot);
-    if (epollFd >= 0) this.#reclaim(slot, epollFd);
-    if (slot.onStart !== null) return slot.onStart(error);
+    const reclaimed = this.#endAndReclaim(slot);
+    // A start that failed fails once what the worker opened is closed.
+    const onStart = slot.onStart;
+    if (onStart !== null) {
+      slot.onStart = null;
+      reclaimed.then(() => onStart(error));
+      return;
+    }
     if (this.#stopping || !wasListening) return this.#maybeFinish();
     this.#scheduleRestart(
       slot,
@@ -419,28 +433,55 @@ class Pool implements WorkerPool {
     }, ms);
   }
 
-  /** Closes the descriptors a dead worker's poller held (see `poll/_reclaim.ts`). */
-  #reclaim(slot: Slot, epollFd: number): void {
-    const libc = loadLibc() as EpollLibc;
+  /**
+   * Ends the worker in `slot` and, should its poller still be open, closes
+   * the descriptors the poller held, once the worker's thread has ended
+   * (see `poll/_reclaim.ts`). The pool does not finish before that.
+   */
+  #endAndReclaim(slot: Slot): Promise<void> {
+    const { epollFd, tag, thread, index } = slot;
+    this.#terminate(slot);
+    slot.epollFd = -1;
+    if (epollFd < 0) return Promise.resolve();
+    this.#reclaiming++;
+    return this.#reclaim(index, epollFd, tag, thread).finally(() => {
+      this.#reclaiming--;
+      this.#maybeFinish();
+    });
+  }
+
+  async #reclaim(
+    index: number,
+    epollFd: number,
+    tag: number,
+    thread: IsolateThread | null,
+  ): Promise<void> {
     try {
-      const reclaimed = reclaimPollerDescriptors(libc, epollFd, slot.tag);
-      slot.epollFd = -1;
+      if (thread !== null && !await whenThreadEnds(thread, ENDING_MS)) {
+        workersLogger.warning(
+          "Worker {index} still runs {seconds} s after it was ended (its JavaScript never " +
+            "returns to its event loop): its descriptors stay open",
+          { index, seconds: ENDING_MS / 1000 },
+        );
+        return;
+      }
+      const reclaimed = reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd, tag);
       if (reclaimed === null) {
         // It closed its poller, and died before its message saying so arrived.
         workersLogger.debug(
           "Closed no descriptor of worker {index}: descriptor {fd} no longer holds its poller",
-          { index: slot.index, fd: epollFd },
+          { index, fd: epollFd },
         );
         return;
       }
       workersLogger.debug("Closed {count} descriptors of worker {index}", {
         count: reclaimed.watched,
-        index: slot.index,
+        index,
       });
     } catch (error) {
       workersLogger.warning(
         "Cannot close the descriptors of worker {index}: {error}; its sockets stay open",
-        { index: slot.index, error },
+        { index, error },
       );
     }
   }
@@ -469,6 +510,7 @@ class Pool implements WorkerPool {
 
   #maybeFinish(): void {
     if (!this.#stopping) return;
+    if (this.#reclaiming > 0) return;
     if (this.#slots.some((slot) => slot.worker !== null || slot.timer !== undefined)) return;
     this.#finished.resolve(
       this.#slots.map((slot) => ({

@@ -25,6 +25,7 @@
  */
 
 import { closeIdlePoller, observePoller } from "../poll/_poller.ts";
+import { isolateThread } from "../poll/_reclaim.ts";
 import {
   type FromWorker,
   NAME_PREFIX,
@@ -141,6 +142,7 @@ export function serveInWorker<T>(
       epollFd: poller?.fd ?? -1,
       tag: poller?.tag ?? 0,
       eventMemory: poller?.eventMemory ?? null,
+      thread: isolateThread(),
     })
   );
   (async () => {

@@ -311,6 +311,66 @@ Deno.test("poller: an event that comes while a wait spins is taken without sleep
   await poller.whenIdle();
 });
 
+Deno.test("poller: a spin that finds nothing is skipped for a number of waits that doubles, until one finds an event", async () => {
+  const { libc, poller } = setUp();
+  const socket = libc.socket(7);
+  // Per wait here: how many looks it made before it slept (0: it skipped the spin).
+  const looks: number[] = [];
+  let looking = 0;
+  /** In waits 30 to 44, the socket becomes ready during the spin's second look. */
+  const readyWhileSpinning = () => looks.length >= 30 && looks.length < 45;
+  const wait = libc.linux.epoll_wait;
+  (libc.linux as { epoll_wait: typeof wait }).epoll_wait = (epfd, events, max, timeout) => {
+    if (socket.room === 0) {
+      if (timeout > 0) {
+        // The wait here sleeps: the next event comes meanwhile, after any spin.
+        looks.push(looking);
+        looking = 0;
+        socket.room = 1 << 20;
+      } else if (++looking === 2 && readyWhileSpinning()) {
+        looks.push(looking);
+        looking = 0;
+        socket.room = 1 << 20;
+      }
+    }
+    return wait(epfd, events, max, timeout);
+  };
+  const done = Promise.withResolvers<void>();
+  waitOnMainThread(true, 200);
+  try {
+    poller.add(7, {
+      onEvents() {
+        socket.room = 0; // answered: nothing is ready until the next event
+        if (looks.length === 60) done.resolve();
+      },
+      onPollerError: (error) => done.reject(error),
+    }, EPOLLOUT);
+    await done.promise;
+  } finally {
+    waitOnMainThread(false);
+    poller.remove(7);
+  }
+  await poller.whenIdle();
+  const spun = looks.flatMap((count, wait) => count > 0 ? [wait] : []);
+  // Spins that find nothing: then 1, 2, 4, 8 waits skip it.
+  assertEquals(spun.slice(0, 5), [0, 2, 5, 10, 19], `looks per wait: ${looks}`);
+  // After 16 skipped, a spin finds an event: every wait after it spins, and finds one at once.
+  assertEquals(spun.filter((wait) => wait >= 30 && wait < 45), [
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+  ]);
+  assert(looks.slice(36, 45).every((count) => count === 2), `looks per wait: ${looks}`);
+  // Then they find nothing again: the skips start again from 1.
+  assertEquals(spun.filter((wait) => wait >= 45), [45, 47, 50, 55], `looks per wait: ${looks}`);
+});
+
 for (const on of [true, false]) {
   Deno.test(`poller: with waitOnMainThread(${on}), a wait right after events ${on ? "sleeps here first" : "goes to the blocking thread"}`, async () => {
     const { libc, poller } = setUp();

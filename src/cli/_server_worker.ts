@@ -9,6 +9,7 @@
 import { serveInWorker, type WorkerServer } from "../workers/worker.ts";
 import { waitOnMainThread } from "../poll/_poller.ts";
 import { flushLogs, setUpLogging } from "./_logging.ts";
+import { setBusyPoll } from "./_busy_poll.ts";
 import { type ListenerPlan, startListeners } from "./_listeners.ts";
 import { countersOf } from "./_metrics.ts";
 
@@ -18,6 +19,10 @@ export interface ServerWorkerData {
   command: ListenerPlan & {
     logLevel: "debug" | "info" | "warning" | "error";
     logFormat: "text" | "json";
+    /** `--busy-poll`, in microseconds. */
+    busyPoll: number;
+    /** How many workers the program runs. */
+    workers: number | null;
   };
   /** The ports to listen on: the command's, or those worker 0 was given for port 0. */
   ports: number[];
@@ -28,6 +33,7 @@ serveInWorker<ServerWorkerData>(async ({ index, data }) => {
   waitOnMainThread(true);
   const { command, ports } = data;
   await setUpLogging(command.logLevel, command.logFormat, index);
+  setBusyPoll(command.busyPoll, command.workers ?? 1);
   // info mode names the worker that answers.
   const options = { ...command.options, info: { worker: index } };
   const udpOptions = { ...command.udpOptions, info: { worker: index } };

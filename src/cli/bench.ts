@@ -31,7 +31,7 @@ import { parseArgs } from "@std/cli/parse-args";
 import { MAX_DATAGRAM_SIZE } from "../udp/socket.ts";
 import { type BenchOptions, type BenchReport, runBench } from "../load/run.ts";
 import { formatReport, rateMissed } from "../load/report.ts";
-import { waitOnMainThread } from "../poll/_poller.ts";
+import { spinWhereCoresAllow, waitOnMainThread } from "../poll/_poller.ts";
 import { LatencyHistogram } from "../load/histogram.ts";
 import {
   collectUnknown,
@@ -53,9 +53,7 @@ import {
  * How long the bench's closed loop looks for the next answer without
  * sleeping: round trips on loopback take tens of microseconds, and a sleep
  * costs its wake-up (see `waitOnMainThread`). Only while the bench's event
- * loops leave as many cores to the rest (the server, most often, on the
- * same machine): pinned with cecho to one core, spinning cost 20 to 25% of
- * the requests a second, over TCP and UDP.
+ * loops leave as many cores to the rest (see `spinWhereCoresAllow`).
  */
 const SPIN_MICROSECONDS = 50;
 
@@ -223,8 +221,7 @@ export async function main(args: string[]): Promise<number> {
     // for the next answer without sleeping for a while (see waitOnMainThread). Not in open
     // loop, whose timers must fire on time, nor for main() called from a program with sockets
     // of its own.
-    const loops = options.workers ?? 1;
-    waitOnMainThread(true, navigator.hardwareConcurrency >= 2 * loops ? SPIN_MICROSECONDS : 0);
+    waitOnMainThread(true, spinWhereCoresAllow(SPIN_MICROSECONDS, options.workers ?? 1));
   }
   // The first Ctrl-C ends the run with its report; a second exits at once.
   const interrupt = () => {

@@ -124,6 +124,8 @@ const WAIT_HERE_MS = 1;
 let mainThreadWaits = false;
 /** How long a wait on the main thread looks without sleeping first, in milliseconds. */
 let spinMs = 0;
+/** The most waits a spin that found nothing makes the next spins skip (see `Poller.#waitHere`). */
+const MAX_SPIN_SKIPS = 64;
 
 /**
  * Lets the poller of this isolate (each worker decides for its own) sleep
@@ -135,19 +137,38 @@ let spinMs = 0;
  * get a turn every 10 ms.
  *
  * With `spinMicroseconds`, each such wait first looks without sleeping,
- * over and over, for up to that long. A sleep and its wake-up cost several
- * microseconds of CPU on a virtual machine's cores and delay the answer: a
- * closed-loop client whose next answer is due within that time (the bench,
- * 50 µs) spends the time looking instead. At 4 UDP sockets against
- * `cecho_udp` the bench made a quarter to a third more round trips a
- * second, with 10–20% less CPU per round trip; at 32 sockets, and over TCP
- * at 10 and 1,000 connections, it did no worse (BENCHMARKS.md). A program
- * whose peers are often quiet for longer wastes the time: the server does
- * not spin.
+ * over and over, for up to that long (busy polling, as HAProxy's
+ * `busy-polling` and Linux's `SO_BUSY_POLL` call it). A sleep and its
+ * wake-up cost several microseconds of CPU on a virtual machine's cores,
+ * and the sleeping core may be handed to another guest, which delays the
+ * answer further: a program whose next event is due within that time (a
+ * closed-loop client; a server under load) spends the time looking
+ * instead. At 4 UDP sockets against `cecho_udp` the bench made a quarter
+ * to a third more round trips a second, with 10–20% less CPU per round
+ * trip; the UDP server answering `udpload` at 4 sockets, about a tenth
+ * more, and no more CPU per datagram (BENCHMARKS.md). A spin that finds
+ * nothing costs its whole length, so the next spins are skipped, for a
+ * number of waits that doubles with each such spin (up to 64) and starts
+ * again at none when one finds an event: a program whose peers are quiet
+ * for longer than the spin soon stops spinning. Each spin holds a core:
+ * see {@linkcode spinWhereCoresAllow}.
  */
 export function waitOnMainThread(on: boolean, spinMicroseconds = 0): void {
   mainThreadWaits = on;
   spinMs = on ? spinMicroseconds / 1000 : 0;
+}
+
+/**
+ * The spin to ask of {@linkcode waitOnMainThread} in a program of `loops`
+ * event loops (itself and its workers): `microseconds` where the machine
+ * (as far as this process may use it: `navigator.hardwareConcurrency`
+ * follows CPU affinity) has at least twice as many cores as loops, else 0.
+ * A spinning loop holds its core, and its peers, most often on the same
+ * machine, need the others: pinned to one core with `cecho`, the bench's
+ * spin cost it 20–25% of its requests a second.
+ */
+export function spinWhereCoresAllow(microseconds: number, loops: number): number {
+  return navigator.hardwareConcurrency >= 2 * loops ? microseconds : 0;
 }
 
 /** What {@linkcode waitOnMainThread} set in this isolate: `null` when its waits do not sleep here. */
@@ -205,6 +226,10 @@ export class Poller {
   #hereSkips = 0;
   /** What {@linkcode Poller.#hereSkips} is set to when a wait here finds nothing; doubles each time. */
   #hereBackoff = 1;
+  /** Waits here that skip the spin: set when a spin found nothing (see `#waitHere`). */
+  #spinSkips = 0;
+  /** What {@linkcode Poller.#spinSkips} is set to when a spin finds nothing; doubles each time. */
+  #spinBackoff = 1;
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
   /** Set once a wait failed for good: the poller is closed. */
@@ -460,7 +485,8 @@ export class Poller {
    * directly, with one switch instead of a blocking thread's wake-up and
    * Deno's hand-over. Nothing else of the program runs meanwhile, so a wait
    * here that finds nothing (the peer is quiet) is not tried again for a
-   * number of waits that doubles each time, up to 1,024.
+   * number of waits that doubles each time, up to 1,024; a spin that finds
+   * nothing is skipped likewise, up to {@linkcode MAX_SPIN_SKIPS} waits.
    */
   #waitHere(): number {
     if (this.#hereSkips > 0) {
@@ -469,11 +495,19 @@ export class Poller {
     }
     const { epoll_wait } = this.libc.linux;
     let n = 0;
-    if (spinMs > 0) {
+    if (spinMs > 0 && this.#spinSkips > 0) {
+      this.#spinSkips--;
+    } else if (spinMs > 0) {
       const until = monotonicMs() + spinMs;
       do n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0); while (
         n === 0 && monotonicMs() < until
       );
+      if (n !== 0) {
+        this.#spinBackoff = 1;
+      } else {
+        this.#spinSkips = this.#spinBackoff;
+        this.#spinBackoff = Math.min(this.#spinBackoff * 2, MAX_SPIN_SKIPS);
+      }
     }
     if (n === 0) n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, WAIT_HERE_MS);
     if (n > 0) {

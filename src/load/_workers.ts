@@ -80,6 +80,8 @@ export interface WorkerRunSettings {
   module?: URL;
   /** How long past the duration a worker may take to report: {@linkcode REPORT_GRACE_MS}. */
   graceMs?: number;
+  /** How long an ended worker may take to stop running: {@linkcode ENDING_MS}. */
+  endingMs?: number;
 }
 
 /**
@@ -93,8 +95,11 @@ export async function runInWorkers(
   percentiles: readonly number[],
   settings: WorkerRunSettings = {},
 ): Promise<BenchReport> {
-  const { module = new URL("./_bench_worker.ts", import.meta.url), graceMs = REPORT_GRACE_MS } =
-    settings;
+  const {
+    module = new URL("./_bench_worker.ts", import.meta.url),
+    graceMs = REPORT_GRACE_MS,
+    endingMs = ENDING_MS,
+  } = settings;
   const { connections, latencies: _latencies, signal, onProgress, workers: _workers, ...rest } =
     options;
   const start = monotonicMs();
@@ -207,17 +212,19 @@ export async function runInWorkers(
   await Promise.all(pollers.map(async ({ epollFd, tag, eventMemory, thread }, k) => {
     if (epollFd < 0) return;
     if (eventMemory !== null) keptEventMemory.push(eventMemory);
+    const cannot = (why: unknown) =>
+      errors.add(
+        `Cannot close the descriptors of bench worker ${k}: ${
+          why instanceof Error ? why.message : why
+        }; its sockets stay open until the process ends`,
+      );
     try {
-      if (thread !== null && !await whenThreadEnds(thread, ENDING_MS)) {
-        throw new Error(`it still runs ${ENDING_MS / 1000} s after it was ended`);
+      if (thread !== null && !await whenThreadEnds(thread, endingMs)) {
+        return cannot(`it still runs ${endingMs / 1000} s after it was ended`);
       }
       reclaimPollerDescriptors(loadLibc() as EpollLibc, epollFd, tag);
     } catch (error) {
-      errors.add(
-        `Cannot close the descriptors of bench worker ${k}: ${
-          error instanceof Error ? error.message : error
-        }; its sockets stay open until the process ends`,
-      );
+      cannot(error);
     }
   }));
   return merged(reports, options, count, percentiles, latencies, connects, errors, start);

@@ -104,8 +104,8 @@ Options:
                             no workers)
   --busy-poll US            after events, a wait looks for more for up to US
                             microseconds before it sleeps, sparing a wake-up per round
-                            trip under load; a look that finds nothing is skipped for
-                            a number of waits that doubles each time (default 50; 0:
+                            trip under load; after a look that found nothing, the next
+                            1, 2, 4... (up to 64) waits do not look (default 50; 0:
                             never; only with at least 2 CPUs per event loop)
   --api protocol|stream     API the server runs on (default protocol; TCP only)
   --mode echo|once|prefix|until|info

@@ -8,6 +8,7 @@
 import { assertEquals } from "@std/assert";
 import * as hdr from "hdr-histogram-js";
 import { countsIndex, LatencyHistogram } from "../src/load/histogram.ts";
+import { prng } from "./_helpers.ts";
 
 const HIGHEST_US = 3_600_000_000;
 
@@ -23,15 +24,6 @@ function reference(): hdr.Histogram {
   });
 }
 
-/** A pseudo-random sequence, the same on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
 Deno.test("countsIndex is HdrHistogram's own index, at every bucket's edges and in between", () => {
   const library = reference() as unknown as { countsArrayIndex(value: number): number };
   const values = new Set<number>();
@@ -39,7 +31,7 @@ Deno.test("countsIndex is HdrHistogram's own index, at every bucket's edges and 
   for (let power = 11; power < 32; power++) {
     for (const delta of [-2, -1, 0, 1, 2]) values.add(2 ** power + delta);
   }
-  const next = random(7);
+  const next = prng(7);
   for (let i = 0; i < 100_000; i++) values.add(1 + Math.floor(next() * (HIGHEST_US - 1)));
   values.add(HIGHEST_US);
   for (const value of values) {
@@ -52,7 +44,7 @@ Deno.test("countsIndex is HdrHistogram's own index, at every bucket's edges and 
 
 Deno.test("every figure is the library's for the same latencies, read once or as they come", () => {
   for (const seed of [1, 2, 3]) {
-    const next = random(seed);
+    const next = prng(seed);
     const ours = new LatencyHistogram();
     const theirs = reference();
     for (let i = 0; i < 20_000; i++) {

@@ -221,6 +221,36 @@ Deno.test("a failed worker that still runs keeps its descriptors until its threa
   }
 });
 
+Deno.test("a worker that runs on past the time allowed keeps its descriptors, with a warning", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // In a process of its own: the descriptors given up on stay open until it ends.
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/pool_gives_up.ts", import.meta.url).pathname, dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(code, 0, new TextDecoder().decode(stderr));
+    const result = JSON.parse(new TextDecoder().decode(stdout));
+    assert(result.error.includes("fails on purpose"), result.error);
+    // The start gave up after the 300 ms allowed, while the worker still ran (3 s).
+    assert(result.ranOn, `the start waited for the worker: ${result.rejectedAfterMs} ms`);
+    assert(result.rejectedAfterMs >= 300, `${result.rejectedAfterMs} ms`);
+    assertEquals(result.closedUnderIt, false, "descriptors were closed under the running worker");
+    // Its descriptors (the epoll instance, its listener, ...) are left open: the pool gave up.
+    assert(result.watched >= 2, `${result.watched} descriptors watched`);
+    assertEquals(result.leftOpen, result.watched);
+    assertEquals(result.warnings, [{
+      message: "Worker {index} still runs {seconds} s after it was ended (its JavaScript never " +
+        "returns to its event loop): its descriptors stay open",
+      index: 0,
+      seconds: 0.3,
+    }]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("startWorkers names a bad count", async () => {
   await assertRejects(() => startWorkers(MODULE, { count: 0 }), RangeError, "count 0");
   await assertRejects(

@@ -162,9 +162,22 @@ const MAX_WORKERS = 1024;
  * @throws {Error} what a worker's start function threw (the same class where it is a built-in
  * or `Deno.errors` one), such as `Deno.errors.AddrInUse`; the workers started are stopped.
  */
-export async function startWorkers<T>(
+export function startWorkers<T>(
   module: string | URL,
   options: WorkerPoolOptions<T>,
+): Promise<WorkerPool> {
+  return startPool(module, options, ENDING_MS);
+}
+
+/**
+ * {@linkcode startWorkers}, with `endingMs` the time an ended worker's
+ * thread may run on before its descriptors are given up on (left open):
+ * 5 s there. The tests shorten it; `mod.ts` does not export this.
+ */
+export async function startPool<T>(
+  module: string | URL,
+  options: WorkerPoolOptions<T>,
+  endingMs: number,
 ): Promise<WorkerPool> {
   const count = options.count === "auto" ? navigator.hardwareConcurrency : options.count;
   if (options.count !== "auto") {
@@ -178,7 +191,7 @@ export async function startWorkers<T>(
   }
   const restartDelay = options.restartDelay ?? 100;
   checkInteger("restartDelay", restartDelay, 0, MAX_RESTART_DELAY);
-  const pool = new Pool(String(module), count, options.data, restartDelay);
+  const pool = new Pool(String(module), count, options.data, restartDelay, endingMs);
   await pool.start();
   return pool;
 }
@@ -216,6 +229,8 @@ class Pool implements WorkerPool {
   readonly #module: string;
   readonly #data: unknown;
   readonly #baseDelay: number;
+  /** How long an ended worker may run on before its descriptors are given up on. */
+  readonly #endingMs: number;
   readonly #slots: Slot[] = [];
   readonly #finished = Promise.withResolvers<WorkerCounters[]>();
   readonly #requests = new Map<number, { waiting: Set<number>; done: () => void }>();
@@ -228,8 +243,15 @@ class Pool implements WorkerPool {
   /** Ended workers whose descriptors are still to be closed. */
   #reclaiming = 0;
 
-  constructor(module: string, size: number, data: unknown, restartDelay: number) {
+  constructor(
+    module: string,
+    size: number,
+    data: unknown,
+    restartDelay: number,
+    endingMs: number,
+  ) {
     this.#module = module;
+    this.#endingMs = endingMs;
     this.size = size;
     this.#data = data;
     this.#baseDelay = this.#restartDelay = restartDelay;
@@ -457,11 +479,11 @@ class Pool implements WorkerPool {
     thread: IsolateThread | null,
   ): Promise<void> {
     try {
-      if (thread !== null && !await whenThreadEnds(thread, ENDING_MS)) {
+      if (thread !== null && !await whenThreadEnds(thread, this.#endingMs)) {
         workersLogger.warning(
           "Worker {index} still runs {seconds} s after it was ended (its JavaScript never " +
             "returns to its event loop): its descriptors stay open",
-          { index, seconds: ENDING_MS / 1000 },
+          { index, seconds: this.#endingMs / 1000 },
         );
         return;
       }

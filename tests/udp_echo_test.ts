@@ -1,9 +1,24 @@
-import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { MAX_DATAGRAM_SIZE } from "../src/udp/mod.ts";
-import { resolveUdpEchoPrefix } from "../src/echo/datagram.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { type DatagramTransport, MAX_DATAGRAM_SIZE, serveUdp } from "../src/udp/mod.ts";
+import { EchoDatagramProtocol, resolveUdpEchoPrefix } from "../src/echo/datagram.ts";
+import { sendInPlace, type SendsInPlace } from "../src/udp/_send_in_place.ts";
 import { serveUdpEcho } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
-import { ask, BACKENDS, peer, receiveCopy, rerunUnderUnstableNet } from "./_udp.ts";
+import {
+  ask,
+  BACKENDS,
+  clogNextSockets,
+  peer,
+  receiveCopy,
+  rerunUnderUnstableNet,
+} from "./_udp.ts";
+
+/** Datagram `i` of a burst: its own size (1 to 2,970 bytes) and bytes, its number in front. */
+function burstDatagram(i: number): Uint8Array {
+  const data = randomBytes(1 + ((i * 733) % 2970), i + 1);
+  data[0] = i;
+  return data;
+}
 
 for (const backend of BACKENDS) {
   Deno.test(`udp echo (${backend}): prefix mode answers each datagram with the prefix in front`, async () => {
@@ -40,6 +55,84 @@ for (const backend of BACKENDS) {
       // Counted as a drop, by its reason.
       assertEquals(server.counters.drops.tooLarge, 1);
       assertEquals(server.counters.dropped, 1);
+    } finally {
+      client.close();
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`udp echo (${backend}): bursts of many sizes come back exact, sent at once or queued first`, async () => {
+    // On epoll the echo sends a batch's datagrams from where they were received, without a
+    // copy: each answer must still carry its own bytes, from its own slot, both when the
+    // batch's sendmmsg takes it and when a full socket queues it (copied out of the slot).
+    const COUNT = 32;
+    let largest = 0;
+    const clogged = clogNextSockets(backend, (n) => largest = Math.max(largest, n));
+    await using server = await serveUdpEcho({ backend });
+    clogged[Symbol.dispose]();
+    const client = await peer();
+    const answers = async (first: number) => {
+      for (let k = 0; k < COUNT; k++) {
+        const { data } = await receiveCopy(client);
+        assert(data.length > 0 && data[0] >= first && data[0] < first + COUNT, `${data[0]}`);
+        assertEquals(data, burstDatagram(data[0]), `answer ${data[0]}`);
+      }
+    };
+    try {
+      // Queued: the server cannot send until unclogged.
+      await Promise.all(
+        Array.from({ length: COUNT }, (_, i) => client.send(burstDatagram(i), server.addr)),
+      );
+      while (server.counters.received < COUNT) await new Promise((r) => setTimeout(r, 5));
+      clogged.unclog();
+      await answers(0);
+      // Sent at once, a batch's answers together.
+      await Promise.all(
+        Array.from({ length: COUNT }, (_, i) => client.send(burstDatagram(COUNT + i), server.addr)),
+      );
+      await answers(COUNT);
+      if (backend === "epoll") assert(largest > 1, "no batch held more than one datagram");
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp echo (${backend}): an echo inside another protocol answers the bytes as they were at its call`, async () => {
+    // The wrapper owns the datagram it was lent, and changes it once the echo has answered:
+    // the echo's answer must not be sent from the changed bytes.
+    const echo = new EchoDatagramProtocol();
+    await using server = await serveUdp({ backend }, () => ({
+      connectionMade: (transport: DatagramTransport) => echo.connectionMade(transport),
+      datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+        echo.datagramReceived(data, from);
+        data.fill(0x21);
+      },
+    }));
+    const client = await peer();
+    try {
+      assertEquals(decode(await ask(client, server.addr, encode("as it was"))), "as it was");
+    } finally {
+      client.close();
+    }
+  });
+
+  Deno.test(`udp echo (${backend}): sendInPlace sends from the receive arena on epoll, a copy elsewhere`, async () => {
+    // What the transport's own protocol promises (leaving the bytes unchanged) is what makes
+    // the copy unneeded: breaking it shows that epoll sent from where the datagram was received.
+    let transport!: DatagramTransport & SendsInPlace;
+    const protocol = {
+      connectionMade: (t: DatagramTransport) => void (transport = t as typeof transport),
+      datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+        transport[sendInPlace](protocol, data, from);
+        data.fill(0x21);
+      },
+    };
+    await using server = await serveUdp({ backend }, () => protocol);
+    const client = await peer();
+    try {
+      const answer = decode(await ask(client, server.addr, encode("in place")));
+      assertEquals(answer, backend === "epoll" ? "!!!!!!!!" : "in place");
     } finally {
       client.close();
     }

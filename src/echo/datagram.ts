@@ -8,6 +8,7 @@
  */
 
 import { countDropped, type CountsTooLarge, countTooLarge } from "../udp/_drops.ts";
+import { sendInPlace, type SendsInPlace } from "../udp/_send_in_place.ts";
 import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import {
   serveUdp,
@@ -140,6 +141,8 @@ export function resolveUdpEchoPrefix(options: UdpEchoOptions = {}): Uint8Array {
 export class EchoDatagramProtocol implements DatagramProtocol {
   readonly #prefix: Uint8Array;
   #transport: DatagramTransport | null = null;
+  /** The transport, when it can send a datagram's bytes back without a copy. */
+  #inPlace: SendsInPlace | null = null;
   #scratch: Uint8Array | null = null;
   /** The faults, held answers and counters; `null` without faults. */
   readonly #faults: DatagramFaults | null;
@@ -166,6 +169,7 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   /** Keeps the transport to answer on. */
   connectionMade(transport: DatagramTransport): void {
     this.#transport = transport;
+    this.#inPlace = sendInPlace in transport ? transport as unknown as SendsInPlace : null;
     this.#faults?.attach(transport);
   }
 
@@ -193,7 +197,14 @@ export class EchoDatagramProtocol implements DatagramProtocol {
     if (faults !== null) {
       return faults.answer(prefix, data, from, (size) => this.#tooLarge(size, from));
     }
-    if (prefix.length === 0) return transport.send(data, from);
+    if (prefix.length === 0) {
+      // The datagram's own bytes, which this protocol never changes: sent without a copy
+      // where the transport can (the info line is a buffer of its own, sent as any).
+      const inPlace = this.#inPlace;
+      return inPlace === null || this.#info !== null
+        ? transport.send(data, from)
+        : inPlace[sendInPlace](this, data, from);
+    }
     const size = prefix.length + data.length;
     if (size > MAX_DATAGRAM_SIZE_IPV6) return this.#tooLarge(size, from);
     // The scratch buffer is free once nothing is queued: every answer in it is non-empty.

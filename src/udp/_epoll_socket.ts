@@ -17,11 +17,15 @@
  * valid during the call. `sendNow` follows the sound-core rule: what goes
  * out is what the bytes were at the call, because a datagram either leaves
  * at once or is copied (into the batch's send arena, or the overflow queue
- * when the kernel's buffer is full). The overflow queue is bounded: past
- * {@linkcode OVERFLOW_LIMIT} bytes a datagram is dropped and counted, as
- * the kernel itself drops when its buffer is full. While the queue is above
- * the high water mark the socket stops reading, so a peer cannot make it
- * hold more.
+ * when the kernel's buffer is full). The one exception is the echo's own
+ * answer (`_send_in_place.ts`): a protocol that promises to leave the
+ * datagram it was lent unchanged has it sent from the receive arena, which
+ * is not read into again before the batch's `sendmmsg`.
+ *
+ * The overflow queue is bounded: past {@linkcode OVERFLOW_LIMIT} bytes a
+ * datagram is dropped and counted, as the kernel itself drops when its
+ * buffer is full. While the queue is above the high water mark the socket
+ * stops reading, so a peer cannot make it hold more.
  *
  * The pull API of {@linkcode DatagramSocket} (`receive`, `for await`) works
  * too: datagrams are then copied into a bounded queue.
@@ -171,7 +175,15 @@ class MessageVector {
     this.iovecWords[w + 3] = 0;
   }
 
-  /** Where message `i`'s buffer starts in `data`. */
+  /** Points message `i`'s buffer at `other.data[offset, offset + length)`. */
+  setBufferIn(i: number, other: MessageVector, offset: number, length: number): void {
+    const w = i * (IOVEC / 4);
+    putPointer(this.iovecWords, w, other.dataLo, other.dataHi, offset);
+    this.iovecWords[w + 2] = length;
+    this.iovecWords[w + 3] = 0;
+  }
+
+  /** Where message `i`'s buffer starts in `data` (for a buffer `setBuffer` set). */
   offset(i: number): number {
     const w = i * (IOVEC / 4);
     return this.iovecWords[w] - this.dataLo + (this.iovecWords[w + 1] - this.dataHi) * 0x100000000;
@@ -230,6 +242,12 @@ let sending: MessageVector | null = null;
 function sendVector(): MessageVector {
   return sending ??= new MessageVector(new Uint8Array(SEND_ARENA), BATCH);
 }
+/**
+ * For each message gathered, the view of the receive arena it is sent from
+ * in place (see `_send_in_place.ts`), or `null` when its bytes were copied
+ * into the send arena.
+ */
+const inPlace: (Uint8Array | null)[] = new Array(BATCH).fill(null);
 
 /** The sockaddr bytes of addresses this module made or was given, to send to them again fast. */
 const sockaddrs = new WeakMap<Deno.NetAddr, Sockaddr>();
@@ -495,13 +513,15 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
    * Sends `data` to `to`: gathered into this batch's `sendmmsg` when called
    * while the socket dispatches one, else sent at once, else (the kernel's
    * buffer is full) copied into the overflow queue, or dropped and counted
-   * past its bound.
+   * past its bound. Gathered, it is copied into the send arena, unless
+   * `inPlace` says the caller leaves it unchanged and it is a view of the
+   * receive arena (see `_send_in_place.ts`): then it is sent from there.
    *
    * @throws {RangeError} for a datagram larger than UDP carries to `to`.
    * @throws {Deno.errors.NotSupported} for an IPv6 address from an IPv4 socket.
    * @throws {TypeError} for a host name instead of an address.
    */
-  sendNow(data: Uint8Array, to: Deno.NetAddr): void {
+  sendNow(data: Uint8Array, to: Deno.NetAddr, inPlace = false): void {
     if (this.#closed) {
       throw new Deno.errors.BadResource(
         `Cannot send on udp ${formatAddress(this.addr)}: the socket is closed`,
@@ -509,7 +529,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     const name = sockaddrOf(this.#libc, to);
     if (this.#queueHead < this.#queue.length) return this.#enqueue(data, name);
-    if (this.#gathering) return this.#gather(data, name);
+    if (this.#gathering) return this.#gather(data, name, inPlace);
     const n = this.#sendTo(data, data.length, name, name.length);
     if (n >= 0) {
       this.sent++;
@@ -670,10 +690,18 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     return n;
   }
 
-  /** Copies a datagram into the send arena; sends what is gathered first when it is full. */
-  #gather(data: Uint8Array, name: Uint8Array): void {
+  /**
+   * Adds a datagram to the batch's answers: copied into the send arena, or
+   * sent in place from the receive arena (`fromArena`, see `sendNow`);
+   * sends what is gathered first when the batch is full.
+   */
+  #gather(data: Uint8Array, name: Uint8Array, fromArena: boolean): void {
     const vector = sendVector();
-    if (this.#gathered === BATCH || this.#gatheredBytes + data.length > SEND_ARENA) {
+    const arena = fromArena && data.buffer === receiving?.data.buffer ? receiving : null;
+    if (
+      this.#gathered === BATCH ||
+      (arena === null && this.#gatheredBytes + data.length > SEND_ARENA)
+    ) {
       this.#sendGathered();
       // Still full: a datagram as large as the arena, or the kernel's buffer is full.
       if (this.#queueHead < this.#queue.length || data.length > SEND_ARENA) {
@@ -681,15 +709,21 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       }
     }
     const i = this.#gathered++;
-    vector.data.set(data, this.#gatheredBytes);
-    vector.setBuffer(i, this.#gatheredBytes, data.length);
+    if (arena !== null) {
+      vector.setBufferIn(i, arena, data.byteOffset, data.length);
+      inPlace[i] = data;
+    } else {
+      vector.data.set(data, this.#gatheredBytes);
+      vector.setBuffer(i, this.#gatheredBytes, data.length);
+      inPlace[i] = null;
+      this.#gatheredBytes += data.length;
+    }
     if (name === this.#connectedName) {
       vector.setNameLength(i, 0); // the connected remote, unnamed
     } else {
       vector.names.set(name, i * NAME);
       vector.setNameLength(i, name.length);
     }
-    this.#gatheredBytes += data.length;
   }
 
   /** `sendmmsg` of what the batch gathered; what the kernel has no room for goes to the queue. */
@@ -702,9 +736,12 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       let n: number;
       if (count - done === 1) {
         // One datagram (a batch with one answer, as a client's often is): sendto costs less.
-        const offset = vector.offset(done);
         const length = vector.bufferLength(done);
-        const data = offset === 0 ? vector.data : vector.data.subarray(offset);
+        let data = inPlace[done];
+        if (data === null) {
+          const offset = vector.offset(done);
+          data = offset === 0 ? vector.data : vector.data.subarray(offset);
+        }
         const nameLength = vector.nameLength(done);
         const name = done === 0 ? vector.names : vector.names.subarray(done * NAME);
         n = this.#sendTo(data, length, name, nameLength) >= 0 ? 1 : -1;
@@ -727,10 +764,13 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     }
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {
-      const offset = vector.offset(i);
-      const length = vector.bufferLength(i);
       const name = vector.names.slice(i * NAME, i * NAME + vector.nameLength(i));
-      this.#enqueue(vector.data.subarray(offset, offset + length), name);
+      let data = inPlace[i];
+      if (data === null) {
+        const offset = vector.offset(i);
+        data = vector.data.subarray(offset, offset + vector.bufferLength(i));
+      }
+      this.#enqueue(data, name);
     }
     this.#gathered = 0;
     this.#gatheredBytes = 0;

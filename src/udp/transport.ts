@@ -23,6 +23,7 @@ import { validateWaterMarks } from "../core/water_marks.ts";
 import { readSocketOptions, readSocketOptionsOf } from "../sockopt/read_back.ts";
 import { type DatagramSink, EpollDatagramSocket } from "./_epoll_socket.ts";
 import { countDropped, type CountsTooLarge, countTooLarge, type DropReason } from "./_drops.ts";
+import { sendInPlace, type SendsInPlace } from "./_send_in_place.ts";
 import { checkFamily } from "./socket.ts";
 import { type LinuxLibc, loadLibc } from "../libc/_libc.ts";
 
@@ -90,7 +91,7 @@ const MAX_RECEIVE_FAILURES = 64;
  * A {@linkcode DatagramTransport} over a bound {@linkcode DatagramSocket}.
  * Servers and clients make these; user code sees the interface only.
  */
-export class UdpTransport implements DatagramTransport, CountsTooLarge {
+export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInPlace {
   readonly #socket: DatagramSocket;
   readonly #protocol: DatagramProtocol;
   readonly #remote: Deno.NetAddr | undefined;
@@ -225,6 +226,15 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
   // ---- DatagramTransport -------------------------------------------------
 
   send(data: Uint8Array, to?: Deno.NetAddr): void {
+    this.#send(data, to, false);
+  }
+
+  /** `send`, without a copy for the transport's own protocol (see `_send_in_place.ts`). */
+  [sendInPlace](protocol: DatagramProtocol, data: Uint8Array, to: Deno.NetAddr): void {
+    this.#send(data, to, protocol === this.#protocol);
+  }
+
+  #send(data: Uint8Array, to: Deno.NetAddr | undefined, inPlace: boolean): void {
     if (this.#closing) throw new TransportClosedError(this.#closedReason());
     if (!(data instanceof Uint8Array)) {
       throw new TypeError(`Cannot send a datagram of type ${typeof data}: it must be a Uint8Array`);
@@ -241,7 +251,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge {
         this.#sendErrors++;
         return this.#errorReceived(error);
       }
-      return pushing.sendNow(data, target);
+      return pushing.sendNow(data, target, inPlace);
     }
     // Sends are awaited, and the caller may reuse `data` (the receive buffer, say) at once.
     this.#queued.push(data.slice());

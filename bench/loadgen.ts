@@ -13,9 +13,15 @@
  * included, echoload's from when all its connections are made: at 1,000
  * connections that puts `./bench`'s CPU per request about 2% high.)
  *
+ * With `--floor` (TCP only), `bench/tcp_load_floor.ts` takes its turn
+ * too: echoload's loop in JavaScript over FFI, none of this module's code,
+ * the most `./bench` could reach on Deno; its columns give its requests/s
+ * and its ratio to the C generator's, median and spread.
+ *
  * ```sh
  * deno task bench:loadgen                       # TCP: 1,000 and 100,000 bytes, 10 and 1,000 connections
  * deno task bench:loadgen --udp --sizes 512 --conns 4,32
+ * deno task bench:loadgen --floor --sizes 1000  # and the floor beside them
  * ```
  *
  * The C programs are built with `cc` from `../shared/bench` into
@@ -28,10 +34,14 @@ import { parseArgs } from "@std/cli/parse-args";
 
 const flags = parseArgs(Deno.args, {
   string: ["sizes", "conns", "rounds", "duration"],
-  boolean: ["udp"],
+  boolean: ["udp", "floor"],
   default: { rounds: "3", duration: "4" },
 });
 const udp = flags.udp;
+const floor = flags.floor;
+if (udp && floor) {
+  throw new TypeError("Cannot use --floor with --udp: the floor is a TCP load generator; drop one");
+}
 const sizes = (flags.sizes ?? (udp ? "64,512" : "1000,100000")).split(",").map(Number);
 const conns = (flags.conns ?? (udp ? "4,32" : "10,1000")).split(",").map(Number);
 const rounds = Number(flags.rounds);
@@ -124,6 +134,7 @@ const server = new Deno.Command(`${bin}/${udp ? "cecho_udp" : "cecho"}`, {
 }).spawn();
 await new Promise((resolve) => setTimeout(resolve, 300)); // the C server binds at once
 const bench = new URL("src/cli/bench.ts", root).pathname;
+const floorProgram = new URL("bench/tcp_load_floor.ts", root).pathname;
 /** Two decimals, or a dash for no figure. */
 const figure = (value: number) => Number.isFinite(value) ? value.toFixed(2) : "—";
 const median = (values: number[]) =>
@@ -131,14 +142,21 @@ const median = (values: number[]) =>
 const lines = [
   `| transport | msg bytes | connections | ${
     udp ? "udpload" : "echoload"
-  } req/s | ./bench req/s | ./bench vs C | per round | CPU µs/req, C / ./bench | C's CPU over ./bench's |`,
-  "|---|---|---|---|---|---|---|---|---|",
+  } req/s | ./bench req/s | ./bench vs C | per round | CPU µs/req, C / ./bench | C's CPU over ./bench's |${
+    floor ? " floor req/s | floor vs C | per round |" : ""
+  }`,
+  `|---|---|---|---|---|---|---|---|---|${floor ? "---|---|---|" : ""}`,
 ];
+/** The median of `ratios` and their spread, as the table shows them. */
+const spreadOf = (ratios: number[]) =>
+  `${median(ratios).toFixed(2)} | ` +
+  `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
 try {
   for (const size of sizes) {
     for (const n of conns) {
       const c: Run[] = [];
       const ours: Run[] = [];
+      const floors: Run[] = [];
       for (let round = 0; round < rounds; round++) {
         c.push(
           await run(`${bin}/${udp ? "udpload" : "echoload"}`, [
@@ -169,6 +187,23 @@ try {
             "--json",
           ], "requestsPerSecond"),
         );
+        if (floor) {
+          floors.push(
+            await run(Deno.execPath(), [
+              "run",
+              "-A",
+              floorProgram,
+              "--port",
+              String(port),
+              "--size",
+              String(size),
+              "--connections",
+              String(n),
+              "--duration",
+              String(duration),
+            ], "rps"),
+          );
+        }
       }
       const ratios = ours.map((value, i) => value.rps / c[i].rps);
       // A run that ended before its CPU window closed has no CPU figure: left out.
@@ -178,10 +213,12 @@ try {
         figure(median(runs.map((one) => one.cpuUs).filter((x) => x === x)));
       lines.push(
         `| ${udp ? "udp" : "tcp"} | ${size} | ${n} | ${rpsOf(c)} | ${rpsOf(ours)} | ` +
-          `${median(ratios).toFixed(2)} | ` +
-          `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ` +
+          `${spreadOf(ratios)} | ` +
           `${cpuOf(c)} / ${cpuOf(ours)} | ${figure(median(cpuRatios))} (` +
-          `${figure(Math.min(...cpuRatios))}–${figure(Math.max(...cpuRatios))}) |`,
+          `${figure(Math.min(...cpuRatios))}–${figure(Math.max(...cpuRatios))}) |` +
+          (floor
+            ? ` ${rpsOf(floors)} | ${spreadOf(floors.map((value, i) => value.rps / c[i].rps))} |`
+            : ""),
       );
       console.error(lines.at(-1));
     }

@@ -3,8 +3,9 @@
  * backend: opened through libc (so no `--unstable-net`), read with
  * `recvmmsg` (up to {@linkcode BATCH} datagrams per system call, into one
  * arena the whole process shares, since one batch is dispatched at a time),
- * and written with `sendmmsg` for the answers a batch produced (`sendto`
- * when it produced one), `sendto` for a datagram sent at any other time. A
+ * and written with `sendmmsg` for the answers a batch of several datagrams
+ * produced (`sendto` when it produced one), `sendto` for a datagram sent at
+ * any other time, a lone datagram's answer included. A
  * connected socket sends to its remote without naming it, so the kernel
  * uses the route it looked up at `connect` instead of one per datagram; it
  * reads a datagram that comes alone (a client's answer) with `recv`, which
@@ -662,7 +663,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const data = vector.data;
     const remoteOnly = this.#remoteOnly;
     let bytes = 0;
-    this.#gathering = true;
+    // The answers of several datagrams go out together; a lone datagram's (a client's answer,
+    // a quiet server's request) at once, with no copy into the send arena to gather them.
+    this.#gathering = n > 1;
     try {
       for (let i = 0; i < n && !this.#closed && this.#reading; i++) {
         const from = remoteOnly

@@ -170,39 +170,29 @@ try {
             String(duration),
           ], "rps"),
         );
+        // Both Deno programs take the case in the same flags.
+        const caseFlags = [
+          "--port",
+          String(port),
+          "--size",
+          String(size),
+          "--connections",
+          String(n),
+          "--duration",
+          String(duration),
+        ];
         ours.push(
           await run(Deno.execPath(), [
             "run",
             "-A",
             bench,
             ...(udp ? ["--udp"] : []),
-            "--port",
-            String(port),
-            "--size",
-            String(size),
-            "--connections",
-            String(n),
-            "--duration",
-            String(duration),
+            ...caseFlags,
             "--json",
           ], "requestsPerSecond"),
         );
         if (floor) {
-          floors.push(
-            await run(Deno.execPath(), [
-              "run",
-              "-A",
-              floorProgram,
-              "--port",
-              String(port),
-              "--size",
-              String(size),
-              "--connections",
-              String(n),
-              "--duration",
-              String(duration),
-            ], "rps"),
-          );
+          floors.push(await run(Deno.execPath(), ["run", "-A", floorProgram, ...caseFlags], "rps"));
         }
       }
       const ratios = ours.map((value, i) => value.rps / c[i].rps);

@@ -100,6 +100,41 @@ for (const backend of BACKENDS) {
     }
   });
 
+  Deno.test(`udp echo (${backend}): two echo servers in one process, bursts to both at once`, async () => {
+    // On epoll both servers' batches are read into the one receive arena of the process, and
+    // their answers sent from it: each batch's answers must be out before the next batch (the
+    // other server's) is read in over them.
+    const COUNT = 16;
+    await using a = await serveUdpEcho({ backend });
+    await using b = await serveUdpEcho({ backend });
+    // Epoll clients' sends reach the kernel before they return: both bursts wait for the
+    // servers before either reads.
+    const client = () =>
+      typeof getPoller() === "string"
+        ? peer()
+        : openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend: "epoll" });
+    const toA = await client();
+    const toB = await client();
+    try {
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < COUNT; i++) {
+        sends.push(toA.send(burstDatagram(i), a.addr));
+        sends.push(toB.send(burstDatagram(COUNT + i), b.addr));
+      }
+      await Promise.all(sends);
+      for (const [socket, first] of [[toA, 0], [toB, COUNT]] as const) {
+        for (let k = 0; k < COUNT; k++) {
+          const { data } = await receiveCopy(socket);
+          assert(data.length > 0 && data[0] >= first && data[0] < first + COUNT, `${data[0]}`);
+          assertEquals(data, burstDatagram(data[0]), `answer ${data[0]}`);
+        }
+      }
+    } finally {
+      toA.close();
+      toB.close();
+    }
+  });
+
   Deno.test(`udp echo (${backend}): an echo inside another protocol answers the bytes as they were at its call`, async () => {
     // The wrapper owns the datagram it was lent, and changes it once the echo has answered:
     // the echo's answer must not be sent from the changed bytes.

@@ -1,8 +1,13 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { type DatagramTransport, MAX_DATAGRAM_SIZE, serveUdp } from "../src/udp/mod.ts";
+import {
+  type DatagramProtocol,
+  type DatagramTransport,
+  MAX_DATAGRAM_SIZE,
+  serveUdp,
+} from "../src/udp/mod.ts";
 import { EchoDatagramProtocol, resolveUdpEchoPrefix } from "../src/echo/datagram.ts";
 import { sendInPlace, type SendsInPlace } from "../src/udp/_send_in_place.ts";
-import { openDatagramSocket } from "../src/udp/socket.ts";
+import { type DatagramSocket, openDatagramSocket } from "../src/udp/socket.ts";
 import { getPoller } from "../src/poll/_poller.ts";
 import { serveUdpEcho } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
@@ -21,6 +26,46 @@ function burstDatagram(i: number): Uint8Array {
   data[0] = i;
   return data;
 }
+
+/**
+ * A client whose sends reach the kernel before they return (the epoll
+ * backend's, where it runs): sends made in a row are all queued before a
+ * server on this thread reads, so it reads them as one batch.
+ */
+function batchingClient(): Promise<DatagramSocket> {
+  return typeof getPoller() === "string"
+    ? peer()
+    : openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend: "epoll" });
+}
+
+/** Sends "first" and "second" in a row from `client` to `to`; their answers, sorted. */
+async function askBoth(client: DatagramSocket, to: Deno.NetAddr): Promise<string[]> {
+  await Promise.all([client.send(encode("first"), to), client.send(encode("second"), to)]);
+  const answers = [];
+  for (let i = 0; i < 2; i++) answers.push(decode((await receiveCopy(client)).data));
+  return answers.sort();
+}
+
+/** An echo that the server's protocol wraps, and one it extends: both change a datagram after it. */
+const wrappedEchoes: [string, () => DatagramProtocol][] = [
+  ["an echo inside another protocol", () => {
+    const echo = new EchoDatagramProtocol();
+    return {
+      connectionMade: (transport: DatagramTransport) => echo.connectionMade(transport),
+      datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+        echo.datagramReceived(data, from);
+        data.fill(0x21);
+      },
+    };
+  }],
+  ["a subclass of the echo", () =>
+    new class extends EchoDatagramProtocol {
+      override datagramReceived(data: Uint8Array, from: Deno.NetAddr): void {
+        super.datagramReceived(data, from);
+        data.fill(0x21);
+      }
+    }()],
+];
 
 for (const backend of BACKENDS) {
   Deno.test(`udp echo (${backend}): prefix mode answers each datagram with the prefix in front`, async () => {
@@ -107,14 +152,9 @@ for (const backend of BACKENDS) {
     const COUNT = 16;
     await using a = await serveUdpEcho({ backend });
     await using b = await serveUdpEcho({ backend });
-    // Epoll clients' sends reach the kernel before they return: both bursts wait for the
-    // servers before either reads.
-    const client = () =>
-      typeof getPoller() === "string"
-        ? peer()
-        : openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend: "epoll" });
-    const toA = await client();
-    const toB = await client();
+    // Both bursts wait for the servers before either reads (see `batchingClient`).
+    const toA = await batchingClient();
+    const toB = await batchingClient();
     try {
       const sends: Promise<void>[] = [];
       for (let i = 0; i < COUNT; i++) {
@@ -135,24 +175,19 @@ for (const backend of BACKENDS) {
     }
   });
 
-  Deno.test(`udp echo (${backend}): an echo inside another protocol answers the bytes as they were at its call`, async () => {
-    // The wrapper owns the datagram it was lent, and changes it once the echo has answered:
-    // the echo's answer must not be sent from the changed bytes.
-    const echo = new EchoDatagramProtocol();
-    await using server = await serveUdp({ backend }, () => ({
-      connectionMade: (transport: DatagramTransport) => echo.connectionMade(transport),
-      datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
-        echo.datagramReceived(data, from);
-        data.fill(0x21);
-      },
-    }));
-    const client = await peer();
-    try {
-      assertEquals(decode(await ask(client, server.addr, encode("as it was"))), "as it was");
-    } finally {
-      client.close();
-    }
-  });
+  for (const [how, makeProtocol] of wrappedEchoes) {
+    Deno.test(`udp echo (${backend}): ${how} answers a batch with the bytes as they were at its call`, async () => {
+      // The outer code owns the datagram it was lent, and changes it once the echo has
+      // answered: the echo's answers, sent at the batch's end, must not be the changed bytes.
+      await using server = await serveUdp({ backend }, makeProtocol);
+      const client = await batchingClient();
+      try {
+        assertEquals(await askBoth(client, server.addr), ["first", "second"]);
+      } finally {
+        client.close();
+      }
+    });
+  }
 
   Deno.test(`udp echo (${backend}): sendInPlace sends a batch's answers from the receive arena on epoll`, async () => {
     // What the transport's own protocol promises (leaving the bytes unchanged) is what makes
@@ -167,22 +202,13 @@ for (const backend of BACKENDS) {
       },
     };
     await using server = await serveUdp({ backend }, () => protocol);
-    // The epoll client's send reaches the kernel before it returns: two sends in a row are both
-    // queued before the server, on this thread, reads.
-    const client = typeof getPoller() === "string"
-      ? await peer()
-      : await openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend: "epoll" });
+    const client = await batchingClient();
     try {
       assertEquals(decode(await ask(client, server.addr, encode("alone"))), "alone");
-      await Promise.all([
-        client.send(encode("first"), server.addr),
-        client.send(encode("second"), server.addr),
-      ]);
-      const answers = [
-        decode((await receiveCopy(client)).data),
-        decode((await receiveCopy(client)).data),
-      ].sort();
-      assertEquals(answers, backend === "epoll" ? ["!!!!!", "!!!!!!"] : ["first", "second"]);
+      assertEquals(
+        await askBoth(client, server.addr),
+        backend === "epoll" ? ["!!!!!", "!!!!!!"] : ["first", "second"],
+      );
     } finally {
       client.close();
     }

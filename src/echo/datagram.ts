@@ -143,6 +143,12 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   #transport: DatagramTransport | null = null;
   /** The transport, when it can send a datagram's bytes back without a copy. */
   #inPlace: SendsInPlace | null = null;
+  /**
+   * This very class, not a subclass: only then is it known that nothing
+   * changes a datagram after the echo's call (a subclass's
+   * `datagramReceived` may, after `super.datagramReceived`).
+   */
+  readonly #final: boolean;
   #scratch: Uint8Array | null = null;
   /** The faults, held answers and counters; `null` without faults. */
   readonly #faults: DatagramFaults | null;
@@ -155,6 +161,7 @@ export class EchoDatagramProtocol implements DatagramProtocol {
    * @throws {RangeError} for invalid options (see {@linkcode serveUdpEcho}).
    */
   constructor(options: UdpEchoOptions = {}) {
+    this.#final = new.target === EchoDatagramProtocol;
     this.#prefix = resolveUdpEchoPrefix(options);
     this.#info = options.mode === "info" ? resolveEchoInfo(options.info) : null;
     const faults = resolveUdpEchoFaults(options.faults);
@@ -169,7 +176,9 @@ export class EchoDatagramProtocol implements DatagramProtocol {
   /** Keeps the transport to answer on. */
   connectionMade(transport: DatagramTransport): void {
     this.#transport = transport;
-    this.#inPlace = sendInPlace in transport ? transport as unknown as SendsInPlace : null;
+    this.#inPlace = this.#final && sendInPlace in transport
+      ? transport as unknown as SendsInPlace
+      : null;
     this.#faults?.attach(transport);
   }
 

@@ -12,7 +12,8 @@
  * arena is not read into again before the batch's answers are out). A
  * protocol that wraps the echo is the transport's protocol, the echo is not:
  * the wrapper may still change the bytes after the echo's call, so they are
- * copied, as `send` copies.
+ * copied, as `send` copies. A subclass of the echo may too, so the echo
+ * calls this only as its own class.
  *
  * @module
  */

@@ -17,6 +17,10 @@ import { serveUdpEcho, TransportClosedError } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
+import { useDatagramLibc } from "../src/udp/_epoll_socket.ts";
+import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
+/** `EPERM` on Linux: a send a firewall rule refused. */
+const EPERM = 1;
 import {
   ask,
   BACKENDS,
@@ -470,6 +474,71 @@ for (const backend of BACKENDS) {
     } finally {
       client.close();
     }
+  });
+
+  Deno.test({
+    name:
+      `udp protocol (${backend}): an abort from errorReceived during a batch's sends sends no datagram twice`,
+    ignore: backend !== "epoll",
+    async fn() {
+      // The batch's three answers: the kernel takes the first, refuses the second (EPERM, as a
+      // firewall would); the protocol aborts in errorReceived, and the socket's close sends what
+      // is left of the batch, which was sent as far as the protocol knows.
+      const real = loadLibc() as LinuxLibc;
+      let calls = 0;
+      let fakeErrno = 0;
+      useDatagramLibc({
+        ...real,
+        linux: {
+          ...real.linux,
+          sendmmsg(fd, headers, count, flags) {
+            calls++;
+            if (calls === 1) return real.linux.sendmmsg(fd, headers, 1, flags);
+            if (calls === 2) {
+              fakeErrno = EPERM;
+              return -1;
+            }
+            return real.linux.sendmmsg(fd, headers, count, flags);
+          },
+        },
+        errno() {
+          const code = fakeErrno;
+          fakeErrno = 0;
+          return code || real.errno();
+        },
+      });
+      let transport!: DatagramTransport;
+      const errors: string[] = [];
+      const server = await serveUdp({ backend }, () => ({
+        connectionMade: (t: DatagramTransport) => void (transport = t),
+        datagramReceived: (data: Uint8Array, from: Deno.NetAddr) => transport.send(data, from),
+        errorReceived(error: Error) {
+          errors.push(error.message);
+          transport.abort();
+        },
+      }));
+      useDatagramLibc(null);
+      // Its sends reach the kernel before they return: the server reads the three as one batch.
+      const client = await openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend });
+      const marker = await peer();
+      try {
+        for (const text of ["a", "b", "c"]) await client.send(encode(text), server.addr);
+        await server.finished;
+        // Loopback queues in order: whatever the server sent is before the marker's "end".
+        await marker.send(encode("end"), client.addr);
+        const got: string[] = [];
+        for (let text = ""; text !== "end";) {
+          got.push(text = decode((await receiveCopy(client)).data));
+        }
+        assertEquals(got, ["a", "c", "end"]);
+        assertEquals(errors.length, 1, errors.join("; "));
+        assertStringIncludes(errors[0], "send to udp");
+      } finally {
+        client.close();
+        marker.close();
+        await server.shutdown();
+      }
+    },
   });
 
   Deno.test(`udp protocol (${backend}): a relay forwards each datagram to another socket and back, then overwrites it`, async () => {

@@ -371,6 +371,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
   #gathering = false;
   #gathered = 0;
   #gatheredBytes = 0;
+  /** How many of those went out or failed, while `#sendGathered` runs. */
+  #gatheredDone = 0;
   // The overflow queue.
   readonly #queue: Queued[] = [];
   #queueHead = 0;
@@ -734,7 +736,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const vector = sendVector();
     const libc = this.#libc;
     const count = this.#gathered;
-    let done = 0;
+    let done = this.#gatheredDone;
     while (done < count && !this.#closed) {
       let n: number;
       if (count - done === 1) {
@@ -761,9 +763,10 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (code === EINTR) continue;
       if (code === EAGAIN) break;
       // This datagram failed (an unreachable address, say): report it and go on with the rest.
+      // A close from the report sends the rest only: what went out is not sent again.
       const name = vector.names.subarray(done * NAME, done * NAME + vector.nameLength(done));
+      this.#gatheredDone = ++done;
       this.#sink?.errorReceived(libc.error(code, `send to udp ${this.#describe(name)}`), true);
-      done++;
     }
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {
@@ -776,6 +779,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       this.#enqueue(data, name);
     }
     this.#gathered = 0;
+    this.#gatheredDone = 0;
     this.#gatheredBytes = 0;
     // All out: a transport closing after this batch may now end.
     if (notify && this.#queueHead === this.#queue.length && !this.#closed) this.#sink?.drained();

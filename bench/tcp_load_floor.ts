@@ -7,16 +7,19 @@
  * answer), its state in typed arrays, and nothing else: no transport, no
  * protocol, no check of the echo, no histogram (each latency is counted in
  * a bucket per microsecond, one store, as echoload stores it). `./bench`
- * cannot be faster than this on Deno; `deno task bench:loadgen --floor`
- * runs it beside the other two. Linux only.
+ * should not be faster than this on Deno, apart from noise; `deno task
+ * bench:loadgen --floor` runs it beside the other two. Linux on x86_64
+ * (its `struct epoll_event` layout).
  *
  * ```sh
  * deno run -A bench/tcp_load_floor.ts --port 9401 --size 1000 --connections 10 --duration 4
  * ```
  *
- * Prints one JSON line: `{"rps": …, "requests": …, "seconds": …}`, the
- * requests/s counted, as echoload counts them, from when every connection
- * is made.
+ * Prints one JSON line: `{"rps": …, "requests": …, "seconds": …, "errors":
+ * …}`, the requests/s counted, as echoload counts them, from when every
+ * connection is made. As echoload, it stops at the first error (a failed
+ * `send` or `recv`, the server closing, or more bytes back than were sent),
+ * and then exits 1.
  *
  * @module
  */
@@ -44,6 +47,12 @@ if (!Number.isInteger(connections) || connections < 1) {
 if (!(duration > 0)) {
   throw new RangeError(`Cannot use --duration ${flags.duration}: give seconds > 0`);
 }
+if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+  throw new Error(
+    `Cannot run on ${Deno.build.os} ${Deno.build.arch}: this program reads Linux's x86_64 ` +
+      "struct epoll_event; run it on Linux on x86_64",
+  );
+}
 const address: number[] = String(flags.host).split(".").map(Number);
 if (address.length !== 4 || address.some((byte) => !(byte >= 0 && byte <= 255))) {
   throw new TypeError(`Cannot use --host ${flags.host}: give an IPv4 address such as 127.0.0.1`);
@@ -60,7 +69,11 @@ const libc = Deno.dlopen("libc.so.6", {
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
 }).symbols;
+/** This thread's `errno`, which the FFI calls above set. */
+const errnoView = new Deno.UnsafePointerView(libc.__errno_location()!);
+const EAGAIN = 11;
 const AF_INET = 2, SOCK_STREAM = 1, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10, EPOLL_CTL_ADD = 1;
 const MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, CLOCK_MONOTONIC = 1;
@@ -118,12 +131,20 @@ loop: while (now() < end) {
     if ((ready & EPOLLOUT) !== 0 && sent[i] < size) {
       const w = sendFrom(i, sent[i]);
       if (w > 0) sent[i] += w;
+      else if (errnoView.getInt32() !== EAGAIN) {
+        errors++;
+        break loop;
+      }
     }
     if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) !== 0) {
       const r = libc.recv(fds[i], buffer, BUFFER, MSG_DONTWAIT);
       if (r === 0 || (r > 0 && (received[i] += r) > size)) {
         errors++;
         break loop; // the server closed, or echoed more than was sent
+      }
+      if (r < 0 && errnoView.getInt32() !== EAGAIN) {
+        errors++;
+        break loop; // a reset, say
       }
       if (received[i] === size) {
         const t = now();
@@ -134,6 +155,10 @@ loop: while (now() < end) {
         startedAt[i] = t;
         const w = sendFrom(i, 0);
         if (w > 0) sent[i] = w;
+        else if (errnoView.getInt32() !== EAGAIN) {
+          errors++;
+          break loop;
+        }
       }
     }
   }

@@ -666,7 +666,8 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const remoteOnly = this.#remoteOnly;
     let bytes = 0;
     // The answers of several datagrams go out together; a lone datagram's (a client's answer,
-    // a quiet server's request) at once, with no copy into the send arena to gather them.
+    // a quiet server's request) at once, with no copy into the send arena to gather them (and
+    // a refused one is reported during the protocol's call, as at any other time).
     this.#gathering = n > 1;
     try {
       for (let i = 0; i < n && !this.#closed && this.#reading; i++) {

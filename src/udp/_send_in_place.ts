@@ -4,8 +4,10 @@
  * so it is not part of the `DatagramTransport` API.
  *
  * `transport[sendInPlace](protocol, data, to)` is `transport.send(data, to)`,
- * with one promise more from the caller: `protocol` leaves `data` unchanged
- * until its `datagramReceived` returns. When `protocol` is the transport's
+ * with one promise more from the caller: `protocol` does not change `data`
+ * during its `datagramReceived` (after it, the view is not its to touch),
+ * so the bytes stay as they were until the batch's answers are out. When
+ * `protocol` is the transport's
  * own and `data` the view of the epoll socket's receive arena it was lent,
  * the socket then sends the bytes from where they were received, in the
  * batch's `sendmmsg`, instead of copying them into its send arena (the

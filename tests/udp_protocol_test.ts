@@ -541,6 +541,74 @@ for (const backend of BACKENDS) {
     },
   });
 
+  Deno.test({
+    name:
+      `udp protocol (${backend}): a send from errorReceived while a full batch is flushed sends no datagram twice`,
+    ignore: backend !== "epoll",
+    async fn() {
+      // 40 datagrams in one batch, each answered twice: the 65th answer finds the batch full and
+      // flushes it. The kernel takes two, refuses the third (EPERM); the protocol's
+      // errorReceived sends "err", which finds the batch still full and flushes the rest. The
+      // first flush must then stop: the rest is out.
+      const real = loadLibc() as LinuxLibc;
+      let calls = 0;
+      let fakeErrno = 0;
+      useDatagramLibc({
+        ...real,
+        linux: {
+          ...real.linux,
+          sendmmsg(fd, headers, count, flags) {
+            calls++;
+            if (calls === 1) return real.linux.sendmmsg(fd, headers, 2, flags);
+            if (calls === 2) {
+              fakeErrno = EPERM;
+              return -1;
+            }
+            return real.linux.sendmmsg(fd, headers, count, flags);
+          },
+        },
+        errno() {
+          const code = fakeErrno;
+          fakeErrno = 0;
+          return code || real.errno();
+        },
+      });
+      let transport!: DatagramTransport;
+      let peerAddress!: Deno.NetAddr;
+      const server = await serveUdp({ backend }, () => ({
+        connectionMade: (t: DatagramTransport) => void (transport = t),
+        datagramReceived(data: Uint8Array, from: Deno.NetAddr) {
+          peerAddress = from;
+          transport.send(data, from);
+          transport.send(data, from);
+        },
+        errorReceived: () => transport.send(encode("err"), peerAddress),
+      }));
+      useDatagramLibc(null);
+      const client = await openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend });
+      const marker = await peer();
+      try {
+        // Its sends reach the kernel before they return: the server reads the 40 as one batch.
+        await Promise.all(
+          Array.from({ length: 40 }, (_, i) => client.send(encode(`d${i}`), server.addr)),
+        );
+        const counts = new Map<string, number>();
+        const count = (text: string) => counts.set(text, (counts.get(text) ?? 0) + 1);
+        // The batch's answers all went out in the server's one turn, which the first one ends.
+        count(decode((await receiveCopy(client)).data));
+        await marker.send(encode("end"), client.addr);
+        for (let text = ""; text !== "end";) count(text = decode((await receiveCopy(client)).data));
+        const expected = new Map<string, number>([["err", 1], ["end", 1]]);
+        for (let i = 0; i < 40; i++) expected.set(`d${i}`, i === 1 ? 1 : 2); // d1's first refused
+        assertEquals(counts, expected);
+      } finally {
+        client.close();
+        marker.close();
+        await server.shutdown();
+      }
+    },
+  });
+
   Deno.test(`udp protocol (${backend}): a relay forwards each datagram to another socket and back, then overwrites it`, async () => {
     // The lent view goes out on another socket than the one that received it, during the
     // receiving socket's batch, and is overwritten right after: what the echo server behind

@@ -768,6 +768,9 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       const name = vector.names.subarray(done * NAME, done * NAME + vector.nameLength(done));
       this.#gatheredDone = ++done;
       this.#sink?.errorReceived(libc.error(code, `send to udp ${this.#describe(name)}`), true);
+      // The report sent the rest itself (a close, or a send that found the batch full): what
+      // is gathered now, if anything, is newer, and goes out with the batch.
+      if (this.#gatheredDone !== done) return;
     }
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {

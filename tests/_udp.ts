@@ -131,3 +131,39 @@ export function clogNextSockets(
     [Symbol.dispose]: () => useDatagramLibc(null),
   };
 }
+
+/** `EPERM` on Linux: a send a firewall rule refused. */
+const EPERM = 1;
+
+/**
+ * Makes the next epoll sockets' first `sendmmsg` send only its first
+ * `taken` messages and their second fail with EPERM, as a datagram a
+ * firewall refuses in the middle of a batch; later calls go through.
+ * Dispose of it once the server under test is open.
+ */
+export function refuseInBatch(taken: number): Disposable {
+  const real = loadLibc() as LinuxLibc;
+  let calls = 0;
+  let fakeErrno = 0;
+  useDatagramLibc({
+    ...real,
+    linux: {
+      ...real.linux,
+      sendmmsg(fd, headers, count, flags) {
+        calls++;
+        if (calls === 1) return real.linux.sendmmsg(fd, headers, taken, flags);
+        if (calls === 2) {
+          fakeErrno = EPERM;
+          return -1;
+        }
+        return real.linux.sendmmsg(fd, headers, count, flags);
+      },
+    },
+    errno() {
+      const code = fakeErrno;
+      fakeErrno = 0;
+      return code || real.errno();
+    },
+  });
+  return { [Symbol.dispose]: () => useDatagramLibc(null) };
+}

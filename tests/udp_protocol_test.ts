@@ -17,16 +17,13 @@ import { serveUdpEcho, TransportClosedError } from "../mod.ts";
 import { decode, encode, randomBytes } from "./_helpers.ts";
 import { hasUnstableNet } from "../src/_unstable.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
-import { useDatagramLibc } from "../src/udp/_epoll_socket.ts";
-import { type LinuxLibc, loadLibc } from "../src/libc/_libc.ts";
-/** `EPERM` on Linux: a send a firewall rule refused. */
-const EPERM = 1;
 import {
   ask,
   BACKENDS,
   clogNextSockets,
   peer,
   receiveCopy,
+  refuseInBatch,
   rerunUnderUnstableNet,
 } from "./_udp.ts";
 
@@ -484,29 +481,7 @@ for (const backend of BACKENDS) {
       // The batch's three answers: the kernel takes the first, refuses the second (EPERM, as a
       // firewall would); the protocol aborts in errorReceived, and the socket's close sends what
       // is left of the batch, which was sent as far as the protocol knows.
-      const real = loadLibc() as LinuxLibc;
-      let calls = 0;
-      let fakeErrno = 0;
-      useDatagramLibc({
-        ...real,
-        linux: {
-          ...real.linux,
-          sendmmsg(fd, headers, count, flags) {
-            calls++;
-            if (calls === 1) return real.linux.sendmmsg(fd, headers, 1, flags);
-            if (calls === 2) {
-              fakeErrno = EPERM;
-              return -1;
-            }
-            return real.linux.sendmmsg(fd, headers, count, flags);
-          },
-        },
-        errno() {
-          const code = fakeErrno;
-          fakeErrno = 0;
-          return code || real.errno();
-        },
-      });
+      const refusing = refuseInBatch(1);
       let transport!: DatagramTransport;
       const errors: string[] = [];
       const server = await serveUdp({ backend }, () => ({
@@ -517,7 +492,7 @@ for (const backend of BACKENDS) {
           transport.abort();
         },
       }));
-      useDatagramLibc(null);
+      refusing[Symbol.dispose]();
       // Its sends reach the kernel before they return: the server reads the three as one batch.
       const client = await openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend });
       const marker = await peer();
@@ -550,29 +525,7 @@ for (const backend of BACKENDS) {
       // flushes it. The kernel takes two, refuses the third (EPERM); the protocol's
       // errorReceived sends "err", which finds the batch still full and flushes the rest. The
       // first flush must then stop: the rest is out.
-      const real = loadLibc() as LinuxLibc;
-      let calls = 0;
-      let fakeErrno = 0;
-      useDatagramLibc({
-        ...real,
-        linux: {
-          ...real.linux,
-          sendmmsg(fd, headers, count, flags) {
-            calls++;
-            if (calls === 1) return real.linux.sendmmsg(fd, headers, 2, flags);
-            if (calls === 2) {
-              fakeErrno = EPERM;
-              return -1;
-            }
-            return real.linux.sendmmsg(fd, headers, count, flags);
-          },
-        },
-        errno() {
-          const code = fakeErrno;
-          fakeErrno = 0;
-          return code || real.errno();
-        },
-      });
+      const refusing = refuseInBatch(2);
       let transport!: DatagramTransport;
       let peerAddress!: Deno.NetAddr;
       const server = await serveUdp({ backend }, () => ({
@@ -584,7 +537,7 @@ for (const backend of BACKENDS) {
         },
         errorReceived: () => transport.send(encode("err"), peerAddress),
       }));
-      useDatagramLibc(null);
+      refusing[Symbol.dispose]();
       const client = await openDatagramSocket({ hostname: "127.0.0.1", port: 0, backend });
       const marker = await peer();
       try {

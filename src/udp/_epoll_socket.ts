@@ -248,7 +248,7 @@ function sendVector(): MessageVector {
  * in place (see `_send_in_place.ts`), or `null` when its bytes were copied
  * into the send arena.
  */
-const inPlace: (Uint8Array | null)[] = new Array(BATCH).fill(null);
+const sentInPlace: (Uint8Array | null)[] = new Array(BATCH).fill(null);
 
 /** The sockaddr bytes of addresses this module made or was given, to send to them again fast. */
 const sockaddrs = new WeakMap<Deno.NetAddr, Sockaddr>();
@@ -717,11 +717,11 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const i = this.#gathered++;
     if (arena !== null) {
       vector.setBufferIn(i, arena, data.byteOffset, data.length);
-      inPlace[i] = data;
+      sentInPlace[i] = data;
     } else {
       vector.data.set(data, this.#gatheredBytes);
       vector.setBuffer(i, this.#gatheredBytes, data.length);
-      inPlace[i] = null;
+      sentInPlace[i] = null;
       this.#gatheredBytes += data.length;
     }
     if (name === this.#connectedName) {
@@ -743,7 +743,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       if (count - done === 1) {
         // One datagram (a batch with one answer, as a client's often is): sendto costs less.
         const length = vector.bufferLength(done);
-        let data = inPlace[done];
+        let data = sentInPlace[done];
         if (data === null) {
           const offset = vector.offset(done);
           data = offset === 0 ? vector.data : vector.data.subarray(offset);
@@ -775,7 +775,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     // The kernel is full: the rest waits in the queue, copied out of the arena.
     for (let i = done; i < count && !this.#closed; i++) {
       const name = vector.names.slice(i * NAME, i * NAME + vector.nameLength(i));
-      let data = inPlace[i];
+      let data = sentInPlace[i];
       if (data === null) {
         const offset = vector.offset(i);
         data = vector.data.subarray(offset, offset + vector.bufferLength(i));

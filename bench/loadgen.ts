@@ -13,15 +13,21 @@
  * included, echoload's from when all its connections are made: at 1,000
  * connections that puts `./bench`'s CPU per request about 2% high.)
  *
- * With `--floor` (TCP only), `bench/tcp_load_floor.ts` takes its turn
- * too: echoload's loop in JavaScript over FFI, none of this module's code,
- * the most `./bench` could reach on Deno; its columns give its requests/s
- * and its ratio to the C generator's, median and spread.
+ * With `--floor`, `bench/tcp_load_floor.ts` (`bench/udp_load_floor.ts`
+ * with `--udp`) takes its turn too: echoload's (udpload's) loop in
+ * JavaScript over FFI, none of this module's code, the most `./bench` could
+ * reach on Deno; its columns give its requests/s and its ratio to the C
+ * generator's, median and spread.
+ *
+ * A run that fails (exits other than 0: a C generator that met an error,
+ * `./bench` with no answer or a wrong one) ends the comparison with its
+ * output: its figures are not counted.
  *
  * ```sh
  * deno task bench:loadgen                       # TCP: 1,000 and 100,000 bytes, 10 and 1,000 connections
  * deno task bench:loadgen --udp --sizes 512 --conns 4,32
  * deno task bench:loadgen --floor --sizes 1000  # and the floor beside them
+ * deno task bench:loadgen --udp --floor --sizes 512
  * ```
  *
  * The C programs are built with `cc` from `../shared/bench` into
@@ -39,9 +45,6 @@ const flags = parseArgs(Deno.args, {
 });
 const udp = flags.udp;
 const floor = flags.floor;
-if (udp && floor) {
-  throw new TypeError("Cannot use --floor with --udp: the floor is a TCP load generator; drop one");
-}
 const sizes = (flags.sizes ?? (udp ? "64,512" : "1000,100000")).split(",").map(Number);
 const conns = (flags.conns ?? (udp ? "4,32" : "10,1000")).split(",").map(Number);
 const rounds = Number(flags.rounds);
@@ -119,9 +122,14 @@ async function run(command: string, args: string[], field: string): Promise<Run>
   await sleep((duration - 1.5) * 1000);
   const cpu = cpuSeconds(child.pid) - cpuFrom;
   const seconds = (performance.now() - from) / 1000;
-  const { success, stdout, stderr } = await output;
+  const { success, code, stdout, stderr } = await output;
   const text = new TextDecoder().decode(stdout);
-  if (!success && text === "") throw new Error(new TextDecoder().decode(stderr));
+  if (!success) {
+    throw new Error(
+      `Cannot count a failed run: ${command} ${args.join(" ")} exited with ${code}\n` +
+        `${text}${new TextDecoder().decode(stderr)}`,
+    );
+  }
   const rps: number = JSON.parse(text.trim().split("\n").at(-1)!)[field];
   return { rps, cpuUs: (cpu * 1e6) / (rps * seconds) };
 }
@@ -134,7 +142,7 @@ const server = new Deno.Command(`${bin}/${udp ? "cecho_udp" : "cecho"}`, {
 }).spawn();
 await new Promise((resolve) => setTimeout(resolve, 300)); // the C server binds at once
 const bench = new URL("src/cli/bench.ts", root).pathname;
-const floorProgram = new URL("bench/tcp_load_floor.ts", root).pathname;
+const floorProgram = new URL(`bench/${udp ? "udp" : "tcp"}_load_floor.ts`, root).pathname;
 /** Two decimals, or a dash for no figure. */
 const figure = (value: number) => Number.isFinite(value) ? value.toFixed(2) : "—";
 const median = (values: number[]) =>

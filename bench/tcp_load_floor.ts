@@ -24,68 +24,25 @@
  * @module
  */
 
-import { parseArgs } from "@std/cli/parse-args";
+import {
+  AF_INET,
+  EAGAIN,
+  EPOLL_CTL_ADD,
+  EPOLLERR,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLOUT,
+  errnoView,
+  floorCase,
+  libc,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  now,
+} from "./_floor_setup.ts";
 
-const flags = parseArgs(Deno.args, {
-  string: ["host", "port", "size", "connections", "duration"],
-  default: { host: "127.0.0.1", size: "1000", connections: "10", duration: "4" },
-});
-const port = Number(flags.port);
-const size = Number(flags.size);
-const connections = Number(flags.connections);
-const duration = Number(flags.duration);
-for (const [name, value, most] of [["port", port, 65535], ["size", size, 1 << 30]] as const) {
-  if (!Number.isInteger(value) || value < 1 || value > most) {
-    throw new RangeError(
-      `Cannot use --${name} ${flags[name]}: give a whole number from 1 to ${most}`,
-    );
-  }
-}
-if (!Number.isInteger(connections) || connections < 1) {
-  throw new RangeError(`Cannot use --connections ${flags.connections}: give a whole number >= 1`);
-}
-if (!(duration > 0)) {
-  throw new RangeError(`Cannot use --duration ${flags.duration}: give seconds > 0`);
-}
-if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
-  throw new Error(
-    `Cannot run on ${Deno.build.os} ${Deno.build.arch}: this program reads Linux's x86_64 ` +
-      "struct epoll_event; run it on Linux on x86_64",
-  );
-}
-const address: number[] = String(flags.host).split(".").map(Number);
-if (address.length !== 4 || address.some((byte) => !(byte >= 0 && byte <= 255))) {
-  throw new TypeError(`Cannot use --host ${flags.host}: give an IPv4 address such as 127.0.0.1`);
-}
+const { host, port, size, connections, duration, sockaddr } = floorCase(Deno.args, 1 << 30);
+const SOCK_STREAM = 1, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 
-const libc = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
-  epoll_create1: { parameters: ["i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-}).symbols;
-/** This thread's `errno`, which the FFI calls above set. */
-const errnoView = new Deno.UnsafePointerView(libc.__errno_location()!);
-const EAGAIN = 11;
-const AF_INET = 2, SOCK_STREAM = 1, IPPROTO_TCP = 6, TCP_NODELAY = 1;
-const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10, EPOLL_CTL_ADD = 1;
-const MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000, CLOCK_MONOTONIC = 1;
-
-const timespec = new Uint32Array(4);
-/** Seconds on the monotonic clock, as echoload's `now()`. */
-const now = () => (libc.clock_gettime(CLOCK_MONOTONIC, timespec), timespec[0] + timespec[2] / 1e9);
-
-const sockaddr = new Uint8Array(16);
-new DataView(sockaddr.buffer).setUint16(0, AF_INET, true);
-new DataView(sockaddr.buffer).setUint16(2, port);
-sockaddr.set(address, 4);
 const epfd = libc.epoll_create1(0);
 const fds = new Int32Array(connections);
 const sent = new Float64Array(connections);
@@ -97,7 +54,7 @@ for (let i = 0; i < connections; i++) {
   const fd = fds[i] = libc.socket(AF_INET, SOCK_STREAM, 0);
   libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
   if (libc.connect(fd, sockaddr, 16) !== 0) {
-    throw new Error(`Cannot connect to ${flags.host}:${port}: is an echo server listening?`);
+    throw new Error(`Cannot connect to ${host}:${port}: is an echo server listening?`);
   }
   event[0] = EPOLLIN | EPOLLOUT;
   event[1] = i;

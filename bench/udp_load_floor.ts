@@ -59,8 +59,11 @@ for (let i = 0; i < connections; i++) {
 }
 
 const message = new Uint8Array(size).fill(0x78);
-/** The message's number (udpload's 64-bit number, whose high half stays 0 here) and socket. */
-const numbered = size >= 16 ? new Uint32Array(message.buffer, 0, 4) : null;
+/**
+ * The message's number and socket, as udpload writes them: two 64-bit
+ * words, whose high halves stay 0 here.
+ */
+const numbered = size >= 16 ? new Uint32Array(message.buffer, 0, 4).fill(0) : null;
 const SIZE = BigInt(size);
 const buffer = new Uint8Array(1 << 16);
 const echoed = new Uint32Array(buffer.buffer, 0, 1);

@@ -228,6 +228,31 @@ for (const connected of [false, true]) {
   });
 }
 
+Deno.test("udp socket (epoll): peers at two addresses on one port each keep their own source", async () => {
+  const socket = await openDatagramSocket({ backend: "epoll" });
+  const a = await peer("127.0.0.2");
+  const b = await peer("127.0.0.3", a.addr.port);
+  try {
+    const seen = new Map<string, Deno.NetAddr>();
+    for (let round = 0; round < 3; round++) {
+      for (const sender of [a, b, b, a]) {
+        await sender.send(encode("hi"), socket.addr);
+        const { from } = await receiveCopy(socket);
+        assertEquals(from, sender.addr);
+        // The same object for a peer's every datagram, whichever came between.
+        const first = seen.get(from.hostname) ?? from;
+        seen.set(from.hostname, first);
+        assert(from === first, `round ${round}: a new object for ${from.hostname}`);
+      }
+    }
+    assertEquals([...seen.keys()], ["127.0.0.2", "127.0.0.3"]);
+  } finally {
+    socket.close();
+    a.close();
+    b.close();
+  }
+});
+
 Deno.test({
   name: "udp socket: getSocketOptions reads a Deno.DatagramConn too",
   ignore: !hasUnstableNet(),

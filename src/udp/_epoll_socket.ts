@@ -259,13 +259,24 @@ interface Sockaddr {
   port: number;
   bytes: Uint8Array;
 }
-/** A source address handed out, and the hostname it was made with. */
+/** A source address handed out, the hostname it was made with, and the next of its port. */
 interface CachedSource {
   address: Deno.NetAddr;
   hostname: string;
+  /** The IPv4 address, as an unsigned 32-bit number. */
+  ip: number;
+  /** The cached source of another IPv4 address from the same port, if any. */
+  next: CachedSource | null;
 }
-/** Source addresses by IPv4 address and port, so a peer's every datagram brings the same object. */
+/**
+ * Source addresses by port, each port's chained by IPv4 address, so a
+ * peer's every datagram brings the same object. The key is the port alone,
+ * a small integer: a key of address and port together is too large for
+ * one, and V8 would allocate a number for every datagram's lookup.
+ */
 const ipv4Sources = new Map<number, CachedSource>();
+/** How many sources `ipv4Sources` holds, over all its chains. */
+let ipv4SourceCount = 0;
 
 /** The address in `names[offset, offset + length)`, an object made once per IPv4 peer. */
 function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: number) {
@@ -273,9 +284,9 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
     const port = (names[offset + 2] << 8) | names[offset + 3];
     const ip = ((names[offset + 4] << 24) | (names[offset + 5] << 16) | (names[offset + 6] << 8) |
       names[offset + 7]) >>> 0;
-    const key = ip * 65536 + port;
-    const cached = ipv4Sources.get(key);
-    if (cached !== undefined) {
+    let cached = ipv4Sources.get(port) ?? null;
+    while (cached !== null && cached.ip !== ip) cached = cached.next;
+    if (cached !== null) {
       const address = cached.address;
       // A protocol may have changed the object it was given: then it is that protocol's now.
       if (
@@ -285,12 +296,21 @@ function sourceOf(libc: LinuxLibc, names: Uint8Array, offset: number, length: nu
         return address;
       }
     }
-    if (ipv4Sources.size >= ADDRESS_CACHE_LIMIT) ipv4Sources.clear();
     const hostname = `${names[offset + 4]}.${names[offset + 5]}.${names[offset + 6]}.${
       names[offset + 7]
     }`;
     const address: Deno.NetAddr = { transport: "udp", hostname, port };
-    ipv4Sources.set(key, { address, hostname });
+    if (cached !== null) {
+      cached.address = address;
+      cached.hostname = hostname;
+    } else {
+      if (ipv4SourceCount >= ADDRESS_CACHE_LIMIT) {
+        ipv4Sources.clear();
+        ipv4SourceCount = 0;
+      }
+      ipv4Sources.set(port, { address, hostname, ip, next: ipv4Sources.get(port) ?? null });
+      ipv4SourceCount++;
+    }
     sockaddrs.set(address, { hostname, port, bytes: names.slice(offset, offset + 16) });
     return address;
   }

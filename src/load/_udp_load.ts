@@ -143,7 +143,10 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     this.startCounting(startedAt);
     // The loss timeout runs from the send. In closed loop `startedAt` was read just now; in
     // open loop it is when the datagram fell due, maybe long before.
-    this.#sentAt = this.state.schedule === null ? startedAt : monotonicMs();
+    // Two stores, not one of a choice: the branch never taken reads a call's result, which
+    // would make V8 box `startedAt` (allocate a number) to merge the two.
+    if (this.state.schedule === null) this.#sentAt = startedAt;
+    else this.#sentAt = monotonicMs();
     this.state.udp.sent++;
     // send() takes the bytes as they are now: the next number may be written at once.
     this.#transport!.send(this.#message);

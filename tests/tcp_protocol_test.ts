@@ -241,6 +241,39 @@ for (const backend of TCP_BACKENDS) {
     assertEquals(failed.events, ["made", "data", "lost"]);
   });
 
+  Deno.test(`${backend}: an async connectionMade that rejects loses only its connection, as a throw does`, async () => {
+    let calls = 0;
+    const lost: (Error | undefined)[] = [];
+    const bothLost = Promise.withResolvers<void>();
+    const server = serveTcp({ port: 0, backend }, () => {
+      const refused = ++calls === 1;
+      let t: Transport;
+      return {
+        // A proxy's: it connects upstream first, and that may fail.
+        async connectionMade(x: Transport) {
+          t = x;
+          await Promise.resolve();
+          if (refused) throw new Error("upstream refused");
+        },
+        dataReceived: (d: Uint8Array) => t.write(d),
+        connectionLost(error?: Error) {
+          lost.push(error);
+          if (lost.length === 2) bothLost.resolve();
+        },
+      };
+    });
+    const first = await dial(server.addr);
+    assertEquals(await readToEnd(first), new Uint8Array(0));
+    first.close();
+    const second = await dial(server.addr);
+    await writeAll(second, encode("ok"));
+    assertEquals(decode(await readExactly(second, 2)), "ok");
+    second.close();
+    await bothLost.promise;
+    await server.shutdown();
+    assertEquals(lost.map((error) => error?.message), ["upstream refused", undefined]);
+  });
+
   Deno.test(`${backend}: a protocol factory that throws closes that connection only`, async () => {
     let calls = 0;
     const server = serveTcp({ port: 0, backend }, () => {

@@ -225,6 +225,20 @@ for (const backend of BACKENDS) {
     await again.shutdown();
   });
 
+  Deno.test(`udp protocol (${backend}): an async connectionMade that rejects closes the socket with the error`, async () => {
+    const lost = Promise.withResolvers<Error | undefined>();
+    const server = await serveUdp({ backend }, () => ({
+      async connectionMade() {
+        await Promise.resolve();
+        throw new Error("cannot start later");
+      },
+      connectionLost: (error) => lost.resolve(error),
+    }));
+    assertEquals((await lost.promise)?.message, "cannot start later");
+    await server.finished;
+    await server.shutdown();
+  });
+
   Deno.test(`udp protocol (${backend}): pauseWriting past the high mark, resumeWriting once drained`, async () => {
     const client = await peer();
     const calls: string[] = [];

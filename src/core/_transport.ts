@@ -300,11 +300,15 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
         });
       }
     }
+    let made: unknown;
     try {
-      this.protocol.connectionMade?.(this);
+      made = this.protocol.connectionMade?.(this);
     } catch (error) {
       return this.fail(error, "connectionMade");
     }
+    // An async connectionMade (a proxy that connects upstream first): its rejection fails the
+    // connection as a throw would, instead of going unhandled and ending the program.
+    if (made instanceof Promise) made.catch((error) => this.fail(error, "connectionMade"));
     if (this.#lost || this.#started) return;
     this.#startDriver();
   }

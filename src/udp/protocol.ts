@@ -108,9 +108,10 @@ export interface DatagramTransport {
  * The callbacks of one UDP socket; all optional.
  *
  * If `datagramReceived` throws, the error is logged and that datagram is
- * dropped: one bad datagram does not stop the others. If `connectionMade`,
- * `errorReceived`, `pauseWriting` or `resumeWriting` throws, the transport is
- * aborted and `connectionLost` receives the error.
+ * dropped: one bad datagram does not stop the others. If `connectionMade`
+ * (or the promise it returns), `errorReceived`, `pauseWriting` or
+ * `resumeWriting` throws, the transport is aborted and `connectionLost`
+ * receives the error.
  *
  * @example A protocol that prints what it receives
  * ```ts

@@ -209,12 +209,15 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
 
   /** Calls `connectionMade` and starts the receive loop. */
   start(): void {
+    let made: unknown;
     try {
-      this.#protocol.connectionMade?.(this);
+      made = this.#protocol.connectionMade?.(this);
     } catch (error) {
       this.#fail(error, "connectionMade");
       return;
     }
+    // An async connectionMade: its rejection fails the transport as a throw would.
+    if (made instanceof Promise) made.catch((error) => this.#fail(error, "connectionMade"));
     if (this.#pushing !== null) {
       // Closed from connectionMade with datagrams queued: the socket still drains them.
       if (!this.#closing || this.#pushing.pending) this.#pushing.register();

@@ -220,7 +220,8 @@ Deno.test({
       assert(error instanceof Deno.errors.ConnectionRefused, String(error));
       assertEquals(
         error.message,
-        `Cannot use udp ${formatAddress(transport.getExtraInfo("sockname"))}: ` +
+        `Cannot reach udp 127.0.0.1:${port} from ` +
+          `${formatAddress(transport.getExtraInfo("sockname"))}: ` +
           "ECONNREFUSED (connection refused, os error 111)",
       );
     } finally {

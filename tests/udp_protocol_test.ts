@@ -169,6 +169,14 @@ for (const backend of BACKENDS) {
     );
     assertEquals(transport.getWriteBufferSize(), 0);
     assertEquals(server.counters.sent, 0);
+    // The address the message shows is one the socket could send to.
+    const six = new Recorder();
+    await using _six = await serveUdp({ backend, hostname: "::1" }, () => six);
+    assertThrows(
+      () => six.transport.send(encode("x")),
+      TypeError,
+      'pass one: send(data, { transport: "udp", hostname: "::1", port: 8888 })',
+    );
   });
 
   Deno.test(`udp protocol (${backend}): a failed send goes to errorReceived and the socket goes on`, async () => {

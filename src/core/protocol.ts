@@ -143,7 +143,11 @@ export interface Transport {
    * `data` is yours again when the call returns: what goes out is what it
    * held at the call, wherever it lives (another connection's read buffer,
    * a view `dataReceived` got, a buffer you reuse).
-   * Throws after `writeEof`, `close` or `abort`.
+   *
+   * @throws {TransportClosedError} after `writeEof`, `close` or `abort`,
+   * and once the connection failed (a reset, a broken pipe), which may be
+   * before `connectionLost` is called: a protocol that writes to another
+   * connection (a proxy) catches it there, or checks `isClosing()` first.
    */
   write(data: Uint8Array): void;
   /**

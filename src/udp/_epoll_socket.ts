@@ -641,6 +641,19 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     sink?.failed(error);
   }
 
+  /**
+   * What was being done when the kernel reported an error on the socket:
+   * `verb` the socket, or, connected, reaching the remote (an ICMP error,
+   * such as port unreachable, is about what was sent there).
+   */
+  #errorAction(verb: string): string {
+    const local = formatAddress(this.addr);
+    const remote = this.#connectedTo;
+    return remote === null
+      ? `${verb} udp ${local}`
+      : `reach udp ${formatAddress(remote)} from ${local}`;
+  }
+
   /** Reads and clears the socket's pending error (an ICMP error), so the poller stops reporting it. */
   #takeError(): void {
     const value = new Int32Array(1);
@@ -648,7 +661,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
     const libc = this.#libc;
     if (libc.symbols.getsockopt(this.fd, SOL_SOCKET, SO_ERROR, value, length) !== 0) return;
     if (value[0] !== 0) {
-      this.#sink?.errorReceived(libc.error(value[0], `use udp ${formatAddress(this.addr)}`), false);
+      this.#sink?.errorReceived(libc.error(value[0], this.#errorAction("use")), false);
     }
   }
 
@@ -676,7 +689,7 @@ export class EpollDatagramSocket implements DatagramSocket, PollTarget {
       // The queue is empty: what comes from now on is the remote's (see `#remoteOnly`).
       if (code === EAGAIN && this.#connectedTo !== null) this.#remoteOnly = true;
       if (code !== EAGAIN && code !== EINTR) {
-        const error = libc.error(code, `receive on udp ${formatAddress(this.addr)}`);
+        const error = libc.error(code, this.#errorAction("receive on"));
         this.#sink!.errorReceived(error, false);
       }
       return 0;

@@ -42,7 +42,10 @@ export interface UdpConnectOptions extends UdpSocketOptions, DatagramTransportOp
   localHostname?: string;
   /** The local port; 0 picks a free one. Default 0. */
   localPort?: number;
-  /** `"deno"` (needs `--unstable-net`) or `"node"`; by default `"deno"` when available. */
+  /**
+   * Force a backend: `"epoll"` (Linux, with `--allow-ffi`), `"deno"` (needs
+   * `--unstable-net`) or `"node"`; by default the first of them available.
+   */
   backend?: DatagramBackend;
 }
 

@@ -67,8 +67,9 @@ export interface UdpServerOptions extends UdpSocketOptions, DatagramTransportOpt
   /** An optional per-source-host rate limit; datagrams past it are dropped. */
   rateLimit?: RateLimit;
   /**
-   * `"deno"` (`Deno.listenDatagram`, needs `--unstable-net`) or `"node"`
-   * (`node:dgram`). Default: `"deno"` when available, else `"node"`.
+   * Force a backend: `"epoll"` (Linux, with `--allow-ffi`), `"deno"`
+   * (`Deno.listenDatagram`, needs `--unstable-net`) or `"node"`
+   * (`node:dgram`); by default the first of them available.
    */
   backend?: DatagramBackend;
   /** Aborting this signal shuts the server down, as `shutdown()` does. */

@@ -267,6 +267,12 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
     }
   }
 
+  /** An address for an error message to show, of the socket's family. */
+  #exampleAddress(): string {
+    const hostname = this.#socket.addr.hostname.includes(":") ? "::1" : "127.0.0.1";
+    return `{ transport: "udp", hostname: "${hostname}", port: 8888 }`;
+  }
+
   /** Where a datagram goes: `to`, or the default remote, checked as asyncio's `sendto` does. */
   #target(to: Deno.NetAddr | undefined): Deno.NetAddr {
     const remote = this.#remote;
@@ -274,7 +280,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
       if (remote) return remote;
       throw new TypeError(
         "Cannot send a datagram without an address: this socket has no default remote; " +
-          'pass one: send(data, { transport: "udp", hostname: "127.0.0.1", port: 8888 })',
+          `pass one: send(data, ${this.#exampleAddress()})`,
       );
     }
     if (
@@ -283,7 +289,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
     ) {
       throw new TypeError(
         `Cannot send a datagram to ${JSON.stringify(to)}: the address must be like ` +
-          '{ transport: "udp", hostname: "127.0.0.1", port: 8888 } with a port from 1 to 65535',
+          `${this.#exampleAddress()} with a port from 1 to 65535`,
       );
     }
     if (remote && (to.port !== remote.port || to.hostname !== remote.hostname)) {

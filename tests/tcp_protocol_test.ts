@@ -376,6 +376,38 @@ for (const backend of TCP_BACKENDS) {
   });
 }
 
+for (const backend of TCP_BACKENDS) {
+  for (const hostname of ["127.0.0.1", "0.0.0.0"]) {
+    Deno.test(`${backend}: sockname is still known in connectionLost, on a server bound to ${hostname} and its client`, async () => {
+      const local = Promise.withResolvers<Deno.NetAddr>();
+      const server = serveTcp({ hostname, port: 0, backend }, () => {
+        let t: Transport;
+        return {
+          connectionMade: (x: Transport) => void (t = x),
+          // Asked only once the connection is over, as a log line of it would.
+          connectionLost: () => local.resolve(t.getExtraInfo("sockname") as Deno.NetAddr),
+        };
+      });
+      const clientBackend = CLIENT_BACKENDS.includes(backend) ? backend : "deno";
+      const { transport } = await connectTcp(
+        { hostname: "127.0.0.1", port: server.addr.port, backend: clientBackend },
+        () => ({}),
+      );
+      transport.close();
+      await transport.closed;
+      const client = transport.getExtraInfo("sockname") as Deno.NetAddr;
+      assertEquals(client.hostname, "127.0.0.1");
+      assert(client.port > 0 && client.port !== server.addr.port);
+      assertEquals(await local.promise, {
+        transport: "tcp",
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+      });
+      await server.shutdown();
+    });
+  }
+}
+
 /** The client backends this process can run. */
 const CLIENT_BACKENDS: ("deno" | "epoll")[] = typeof getPoller() === "string"
   ? ["deno"]

@@ -55,6 +55,8 @@ export class EpollDriver implements Driver, PollTarget {
   readonly #readSize: bigint;
   #transport!: SocketTransport;
   #localAddr: Deno.NetAddr | null = null;
+  /** The local address when known without asking the kernel (see the constructor). */
+  readonly #knownLocal: Deno.NetAddr | null;
   /** Registered with the poller (from `start`). */
   #registered = false;
   #closed = false;
@@ -62,6 +64,10 @@ export class EpollDriver implements Driver, PollTarget {
   /**
    * Wraps the non-blocking socket `fd`, whose peer `accept4` reported as
    * `peer`. Reads take at most `readBufferSize` bytes (default 256 KiB).
+   * `local` is the socket's address when known without asking (a listener
+   * bound to one address gives it to what it accepts); otherwise it is read
+   * when first asked for, or at the latest before the socket closes, so it
+   * can still be asked for once the connection is over (`connectionLost`).
    */
   constructor(
     fd: number,
@@ -69,9 +75,11 @@ export class EpollDriver implements Driver, PollTarget {
     poller: Poller,
     setup: ConnectionSetup,
     readBufferSize: number = MIN_SHARED_BUFFER,
+    local: Deno.NetAddr | null = null,
   ) {
     this.#fd = fd;
     this.peerAddr = peer;
+    this.#knownLocal = local;
     this.#poller = poller;
     this.#calls = poller.libc.symbols;
     this.#setup = setup;
@@ -160,6 +168,10 @@ export class EpollDriver implements Driver, PollTarget {
 
   close(): void {
     if (this.#closed) return;
+    // The last chance to read the local address, unless it is known without the socket.
+    if (this.#localAddr === null && this.#knownLocal === null) {
+      this.#localAddr = localAddress(this.#fd);
+    }
     this.#closed = true;
     // Out of the poller first, with this batch's events: the number may be reused at once.
     this.#poller.remove(this.#fd);
@@ -171,7 +183,14 @@ export class EpollDriver implements Driver, PollTarget {
   }
 
   localAddr(): Deno.NetAddr | null {
-    if (this.#localAddr === null && !this.#closed) this.#localAddr = localAddress(this.#fd);
+    if (this.#localAddr === null) {
+      const known = this.#knownLocal;
+      if (known !== null) {
+        this.#localAddr = { transport: "tcp", hostname: known.hostname, port: known.port };
+      } else if (!this.#closed) {
+        this.#localAddr = localAddress(this.#fd);
+      }
+    }
     return this.#localAddr;
   }
 

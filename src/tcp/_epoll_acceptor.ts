@@ -99,6 +99,9 @@ export class EpollAcceptor implements Acceptor, PollTarget {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
+  /** What every connection's local address is, unless the listener is bound to a wildcard. */
+  readonly #local: Deno.NetAddr | null;
+
   /** Accepts on the listening socket `fd`, bound to `addr`. */
   constructor(
     poller: Poller,
@@ -110,6 +113,8 @@ export class EpollAcceptor implements Acceptor, PollTarget {
     this.#poller = poller;
     this.#fd = fd;
     this.addr = addr;
+    // Bound to one address, every connection's local address is the listener's.
+    this.#local = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? null : addr;
     this.#setup = setup;
     this.#readBufferSize = readBufferSize;
   }
@@ -208,7 +213,7 @@ export class EpollAcceptor implements Acceptor, PollTarget {
       const address = parseSockaddr(this.#constants, this.#peer);
       const peer: Deno.NetAddr = { transport: "tcp", hostname: "", port: 0, ...address };
       this.#onConnection(
-        new EpollDriver(fd, peer, this.#poller, this.#setup, this.#readBufferSize),
+        new EpollDriver(fd, peer, this.#poller, this.#setup, this.#readBufferSize, this.#local),
       );
     }
     return !this.#stopped;

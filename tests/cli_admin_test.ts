@@ -8,7 +8,16 @@
 
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { installed, run, SERVER, ServerProcess } from "./_programs.ts";
-import { decode, dial, echoOf, encode, readExactly, readToEnd, writeAll } from "./_helpers.ts";
+import {
+  decode,
+  dial,
+  echoOf,
+  encode,
+  outcome,
+  readExactly,
+  readToEnd,
+  writeAll,
+} from "./_helpers.ts";
 import { ask, peer } from "./_udp.ts";
 
 const CURL = installed("curl");
@@ -344,4 +353,25 @@ Deno.test("server program: an admin port in use exits 1 with one line naming it"
       new RegExp(`^echo server: Cannot listen .*127\\.0\\.0\\.1:${port}: .*in use`),
     );
   }
+});
+
+Deno.test("server program: SIGINT sends the answers --udp --delay holds, then exits 0", async () => {
+  await using server = await new AdminServer(["--udp", "--delay", "1000"]).ready(1);
+  await using socket = await peer();
+  await socket.send(encode("hello"), {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: server.port,
+  });
+  // Received, so held for its delay, before the stop.
+  await server.metricsWhen(
+    (samples) => valueOf(samples, "echo_datagrams_received_total", "udp", server.port) === 1,
+    "the datagram to be received",
+  );
+  const code = server.server.stop("SIGINT");
+  const answer = socket.receive();
+  // Bounded: an answer dropped at the stop would leave it waiting.
+  assertEquals(await outcome(answer), "resolved");
+  assertEquals(decode((await answer)![0]), "hello");
+  assertEquals(await code, 0);
 });

@@ -60,6 +60,17 @@ Deno.test("server program: --reset-after 4096 on --workers 2: the client sees EC
   assertMatch(await server.stderr, /All workers on tcp .* stopped: .*resets: 1 \}/);
 });
 
+Deno.test("server program: SIGINT sends what --delay holds on --workers 2, then closes and exits 0", async () => {
+  await using server = await new ServerProcess(["--delay", "500", "--workers", "2"]).ready();
+  using conn = await Deno.connect(local(server.port));
+  await writeAll(conn, new TextEncoder().encode("hello"));
+  // In the server's socket when the stop comes: read then, and held for its delay.
+  const code = server.stop("SIGINT");
+  assertEquals(new TextDecoder().decode(await readExactly(conn, 5)), "hello");
+  assertEquals(await conn.read(new Uint8Array(1)), null);
+  assertEquals(await code, 0);
+});
+
 Deno.test("server program: --throttle 2000 sends 3000 bytes in no less than 1.3 s", async () => {
   await using server = await new ServerProcess(["--throttle", "2000"]).ready();
   assertMatch(server.firstLine, /; faults: throttle 2000 B\/s\)$/);

@@ -12,12 +12,14 @@ import {
   assertSameBytes,
   concat,
   dial,
+  outcome,
   randomBytes,
   readExactly,
+  readToEnd,
   waitFor,
   writeAll,
 } from "./_helpers.ts";
-import { peer } from "./_udp.ts";
+import { BACKENDS, peer } from "./_udp.ts";
 
 const APIS: EchoApi[] = ["protocol", "stream"];
 
@@ -77,6 +79,47 @@ for (const backend of TCP_BACKENDS) {
       await waitFor(() => server.counters.buffered >= data.length, "the held bytes to count");
       assertSameBytes(await readExactly(conn, data.length), data, "the echo");
       await waitFor(() => server.counters.buffered === 0, "the held bytes to be let go");
+    });
+
+    for (const halfClosed of [false, true]) {
+      Deno.test(`${name}: a graceful shutdown sends what the delay and the throttle hold${halfClosed ? ", the client half-closed" : ""}, then closes`, async () => {
+        const server = serveEcho({
+          port: 0,
+          backend,
+          api,
+          faults: { delay: 300, throttle: 20_000 },
+        });
+        const conn = await dial(server.addr);
+        try {
+          const data = randomBytes(3000, 7);
+          await writeAll(conn, data);
+          if (halfClosed) await conn.closeWrite();
+          await waitFor(() => server.counters.buffered >= data.length, "the bytes to be held");
+          const stopping = server.shutdown();
+          assertSameBytes(await readExactly(conn, data.length), data, "the echo");
+          assertEquals(await readToEnd(conn), new Uint8Array(0));
+          await stopping;
+          assertEquals(server.counters.bytesSent, data.length);
+        } finally {
+          conn.close();
+        }
+      });
+    }
+
+    Deno.test(`${name}: a graceful shutdown sends back what until mode kept, then closes`, async () => {
+      const server = serveEcho({ port: 0, backend, api, mode: "until", until: "quit" });
+      const conn = await dial(server.addr);
+      try {
+        const data = randomBytes(500, 8).map((byte) => byte === 0x71 ? 0 : byte); // no "q"
+        await writeAll(conn, data);
+        await waitFor(() => server.counters.buffered >= data.length, "the bytes to be kept");
+        const stopping = server.shutdown();
+        assertSameBytes(await readExactly(conn, data.length), data, "what was kept");
+        assertEquals(await readToEnd(conn), new Uint8Array(0));
+        await stopping;
+      } finally {
+        conn.close();
+      }
     });
 
     Deno.test(`${name}: throttle 10,000 B/s sends 20 KB in no less than 1.8 s`, async () => {
@@ -172,6 +215,36 @@ Deno.test("UDP: delay 300 answers no sooner than 300 ms, and counts", async () =
     await socket.closed;
   }
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`UDP (${backend}): a graceful shutdown sends the answers the delay holds, and takes no more in`, async () => {
+    const server = await serveUdpEcho({ port: 0, backend, faults: { delay: 300 } });
+    const socket = await peer();
+    try {
+      for (const word of ["one", "two", "three"]) {
+        await socket.send(new TextEncoder().encode(word), server.addr);
+      }
+      await waitFor(() => server.counters.faults!.delayed === 3, "three answers held");
+      const stopping = server.shutdown();
+      // Sent after the stop began: not taken in, so not answered.
+      await socket.send(new TextEncoder().encode("four"), server.addr);
+      const answers: string[] = [];
+      const gathering = (async () => {
+        for (let i = 0; i < 3; i++) {
+          answers.push(new TextDecoder().decode((await socket.receive())![0]));
+        }
+      })();
+      // Bounded: answers dropped at the stop would leave it waiting.
+      assertEquals(await outcome(gathering), "resolved");
+      assertEquals(answers, ["one", "two", "three"]);
+      await stopping;
+      assertEquals([server.counters.received, server.counters.sent], [3, 3]);
+    } finally {
+      socket.close();
+      await socket.closed;
+    }
+  });
+}
 
 Deno.test("UDP: drop 50 leaves about half of 400 datagrams unanswered, counted as injected", async () => {
   await using server = await serveUdpEcho({ port: 0, faults: { drop: 50 } });

@@ -6,6 +6,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { getPoller } from "../src/poll/_poller.ts";
+import { lastRead } from "../src/core/_last_read.ts";
 import { openIoDescriptors } from "./_helpers.ts";
 import {
   connectTcp,
@@ -406,6 +407,60 @@ for (const backend of TCP_BACKENDS) {
       await server.shutdown();
     });
   }
+}
+
+for (const backend of TCP_BACKENDS) {
+  Deno.test(`${backend}: a graceful stop tells a protocol with [lastRead] once, unless the peer's end of input did; false has it closed`, async () => {
+    const calls: string[] = [];
+    let finish = () => {};
+    let eofSeen = false;
+    const server = serveTcp({ port: 0, backend }, () => {
+      let t: Transport;
+      let name = "";
+      return {
+        connectionMade: (x: Transport) => void (t = x),
+        dataReceived(d: Uint8Array) {
+          name = decode(d);
+          t.write(d);
+        },
+        eofReceived() {
+          // Still at work, as the echo with faults is: it closes once done.
+          eofSeen = true;
+          finish = () => {
+            t.write(encode(" done"));
+            t.close();
+          };
+          return true;
+        },
+        [lastRead]() {
+          calls.push(name);
+          t.write(encode(" last"));
+          return false; // closed by the transport, after what was written
+        },
+      };
+    });
+    const quiet = await dial(server.addr);
+    const halfClosed = await dial(server.addr);
+    try {
+      await writeAll(quiet, encode("quiet"));
+      assertEquals(decode(await readExactly(quiet, 5)), "quiet");
+      await writeAll(halfClosed, encode("half"));
+      assertEquals(decode(await readExactly(halfClosed, 4)), "half");
+      await halfClosed.closeWrite();
+      await waitFor(() => server.counters.bytesReceived === 9, "both reads");
+      await waitFor(() => eofSeen, "the end of input");
+      const stopping = server.shutdown();
+      assertEquals(decode(await readToEnd(quiet)), " last");
+      // Told of the end by its peer already: not told again, nor closed under it.
+      finish();
+      assertEquals(decode(await readToEnd(halfClosed)), " done");
+      await stopping;
+      assertEquals(calls, ["quiet"]);
+    } finally {
+      quiet.close();
+      halfClosed.close();
+    }
+  });
 }
 
 /** The client backends this process can run. */

@@ -169,8 +169,8 @@ ${ADMIN_FLAGS_USAGE}
 
 Stopping:
   --shutdown-timeout S      on SIGINT or SIGTERM, how long open connections (UDP: queued
-                            answers) may take to send what they hold before they are
-                            aborted (default 10); a second signal exits at once
+                            and delayed answers) may take to send what they hold before
+                            they are aborted (default 10); a second signal exits at once
 
 Logging and information:
   --log-level debug|info|warning|error

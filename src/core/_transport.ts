@@ -34,6 +34,7 @@ import { isPeerFault, TransportClosedError } from "../errors.ts";
 import type { SocketOptionValues } from "../sockopt/read_back.ts";
 import type { ProxyHeader } from "../proxy/header.ts";
 import { ProxyHeaderReader } from "../proxy/parse.ts";
+import { type FinishesOnLastRead, lastRead } from "./_last_read.ts";
 
 /**
  * The I/O of one connection, for a {@linkcode SocketTransport}. A driver is
@@ -487,7 +488,9 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
   /**
    * A server's graceful shutdown: read no more, deliver (and so answer)
    * what a read already in flight brings, then close: send what is
-   * buffered, then close the socket. Resolves once the close has begun.
+   * buffered, then close the socket. A protocol of this module finishes
+   * first what it holds, and closes itself (see `_last_read.ts`). Resolves
+   * once the close has begun, or has been left to the protocol.
    */
   async closeAfterLastRead(): Promise<void> {
     if (this.bytesReceived === 0 && !this.#closing && !this.#lost) {
@@ -506,7 +509,22 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
     this.#lastRead = true;
     this.#updateReading();
     if (this.#lost) return;
-    await this.driver.settleReads();
+    // After the end of input nothing is left to read (and a protocol lending its buffer, as
+    // the stream API does, refuses to lend one after it).
+    if (!this.#eofReceived) await this.driver.settleReads();
+    if (this.#lost || this.#closing) return;
+    const finish = (this.protocol as Partial<FinishesOnLastRead>)[lastRead];
+    if (finish !== undefined) {
+      // Told already, by the peer's end of input: it closes once done.
+      if (this.#eofReceived) return;
+      let closesItself: boolean;
+      try {
+        closesItself = finish.call(this.protocol);
+      } catch (error) {
+        return this.fail(error, "lastRead");
+      }
+      if (closesItself || this.#closing) return;
+    }
     this.close();
   }
 

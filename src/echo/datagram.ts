@@ -29,6 +29,7 @@ import {
 import type { UdpEchoFaultCounters, UdpEchoFaults } from "./faults.ts";
 import { dueTime, type ResolvedUdpEchoFaults, resolveUdpEchoFaults } from "./_faults.ts";
 import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
+import { lastRead } from "../core/_last_read.ts";
 
 /** The most bytes of answers `faults.delay` holds; past it, datagrams are dropped and counted. */
 const DELAYED_LIMIT = 4 * 1024 * 1024;
@@ -182,6 +183,16 @@ export class EchoDatagramProtocol implements DatagramProtocol {
     this.#faults?.attach(transport);
   }
 
+  /**
+   * The server stops (see `core/_last_read.ts`): the answers the faults
+   * hold back still go out, each when due; then the transport is closed.
+   * `false` when none are held.
+   */
+  [lastRead](): boolean {
+    const transport = this.#transport;
+    return this.#faults?.finish(() => transport?.close()) ?? false;
+  }
+
   /** Drops the answers the faults still hold. */
   connectionLost(): void {
     this.#faults?.stop();
@@ -265,6 +276,8 @@ class DatagramFaults {
   #lastDue = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  /** What `finish` asked to be called once nothing is held. */
+  #finished: (() => void) | null = null;
   delayed = 0;
   readonly #onTimer = () => {
     this.#timer = undefined;
@@ -309,9 +322,20 @@ class DatagramFaults {
     if (this.#timer === undefined) this.#sendDue();
   }
 
+  /**
+   * No more datagrams come: `done` is called once every held answer went
+   * out. `false` (and `done` never called) when none is held.
+   */
+  finish(done: () => void): boolean {
+    if (this.#stopped || this.#head === this.#answers.length) return false;
+    this.#finished = done;
+    return true;
+  }
+
   /** The socket is closed: what is held is dropped. */
   stop(): void {
     this.#stopped = true;
+    this.#finished = null;
     clearTimeout(this.#timer);
     this.#answers.length = this.#targets.length = this.#due.length = 0;
     this.#head = this.#bytes = 0;
@@ -332,6 +356,9 @@ class DatagramFaults {
       this.#send(answer, this.#targets[i], () => this.#counts[countTooLarge]?.());
     }
     if (this.#head === answers.length) {
+      const finished = this.#finished;
+      this.#finished = null;
+      finished?.();
       answers.length =
         this.#targets.length =
         this.#due.length =

@@ -6,6 +6,7 @@
 
 import type { Protocol, ProtocolFactory, Transport } from "../core/protocol.ts";
 import { chargeBuffered } from "../core/_transport.ts";
+import { lastRead } from "../core/_last_read.ts";
 import { formatAddress } from "../_address.ts";
 import {
   type EchoOptions,
@@ -140,6 +141,14 @@ export class EchoProtocol implements Protocol {
     }
     faulty.ended();
     return true; // the faults close it, after what they hold
+  }
+
+  /**
+   * The server stops (see `core/_last_read.ts`): no more input comes, as at
+   * its end. Sends back what was kept, and what the faults hold, then closes.
+   */
+  [lastRead](): boolean {
+    return this.eofReceived();
   }
 
   /** Drops what the faults hold. */

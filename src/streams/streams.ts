@@ -15,6 +15,7 @@ import { connectTcp, type TcpConnectOptions } from "../tcp/client.ts";
 import { tcpLogger } from "../core/_log.ts";
 import { formatAddress } from "../_address.ts";
 import { isPeerFault } from "../errors.ts";
+import { lastRead } from "../core/_last_read.ts";
 
 const ignore = () => {};
 
@@ -122,6 +123,11 @@ class StreamProtocol implements BufferedProtocol, FlowControl {
     this.reader.feedEof();
     // Stay half-open: the handler may still write; it closes when done.
     return true;
+  }
+
+  /** The server stops (see `core/_last_read.ts`): the handler's input ends; it closes when done. */
+  [lastRead](): boolean {
+    return this.eofReceived();
   }
 
   connectionLost(error?: Error): void {

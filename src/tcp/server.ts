@@ -309,10 +309,13 @@ export interface TcpServer<A extends ConnAddr = Deno.NetAddr> extends AsyncDispo
    */
   getSocketOptions(): SocketOptionValues;
   /**
-   * Stops accepting, lets every open connection send what it has buffered,
-   * then closes it; resolves when all are closed. Connections still flushing
-   * after `shutdownTimeout` are aborted, and so are all of them on a second
-   * call.
+   * Stops accepting and reading (what a read in flight brings is still
+   * answered), lets every open connection send what it has buffered, then
+   * closes it; resolves when all are closed. The echo first sends what its
+   * faults hold back and what `until` mode kept, and the stream API's
+   * handlers see the end of their input and may still write; the
+   * connection closes when they return. Connections still flushing after
+   * `shutdownTimeout` are aborted, and so are all of them on a second call.
    */
   shutdown(): Promise<void>;
 }

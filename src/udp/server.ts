@@ -128,9 +128,9 @@ export interface UdpServer extends AsyncDisposable {
    */
   getSocketOptions(): SocketOptionValues;
   /**
-   * Stops receiving, lets queued datagrams go out (for up to
-   * `shutdownTimeout`), then closes the socket. A second call drops what is
-   * still queued.
+   * Stops receiving, lets queued datagrams go out, and the echo's answers
+   * its `delay` holds back, each when due (for up to `shutdownTimeout` in
+   * all), then closes the socket. A second call drops what is still queued.
    */
   shutdown(): Promise<void>;
 }
@@ -295,7 +295,7 @@ class Server implements UdpServer {
       });
       this.#transport.abort();
     }, this.#shutdownTimeout);
-    this.#transport.close();
+    this.#transport.closeAfterLastRead();
     return this.finished;
   }
 

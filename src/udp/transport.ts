@@ -20,6 +20,7 @@ import { udpLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
 import { TransportClosedError } from "../errors.ts";
 import { validateWaterMarks } from "../core/water_marks.ts";
+import { type FinishesOnLastRead, lastRead } from "../core/_last_read.ts";
 import { readSocketOptions, readSocketOptionsOf } from "../sockopt/read_back.ts";
 import { type DatagramSink, EpollDatagramSocket } from "./_epoll_socket.ts";
 import { countDropped, type CountsTooLarge, countTooLarge, type DropReason } from "./_drops.ts";
@@ -124,6 +125,8 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
   readonly #dropped: Record<DropReason, number> = { injected: 0, overflow: 0, amplification: 0 };
 
   // Life cycle.
+  /** Datagrams are taken in: until a graceful stop's `closeAfterLastRead`, or the close. */
+  #receiving = true;
   #closing = false;
   #closeReason = "";
   #lost = false;
@@ -322,6 +325,29 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
     if (!pending) this.#connectionLost(undefined);
   }
 
+  /**
+   * A server's graceful shutdown: no more datagrams are taken in. A
+   * protocol of this module then sends what it holds back and closes the
+   * transport itself (see `core/_last_read.ts`); any other is closed now,
+   * what is queued still going out.
+   */
+  closeAfterLastRead(): void {
+    if (this.#closing) return;
+    this.#receiving = false;
+    this.#pushing?.stopReading();
+    const finish = (this.#protocol as Partial<FinishesOnLastRead>)[lastRead];
+    if (finish !== undefined) {
+      let closesItself: boolean;
+      try {
+        closesItself = finish.call(this.#protocol);
+      } catch (error) {
+        return this.#fail(error, "lastRead");
+      }
+      if (closesItself || this.#closing) return;
+    }
+    this.close();
+  }
+
   abort(): void {
     if (this.#lost) return;
     this.#closeReason ||= "abort() was called";
@@ -369,12 +395,12 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
   async #receiveLoop(): Promise<void> {
     const socket = this.#socket;
     let failures = 0;
-    while (!this.#closing) {
+    while (!this.#closing && this.#receiving) {
       // Too much is queued: let the sends go out first.
       while (this.#writingPaused && this.#flushing !== null) {
         await this.#flushing;
       }
-      if (this.#closing) return;
+      if (this.#closing || !this.#receiving) return;
       let datagram;
       try {
         datagram = await socket.receive();
@@ -400,7 +426,7 @@ export class UdpTransport implements DatagramTransport, CountsTooLarge, SendsInP
 
   /** One datagram received: counted, passed by the guard (or not), handed to the protocol. */
   #deliver(data: Uint8Array, from: Deno.NetAddr): void {
-    if (this.#closing) return;
+    if (this.#closing || !this.#receiving) return;
     this.#received++;
     const accept = this.#accept;
     if (accept !== undefined && !accept(from)) return;

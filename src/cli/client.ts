@@ -38,7 +38,6 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { TextLineStream } from "@std/streams/text-line-stream";
 import { connectTcpStreams, type StreamConnection } from "../streams/streams.ts";
 import { connectUdp } from "../udp/client.ts";
 import type { DatagramTransport } from "../udp/protocol.ts";
@@ -441,10 +440,7 @@ async function sendOnce(session: Session, message: string, settings: Settings): 
 async function interactive(session: Session, settings: Settings): Promise<number> {
   const { incoming } = session;
   incoming.sink = write;
-  const lines = Deno.stdin.readable
-    .pipeThrough(new TextDecoderStream())
-    .pipeThrough(new TextLineStream() as TransformStream<string, string>)
-    .getReader();
+  const lines = new LineReader(Deno.stdin.readable.getReader());
   let sent = 0;
   try {
     for (;;) {
@@ -453,11 +449,10 @@ async function interactive(session: Session, settings: Settings): Promise<number
       const next = lines.read();
       const line = await Promise.race([next, incoming.over]);
       if (line === "ended") return await afterServerEnded(session, lines, next);
-      if (line.done || line.value.trim() === "q") break;
-      const data = encoder.encode(line.value + "\n");
-      send(session, data);
-      sent += data.length;
-      if (session.transport === "udp") await firstByte(session, data, settings);
+      if (line === null || isQuit(line)) break;
+      send(session, line);
+      sent += line.length;
+      if (session.transport === "udp") await firstByte(session, line, settings);
       await incoming.quiet(settings.quietMs);
       if (incoming.error !== null) throw sessionError(session, incoming.error);
     }
@@ -471,7 +466,7 @@ async function interactive(session: Session, settings: Settings): Promise<number
     if (incoming.error !== null) throw sessionError(session, incoming.error);
     return 0;
   } finally {
-    await lines.cancel().catch(() => {});
+    await lines.cancel();
   }
 }
 
@@ -482,15 +477,15 @@ async function interactive(session: Session, settings: Settings): Promise<number
  */
 async function afterServerEnded(
   session: Session,
-  lines: ReadableStreamDefaultReader<string>,
-  next?: Promise<ReadableStreamReadResult<string>>,
+  lines: LineReader,
+  next?: Promise<Uint8Array | null>,
 ): Promise<number> {
   const { error } = session.incoming;
   if (error !== null) throw sessionError(session, error);
   // Someone typing is not waited for; piped input is looked at, to tell if any was left.
   if (next !== undefined || !Deno.stdin.isTerminal()) {
     const line = await (next ?? lines.read());
-    if (!line.done && line.value.trim() !== "q") {
+    if (line !== null && !isQuit(line)) {
       throw new Error(
         `Cannot send the rest of the input: the server ${session.where} closed the connection`,
       );
@@ -498,6 +493,68 @@ async function afterServerEnded(
   }
   console.error(`echo client: The server ${session.where} closed the connection`);
   return 0;
+}
+
+// ---- The lines of the input -----------------------------------------------------------
+
+const CARRIAGE_RETURN = 13;
+const Q = 0x71;
+
+/**
+ * The lines of a byte stream, as bytes: each up to and including its LF,
+ * with every other byte as it came (CR, invalid UTF-8); the last one
+ * without an LF when the input ends without one.
+ */
+class LineReader {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Bytes read and not yet given out, with no LF among them. */
+  #pending: Uint8Array[] = [];
+  /** The rest of the last chunk read, not yet looked at for an LF. */
+  #rest: Uint8Array = new Uint8Array(0);
+  #done = false;
+
+  constructor(reader: ReadableStreamDefaultReader<Uint8Array>) {
+    this.#reader = reader;
+  }
+
+  /** The next line, or `null` at the end of the input. */
+  async read(): Promise<Uint8Array | null> {
+    for (;;) {
+      const end = this.#rest.indexOf(NEWLINE);
+      if (end >= 0) {
+        this.#pending.push(this.#rest.subarray(0, end + 1));
+        this.#rest = this.#rest.subarray(end + 1);
+        return this.#take();
+      }
+      if (this.#rest.length > 0) this.#pending.push(this.#rest);
+      this.#rest = new Uint8Array(0);
+      if (this.#done) return this.#pending.length > 0 ? this.#take() : null;
+      const { value, done } = await this.#reader.read();
+      if (done) this.#done = true;
+      else this.#rest = value;
+    }
+  }
+
+  /** Stops reading the input. */
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+  }
+
+  /** The pending bytes as one line of its own (a copy: the session may keep it). */
+  #take(): Uint8Array {
+    const pending = this.#pending;
+    const line = pending.length === 1 ? pending[0].slice() : concat(pending);
+    this.#pending = [];
+    return line;
+  }
+}
+
+/** Whether `line` asks to quit: `q` alone, then LF or CR LF (or the end of the input). */
+function isQuit(line: Uint8Array): boolean {
+  let end = line.length;
+  if (line[end - 1] === NEWLINE) end--;
+  if (line[end - 1] === CARRIAGE_RETURN) end--;
+  return end === 1 && line[0] === Q;
 }
 
 // ---- Waiting for the first byte -----------------------------------------------------

@@ -19,9 +19,13 @@
  *
  * Without `--message`, each line typed is sent and every byte the server
  * sends is printed as it comes; the next line goes out once the answer has
- * been quiet for `--quiet-ms`. `q` or end of input ends the session: over
- * TCP the client then half-closes the connection and prints what still
- * comes until the server closes it or `--quiet-ms` passes in silence.
+ * been quiet for `--quiet-ms`. A line is sent byte for byte, as nc would,
+ * up to and including its LF: a CR and bytes that are not UTF-8 are kept,
+ * and a last line without an LF is sent as it is (over UDP, each line is
+ * one datagram). A line that is just `q` (then LF or CR LF) or the end of
+ * input ends the session: over TCP the client then half-closes the
+ * connection and prints what still comes until the server closes it or
+ * `--quiet-ms` passes in silence.
  *
  * Over UDP, a port nothing listens on is reported at once (exit 1) when the
  * host says so with ICMP port unreachable, as loopback does, instead of
@@ -97,10 +101,12 @@ ${CLIENT_TLS_UNIX_USAGE}
   -h, --help                print this help and exit
 
 Without --message: each line typed is sent, and every byte the server sends is printed as it
-comes; the next line goes out once the answer has been quiet for --quiet-ms. "q" or end of
-input ends the session: over TCP the client half-closes the connection and prints what still
-comes until the server closes it or --quiet-ms passes in silence. A server that closes the
-connection ends the session too (exit 1 if input was left unsent).
+comes; the next line goes out once the answer has been quiet for --quiet-ms. Lines go out byte
+for byte, up to and including their LF (CR and bytes that are not UTF-8 kept; a last line
+without LF as it is; over UDP, a datagram each). A line that is just "q" or end of input ends
+the session: over TCP the client half-closes the connection and prints what still comes until
+the server closes it or --quiet-ms passes in silence. A server that closes the connection ends
+the session too (exit 1 if input was left unsent).
 
 Over UDP, when the server's host answers that nothing listens on the port (ICMP port
 unreachable; loopback always does), the client says so at once and exits 1.

@@ -118,6 +118,7 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [BENCH, ["--percentiles", "50,101"], "--percentiles"],
   [BENCH, ["--percentiles", "50,,99"], "--percentiles"],
   [BENCH, ["--hgrm", ""], "--hgrm"],
+  [BENCH, ["--hgrm", "/nonexistent/dir/x.hgrm"], "/nonexistent/dir/x.hgrm"],
   [BENCH, ["--churn", "--udp"], "--churn"],
   [BENCH, ["--churn", "--rate", "100"], "--churn"],
 ];

@@ -416,6 +416,64 @@ for (const workers of [1, 2]) {
   });
 }
 
+Deno.test("bench program: an --hgrm file that cannot be written is refused before the run, exit 2", async () => {
+  await using server = echoServer();
+  const dir = await Deno.makeTempDir();
+  try {
+    for (
+      const [file, why] of [
+        [`${dir}/nonexistent/x.hgrm`, "its directory does not exist"],
+        [dir, "it is a directory"],
+      ]
+    ) {
+      const result = await bench(["--port", String(server.port), "--hgrm", file, "--json"]);
+      assertEquals(result.code, 2, result.stderr);
+      assertEquals(result.stdout, "");
+      assertEquals(
+        result.stderr,
+        `echo bench: Cannot use --hgrm ${file}: ${why}; give a file that can be written\n`,
+      );
+    }
+    assertEquals(server.accepted, 0, "no connection before the flags are checked");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bench program: an --hgrm file that cannot be written at the end keeps the report, exit 1", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/run.hgrm`;
+  const echoing = Promise.withResolvers<void>();
+  // The file's directory goes away once the run is under way: written at the end, it fails.
+  await using server = echoServer({ echoed: () => echoing.resolve() });
+  try {
+    const child = spawnBench([
+      "--port",
+      String(server.port),
+      "--connections",
+      "1",
+      "--duration",
+      "1",
+      "--hgrm",
+      file,
+      "--json",
+    ]);
+    await Promise.race([echoing.promise, child.status]); // a bench that exits fails below
+    await Deno.remove(dir, { recursive: true });
+    const { code, stdout, stderr } = await child.output();
+    assertEquals(code, 1, decode(stderr));
+    const report = JSON.parse(decode(stdout));
+    assert(report.requests > 0, decode(stdout));
+    assertEquals(
+      decode(stderr),
+      `echo bench: Cannot write --hgrm ${file}: its directory does not exist; ` +
+        `the report is complete, only the distribution is lost\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
 for (const workers of [1, 2]) {
   Deno.test(`bench program: --churn on ${workers} event loop(s) makes a connection per request and times connects apart`, async () => {
     await using server = echoServer();

@@ -119,8 +119,9 @@ its report; a second exits at once.
 
 /**
  * Runs the bench program with `args`; resolves to its exit code: 0, 1 when
- * no round trip completed, an answer was wrong or a connection failed (a
- * line on stderr says which), 2 for bad flags.
+ * no round trip completed, an answer was wrong, a connection failed or the
+ * `--hgrm` file could not be written after all (a line on stderr says which),
+ * 2 for bad flags.
  *
  * @example
  * ```ts ignore
@@ -195,7 +196,7 @@ export async function main(args: string[]): Promise<number> {
           `each worker needs a connection; use --workers ${options.connections} or fewer`,
       );
     }
-    if (flags.hgrm !== undefined) textFlag("hgrm", flags.hgrm);
+    if (flags.hgrm !== undefined) checkWritable("hgrm", textFlag("hgrm", flags.hgrm));
     if (Deno.stderr.isTerminal()) options.onProgress = showProgress;
   } catch (error) {
     console.error(`echo bench: ${(error as Error).message}`);
@@ -236,12 +237,14 @@ export async function main(args: string[]): Promise<number> {
     if (options.onProgress) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     Deno.removeSignalListener("SIGINT", interrupt);
   }
+  // The file was checked before the run; should it fail now, the report still comes first.
+  let hgrmFailure: string | null = null;
   if (flags.hgrm !== undefined) {
     try {
       await Deno.writeTextFile(flags.hgrm, latencies.percentileDistribution());
     } catch (error) {
-      console.error(`echo bench: Cannot write --hgrm ${flags.hgrm}: ${(error as Error).message}`);
-      return 1;
+      hgrmFailure = `Cannot write --hgrm ${flags.hgrm}: ${writeFailure(error)}; ` +
+        `the report is complete, only the distribution is lost`;
     }
   }
   if (flags.json) {
@@ -258,7 +261,33 @@ export async function main(args: string[]): Promise<number> {
         `${report.targetRate} asked`,
     );
   }
-  return verdict === null ? 0 : 1;
+  if (hgrmFailure !== null) console.error(`echo bench: ${hgrmFailure}`);
+  return verdict === null && hgrmFailure === null ? 0 : 1;
+}
+
+/**
+ * Checks, before the run, that the file given to `--name` can be written:
+ * opens it for writing (creating it, but leaving what it holds until the run
+ * ends), so that a bad path costs no run.
+ *
+ * @throws {UsageError} naming the file and why it cannot be written.
+ */
+function checkWritable(name: string, path: string): void {
+  try {
+    Deno.openSync(path, { write: true, create: true }).close();
+  } catch (error) {
+    throw new UsageError(
+      `Cannot use --${name} ${path}: ${writeFailure(error)}; give a file that can be written`,
+    );
+  }
+}
+
+/** Why a file could not be written, in a few words. */
+function writeFailure(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "its directory does not exist";
+  if (error instanceof Deno.errors.IsADirectory) return "it is a directory";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  return `it cannot be written (${(error as Error).message})`;
 }
 
 /** Why a run failed, or `null` when it did not. */

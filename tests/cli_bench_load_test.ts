@@ -5,7 +5,7 @@
  * queueing in the latencies, and writes HdrHistogram's percentile format.
  */
 
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { BENCH, installed, ServerProcess } from "./_programs.ts";
 import { decode } from "./_helpers.ts";
 
@@ -472,6 +472,27 @@ Deno.test("bench program: an --hgrm file that cannot be written at the end keeps
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("bench program: --percentiles are listed once each, in ascending order, by their shortest form", async () => {
+  await using server = echoServer();
+  const args = ["--port", String(server.port), "--connections", "1", "--duration", "1"];
+  const asked = ["--percentiles", "100,99.90,25,99.5,1e1,99.9"];
+  const table = await bench([...args, ...asked]);
+  assertEquals(table.code, 0, table.stderr);
+  const line = table.stdout.split("\n").find((line) => line.startsWith("latency"));
+  assertEquals(
+    line?.replace(/ \d+/g, " N"),
+    "latency µs    min N  p10 N  p25 N  p99.5 N  p99.9 N  p100 N  max N  mean N",
+  );
+  const json = await bench([...args, ...asked, "--json"]);
+  assertEquals(json.code, 0, json.stderr);
+  assertMatch(
+    json.stdout,
+    /"percentiles":\{"10":\d+,"25":\d+,"99\.5":\d+,"99\.9":\d+,"100":\d+\}/,
+  );
+  const { percentiles, max } = JSON.parse(json.stdout).latencyUs;
+  assert(percentiles["10"] <= percentiles["99.5"] && percentiles["100"] === max, json.stdout);
 });
 
 for (const workers of [1, 2]) {

@@ -30,7 +30,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { MAX_DATAGRAM_SIZE } from "../udp/socket.ts";
 import { type BenchOptions, type BenchReport, runBench } from "../load/run.ts";
-import { formatReport, rateMissed } from "../load/report.ts";
+import { formatReport, rateMissed, reportJson } from "../load/report.ts";
 import { spinWhereCoresAllow, waitOnMainThread } from "../poll/_poller.ts";
 import { LatencyHistogram } from "../load/histogram.ts";
 import {
@@ -248,7 +248,7 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   if (flags.json) {
-    console.log(JSON.stringify(report));
+    console.log(reportJson(report));
   } else {
     console.log(formatReport(report));
     if (Deno.stdout.isTerminal()) console.log(["", ...latencies.chart()].join("\n"));
@@ -310,7 +310,10 @@ function verdictOf(report: BenchReport): string | null {
   return null;
 }
 
-/** `--percentiles 50,99.9`: numbers above 0 and at most 100. */
+/**
+ * `--percentiles 50,99.9`: numbers above 0 and at most 100, returned in
+ * ascending order, each once (`99.9,99.90` is one percentile).
+ */
 function percentilesFlag(text: string): number[] {
   const values = text.split(",").map((part) => part.trim());
   const numbers = values.map(Number);
@@ -321,7 +324,7 @@ function percentilesFlag(text: string): number[] {
         `at most 100, separated by commas, such as 50,99,99.9`,
     );
   }
-  return numbers;
+  return [...new Set(numbers)].sort((a, b) => a - b);
 }
 
 const encoder = new TextEncoder();

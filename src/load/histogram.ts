@@ -12,7 +12,8 @@ import * as hdr from "hdr-histogram-js";
 
 /**
  * Latencies in microseconds: the least, the mean, the greatest, and the
- * percentiles asked for, keyed as written (`"99.9"`).
+ * percentiles asked for, each keyed by its number's shortest form (`String`
+ * of it: `99.90` is `"99.9"`, `1e1` is `"10"`).
  *
  * @example
  * ```ts
@@ -28,7 +29,12 @@ export interface LatencyReport {
   mean: number;
   /** The greatest latency. */
   max: number;
-  /** The latency at each percentile asked for. */
+  /**
+   * The latency at each percentile asked for. Like every object, it lists
+   * its integer-like keys (`"100"`) before the others (`"99.9"`), whatever
+   * the order they were added in: sort them by their number to read them in
+   * order (the bench's table and `--json` list them in ascending order).
+   */
   percentiles: Record<string, number>;
 }
 
@@ -402,7 +408,7 @@ export function latencyReport(
 ): LatencyReport {
   const byPercentile: Record<string, number> = {};
   // A percentile is its bucket's highest value, which may pass the greatest latency recorded.
-  for (const p of percentiles) {
+  for (const p of [...percentiles].sort((a, b) => a - b)) {
     byPercentile[String(p)] = Math.min(latencies.atPercentile(p), latencies.maxUs);
   }
   return {

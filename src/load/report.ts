@@ -76,7 +76,7 @@ export function reportOf(
  */
 export function formatReport(report: BenchReport): string {
   const l = report.latencyUs;
-  const percentiles = Object.entries(l.percentiles).map(([p, us]) => `p${p} ${us}`).join("  ");
+  const percentiles = ascending(l.percentiles).map(([p, us]) => `p${p} ${us}`).join("  ");
   const lines = [
     `transport     ${report.transport}`,
     `connections   ${report.connections}${
@@ -99,8 +99,7 @@ export function formatReport(report: BenchReport): string {
   ];
   if (report.churn !== null) {
     const c = report.churn;
-    const connect = Object.entries(c.connectUs.percentiles).map(([p, us]) => `p${p} ${us}`)
-      .join("  ");
+    const connect = ascending(c.connectUs.percentiles).map(([p, us]) => `p${p} ${us}`).join("  ");
     lines.push(
       `connections/s ${c.connectionsPerSecond.toFixed(0)} (${c.connections} made, one per request)`,
       `connect µs    min ${c.connectUs.min}  ${connect}  max ${c.connectUs.max}  ` +
@@ -139,4 +138,34 @@ export function formatReport(report: BenchReport): string {
  */
 export function rateMissed(report: BenchReport): boolean {
   return report.targetRate !== null && report.requestsPerSecond < report.targetRate * 0.95;
+}
+
+/**
+ * A report as one line of JSON, as `--json` prints it: `JSON.stringify`'s,
+ * but with each `percentiles` object's keys in ascending order. (An object
+ * lists its integer-like keys first, whatever the order they were added in:
+ * `JSON.stringify` would print `"100"` before `"99.9"`.)
+ */
+export function reportJson(report: BenchReport): string {
+  return json(report, "");
+}
+
+/** `value` as JSON; a `percentiles` object (`key`) with its keys in ascending order. */
+function json(value: unknown, key: string): string {
+  if (key === "percentiles" && typeof value === "object" && value !== null) {
+    const entries = ascending(value as Record<string, number>);
+    return `{${entries.map(([p, us]) => `${JSON.stringify(p)}:${JSON.stringify(us)}`).join(",")}}`;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return JSON.stringify(value);
+  }
+  const fields = Object.entries(value).filter(([, field]) => field !== undefined);
+  return `{${
+    fields.map(([name, field]) => `${JSON.stringify(name)}:${json(field, name)}`).join(",")
+  }}`;
+}
+
+/** The entries of a `percentiles` object, in ascending order of percentile. */
+function ascending(percentiles: Record<string, number>): [string, number][] {
+  return Object.entries(percentiles).sort(([a], [b]) => Number(a) - Number(b));
 }

@@ -144,7 +144,8 @@ export interface BenchReport {
   /**
    * Round-trip latency in microseconds, from an HdrHistogram with three
    * significant digits; in open loop counted from when each request was due.
-   * `percentiles` is keyed by the percentile as written (`"99.9"`).
+   * `percentiles` is keyed by each percentile's shortest form (`"99.9"`; see
+   * {@linkcode LatencyReport}).
    */
   latencyUs: LatencyReport;
   /** Error events: failed connections, socket errors and wrong answers. */

@@ -119,6 +119,10 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [BENCH, ["--percentiles", "50,,99"], "--percentiles"],
   [BENCH, ["--hgrm", ""], "--hgrm"],
   [BENCH, ["--hgrm", "/nonexistent/dir/x.hgrm"], "/nonexistent/dir/x.hgrm"],
+  [BENCH, ["--udp=no"], "--udp=no"],
+  [BENCH, ["--churn=no"], "--churn=no"],
+  [BENCH, ["--json=0"], "--json=0"],
+  [BENCH, ["--tls="], "--tls="],
   [BENCH, ["--churn", "--udp"], "--churn"],
   [BENCH, ["--churn", "--rate", "100"], "--churn"],
 ];

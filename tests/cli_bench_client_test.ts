@@ -157,6 +157,11 @@ Deno.test("bench program: bad flags exit 2", async () => {
       [["--udp", "--transport", "tcp"], "Cannot use --udp with --transport tcp: they conflict"],
       [["--connections", "0"], 'Cannot use --connections "0"'],
       [["--duration", "x"], 'Cannot use --duration "x"'],
+      [
+        ["--udp=no"],
+        "Cannot use --udp=no: --udp is a switch, whose value can only be true or false; " +
+        "write --udp to turn it on, or leave it out",
+      ],
     ] as [string[], string][]
   ) {
     const result = await run(BENCH, ["--port", "9", ...args]);

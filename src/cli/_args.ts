@@ -78,6 +78,26 @@ export function rejectUnknown(unknown: string[], args: readonly string[] = []): 
   throw new UsageError(`Cannot use ${first}: it is an unknown option; see --help for the options`);
 }
 
+/**
+ * Throws on a switch given a value other than `true` or `false`: `parseArgs`
+ * turns `--udp=no` or `--json=0` on, the opposite of what was meant.
+ * `switches` are the program's boolean flags, as given to `parseArgs`;
+ * arguments after `--` are left alone.
+ */
+export function rejectSwitchValues(args: readonly string[], switches: readonly string[]): void {
+  for (const arg of args) {
+    if (arg === "--") return;
+    const match = /^--([^=]+)=(.*)$/s.exec(arg);
+    if (match === null || !switches.includes(match[1])) continue;
+    const [, name, value] = match;
+    if (value === "true" || value === "false") continue;
+    throw new UsageError(
+      `Cannot use --${name}=${value}: --${name} is a switch, whose value can only be true or ` +
+        `false; write --${name} to turn it on, or leave it out`,
+    );
+  }
+}
+
 /** Parses a whole number flag in `[min, max]`. */
 export function integerFlag(name: string, value: unknown, min: number, max: number): number {
   const text = String(value);

@@ -37,6 +37,7 @@ import {
   collectUnknown,
   helpOrVersion,
   integerFlag,
+  rejectSwitchValues,
   rejectUnknown,
   sendProxyFlag,
   textFlag,
@@ -66,6 +67,9 @@ export {
 } from "../load/run.ts";
 export { formatReport, rateMissed } from "../load/report.ts";
 export { formatMicroseconds, LatencyHistogram, type LatencySnapshot } from "../load/histogram.ts";
+
+/** The bench's boolean flags, for `parseArgs`. */
+const SWITCHES = ["help", "version", "json", "udp", "churn", ...CLIENT_TLS_UNIX_FLAGS.boolean];
 
 /**
  * The `--help` text of the bench program.
@@ -147,7 +151,7 @@ export async function main(args: string[]): Promise<number> {
       "workers",
       ...CLIENT_TLS_UNIX_FLAGS.string,
     ],
-    boolean: ["help", "version", "json", "udp", "churn", ...CLIENT_TLS_UNIX_FLAGS.boolean],
+    boolean: SWITCHES,
     alias: { host: "hostname", h: "help" },
     default: {
       hostname: "127.0.0.1",
@@ -165,6 +169,7 @@ export async function main(args: string[]): Promise<number> {
   const latencies = new LatencyHistogram();
   try {
     rejectUnknown(unknown, args);
+    rejectSwitchValues(args, SWITCHES);
     const transport = transportFlag(flags.transport, flags.udp);
     options = {
       transport,

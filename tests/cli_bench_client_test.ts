@@ -170,6 +170,25 @@ Deno.test("bench program: bad flags exit 2", async () => {
   }
 });
 
+Deno.test("bench and client programs: an empty --hgrm, --unix or --hostname names what it needs", async () => {
+  for (
+    const [program, flag, value] of [
+      [BENCH, "--hgrm", "FILE"],
+      [BENCH, "--unix", "PATH"],
+      [BENCH, "--hostname", "ADDR"],
+      [CLIENT, "--unix", "PATH"],
+      [CLIENT, "--hostname", "ADDR"],
+    ]
+  ) {
+    const { code, stderr } = await run(program, [flag, ""]);
+    assertEquals(code, 2, stderr);
+    assertStringIncludes(
+      stderr,
+      `Cannot use ${flag} without a value: it needs one, such as ${flag} ${value}\n`,
+    );
+  }
+});
+
 Deno.test("client program: --timeout ends the wait for a server that never answers, exit 1", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept(); // held open, never answering

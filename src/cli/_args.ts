@@ -126,11 +126,28 @@ export function choiceFlag<T extends string>(
   return text as T;
 }
 
-/** Checks a text flag is a non-empty string (not a bare `--flag`). */
+/** What each text flag's value is, as `--help` names it; `TEXT` for the others. */
+const TEXT_FLAG_VALUES: Record<string, string> = {
+  hostname: "ADDR",
+  "admin-hostname": "ADDR",
+  unix: "PATH",
+  hgrm: "FILE",
+  ca: "FILE",
+  "tls-cert": "FILE",
+  "tls-key": "FILE",
+  "server-name": "NAME",
+  "proxy-from": "CIDR",
+};
+
+/**
+ * Checks a text flag is a non-empty string (not a bare `--flag`); the error
+ * shows the flag with its value as `--help` names it (`--unix PATH`).
+ */
 export function textFlag(name: string, value: unknown): string {
   if (typeof value !== "string" || value === "") {
     throw new UsageError(
-      `Cannot use --${name} without a value: it needs one, such as --${name} TEXT`,
+      `Cannot use --${name} without a value: it needs one, such as --${name} ` +
+        (TEXT_FLAG_VALUES[name] ?? "TEXT"),
     );
   }
   return value;

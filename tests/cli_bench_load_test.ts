@@ -173,6 +173,35 @@ Deno.test("bench program: one wrong byte deep in a 100,000-byte echo is found an
   }]);
 });
 
+Deno.test("bench program: a server that sends one byte more is named in the singular, in the table", async () => {
+  // Echoes the first message with one byte more, in one write.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    using conn = await listener.accept();
+    const buffer = new Uint8Array(200);
+    const n = (await conn.read(buffer))!;
+    await conn.write(buffer.subarray(0, n + 1));
+    await conn.read(buffer).catch(() => null); // until the bench closes the connection
+  })();
+  const result = await bench([
+    "--port",
+    String(listener.addr.port),
+    "--size",
+    "100",
+    "--connections",
+    "1",
+    "--duration",
+    "5",
+  ]);
+  await serving;
+  assertEquals(result.code, 1, result.stderr);
+  assertStringIncludes(result.stdout, "\nerrors        1 (1 wrong answer)\n");
+  assertStringIncludes(
+    result.stdout,
+    "\n  1× Cannot verify the echo: the server sent 1 byte more than it was sent",
+  );
+});
+
 Deno.test({
   name: "bench program: 8 MB messages through socat's PIPE end by the duration, with a report",
   ignore: !installed("socat"),

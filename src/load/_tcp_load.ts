@@ -68,9 +68,10 @@ export class TcpLoad extends LoadConnection implements Protocol {
     const at = this.#received;
     const n = data.length;
     if (!this.#busy || at + n > this.#written) {
+      const more = at + n - this.#written;
       return this.#wrong(
-        `Cannot verify the echo: the server sent ${at + n - this.#written} bytes more than ` +
-          `it was sent`,
+        `Cannot verify the echo: the server sent ${more} byte${more === 1 ? "" : "s"} more ` +
+          `than it was sent`,
       );
     }
     if (!matchesPattern(data, at)) {

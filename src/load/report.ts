@@ -94,7 +94,9 @@ export function formatReport(report: BenchReport): string {
     `latency µs    min ${l.min}  ${percentiles}  max ${l.max}  mean ${l.mean}` +
     (report.loop === "open" ? "  (from when each request was due)" : ""),
     `errors        ${report.errors}${
-      report.wrongAnswers > 0 ? ` (${report.wrongAnswers} wrong answers)` : ""
+      report.wrongAnswers > 0
+        ? ` (${report.wrongAnswers} wrong answer${report.wrongAnswers === 1 ? "" : "s"})`
+        : ""
     }`,
   ];
   if (report.churn !== null) {

@@ -329,6 +329,37 @@ Deno.test("bench program --udp: numbered datagrams answered wrongly exit 1", asy
   assertEquals(report.requests, 0);
 });
 
+Deno.test("bench program --udp: echoes that all come after the loss timeout are called late, exit 1", async () => {
+  await using server = await new ServerProcess([
+    "--udp",
+    "--delay",
+    "1500",
+    "--log-level",
+    "warning",
+  ])
+    .ready();
+  const result = await bench([
+    "--udp",
+    "--port",
+    String(server.port),
+    "--connections",
+    "1",
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assertEquals(result.code, 1);
+  const report = JSON.parse(result.stdout);
+  const { late } = report.udp;
+  assert(report.requests === 0 && late > 0, result.stdout);
+  assertEquals(
+    result.stderr,
+    `echo bench: no round trip completed: ${
+      late === 1 ? "the one echo that came was" : `all ${late} echoes that came were`
+    } late (after the 1 s loss timeout)\n`,
+  );
+});
+
 Deno.test("bench program: a host name that does not resolve is named, once", async () => {
   const result = await bench(["--hostname", "nosuch.invalid", "--connections", "20"]);
   assertEquals(result.code, 1);

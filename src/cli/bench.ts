@@ -300,6 +300,13 @@ function verdictOf(report: BenchReport): string | null {
   const first = report.errorMessages[0];
   const cause = first === undefined ? "" : ` (${first.count}× ${first.message})`;
   if (report.requests === 0) {
+    const late = report.udp?.late ?? 0;
+    if (late > 0) {
+      // Echoes came, after the loss timeout (--udp uses runBench's default, 1 s).
+      return `no round trip completed: ${
+        late === 1 ? "the one echo that came was" : `all ${late} echoes that came were`
+      } late (after the 1 s loss timeout)${cause}`;
+    }
     if (first === undefined && report.udp !== null && report.udp.lost > 0) {
       return `no round trip completed: none of the ${report.udp.sent} datagrams sent was ` +
         `answered (is a UDP echo server listening there?)`;

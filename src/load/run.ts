@@ -154,7 +154,10 @@ export interface BenchReport {
   errorMessages: { message: string; count: number }[];
   /** Answers that differ from what was sent. */
   wrongAnswers: number;
-  /** Requests still in flight when the run ended (neither counted nor lost). */
+  /**
+   * Requests neither counted nor lost when the run ended: those in flight,
+   * and in open loop also those that had fallen due but were not yet sent.
+   */
   unfinished: number;
   /**
    * UDP: datagrams sent; lost (no echo ever, within the loss timeout or

@@ -7,7 +7,12 @@ export const SERVER = new URL("src/cli/server.ts", root).pathname;
 export const CLIENT = new URL("src/cli/client.ts", root).pathname;
 export const BENCH = new URL("src/cli/bench.ts", root).pathname;
 
-/** Runs a program to completion (`deno run` with `denoFlags`); returns its exit code and output. */
+/**
+ * Runs a program to completion (`deno run` with `denoFlags`); returns its
+ * exit code and output. One that has not ended within a minute (a server
+ * that took flags it should have refused, and serves) is killed: its code
+ * is then 143, and the test fails instead of hanging.
+ */
 export async function run(
   program: string,
   args: string[],
@@ -19,6 +24,7 @@ export async function run(
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
   }).spawn();
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(stdin));

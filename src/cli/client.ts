@@ -50,6 +50,7 @@ import {
   collectUnknown,
   helpOrVersion,
   integerFlag,
+  rejectSwitchValues,
   rejectUnknown,
   sendProxyFlag,
   textFlag,
@@ -124,6 +125,9 @@ interface Settings {
   check: boolean;
 }
 
+/** The boolean flags: given a value, it must be true or false (see `rejectSwitchValues`). */
+const SWITCHES = ["help", "version", "udp", "check", ...CLIENT_TLS_UNIX_FLAGS.boolean];
+
 /**
  * Runs the client program with `args`; resolves to its exit code.
  *
@@ -149,7 +153,7 @@ export async function main(args: string[]): Promise<number> {
       "expect",
       ...CLIENT_TLS_UNIX_FLAGS.string,
     ],
-    boolean: ["help", "version", "udp", "check", ...CLIENT_TLS_UNIX_FLAGS.boolean],
+    boolean: SWITCHES,
     alias: { host: "hostname", h: "help" },
     default: { hostname: "127.0.0.1", port: "8888", timeout: "5" },
     unknown: collectUnknown(unknown),
@@ -163,6 +167,7 @@ export async function main(args: string[]): Promise<number> {
   let extra: { path?: string; tls?: TlsConnectOptions };
   try {
     rejectUnknown(unknown, args);
+    rejectSwitchValues(args, SWITCHES);
     hostname = textFlag("hostname", flags.hostname);
     port = integerFlag("port", flags.port, 1, 65535);
     const timeoutMs = integerFlag("timeout", flags.timeout, 1, 86400) * 1000;

@@ -29,6 +29,7 @@ import {
   helpOrVersion,
   integerFlag,
   portsFlag,
+  rejectSwitchValues,
   rejectUnknown,
   runCommand,
   textFlag,
@@ -222,6 +223,9 @@ export interface ServerCommand {
   admin?: { hostname: string; port: number };
 }
 
+/** The boolean flags: given a value, it must be true or false (see `rejectSwitchValues`). */
+const SWITCHES = ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean];
+
 /**
  * Parses the server's flags.
  *
@@ -264,7 +268,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
       ...FAULT_FLAGS,
       ...SERVER_TLS_UNIX_FLAGS.string,
     ],
-    boolean: ["help", "version", "udp", "proxy-protocol", ...SOCKET_FLAGS.boolean],
+    boolean: SWITCHES,
     negatable: SOCKET_FLAGS.negatable,
     alias: { host: "hostname", h: "help" },
     default: {
@@ -277,6 +281,7 @@ export function parseServerArgs(args: string[]): ServerCommand {
     unknown: collectUnknown(unknown),
   });
   rejectUnknown(unknown, args);
+  rejectSwitchValues(args, SWITCHES);
   const transports = transportsFlag(flags.transport, flags.udp);
   const ports = portsFlag(flags.port);
   const faults = faultsFromFlags(flags, transports);

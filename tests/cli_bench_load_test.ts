@@ -5,9 +5,16 @@
  * queueing in the latencies, and writes HdrHistogram's percentile format.
  */
 
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 import { BENCH, installed, ServerProcess } from "./_programs.ts";
 import { decode } from "./_helpers.ts";
+import { runBench } from "../src/load/run.ts";
 
 /** A port nothing listens on right now. */
 function freePort(): number {
@@ -327,6 +334,32 @@ Deno.test("bench program --udp: numbered datagrams answered wrongly exit 1", asy
   const report = JSON.parse(result.stdout);
   assert(report.wrongAnswers > 0, result.stdout);
   assertEquals(report.requests, 0);
+  // Each datagram was answered, wrongly, and the next sent at once: none waited to be lost.
+  assertEquals(report.udp.lost, 0);
+  assertEquals(report.wrongAnswers, report.udp.sent - report.unfinished);
+});
+
+Deno.test("bench program --udp: a size too small for the sequence number is refused, exit 2", async () => {
+  const result = await bench(["--udp", "--port", "9", "--size", "3"]);
+  assertEquals(result.code, 2);
+  assertStringIncludes(
+    result.stderr,
+    "Cannot use --size 3 with --udp: each datagram carries a 4-byte sequence number, which " +
+      "tells a late echo from an answer; use --size 4 or more",
+  );
+  await assertRejects(
+    () =>
+      runBench({
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: 9,
+        connections: 1,
+        size: 3,
+        durationMs: 1,
+      }),
+    RangeError,
+    "Cannot send UDP datagrams of 3 bytes",
+  );
 });
 
 Deno.test("bench program --udp: echoes that all come after the loss timeout are called late, exit 1", async () => {

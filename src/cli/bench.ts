@@ -33,6 +33,7 @@ import { type BenchOptions, type BenchReport, runBench } from "../load/run.ts";
 import { formatReport, rateMissed, reportJson } from "../load/report.ts";
 import { spinWhereCoresAllow, waitOnMainThread } from "../poll/_poller.ts";
 import { LatencyHistogram } from "../load/histogram.ts";
+import { UDP_MIN_SIZE } from "../load/_udp_load.ts";
 import {
   collectUnknown,
   helpOrVersion,
@@ -94,7 +95,7 @@ Options:
                             sending one numbered datagram at a time; an echo missing
                             after 1 s counts as lost and the next is sent
   --connections N           concurrent connections (default 10)
-  --size BYTES              message size (default 1000; UDP: at most 65507)
+  --size BYTES              message size (default 1000; UDP: 4 to 65507)
   --duration S              seconds to run (default 5)
   --rate R                  open loop: R requests/s over all connections, on
                             schedule; a request held back by the last echo counts
@@ -189,6 +190,13 @@ export async function main(args: string[]): Promise<number> {
       sendProxy: sendProxyFlag(flags["send-proxy"], transport),
       ...connectFromFlags(flags, args, transport),
     };
+    if (transport === "udp" && options.size < UDP_MIN_SIZE) {
+      throw new UsageError(
+        `Cannot use --size ${options.size} with --udp: each datagram carries a ` +
+          `${UDP_MIN_SIZE}-byte sequence number, which tells a late echo from an answer; ` +
+          `use --size ${UDP_MIN_SIZE} or more`,
+      );
+    }
     if (flags.churn && (transport === "udp" || flags.rate !== undefined)) {
       throw new UsageError(
         `Cannot use --churn with ${transport === "udp" ? "--udp" : "--rate"}: --churn makes a ` +

@@ -1,11 +1,14 @@
 /**
  * One UDP socket of a bench run, on the datagram protocol API: one datagram
- * in flight at a time, each numbered in its first 4 bytes (when it has 4),
- * so every echo is matched to what was sent. An echo that has not come
- * within the loss timeout counts as lost and the next is sent; one that
- * comes after that counts as late (and no longer lost), one seen twice as a
- * duplicate, one that comes after a later datagram's as reordered, and one
- * that matches nothing sent (or whose bytes differ) as a wrong answer.
+ * in flight at a time, each numbered in its first 4 bytes (so a datagram
+ * has at least {@linkcode UDP_MIN_SIZE} bytes), so every echo is matched to
+ * what was sent. An echo that has not come within the loss timeout counts
+ * as lost and the next is sent; one that comes after that counts as late
+ * (and no longer lost), one seen twice as a duplicate, one that comes after
+ * a later datagram's as reordered, and one that matches nothing sent (or
+ * whose bytes differ) as a wrong answer: the answer, a wrong one, of the
+ * datagram in flight, which is then neither lost nor answered, and the next
+ * is sent.
  *
  * @module
  */
@@ -14,6 +17,9 @@ import type { DatagramProtocol, DatagramTransport } from "../udp/protocol.ts";
 import { LoadConnection, type LoadState } from "./_state.ts";
 import { sameBytes } from "./_pattern.ts";
 import { monotonicMs } from "../libc/_clock.ts";
+
+/** The fewest bytes a datagram of a run has: its sequence number. */
+export const UDP_MIN_SIZE = 4;
 
 /** How many of the last sequence numbers each socket remembers. */
 const WINDOW = 4096;
@@ -25,7 +31,6 @@ const LOST = 3;
 export class UdpLoad extends LoadConnection implements DatagramProtocol {
   readonly #message: Uint8Array;
   readonly #view: DataView;
-  readonly #numbered: boolean;
   readonly #lossTimeoutMs: number;
   /** The server, as `host:port`, for error messages. */
   readonly #remote: string;
@@ -49,7 +54,6 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     this.#remote = remote;
     this.#message = message;
     this.#view = new DataView(message.buffer, message.byteOffset, message.byteLength);
-    this.#numbered = message.length >= 4;
     this.#lossTimeoutMs = lossTimeoutMs;
   }
 
@@ -62,40 +66,32 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     const state = this.state;
     const message = this.#message;
     if (data.length !== message.length) return this.#wrong();
-    let sequence = this.#sequence;
     // The message still holds the number of the datagram in flight: its echo matches whole.
     // Any other (late, duplicated, wrong) is compared past the number.
-    if (
-      !sameBytes(data, message, 0) && (!this.#numbered || !sameBytes(data.subarray(4), message, 4))
-    ) {
+    if (!sameBytes(data, message, 0) && !sameBytes(data.subarray(4), message, 4)) {
       return this.#wrong();
     }
-    if (this.#numbered) {
-      sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
-      const slot = sequence % WINDOW;
-      if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) {
-        if (sequence >= this.#sequence || this.#sequence - sequence >= 0x80000000) {
-          return this.#wrong(); // never sent
-        }
-        // Older than the window remembers: it was answered (a duplicate) or lost (late).
-        return this.#lateOrDuplicate();
+    const sequence = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
+    const slot = sequence % WINDOW;
+    if (this.#sequences[slot] !== sequence || this.#states[slot] === 0) {
+      if (sequence >= this.#sequence || this.#sequence - sequence >= 0x80000000) {
+        return this.#wrong(); // never sent
       }
-      const was = this.#states[slot];
-      if (was === ANSWERED) {
-        state.udp.duplicates++;
-        return;
-      }
-      this.#states[slot] = ANSWERED;
-      if (sequence < this.#highest) state.udp.reordered++;
-      else this.#highest = sequence;
-      if (was === LOST) {
-        state.udp.late++;
-        state.udp.lost--;
-        return;
-      }
-    } else if (!this.#busy) {
-      // Without numbers an echo after its timeout cannot be told from a duplicate.
+      // Older than the window remembers: it was answered (a duplicate) or lost (late).
       return this.#lateOrDuplicate();
+    }
+    const was = this.#states[slot];
+    if (was === ANSWERED) {
+      state.udp.duplicates++;
+      return;
+    }
+    this.#states[slot] = ANSWERED;
+    if (sequence < this.#highest) state.udp.reordered++;
+    else this.#highest = sequence;
+    if (was === LOST) {
+      state.udp.late++;
+      state.udp.lost--;
+      return;
     }
     if (!this.#busy || sequence !== this.#sequence) return;
     const now = monotonicMs();
@@ -124,7 +120,7 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
   /** Called often by the run: a datagram unanswered for the loss timeout is lost. */
   checkLoss(now: number): void {
     if (!this.#busy || now - this.#sentAt < this.#lossTimeoutMs) return;
-    if (this.#numbered) this.#states[this.#sequence % WINDOW] = LOST;
+    this.#states[this.#sequence % WINDOW] = LOST;
     this.state.udp.lost++;
     this.#busy = false;
     this.next(monotonicMs());
@@ -133,12 +129,10 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
   protected send(startedAt: number): void {
     if (this.state.stopping || this.ended) return;
     const sequence = this.#sequence = (this.#sequence + 1) >>> 0;
-    if (this.#numbered) {
-      this.#view.setUint32(0, sequence);
-      const slot = sequence % WINDOW;
-      this.#sequences[slot] = sequence;
-      this.#states[slot] = SENT;
-    }
+    this.#view.setUint32(0, sequence);
+    const slot = sequence % WINDOW;
+    this.#sequences[slot] = sequence;
+    this.#states[slot] = SENT;
     this.#busy = true;
     this.startCounting(startedAt);
     // The loss timeout runs from the send. In closed loop `startedAt` was read just now; in
@@ -167,9 +161,21 @@ export class UdpLoad extends LoadConnection implements DatagramProtocol {
     }
   }
 
+  /**
+   * An answer that matches nothing sent: counted wrong. It is taken as the
+   * answer of the datagram in flight, if any (a server that answers with
+   * other bytes answers each datagram once, wrongly), which is then neither
+   * lost nor answered, and the next is sent; its echo, should it come too,
+   * counts as a duplicate.
+   */
   #wrong(): void {
-    this.state.wrong++;
-    this.state.errors.add("Cannot verify the echo: a datagram differs from every one sent");
+    const state = this.state;
+    state.wrong++;
+    state.errors.add("Cannot verify the echo: a datagram differs from every one sent");
+    if (!this.#busy) return;
+    this.#states[this.#sequence % WINDOW] = ANSWERED;
+    this.#busy = false;
+    this.next(monotonicMs());
   }
 
   protected stop(): void {

@@ -23,7 +23,7 @@ import { reportOf } from "./report.ts";
 import { runInWorkers } from "./_workers.ts";
 import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
-import { UdpLoad } from "./_udp_load.ts";
+import { UDP_MIN_SIZE, UdpLoad } from "./_udp_load.ts";
 import { patternOf } from "./_pattern.ts";
 import { monotonicMs } from "../libc/_clock.ts";
 
@@ -55,7 +55,7 @@ export interface BenchOptions {
   port: number;
   /** Concurrent connections (UDP: sockets). */
   connections: number;
-  /** Message size in bytes. */
+  /** Message size in bytes (UDP: at least 4, for the sequence number). */
   size: number;
   /** Milliseconds to run. */
   durationMs: number;
@@ -162,7 +162,8 @@ export interface BenchReport {
   /**
    * UDP: datagrams sent; lost (no echo ever, within the loss timeout or
    * after it); late (echoed after their timeout); duplicates; reordered
-   * (echoed after a later datagram's echo). `null` for TCP.
+   * (echoed after a later datagram's echo). A datagram answered with other
+   * bytes counts in `wrongAnswers`, not as lost. `null` for TCP.
    */
   udp: { sent: number; lost: number; late: number; duplicates: number; reordered: number } | null;
   /**
@@ -209,6 +210,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   checkInteger("connections", connections, 1, 1_000_000);
   checkInteger("size", size, 1, 1 << 30);
   checkInteger("durationMs", durationMs, 1, 86_400_000);
+  if (transport === "udp" && size < UDP_MIN_SIZE) {
+    throw new RangeError(
+      `Cannot send UDP datagrams of ${size} bytes: each carries a ${UDP_MIN_SIZE}-byte sequence ` +
+        `number, which tells a late echo from an answer; use a size of at least ${UDP_MIN_SIZE}`,
+    );
+  }
   const percentiles = options.percentiles ?? DEFAULT_PERCENTILES;
   for (const p of percentiles) {
     if (!(p > 0 && p <= 100)) {

@@ -115,6 +115,7 @@ for (const backend of BACKENDS) {
       port: 8888,
     });
     assertEquals(server.counters.proxyRefused, 0);
+    assertEquals(server.counters.accepted, 1);
   });
 
   Deno.test(`proxy protocol (${backend}): a v2 header with TLVs, split over reads, then data`, async () => {
@@ -153,6 +154,7 @@ for (const backend of BACKENDS) {
     }
     await waitFor(() => server.connections === 0, "the connections to close");
     assertEquals(server.counters.proxyRefused, 3);
+    assertEquals(server.counters.accepted, 0); // not served: counted as refused only
     assertEquals(seen.map((s) => s.made + s.lost), [0, 0, 0]);
   });
 

@@ -117,6 +117,8 @@ export interface ProxyHeaderHooks {
   refused(transport: SocketTransport, reason: string): void;
   /** The header says LOCAL: the proxy's own connection, such as a health check. */
   local(transport: SocketTransport): void;
+  /** The header was read (PROXY or LOCAL): the connection is served from now on. */
+  accepted(transport: SocketTransport): void;
 }
 
 /** What a server asks of each transport it runs. */
@@ -698,6 +700,7 @@ export class SocketTransport implements Transport, IdleTracked, BudgetHolder {
       });
     }
     this.bufferedProtocol = asBufferedProtocol(this.protocol);
+    this.#proxy!.accepted(this);
     this.#makeConnection();
     const { rest } = result;
     if (rest.length === 0 || this.#closing) return;

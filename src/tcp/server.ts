@@ -242,7 +242,10 @@ export const TCP_BACKENDS: readonly TcpBackend[] = ["epoll", "deno"];
  * ```
  */
 export interface TcpServerCounters {
-  /** Connections accepted and served. */
+  /**
+   * Connections accepted and served (with `proxyProtocol`, once their
+   * header was read: those refused for it count in `proxyRefused` only).
+   */
   accepted: number;
   /** Connections closed at once because `maxConnections` were open. */
   refused: number;
@@ -593,6 +596,7 @@ class Server implements TcpServer<ConnAddr> {
           tcpLogger.debug("Closed {peer} unanswered: {reason}", { peer: transport.peer, reason });
         },
         local: () => checks.add(),
+        accepted: () => this.#accepted++,
       };
     }
     try {
@@ -738,7 +742,8 @@ class Server implements TcpServer<ConnAddr> {
     const protocol = this.#admit(driver.peerAddr);
     if (protocol === null) return driver.close();
     const transport = new SocketTransport(driver, protocol, this.#transportOptions, this.#hooks);
-    this.#accepted++;
+    // Behind a PROXY header, a connection counts once the header was read (see the hooks).
+    if (this.#hooks.proxy === undefined) this.#accepted++;
     this.#transports.add(transport);
     transport.start();
   }

@@ -121,6 +121,38 @@ Deno.test("server program: --max-connections closes one more at once and counts 
   assertStringIncludes(await server.stderr, "accepted: 1, refused: 1, closedIdle: 0");
 });
 
+Deno.test("server program: --max-connections holds for all --workers together", async () => {
+  await using server = await new ServerProcess(["--max-connections", "2", "--workers", "2"])
+    .ready();
+  /** Whether a new connection is served (echoed) or closed at once; served ones stay open. */
+  const open: Deno.TcpConn[] = [];
+  const served = async (): Promise<boolean> => {
+    const conn = await dial({ transport: "tcp", hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, encode("x")).catch(() => {});
+    const got = await readExactly(conn, 1).catch(() => null);
+    if (got === null) {
+      conn.close();
+      return false;
+    }
+    open.push(conn);
+    return true;
+  };
+  try {
+    // Ten connections, spread over both workers by the kernel: two served in all, not two each.
+    const results: boolean[] = [];
+    for (let i = 0; i < 10; i++) results.push(await served());
+    assertEquals(results.filter((x) => x).length, 2, String(results));
+    // A place given back is taken again.
+    open.pop()!.close();
+    let again = false;
+    for (let i = 0; i < 50 && !again; i++) again = await served();
+    assert(again, "no connection served once one had closed");
+  } finally {
+    for (const conn of open) conn.close();
+  }
+  assertEquals(await server.stop(), 0);
+});
+
 Deno.test("server program: --idle-timeout closes a quiet connection and counts it", async () => {
   await using server = await new ServerProcess(["--idle-timeout", "1"]).ready();
   assertStringIncludes(server.firstLine, "; max 67108864 bytes buffered, idle timeout 1s)");

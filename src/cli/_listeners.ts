@@ -23,6 +23,7 @@ import {
   effectiveBacklog,
 } from "./_socket_flags.ts";
 import { describeFaults } from "./_fault_flags.ts";
+import { sharedConnections, type WithSharedConnections } from "../tcp/_shared_limit.ts";
 
 /** What the listeners are made of: a subset of the parsed command. */
 export interface ListenerPlan {
@@ -34,6 +35,12 @@ export interface ListenerPlan {
   options: EchoServerOptions;
   /** The UDP servers' options (their port is replaced). */
   udpOptions: UdpEchoServerOptions;
+  /**
+   * With workers and `maxConnections`: for each port, the count of its TCP
+   * connections open in all workers, which the limit holds (see
+   * `tcp/_shared_limit.ts`).
+   */
+  connectionCounters?: Int32Array[];
 }
 
 /** A started listener and the line that announces it. */
@@ -57,8 +64,8 @@ const SAME_PORT_TRIES = 10;
 export async function startListeners(plan: ListenerPlan, reusePort: boolean): Promise<Listener[]> {
   const started: Listener[] = [];
   try {
-    for (const port of plan.ports) {
-      started.push(...await startOnPort(plan, port, reusePort));
+    for (const [i, port] of plan.ports.entries()) {
+      started.push(...await startOnPort(plan, port, reusePort, plan.connectionCounters?.[i]));
     }
   } catch (error) {
     await Promise.all(started.map(({ server }) => server.shutdown()));
@@ -72,11 +79,15 @@ async function startOnPort(
   plan: ListenerPlan,
   port: number,
   reusePort: boolean,
+  connections: Int32Array | undefined,
 ): Promise<Listener[]> {
   const { transports } = plan;
   if (!transports.includes("tcp")) return [await startUdp(plan.udpOptions, port, reusePort)];
+  const options: EchoServerOptions & WithSharedConnections = connections === undefined
+    ? plan.options
+    : { ...plan.options, [sharedConnections]: connections };
   for (let tries = 1;; tries++) {
-    const tcp = startTcp(plan.options, port, reusePort);
+    const tcp = startTcp(options, port, reusePort);
     if (!transports.includes("udp")) return [tcp];
     try {
       return [tcp, await startUdp(plan.udpOptions, tcp.server.addr.port, reusePort)];

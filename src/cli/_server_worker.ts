@@ -26,18 +26,23 @@ export interface ServerWorkerData {
   };
   /** The ports to listen on: the command's, or those worker 0 was given for port 0. */
   ports: number[];
+  /** With `--max-connections`: each port's count of open TCP connections, shared by all workers. */
+  connectionCounters?: Int32Array[];
 }
 
 serveInWorker<ServerWorkerData>(async ({ index, data }) => {
   // This worker's I/O all goes through its poller (see waitOnMainThread).
   waitOnMainThread(true);
-  const { command, ports } = data;
+  const { command, ports, connectionCounters } = data;
   await setUpLogging(command.logLevel, command.logFormat, index);
   setBusyPoll(command.busyPoll, command.workers ?? 1);
   // info mode names the worker that answers.
   const options = { ...command.options, info: { worker: index } };
   const udpOptions = { ...command.udpOptions, info: { worker: index } };
-  const listeners = await startListeners({ ...command, options, udpOptions, ports }, true);
+  const listeners = await startListeners(
+    { ...command, options, udpOptions, ports, connectionCounters },
+    true,
+  );
   return listeners.map(({ server, description }): WorkerServer => ({
     addr: server.addr,
     // With the open connections, which a TcpServer keeps apart from its counters.

@@ -60,6 +60,7 @@ import { waitOnMainThread } from "../poll/_poller.ts";
 import { DEFAULT_BUSY_POLL, setBusyPoll } from "./_busy_poll.ts";
 import { type Listener, listeningLine, startListeners } from "./_listeners.ts";
 import { logTotals, serverLogger } from "./_server_log.ts";
+import { sharedCounter } from "../tcp/_shared_limit.ts";
 import { startWorkers, type WorkerPool } from "../workers/pool.ts";
 import type { ServerWorkerData } from "./_server_worker.ts";
 import { ADMIN_FLAGS, ADMIN_FLAGS_USAGE, adminFromFlags } from "./_admin_flags.ts";
@@ -139,8 +140,9 @@ PROXY protocol (TCP; HAProxy's send-proxy/send-proxy-v2, nginx's proxy_protocol 
                             (default any)
 
 Connections (TCP):
-  --max-connections N       the most open at once; more are closed as soon as accepted
-                            and counted (default no limit)
+  --max-connections N       the most open at once on each port (with --workers, in all
+                            of them together); more are closed as soon as accepted and
+                            counted (default no limit)
   --idle-timeout S          close a connection after S seconds without traffic either way
                             (default never)
   --backend epoll|deno      epoll: accept, read and write through libc, one epoll loop
@@ -152,7 +154,8 @@ Connections (TCP):
   --max-buffered BYTES      the most all connections together hold for their peers
                             (unsent echoes, until-mode requests, unread stream data);
                             past it, those holding the most stop reading until it
-                            drains, while the others go on (default 67108864)
+                            drains, while the others go on (default 67108864; with
+                            --workers, in each worker)
 
 ${SERVER_TLS_UNIX_USAGE}
 
@@ -611,6 +614,10 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
   let admin: Admin | undefined;
   try {
     admin = openAdmin(command.admin);
+    // --max-connections holds for each port in all workers together, not in each.
+    const connectionCounters = command.options.maxConnections === undefined
+      ? undefined
+      : command.ports.map(() => sharedCounter());
     pool = await startWorkers<ServerWorkerData>(new URL("./_server_worker.ts", import.meta.url), {
       count: workers,
       // Worker 0 takes the ports; the others join it on the ports it was given.
@@ -619,6 +626,7 @@ async function serveOnWorkers(command: ServerCommand): Promise<number> {
         ports: first === null
           ? command.ports
           : command.ports.map((_, i) => first[i * command.transports.length].addr.port),
+        connectionCounters,
       }),
     });
   } catch (error) {

@@ -22,6 +22,12 @@ import { openAcceptor } from "./_listen.ts";
 import { SummedNotice } from "./_notice.ts";
 import { type CidrList, parseCidrList } from "../proxy/trusted.ts";
 import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
+import {
+  givePlace,
+  sharedConnections,
+  takePlace,
+  type WithSharedConnections,
+} from "./_shared_limit.ts";
 import { validateTlsServerOptions } from "./_tls.ts";
 
 /**
@@ -510,6 +516,8 @@ class Server implements TcpServer<ConnAddr> {
   readonly #transports = new Set<SocketTransport>();
   readonly #finished = Promise.withResolvers<void>();
   readonly #maxConnections: number;
+  /** The connections open in the servers of this listener in all event loops, if shared. */
+  readonly #shared: Int32Array | null;
   readonly #idle: IdleClock | undefined;
   readonly #budget: BufferBudget;
   readonly #more: (() => Record<string, unknown>) | undefined;
@@ -552,6 +560,9 @@ class Server implements TcpServer<ConnAddr> {
     this.#shutdownTimeout = shutdownTimeout;
     this.#signal = options.signal;
     this.#maxConnections = options.maxConnections ?? Infinity;
+    this.#shared = options.maxConnections === undefined
+      ? null
+      : (options as WithSharedConnections)[sharedConnections] ?? null;
     const address = formatAddress(this.addr);
     this.#refusedNotice = new SummedNotice((count) =>
       tcpLogger.info(
@@ -732,6 +743,7 @@ class Server implements TcpServer<ConnAddr> {
 
   #forget(transport: SocketTransport): void {
     this.#transports.delete(transport);
+    if (this.#shared !== null) givePlace(this.#shared);
     this.#bytesReceived += transport.bytesReceived;
     this.#bytesSent += transport.bytesSent;
     if (this.#stopping) this.#maybeFinish();
@@ -758,15 +770,27 @@ class Server implements TcpServer<ConnAddr> {
       });
       return null;
     }
-    if (this.#transports.size >= this.#maxConnections) {
+    const shared = this.#shared;
+    if (
+      shared === null
+        ? this.#transports.size >= this.#maxConnections
+        : !takePlace(shared, this.#maxConnections)
+    ) {
       this.#refused++;
       this.#refusedNotice.add();
       tcpLogger.debug("Refused {peer}: {count} connections open, the most allowed", {
         peer: formatAddress(peer),
-        count: this.#transports.size,
+        count: shared === null ? this.#transports.size : Atomics.load(shared, 0),
       });
       return null;
     }
+    const protocol = this.#protocolFor(peer);
+    if (protocol === null && shared !== null) givePlace(shared);
+    return protocol;
+  }
+
+  /** A protocol from the factory, or `null` (logged) when it threw or returned no object. */
+  #protocolFor(peer: ConnAddr): Protocol | null {
     let protocol: unknown;
     try {
       protocol = this.#factory();

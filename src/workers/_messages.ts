@@ -47,16 +47,19 @@ export interface WorkerServerCounters {
   counters: Record<string, unknown>;
 }
 
-/** What the Worker's `name` carries. */
+/** What the Worker's `name` carries: it is there before the worker's code runs. */
 export interface WorkerStart {
   /** The worker's place in the pool, from 0. */
   index: number;
-  /** The pool's data for this worker. */
-  data: unknown;
 }
 
 /** Pool to worker. */
 export type ToWorker =
+  /**
+   * The pool's data for this worker, its first message: posted, so it is
+   * structured-cloned (a `SharedArrayBuffer` in it is shared, not copied).
+   */
+  | { kind: "start"; data: unknown }
   | { kind: "counters"; id: number }
   | { kind: "shutdown" };
 

@@ -67,7 +67,8 @@ export interface WorkerPoolOptions<T> {
   count: number | "auto";
   /**
    * What each worker's start function gets as `data`: one value for all
-   * (it must survive structured cloning), or a function of the worker's
+   * (it is posted, so structured-cloned: a `SharedArrayBuffer` in it is
+   * shared by the workers), or a function of the worker's
    * index and the listeners of worker 0. Worker 0 starts first, alone, and
    * gets `null`; the others start once it listens, so a port 0 can become
    * the port worker 0 was given.
@@ -335,14 +336,15 @@ class Pool implements WorkerPool {
   /** Starts a worker in `slot`; resolves once it listens, rejects if it fails first. */
   #launch(slot: Slot): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const start: WorkerStart = {
-      index: slot.index,
-      data: typeof this.#data === "function" ? this.#data(slot.index, this.#first) : this.#data,
-    };
+    const start: WorkerStart = { index: slot.index };
+    const data = typeof this.#data === "function"
+      ? this.#data(slot.index, this.#first)
+      : this.#data;
     const worker = new Worker(this.#module, {
       type: "module",
       name: NAME_PREFIX + JSON.stringify(start),
     });
+    worker.postMessage({ kind: "start", data } satisfies ToWorker);
     slot.worker = worker;
     slot.listening = false;
     slot.epollFd = -1;

@@ -145,10 +145,16 @@ export function serveInWorker<T>(
       thread: isolateThread(),
     })
   );
-  (async () => {
+  // The pool's data comes as the first message (posted, so structured-cloned).
+  scope.onmessage = ({ data: message }) => {
+    if (message.kind !== "start") return;
+    scope.onmessage = null;
+    run(message.data as T);
+  };
+  const run = async (data: T) => {
     let servers: WorkerServer[];
     try {
-      servers = await start({ index: context.index, data: context.data as T });
+      servers = await start({ index: context.index, data });
     } catch (error) {
       const { name, message } = error instanceof Error ? error : new Error(String(error));
       await closeIdlePoller(); // start closed what it opened before throwing (see above)
@@ -177,7 +183,7 @@ export function serveInWorker<T>(
     scope.postMessage({ kind: "finished", servers: counters });
     scope.onmessage = null;
     scope.close();
-  })();
+  };
 }
 
 function countersOf(servers: WorkerServer[]): WorkerServerCounters[] {

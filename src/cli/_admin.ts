@@ -10,6 +10,7 @@
  */
 
 import { formatAddress } from "../_address.ts";
+import { privilegeHint } from "../errors.ts";
 import type { AdminAddress } from "./_admin_flags.ts";
 import { METRICS_CONTENT_TYPE, type MetricsSnapshot, renderMetrics } from "./_metrics.ts";
 import { serverLogger } from "./_server_log.ts";
@@ -103,8 +104,13 @@ function cannotListen({ hostname, port }: AdminAddress, error: unknown): Error {
   const where = formatAddress({ transport: "tcp", hostname, port });
   const reason = error instanceof Deno.errors.AddrInUse
     ? "the address is in use; choose another --admin-port or stop what listens there"
+    : error instanceof Deno.errors.PermissionDenied
+    ? `permission denied${privilegeHint(port, error).replace("use a port", "use an --admin-port")}`
     : `${error instanceof Error ? error.message : String(error)}; check --admin-hostname`;
   const message = `Cannot listen for the admin endpoints on ${where}: ${reason}`;
   if (error instanceof Deno.errors.AddrInUse) return new Deno.errors.AddrInUse(message);
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new Deno.errors.PermissionDenied(message);
+  }
   return new Error(message);
 }

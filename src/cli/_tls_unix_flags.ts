@@ -11,6 +11,7 @@
 import type { EchoServerOptions } from "../echo/serve.ts";
 import type { TlsConnectOptions } from "../tcp/client.ts";
 import { textFlag, UsageError } from "./_args.ts";
+import { SOCKET_FLAGS } from "./_socket_flags.ts";
 
 /** The server's flags, for `parseArgs`. */
 export const SERVER_TLS_UNIX_FLAGS = { string: ["tls-cert", "tls-key", "alpn", "unix"] } as const;
@@ -119,8 +120,16 @@ export function tlsUnixFromFlags(
           "drop --workers",
       );
     }
-    if (flags["reuse-port"]) {
-      throw new UsageError("Cannot use --unix with --reuse-port: it is a TCP option; drop it");
+    // Deno's Unix listener takes none of the socket options, and gives no descriptor to set.
+    const socketFlags = [...SOCKET_FLAGS.string, ...SOCKET_FLAGS.boolean, "no-nodelay"];
+    const ignored = socketFlags.filter((name) => given(`--${name}`));
+    if (ignored.length > 0) {
+      const names = ignored.map((name) => `--${name}`).join(", ");
+      throw new UsageError(
+        `Cannot use --unix with ${names}: ${
+          ignored.length === 1 ? "it is a TCP socket option" : "they are TCP socket options"
+        }, which a Unix socket does not take here; drop ${ignored.length === 1 ? "it" : "them"}`,
+      );
     }
     if (flags["proxy-from"] !== undefined) {
       throw new UsageError(
@@ -142,8 +151,8 @@ export function tlsUnixFromFlags(
       );
     }
     options.tls = {
-      cert: readPem("tls-cert", cert, "CERTIFICATE-----", "a PEM certificate"),
-      key: readPem("tls-key", key, "PRIVATE KEY-----", "a PEM private key"),
+      cert: readPem("tls-cert", cert, "CERTIFICATE-----", "PEM certificate"),
+      key: readPem("tls-key", key, "PRIVATE KEY-----", "PEM private key"),
     };
     if (flags.alpn !== undefined) options.tls.alpnProtocols = alpnFlag(flags.alpn);
   }
@@ -201,7 +210,7 @@ export function connectFromFlags(
   }
   const options: TlsConnectOptions = {};
   if (flags.ca !== undefined) {
-    options.caCerts = [readPem("ca", flags.ca, "CERTIFICATE-----", "a PEM certificate")];
+    options.caCerts = [readPem("ca", flags.ca, "CERTIFICATE-----", "PEM certificate")];
   }
   if (flags["server-name"] !== undefined) {
     options.serverName = textFlag("server-name", flags["server-name"]);
@@ -258,7 +267,7 @@ function readPem(name: string, file: string, marker: string, what: string): stri
       : error instanceof Deno.errors.IsADirectory
       ? "it is a directory"
       : `it cannot be read (${(error as Error).message})`;
-    throw new UsageError(`Cannot use --${name} ${file}: ${reason}; give the path of ${what}`);
+    throw new UsageError(`Cannot use --${name} ${file}: ${reason}; give the path of a ${what}`);
   }
   if (!text.includes(marker)) {
     throw new UsageError(

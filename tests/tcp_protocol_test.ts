@@ -85,6 +85,17 @@ function recordingServer(hooks: Recorder["hooks"] = {}, backend?: TcpBackend) {
   return { server, protocols };
 }
 
+/** The first connection to `addr` is closed unanswered; a second is served (echoes "ok"). */
+async function firstClosedSecondEchoed(addr: Deno.NetAddr): Promise<void> {
+  const first = await dial(addr);
+  assertEquals(await readToEnd(first), new Uint8Array(0));
+  first.close();
+  const second = await dial(addr);
+  await writeAll(second, encode("ok"));
+  assertEquals(decode(await readExactly(second, 2)), "ok");
+  second.close();
+}
+
 for (const backend of TCP_BACKENDS) {
   const serve = (hooks: Recorder["hooks"] = {}) => recordingServer(hooks, backend);
 
@@ -263,13 +274,7 @@ for (const backend of TCP_BACKENDS) {
         },
       };
     });
-    const first = await dial(server.addr);
-    assertEquals(await readToEnd(first), new Uint8Array(0));
-    first.close();
-    const second = await dial(server.addr);
-    await writeAll(second, encode("ok"));
-    assertEquals(decode(await readExactly(second, 2)), "ok");
-    second.close();
+    await firstClosedSecondEchoed(server.addr);
     await bothLost.promise;
     await server.shutdown();
     assertEquals(lost.map((error) => error?.message), ["upstream refused", undefined]);
@@ -282,13 +287,7 @@ for (const backend of TCP_BACKENDS) {
       let t: Transport;
       return { connectionMade: (x) => void (t = x), dataReceived: (d) => t.write(d) };
     });
-    const first = await dial(server.addr);
-    assertEquals(await readToEnd(first), new Uint8Array(0));
-    first.close();
-    const second = await dial(server.addr);
-    await writeAll(second, encode("ok"));
-    assertEquals(decode(await readExactly(second, 2)), "ok");
-    second.close();
+    await firstClosedSecondEchoed(server.addr);
     await server.shutdown();
   });
 

@@ -52,6 +52,7 @@ export const BAD_FLAGS: [string, string[], string][] = [
   [SERVER, ["--unix", "/tmp/echo-bad.sock", "--backlog", "5"], "--backlog"],
   [SERVER, ["--unix", "/tmp/echo-bad.sock", "--keepalive", "--recv-buffer", "8192"], "--keepalive"],
   [SERVER, ["--unix", "/tmp/echo-bad.sock", "--no-nodelay"], "--no-nodelay"],
+  [SERVER, ["--unix", "/tmp/echo-bad.sock", "--no-reuse-address"], "--no-reuse-address"],
   [SERVER, ["--udp", "--unix", "/tmp/echo-bad.sock"], "--unix"],
   [SERVER, ["--unix", "/etc/hostname"], "/etc/hostname"],
   [CLIENT, ["--tls", "--insecure"], "--insecure"],

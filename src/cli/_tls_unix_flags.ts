@@ -121,7 +121,11 @@ export function tlsUnixFromFlags(
       );
     }
     // Deno's Unix listener takes none of the socket options, and gives no descriptor to set.
-    const socketFlags = [...SOCKET_FLAGS.string, ...SOCKET_FLAGS.boolean, "no-nodelay"];
+    const socketFlags = [
+      ...SOCKET_FLAGS.string,
+      ...SOCKET_FLAGS.boolean,
+      ...SOCKET_FLAGS.negatable.map((name) => `no-${name}`),
+    ];
     const ignored = socketFlags.filter((name) => given(`--${name}`));
     if (ignored.length > 0) {
       const names = ignored.map((name) => `--${name}`).join(", ");

@@ -39,6 +39,7 @@ export function rerunUnderUnstableNet(fileUrl: string, expect: string): void {
     async fn() {
       const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
         args: ["test", "-A", "--unstable-net", new URL(fileUrl).pathname],
+        signal: AbortSignal.timeout(600_000),
         stdout: "piped",
         stderr: "piped",
       }).output();

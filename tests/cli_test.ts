@@ -406,6 +406,7 @@ Deno.test("each program's --help names the command that runs it from where it wa
     for (const cwd of [new URL("..", import.meta.url).pathname, "/tmp"]) {
       const help = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "--quiet", program, "--help"],
+        signal: AbortSignal.timeout(60_000),
         cwd,
         stdout: "piped",
       }).output();
@@ -415,6 +416,7 @@ Deno.test("each program's --help names the command that runs it from where it wa
       // What it says works as written, from there.
       const version = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "--quiet", match[1], "--version"],
+        signal: AbortSignal.timeout(60_000),
         cwd,
         stdout: "piped",
         stderr: "piped",

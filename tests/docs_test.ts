@@ -35,6 +35,7 @@ Deno.test("every entry point has module docs and every export an @example", asyn
   const root = new URL("../", import.meta.url);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["doc", "--json", ...ENTRY_POINTS],
+    signal: AbortSignal.timeout(120_000),
     cwd: root,
     stdout: "piped",
     stderr: "piped",
@@ -70,6 +71,7 @@ Deno.test("the root exports about 40 names, each concern its own subpath, and no
   const root = new URL("../", import.meta.url);
   const { stdout } = await new Deno.Command(Deno.execPath(), {
     args: ["doc", "--json", ...ENTRY_POINTS],
+    signal: AbortSignal.timeout(120_000),
     cwd: root,
     stdout: "piped",
   }).output();

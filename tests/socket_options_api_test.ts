@@ -197,6 +197,7 @@ Deno.test({
     // its own (see the fixture), which prints how many full scans the 300 lookups made.
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("./fixtures/locate_scans.ts", import.meta.url).pathname],
+      signal: AbortSignal.timeout(60_000),
     }).output();
     assertEquals(code, 0, new TextDecoder().decode(stderr));
     const { accepted, scans } = JSON.parse(new TextDecoder().decode(stdout));

@@ -109,6 +109,7 @@ Deno.test("sockopt FFI: without --allow-ffi, loadLibc says which flag to add", a
     );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", "--no-prompt", script],
+      signal: AbortSignal.timeout(60_000),
       stdout: "piped",
       stderr: "piped",
     }).output();

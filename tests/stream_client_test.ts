@@ -227,6 +227,7 @@ Deno.test("the library prints nothing until the application configures LogTape",
   `;
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", script],
+    signal: AbortSignal.timeout(60_000),
     stdout: "piped",
     stderr: "piped",
   }).output();

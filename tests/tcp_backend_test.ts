@@ -199,6 +199,7 @@ Deno.test("without --allow-ffi the default backend is deno, and asking for epoll
   const fixture = new URL("./fixtures/backend_without_ffi.ts", import.meta.url);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "--allow-read", fixture.href],
+    signal: AbortSignal.timeout(60_000),
   }).output();
   assertEquals(code, 0, decode(stderr));
   const lines = decode(stdout).trim().split("\n");

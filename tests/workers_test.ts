@@ -227,6 +227,7 @@ Deno.test("a worker that runs on past the time allowed keeps its descriptors, wi
     // In a process of its own: the descriptors given up on stay open until it ends.
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("./fixtures/pool_gives_up.ts", import.meta.url).pathname, dir],
+      signal: AbortSignal.timeout(60_000),
       stdout: "piped",
       stderr: "piped",
     }).output();

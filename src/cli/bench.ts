@@ -66,7 +66,7 @@ export {
   type LatencyReport,
   runBench,
 } from "../load/run.ts";
-export { formatReport, rateMissed } from "../load/report.ts";
+export { formatReport, rateMissed, reportJson } from "../load/report.ts";
 export { formatMicroseconds, LatencyHistogram, type LatencySnapshot } from "../load/histogram.ts";
 
 /** The bench's boolean flags, for `parseArgs`. */

@@ -146,7 +146,16 @@ export function rateMissed(report: BenchReport): boolean {
  * A report as one line of JSON, as `--json` prints it: `JSON.stringify`'s,
  * but with each `percentiles` object's keys in ascending order. (An object
  * lists its integer-like keys first, whatever the order they were added in:
- * `JSON.stringify` would print `"100"` before `"99.9"`.)
+ * `JSON.stringify` would print `"100"` before `"99.9"`.) The schema is the
+ * one the README shows under the bench's `--json`.
+ *
+ * @example
+ * ```ts
+ * import { reportJson, runBench } from "@x/echo/bench";
+ *
+ * const report = await runBench({ hostname: "127.0.0.1", port: 8888, connections: 4, size: 100, durationMs: 1000 });
+ * console.log(reportJson(report)); // ... "percentiles":{"50":41,"90":58,"99":112,"99.9":240} ...
+ * ```
  */
 export function reportJson(report: BenchReport): string {
   return json(report, "");

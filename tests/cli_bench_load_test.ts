@@ -610,7 +610,11 @@ for (const workers of [1, 2]) {
     // Each request had a connection of its own; the server saw each (and any still connecting).
     assertEquals(connections, report.requests + report.unfinished);
     const { accepted } = server;
-    assert(accepted >= connections && accepted <= connections + 4, `${accepted} accepted`);
+    assert(
+      accepted >= connections && accepted <= connections + 4,
+      `${connections} connections, ${report.requests} requests, ${report.unfinished} ` +
+        `unfinished, ${report.errors} errors; ${accepted} accepted`,
+    );
     assert(connectionsPerSecond > 50, result.stdout);
     assert(connectUs.min > 0 && connectUs.percentiles["50"] <= connectUs.max, result.stdout);
   });

@@ -156,7 +156,9 @@ export interface BenchReport {
   wrongAnswers: number;
   /**
    * Requests neither counted nor lost when the run ended: those in flight,
-   * and in open loop also those that had fallen due but were not yet sent.
+   * and in open loop also those that had fallen due but were not yet sent;
+   * with `churn`, also those whose connect was under way (the connection,
+   * once made, is closed unused).
    */
   unfinished: number;
   /**
@@ -167,9 +169,10 @@ export interface BenchReport {
    */
   udp: { sent: number; lost: number; late: number; duplicates: number; reordered: number } | null;
   /**
-   * With `churn`: the connections made (one per request), per second, and
-   * how long each connect took, apart from the echo's latency. `null`
-   * otherwise.
+   * With `churn`: the connections made (one per request, those made while
+   * the run stopped included: their requests count as `unfinished`), per
+   * second, and how long each connect took, apart from the echo's latency.
+   * `null` otherwise.
    */
   churn: { connections: number; connectionsPerSecond: number; connectUs: LatencyReport } | null;
 }
@@ -351,11 +354,12 @@ export async function runHere(
               { hostname, port: options.port, backend, sendProxy: options.sendProxy, path, tls },
               () => new TcpLoad(state, message, i, true),
             );
-            if (!state.stopping) {
-              // Until connectionMade: not the first request's write, which follows in it.
-              connects.recordMs(protocol.connectedAt - started);
-              connected++;
-            }
+            // Until connectionMade: not the first request's write, which follows in it.
+            connects.recordMs(protocol.connectedAt - started);
+            connected++;
+            // A connect that ended once the run had stopped (connectionMade then aborts it) was a
+            // request under way: the server has its connection, so the report counts both.
+            if (state.stopping) state.unfinished++;
             await protocol.lost;
             if (protocol.failed) break;
           }

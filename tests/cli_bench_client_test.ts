@@ -237,7 +237,7 @@ Deno.test("client and bench programs: --help lists every flag with its default",
       "--udp",
       "--connections N           concurrent connections (default 10)",
       "--size BYTES              message size (default 1000",
-      "--duration S              seconds to run (default 5)",
+      "--duration S              seconds to run, once connected (default 5)",
       "--json",
       "--version",
     ]

@@ -452,6 +452,37 @@ for (const workers of [1, 2]) {
   });
 }
 
+Deno.test("bench program: --rate 2000 over 1,000 connections holds its rate: the time to connect them is not counted against it", async () => {
+  // Connecting 1,000 connections takes a tenth of a second or more: counted in the run's
+  // seconds while no connection's schedule had started, it cost 5% of the rate and warned.
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const result = await bench([
+    "--port",
+    String(server.port),
+    "--connections",
+    "1000",
+    "--rate",
+    "2000",
+    "--duration",
+    "2",
+    "--json",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  assertEquals(result.stderr, "", "no warning that the rate was missed");
+  const report = JSON.parse(result.stdout);
+  assertEquals([report.errors, report.connections], [0, 1000], result.stdout);
+  assert(
+    report.requestsPerSecond >= 1900 && report.requestsPerSecond <= 2100,
+    `${report.requestsPerSecond} requests/s`,
+  );
+  // Every request due in the measured seconds was sent: answered, or in flight at the end.
+  const due = 2000 * report.seconds;
+  assert(
+    Math.abs(report.requests + report.unfinished - due) <= 0.02 * due,
+    `${report.requests} requests and ${report.unfinished} unfinished in ${report.seconds} s`,
+  );
+});
+
 Deno.test("bench program: in open loop a stalled server's queue shows in the latencies", async () => {
   // An echo server that stops answering for 300 ms once, half a second in.
   const start = performance.now();

@@ -96,7 +96,7 @@ Options:
                             after 1 s counts as lost and the next is sent
   --connections N           concurrent connections (default 10)
   --size BYTES              message size (default 1000; UDP: 4 to 65507)
-  --duration S              seconds to run (default 5)
+  --duration S              seconds to run, once connected (default 5)
   --rate R                  open loop: R requests/s over all connections, on
                             schedule; a request held back by the last echo counts
                             from when it was due (default: closed loop); keep

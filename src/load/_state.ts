@@ -53,7 +53,7 @@ export class Schedule {
   }
 
   /**
-   * How long after it is connected connection `index`'s first request is
+   * How long after the load starts connection `index`'s first request is
    * due: the connections' schedules interleave evenly.
    */
   offset(index: number): number {
@@ -82,14 +82,18 @@ export class Pacer {
   constructor(schedule: Schedule, index: number, send: (startedAt: number) => void) {
     this.#schedule = schedule;
     this.#send = send;
-    // Until `start`: the offset. A connection's schedule starts when it is connected, so the
-    // time it took to connect is never charged to its first requests.
+    // Until `start`: the offset. Every connection's schedule starts at the load's start, once
+    // the connections are made, so the time they took to connect is not charged to the rate.
     this.#nextDue = schedule.offset(index);
   }
 
-  /** Starts the schedule at `now`, when the connection is made. */
-  start(now: number): void {
-    this.#nextDue += now;
+  /**
+   * Starts the schedule at `at`, the load's start. A connection made after
+   * it (the connects outlasted their allowance) finds its first requests
+   * past due: they go at once, counted from when they were due, not dropped.
+   */
+  start(at: number): void {
+    this.#nextDue += at;
   }
 
   /** Requests that fell due and were not sent by `now`: the run stopped before them. */
@@ -155,13 +159,17 @@ export abstract class LoadConnection {
     return this.#lost.promise;
   }
 
-  /** At `connectionMade`: sends the first request, or aborts when the run has stopped meanwhile. */
+  /**
+   * At `connectionMade`: sends the first request once the load has started
+   * (at once if it has), or aborts when the run has stopped meanwhile.
+   */
   protected begin(transport: { abort(): void }): void {
     if (this.state.stopping) return transport.abort();
     this.#removeStopper = this.state.onStop(() => this.stop());
-    const now = monotonicMs();
-    this.#pacer?.start(now);
-    this.next(now);
+    this.state.onStart(() => {
+      this.#pacer?.start(this.state.startedAt);
+      this.next(monotonicMs());
+    });
   }
 
   /** The request now sent counts from `startedAt`. */
@@ -226,7 +234,15 @@ export class LoadState {
    * more cache miss per request with many connections.
    */
   readonly startTimes: Float64Array;
+  /**
+   * When the load started (`monotonicMs()`), all connections being made or
+   * failed: the start of the measured period and of every schedule. `NaN`
+   * until then.
+   */
+  startedAt = NaN;
   readonly #stoppers = new Set<() => void>();
+  /** What waits for the load to start: the connections made before it. */
+  #starters: (() => void)[] = [];
 
   /** The state of a run of `connections` connections, paced by `schedule` (`null`: closed loop). */
   constructor(schedule: Schedule | null, latencies: LatencyHistogram, connections: number) {
@@ -241,10 +257,43 @@ export class LoadState {
     return () => this.#stoppers.delete(stop);
   }
 
+  /** Whether the load has started (see {@linkcode LoadState.start}). */
+  get started(): boolean {
+    return !Number.isNaN(this.startedAt);
+  }
+
+  /** Runs `start` when the load starts: at once if it has; never once the run is stopping. */
+  onStart(start: () => void): void {
+    if (this.stopping) return;
+    if (this.started) start();
+    else this.#starters.push(start);
+  }
+
+  /**
+   * Starts the load at `now`: the connections made
+   * so far send their first requests (or, in open loop, start their
+   * schedules), all from this one instant. Does nothing once stopping or
+   * started.
+   */
+  start(now: number): void {
+    if (this.started || this.stopping) return;
+    const starters = this.#starters;
+    this.#starters = [];
+    this.startedAt = now;
+    for (const start of starters) {
+      try {
+        start();
+      } catch (error) {
+        this.errors.add(error); // a first send that threw: counted, as a later one's would be
+      }
+    }
+  }
+
   /** Stops the run: nothing more is sent, and every connection is ended. */
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.#starters = [];
     for (const stop of [...this.#stoppers]) stop();
     this.#stoppers.clear();
   }

@@ -55,7 +55,9 @@ export type FromBenchWorker =
 /**
  * How long past the duration a worker may take to report before it is
  * ended and counted as failed: its own run ends within about a second of
- * the duration (its grace for connections still being made).
+ * the duration (its grace for connections still being made). The duration
+ * counts from when its connections are made, which may take as long again:
+ * the wait allows for that too.
  */
 const REPORT_GRACE_MS = 10_000;
 
@@ -189,7 +191,8 @@ export async function runInWorkers(
   }, 1000);
   let deadline: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<void>((resolve) => {
-    deadline = setTimeout(resolve, options.durationMs + graceMs);
+    // Connecting may take up to the duration, before the duration itself (see run.ts).
+    deadline = setTimeout(resolve, 2 * options.durationMs + graceMs);
   });
   try {
     await Promise.race([Promise.all(finished), late]);

@@ -57,7 +57,12 @@ export interface BenchOptions {
   connections: number;
   /** Message size in bytes (UDP: at least 4, for the sequence number). */
   size: number;
-  /** Milliseconds to run. */
+  /**
+   * Milliseconds to run, from the load's start: once every connection is
+   * made or has failed (or connecting took this long; with `churn`, at
+   * once), when every connection starts sending, and every schedule of an
+   * open-loop run starts, at the same instant.
+   */
   durationMs: number;
   /**
    * Requests per second over all connections, sent on schedule (open loop).
@@ -193,7 +198,9 @@ export const DEFAULT_PERCENTILES: readonly number[] = [50, 90, 99, 99.9, 99.99];
 const LOSS_CHECK_MS = 20;
 
 /**
- * Runs the load and returns the report. The run ends after `durationMs` (or
+ * Runs the load and returns the report. The connections are made first;
+ * the load starts once all are made (see `BenchOptions.durationMs`). The
+ * run ends `durationMs` after that (or
  * when `signal` aborts, or when every connection has failed): requests in
  * flight then are counted as unfinished, every connection is closed, and the
  * report covers what completed.
@@ -284,7 +291,19 @@ export async function runHere(
     connections,
   );
   const stopped = new Promise<void>((resolve) => state.onStop(resolve));
-  const timer = setTimeout(() => state.stop(), durationMs);
+  // The load starts once every connection is made or has failed, or once connecting has taken
+  // as long as the run itself (connections made later join the schedule then, their requests
+  // past due counted from when they were due); the duration counts from there. With churn,
+  // connecting is the load: it starts at once.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const startLoad = () => {
+    clearTimeout(timer);
+    if (state.started || state.stopping) return;
+    const now = monotonicMs();
+    state.start(now);
+    timer = setTimeout(() => state.stop(), durationMs);
+  };
+  timer = setTimeout(startLoad, durationMs);
   const abort = () => state.stop();
   options.signal?.addEventListener("abort", abort);
   if (options.signal?.aborted) state.stop();
@@ -335,7 +354,16 @@ export async function runHere(
   const ended = () => {
     if (--open === 0) state.stop();
   };
+  // Connections not yet made or failed: the load starts when none is left.
+  let connecting = options.churn ? 0 : connections;
+  if (connecting === 0) startLoad();
   for (let i = 0; i < connections && !state.stopping; i++) {
+    let settled = options.churn === true; // churn waits for no connect
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      if (--connecting === 0) startLoad();
+    };
     ends.push((async () => {
       try {
         if (transport === "udp") {
@@ -345,6 +373,7 @@ export async function runHere(
             () => new UdpLoad(state, message.slice(), i, lossTimeoutMs, where),
           );
           udpLoads.push(protocol);
+          settle();
           await protocol.lost;
         } else if (options.churn) {
           // A new connection per request: the connect timed on its own, then one echo.
@@ -368,17 +397,20 @@ export async function runHere(
             { hostname, port: options.port, backend, sendProxy: options.sendProxy, path, tls },
             () => new TcpLoad(state, message, i, false),
           );
+          settle();
           await protocol.lost;
         }
       } catch (error) {
         if (!state.stopping) state.errors.add(error);
       } finally {
         ended();
+        settle(); // after `ended`: a run whose connections all failed stops, never starts
       }
     })());
   }
   await stopped;
-  const seconds = (monotonicMs() - start) / 1000;
+  // The measured period: from the load's start (the run's, when stopped before it).
+  const seconds = (monotonicMs() - (state.started ? state.startedAt : start)) / 1000;
   clearTimeout(timer);
   clearInterval(progress);
   clearInterval(lossCheck);

@@ -483,6 +483,38 @@ Deno.test("bench program: --rate 2000 over 1,000 connections holds its rate: the
   );
 });
 
+Deno.test("runBench: a closed-loop run ends at its duration even when its timer is held back", async () => {
+  // While the poller keeps the event loop busy (its waits on the main thread), Deno can hold a
+  // due timer back for hundreds of milliseconds: the run must not rely on its timer alone. Here
+  // the duration's timer (the only one of 700 ms) never fires.
+  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+  const realSetTimeout = globalThis.setTimeout;
+  const guard = new AbortController();
+  const guardTimer = realSetTimeout(() => guard.abort(), 3000);
+  let held = 0;
+  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+    if (ms !== 700) return realSetTimeout(callback, ms);
+    held++;
+    return -1; // no such timer: clearing it does nothing
+  }) as typeof setTimeout;
+  try {
+    const report = await runBench({
+      hostname: "127.0.0.1",
+      port: server.port,
+      connections: 10,
+      size: 100,
+      durationMs: 700,
+      signal: guard.signal,
+    });
+    assert(report.requests > 0, JSON.stringify(report));
+    assert(report.seconds >= 0.7 && report.seconds < 1.2, `${report.seconds} s`);
+    assert(held > 0, "the duration's timer was held back");
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+    clearTimeout(guardTimer);
+  }
+});
+
 Deno.test("bench program: in open loop a stalled server's queue shows in the latencies", async () => {
   // An echo server that stops answering for 300 ms once, half a second in.
   const start = performance.now();

@@ -184,9 +184,16 @@ export abstract class LoadConnection {
     state.requests++;
   }
 
-  /** Sends the next request, now or when it is due, unless the run or the connection is over. */
+  /**
+   * Sends the next request, now or when it is due, unless the run or the
+   * connection is over; at or past the run's deadline, stops the run. The
+   * duration's timer alone is not enough: while the poller keeps the event
+   * loop busy, Deno can hold a due timer back for hundreds of milliseconds.
+   */
   protected next(now: number): void {
-    if (this.state.stopping || this.ended) return;
+    const state = this.state;
+    if (state.stopping || this.ended) return;
+    if (now >= state.deadline) return state.stop();
     const pacer = this.#pacer;
     if (pacer === null) this.send(now);
     else pacer.next(now);
@@ -240,6 +247,8 @@ export class LoadState {
    * until then.
    */
   startedAt = NaN;
+  /** When the load is to stop (`monotonicMs()`): `Infinity` until it has started. */
+  deadline = Infinity;
   readonly #stoppers = new Set<() => void>();
   /** What waits for the load to start: the connections made before it. */
   #starters: (() => void)[] = [];
@@ -270,16 +279,17 @@ export class LoadState {
   }
 
   /**
-   * Starts the load at `now`: the connections made
+   * Starts the load at `now`, to stop at `deadline`: the connections made
    * so far send their first requests (or, in open loop, start their
    * schedules), all from this one instant. Does nothing once stopping or
    * started.
    */
-  start(now: number): void {
+  start(now: number, deadline: number): void {
     if (this.started || this.stopping) return;
     const starters = this.#starters;
     this.#starters = [];
     this.startedAt = now;
+    this.deadline = deadline;
     for (const start of starters) {
       try {
         start();

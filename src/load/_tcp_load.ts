@@ -51,6 +51,15 @@ export class TcpLoad extends LoadConnection implements Protocol {
   /** When `connectionMade` was called. */
   connectedAt = 0;
 
+  /**
+   * Whether a request went out on this connection (its bytes, or some of
+   * them, were written): with churn, what makes it one of the connections
+   * counted.
+   */
+  get requested(): boolean {
+    return this.#written > 0;
+  }
+
   constructor(state: LoadState, message: Uint8Array, index: number, once: boolean) {
     super(state, index);
     this.#once = once;

@@ -300,7 +300,7 @@ export async function runHere(
     clearTimeout(timer);
     if (state.started || state.stopping) return;
     const now = monotonicMs();
-    state.start(now);
+    state.start(now, now + durationMs);
     timer = setTimeout(() => state.stop(), durationMs);
   };
   timer = setTimeout(startLoad, durationMs);
@@ -386,9 +386,10 @@ export async function runHere(
             // Until connectionMade: not the first request's write, which follows in it.
             connects.recordMs(protocol.connectedAt - started);
             connected++;
-            // A connect that ended once the run had stopped (connectionMade then aborts it) was a
-            // request under way: the server has its connection, so the report counts both.
-            if (state.stopping) state.unfinished++;
+            // A connect that sent nothing (it ended once the run had stopped, or at its deadline)
+            // was a request under way: the server has its connection, so the report counts both.
+            // One that sent its request is counted by then: answered, or unfinished at the stop.
+            if (!protocol.requested) state.unfinished++;
             await protocol.lost;
             if (protocol.failed) break;
           }

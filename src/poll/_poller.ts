@@ -116,6 +116,14 @@ export const TURN_BYTES = 256 * 1024;
  * Deno's own sockets need the event loop, which runs when a wait is made on
  * the blocking thread. Under a load that never lets the wait block (a UDP
  * flood, a socket always ready), one wait in this interval is made there.
+ * That turn does not always run a timer that is due, though: such a wait
+ * returns at once, and Deno then often goes back to this loop without
+ * firing it. A 1 s timer in a loop of 9 ms of work and a nonblocking FFI
+ * call that returns at once fired 13-1,142 ms late (a call that took
+ * 200 µs let it fire on time); the bench's closed loop, with its waits on
+ * the main thread, ended up to 540 ms past its duration. What must happen
+ * by a time under such load checks the clock itself (the bench's load
+ * does: `LoadConnection.next`).
  */
 const TURN_MS = 10;
 /** The longest a wait sleeps on the main thread (see `Poller.#waitHere`), in milliseconds. */
@@ -133,8 +141,9 @@ const MAX_SPIN_SKIPS = 64;
  * without blocking found events, instead of handing each wait to a
  * blocking thread. Only for a program whose I/O
  * all goes through the poller: Deno's own sockets, and the clients of this
- * module (which use them), wait while it sleeps. Timers and signals still
- * get a turn every 10 ms.
+ * module (which use them), wait while it sleeps. Deno's event loop still
+ * gets a turn every 10 ms, but a due timer may be held back for longer (see
+ * {@linkcode TURN_MS}).
  *
  * With `spinMicroseconds`, each such wait first looks without sleeping,
  * over and over, for up to that long (busy polling, as HAProxy's

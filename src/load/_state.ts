@@ -249,6 +249,8 @@ export class LoadState {
   startedAt = NaN;
   /** When the load is to stop (`monotonicMs()`): `Infinity` until it has started. */
   deadline = Infinity;
+  /** When the run stopped (`monotonicMs()`), before its connections were ended: `NaN` until then. */
+  stoppedAt = NaN;
   readonly #stoppers = new Set<() => void>();
   /** What waits for the load to start: the connections made before it. */
   #starters: (() => void)[] = [];
@@ -303,6 +305,7 @@ export class LoadState {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.stoppedAt = monotonicMs();
     this.#starters = [];
     for (const stop of [...this.#stoppers]) stop();
     this.#stoppers.clear();

@@ -410,8 +410,9 @@ export async function runHere(
     })());
   }
   await stopped;
-  // The measured period: from the load's start (the run's, when stopped before it).
-  const seconds = (monotonicMs() - (state.started ? state.startedAt : start)) / 1000;
+  // The measured period: from the load's start (the run's, when stopped before it) to the stop,
+  // not to the end of closing the connections (tens of milliseconds at 1,000).
+  const seconds = (state.stoppedAt - (state.started ? state.startedAt : start)) / 1000;
   clearTimeout(timer);
   clearInterval(progress);
   clearInterval(lossCheck);

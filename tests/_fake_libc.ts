@@ -155,7 +155,13 @@ export class FakeLibc implements EpollLibc {
       const n = this.#wait(buffer, []);
       if (n !== 0) return Promise.resolve(n);
       return new Promise<number>((resolve) => {
-        this.#wake = () => resolve(this.#wait(buffer, []));
+        // A timeout (the poller's next timer) ends the wait with nothing, as the real call does.
+        const timer = timeout > 0 ? setTimeout(() => wake(), timeout) : undefined;
+        const wake = this.#wake = () => {
+          clearTimeout(timer);
+          if (this.#wake === wake) this.#wake = null;
+          resolve(this.#wait(buffer, []));
+        };
       });
     },
     accept4: () => this.#fail(EAGAIN),

@@ -36,13 +36,19 @@
  *   error is logged and handed to every target (`onPollerError`), the
  *   poller closes, and the next user gets a new one.
  *
- * The wait loop runs only while something is registered: when the last
- * descriptor is removed, an `eventfd` wakes the blocked wait and the loop
- * ends, so a process (or a test) with nothing open has nothing pending.
+ * It keeps timers of its own too ({@linkcode Poller.schedule}): run after
+ * each batch of events, and bounding every wait, they fire on time however
+ * busy the loop is, which Deno's timers do not (see {@linkcode TURN_MS}).
+ *
+ * The wait loop runs only while something is registered or a timer of its
+ * own is scheduled: when the last descriptor is removed (and no timer
+ * waits), an `eventfd` wakes the blocked wait and the loop ends, so a
+ * process (or a test) with nothing open has nothing pending.
  *
  * @module
  */
 
+import { type PollTimer, TimerHeap } from "./_timers.ts";
 import {
   EINTR,
   EPOLL_CTL_ADD,
@@ -122,8 +128,9 @@ export const TURN_BYTES = 256 * 1024;
  * call that returns at once fired 13-1,142 ms late (a call that took
  * 200 µs let it fire on time); the bench's closed loop, with its waits on
  * the main thread, ended up to 540 ms past its duration. What must happen
- * by a time under such load checks the clock itself (the bench's load
- * does: `LoadConnection.next`).
+ * by a time under such load is a timer of the poller's own
+ * ({@linkcode Poller.schedule}), or checks the clock itself (the bench's
+ * load does: `LoadConnection.next`).
  */
 const TURN_MS = 10;
 /** The longest a wait sleeps on the main thread (see `Poller.#waitHere`), in milliseconds. */
@@ -241,6 +248,12 @@ export class Poller {
   #spinBackoff = 1;
   /** `true` while a wait is blocked on the other thread. */
   #blocked = false;
+  /** When the wait blocked on the other thread returns by itself (`monotonicMs()`; `Infinity`: never). */
+  #blockedUntil = Infinity;
+  /** The timers of {@linkcode Poller.schedule}. */
+  readonly #timers = new TimerHeap();
+  /** Where the timers due are set apart before they fire (reused). */
+  readonly #dueTimers: PollTimer[] = [];
   /** Set once a wait failed for good: the poller is closed. */
   #failure: Error | null = null;
   readonly #onFailure: ((poller: Poller) => void) | undefined;
@@ -378,10 +391,48 @@ export class Poller {
     this.#targets[fd] = undefined;
     this.#masks[fd] = 0;
     this.#count--;
-    if (this.#count === 0 && this.#blocked) {
-      this.#counter[0] = 1n;
-      libc.linux.write(this.#wakeFd, this.#counter, 8n);
-    }
+    if (this.#count === 0 && this.#timers.size === 0 && this.#blocked) this.#wakeWait();
+  }
+
+  /** Wakes the wait blocked on the other thread, through the `eventfd`. */
+  #wakeWait(): void {
+    this.#counter[0] = 1n;
+    this.libc.linux.write(this.#wakeFd, this.#counter, 8n);
+  }
+
+  /**
+   * Calls `timer.fire` once `at` (`monotonicMs()`) has come, from the wait
+   * loop: after the batch of events at hand, or when a wait bounded by it
+   * returns. Moves it there if it was scheduled already. The loop runs
+   * until it has fired, even with nothing registered. Allocates nothing: a
+   * timer is its owner's, scheduled again and again. A timer scheduled
+   * while a wait is blocked on the other thread, earlier than that wait
+   * returns by itself, wakes it (one `write` to the `eventfd`).
+   *
+   * Accuracy: on time to within a batch of events while events come (a few
+   * hundred microseconds at most); to the millisecond, `epoll_wait`'s
+   * unit, rounded up, plus the hand-back from the other thread, when idle.
+   * A poller that fails drops its timers (their owners' sockets fail with
+   * it).
+   *
+   * @throws {Error} when the poller has failed.
+   */
+  schedule(timer: PollTimer, at: number): void {
+    if (this.#failure !== null) throw this.#failure;
+    this.#timers.schedule(timer, at);
+    if (this.#blocked && at < this.#blockedUntil) this.#wakeWait();
+    this.#running ??= Promise.resolve().then(() => this.#run());
+  }
+
+  /**
+   * Unschedules `timer`; nothing happens if it is not scheduled. When it was
+   * the last thing the loop ran for, wakes the wait so the loop ends.
+   */
+  cancel(timer: PollTimer): void {
+    const timers = this.#timers;
+    if (!timer.scheduled) return;
+    timers.cancel(timer);
+    if (this.#count === 0 && timers.size === 0 && this.#blocked) this.#wakeWait();
   }
 
   /**
@@ -414,13 +465,16 @@ export class Poller {
 
   async #run(): Promise<void> {
     try {
-      while (this.#count > 0) {
+      const timers = this.#timers;
+      while (this.#count > 0 || timers.size > 0) {
         const n = await this.#wait();
         for (let from = 0; from < n && this.#failure === null;) {
           from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS));
           this.delivered = 0;
+          if (timers.size > 0) this.#fireTimers();
           await null;
         }
+        if (n === 0 && timers.size > 0) this.#fireTimers();
       }
     } catch (error) {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
@@ -469,14 +523,22 @@ export class Poller {
       if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
       this.#busy = n > 0;
       if (n === 0) {
+        // Until the next timer of the poller's is due, in whole milliseconds (rounded up).
+        const next = this.#timers.next;
+        let timeout = -1;
+        if (next !== Infinity) {
+          timeout = Math.ceil(next - monotonicMs());
+          if (timeout <= 0) return 0; // one is due: the loop fires it
+        }
         this.#blocked = true;
+        this.#blockedUntil = next;
         try {
-          n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1);
+          n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, timeout);
         } finally {
           this.#blocked = false;
           this.#lastTurn = monotonicMs();
         }
-        if (this.#count === 0) return 0; // woken to end the loop
+        if (this.#count === 0 && this.#timers.size === 0) return 0; // woken to end the loop
         if (n < 0) continue; // ask again here, to learn why
       }
       if (n >= 0) return n;
@@ -504,10 +566,12 @@ export class Poller {
     }
     const { epoll_wait } = this.libc.linux;
     let n = 0;
+    // Not past the next timer of the poller's: the loop fires it.
+    const next = this.#timers.next;
     if (spinMs > 0 && this.#spinSkips > 0) {
       this.#spinSkips--;
     } else if (spinMs > 0) {
-      const until = monotonicMs() + spinMs;
+      const until = Math.min(monotonicMs() + spinMs, next);
       do n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0); while (
         n === 0 && monotonicMs() < until
       );
@@ -518,6 +582,7 @@ export class Poller {
         this.#spinBackoff = Math.min(this.#spinBackoff * 2, MAX_SPIN_SKIPS);
       }
     }
+    if (n === 0 && next !== Infinity && next - monotonicMs() < WAIT_HERE_MS) return 0;
     if (n === 0) n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, WAIT_HERE_MS);
     if (n > 0) {
       this.#hereBackoff = 1;
@@ -560,12 +625,19 @@ export class Poller {
     return to;
   }
 
+  /** Fires the timers due by now (see `TimerHeap.fireDue`). */
+  #fireTimers(): void {
+    const now = monotonicMs();
+    if (this.#timers.next <= now) this.#timers.fireDue(now, this.#dueTimers, timerThrew);
+  }
+
   /**
    * Closes the epoll instance and its `eventfd`, when nothing is registered
    * and the loop has ended; `false` (and nothing closed) otherwise.
    */
   closeIfIdle(): boolean {
     if (this.#count > 0 || this.#running !== null || this.#failure !== null) return false;
+    // (The loop runs while a timer is scheduled, so none is.)
     this.#failure = new Error("Cannot use this poller: it is closed");
     this.libc.symbols.close(this.#wakeFd);
     this.libc.symbols.close(this.#epfd);
@@ -580,6 +652,7 @@ export class Poller {
       error,
     });
     this.#onFailure?.(this);
+    this.#timers.clear();
     const targets = this.#targets.slice();
     for (let fd = 0; fd < targets.length; fd++) {
       const target = targets[fd];
@@ -598,6 +671,11 @@ export class Poller {
     this.libc.symbols.close(this.#wakeFd);
     this.libc.symbols.close(this.#epfd);
   }
+}
+
+/** A timer threw: its owner handles its own errors, so this is a bug; say so and go on. */
+function timerThrew(error: unknown): void {
+  pollLogger.error("A timer of the poller threw: {error}", { error });
 }
 
 let shared: Poller | string | undefined;

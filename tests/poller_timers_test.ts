@@ -1,0 +1,199 @@
+/**
+ * The poller's own timers: the heap's order and its fire-once rule, and,
+ * on a real epoll instance, timers that fire on time while the loop is
+ * kept busy (where Deno's run late), with nothing registered, and when
+ * scheduled while the wait is blocked.
+ */
+
+import { assert, assertEquals } from "@std/assert";
+import { type EpollLibc, Poller } from "../src/poll/_poller.ts";
+import { PollTimer, TimerHeap } from "../src/poll/_timers.ts";
+import { isLibc, loadLibc } from "../src/libc/_libc.ts";
+import { EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
+import { monotonicMs } from "../src/libc/_clock.ts";
+
+const libc = loadLibc();
+const epoll = isLibc(libc) && libc.linux !== null ? libc as EpollLibc : null;
+
+/** Fires what is due at `now`, with errors thrown at the test. */
+function fire(heap: TimerHeap, now: number): void {
+  heap.fireDue(now, [], (error) => {
+    throw error;
+  });
+}
+
+Deno.test("timer heap: timers scheduled, moved and cancelled at random fire in order of when they are due, each once", () => {
+  const heap = new TimerHeap();
+  const fired: number[] = [];
+  const timers = Array.from({ length: 300 }, (_, i) => new PollTimer(() => fired.push(i)));
+  const due = new Map<number, number>();
+  // A fixed sequence (a linear congruential one): the same cases every run.
+  let seed = 12345;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let step = 0; step < 3000; step++) {
+    const i = Math.floor(random() * timers.length);
+    if (random() < 0.2) {
+      heap.cancel(timers[i]);
+      due.delete(i);
+    } else {
+      const at = Math.floor(random() * 1000);
+      heap.schedule(timers[i], at);
+      due.set(i, at);
+    }
+  }
+  assertEquals(heap.size, due.size);
+  for (let now = 0; now < 1000; now += 50) fire(heap, now);
+  fire(heap, 1000);
+  assertEquals(heap.size, 0);
+  assertEquals(heap.next, Infinity);
+  const expected = [...due].sort(([a, x], [b, y]) => x - y || a - b).map(([i]) => i);
+  assertEquals(fired.length, expected.length, "a timer fired twice, or a cancelled one fired");
+  assertEquals(new Set(fired), new Set(expected));
+  // In order of their times (timers due at the same time in any order).
+  const times = fired.map((i) => due.get(i)!);
+  assertEquals(times, [...times].sort((a, b) => a - b));
+  assert(timers.every((timer) => !timer.scheduled));
+});
+
+Deno.test("timer heap: a timer scheduled again from a firing waits for the next call; one cancelled by an earlier one does not fire", () => {
+  const heap = new TimerHeap();
+  const fired: string[] = [];
+  const again: PollTimer = new PollTimer(() => {
+    fired.push("again");
+    heap.schedule(again, 0); // due at once: still not in this call
+  });
+  const victim = new PollTimer(() => fired.push("victim"));
+  const killer = new PollTimer(() => {
+    fired.push("killer");
+    heap.cancel(victim);
+  });
+  const moved = new PollTimer(() => fired.push("moved"));
+  const mover = new PollTimer(() => {
+    fired.push("mover");
+    heap.schedule(moved, 50); // taken to fire at 10, moved to 50: fires then, once
+  });
+  heap.schedule(again, 1);
+  heap.schedule(killer, 2);
+  heap.schedule(victim, 3);
+  heap.schedule(mover, 4);
+  heap.schedule(moved, 10);
+  fire(heap, 10);
+  assertEquals(fired, ["again", "killer", "mover"]);
+  assert(again.scheduled && moved.scheduled && !victim.scheduled);
+  fire(heap, 10);
+  assertEquals(fired, ["again", "killer", "mover", "again"]);
+  heap.cancel(again);
+  fire(heap, 100);
+  assertEquals(fired, ["again", "killer", "mover", "again", "moved"]);
+  assertEquals(heap.size, 0);
+});
+
+Deno.test({
+  name: "poller timers: fire on time while a descriptor that is always ready keeps the loop busy",
+  ignore: epoll === null,
+  async fn() {
+    const poller = new Poller(epoll!);
+    // An eventfd whose counter is never read: readable on every wait.
+    const fd = epoll!.linux.eventfd(1, O_NONBLOCK | O_CLOEXEC);
+    assert(fd >= 0);
+    let dispatches = 0;
+    poller.add(fd, {
+      onEvents() {
+        dispatches++;
+      },
+      onPollerError(error) {
+        throw error;
+      },
+    }, EPOLLIN);
+    const lateness: number[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const fired = Promise.withResolvers<void>();
+        const at = monotonicMs() + 30;
+        const timer = new PollTimer(() => {
+          lateness.push(monotonicMs() - at);
+          fired.resolve();
+        });
+        poller.schedule(timer, at);
+        await fired.promise;
+      }
+    } finally {
+      poller.remove(fd);
+      epoll!.symbols.close(fd);
+      await poller.whenIdle();
+      poller.closeIfIdle();
+    }
+    assert(dispatches > 10_000, `the loop was not busy: ${dispatches} dispatches`);
+    const late = lateness.map((ms) => ms.toFixed(2)).join(", ");
+    assert(lateness.every((ms) => ms >= 0), `a timer fired early: ${late} ms`);
+    // Within a batch of events, microseconds here; the median is asked, so a moment the machine
+    // took the core away does not fail the test. Deno's timers, in this loop, run on its turns
+    // every 10 ms (TURN_MS): 10 ms late as a rule, 20 at times.
+    const median = lateness.toSorted((a, b) => a - b)[lateness.length >> 1];
+    assert(median < 3, `late by ${late} ms`);
+    assert(Math.max(...lateness) < 100, `late by ${late} ms`);
+  },
+});
+
+Deno.test({
+  name: "poller timers: run with nothing registered, then the loop ends",
+  ignore: epoll === null,
+  async fn() {
+    const poller = new Poller(epoll!);
+    const order: number[] = [];
+    const fired = Promise.withResolvers<void>();
+    const start = monotonicMs();
+    for (const delay of [20, 5, 10]) {
+      poller.schedule(
+        new PollTimer(() => {
+          order.push(delay);
+          if (order.length === 3) fired.resolve();
+        }),
+        start + delay,
+      );
+    }
+    await fired.promise;
+    assertEquals(order, [5, 10, 20]);
+    assert(monotonicMs() - start >= 20);
+    await poller.whenIdle();
+    assert(poller.closeIfIdle(), "the loop still ran with nothing left to do");
+  },
+});
+
+Deno.test({
+  name:
+    "poller timers: one scheduled while the wait blocks wakes it; cancelling the last ends the loop",
+  ignore: epoll === null,
+  async fn() {
+    const poller = new Poller(epoll!);
+    // An eventfd that is never ready: the loop blocks with no timeout of its own.
+    const fd = epoll!.linux.eventfd(0, O_NONBLOCK | O_CLOEXEC);
+    poller.add(fd, { onEvents() {}, onPollerError() {} }, EPOLLIN);
+    try {
+      // Let the wait block on the other thread.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const fired = Promise.withResolvers<number>();
+      const at = monotonicMs() + 10;
+      poller.schedule(new PollTimer(() => fired.resolve(monotonicMs() - at)), at);
+      const late = await Promise.race([
+        fired.promise,
+        new Promise<number>((resolve) => setTimeout(() => resolve(Infinity), 2000)),
+      ]);
+      assert(late >= 0 && late < 1000, `fired ${late} ms late: the blocked wait was not woken`);
+    } finally {
+      poller.remove(fd);
+      epoll!.symbols.close(fd);
+    }
+    // A timer far off, then cancelled: the loop, blocked until it, ends at once.
+    const far = new PollTimer(() => {});
+    poller.schedule(far, monotonicMs() + 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    poller.cancel(far);
+    const ended = await Promise.race([
+      poller.whenIdle().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+    ]);
+    assert(ended, "the loop waited for a cancelled timer");
+    assert(poller.closeIfIdle());
+  },
+});

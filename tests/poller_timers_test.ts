@@ -9,7 +9,8 @@ import { assert, assertEquals } from "@std/assert";
 import { type EpollLibc, Poller } from "../src/poll/_poller.ts";
 import { PollTimer, TimerHeap } from "../src/poll/_timers.ts";
 import { isLibc, loadLibc } from "../src/libc/_libc.ts";
-import { EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
+import { EBADF, EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
+import { FakeLibc } from "./_fake_libc.ts";
 import { monotonicMs } from "../src/libc/_clock.ts";
 
 const libc = loadLibc();
@@ -196,4 +197,23 @@ Deno.test({
     assert(ended, "the loop waited for a cancelled timer");
     assert(poller.closeIfIdle());
   },
+});
+
+Deno.test("poller timers: a poller that fails hands its timers to Deno's; a timer cancelled after does not fire", async () => {
+  const libc = new FakeLibc();
+  const poller = new Poller(libc);
+  const fired: string[] = [];
+  const kept = new PollTimer(() => fired.push("kept"));
+  const cancelled = new PollTimer(() => fired.push("cancelled"));
+  const start = monotonicMs();
+  poller.schedule(kept, start + 30);
+  poller.schedule(cancelled, start + 30);
+  // Nothing is ready; the blocking wait fails; asked again here, it says EBADF.
+  libc.waits.push({ events: [] }, { fail: EBADF });
+  libc.blockingWaits.push({ fail: EBADF });
+  await poller.whenIdle();
+  poller.cancel(cancelled);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assertEquals(fired, ["kept"]);
+  assert(!kept.scheduled && !cancelled.scheduled);
 });

@@ -412,8 +412,7 @@ export class Poller {
    * Accuracy: on time to within a batch of events while events come (a few
    * hundred microseconds at most); to the millisecond, `epoll_wait`'s
    * unit, rounded up, plus the hand-back from the other thread, when idle.
-   * A poller that fails drops its timers (their owners' sockets fail with
-   * it).
+   * A poller that fails hands its timers to Deno's.
    *
    * @throws {Error} when the poller has failed.
    */
@@ -652,7 +651,9 @@ export class Poller {
       error,
     });
     this.#onFailure?.(this);
-    this.#timers.clear();
+    // Timers go on as Deno's: their owners need not fail with the poller (a delayed echo on one
+    // of Deno's sockets, say).
+    this.#timers.handToDeno(monotonicMs());
     const targets = this.#targets.slice();
     for (let fd = 0; fd < targets.length; fd++) {
       const target = targets[fd];
@@ -706,6 +707,11 @@ export async function closeIdlePoller(): Promise<void> {
     shared = undefined;
     observer?.(null);
   }
+}
+
+/** This isolate's poller if it has one (made, and neither failed nor closed); else `null`. */
+export function runningPoller(): Poller | null {
+  return shared instanceof Poller ? shared : null;
 }
 
 /**

@@ -112,9 +112,20 @@ export class TimerHeap {
     }
   }
 
-  /** Unschedules every timer: none of them fires. */
-  clear(): void {
-    for (const timer of this.#heap) timer.slot = -1;
+  /**
+   * Hands every timer to Deno's timers (`now` is `monotonicMs()`), for a
+   * poller that cannot go on: each still fires once when due, unless its
+   * owner cancels it (or schedules it anew) meanwhile.
+   */
+  handToDeno(now: number): void {
+    for (const timer of this.#heap) {
+      timer.slot = TAKEN;
+      setTimeout(() => {
+        if (timer.slot !== TAKEN) return;
+        timer.slot = -1;
+        timer.fire();
+      }, Math.max(0, Math.ceil(timer.at - now)));
+    }
     this.#heap.length = 0;
   }
 

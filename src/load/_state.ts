@@ -7,8 +7,7 @@
  */
 
 import type { LatencyHistogram } from "./histogram.ts";
-import type { Poller } from "../poll/_poller.ts";
-import { PollTimer } from "../poll/_timers.ts";
+import { Alarm } from "../poll/_alarm.ts";
 import { monotonicMs } from "../libc/_clock.ts";
 
 /** Distinct error messages, each with how many times it came. */
@@ -70,41 +69,23 @@ export class Schedule {
  * it, and it counts from when the timer fired: the timer's lateness is this
  * client's, not the server's.
  *
- * The timer is the poller's own when the connection is on it: Deno's
- * timers run late while the poller is busy (see `Poller.schedule`), by tens
- * of milliseconds at 40,000 requests/s over 1,000 UDP sockets, and the
- * requests held back then went out in bursts that overflowed the server's
- * receive buffer: lost datagrams, and seconds of latency charged to the
- * server.
+ * The timer is an `Alarm`: the poller's own, where there is a poller.
+ * Deno's timers run late while the poller is busy (on its turns every
+ * 10 ms): at 40,000 requests/s over 1,000 UDP sockets, the requests they
+ * held back went out in bursts that overflowed the server's receive
+ * buffer, and the datagrams lost charged a second of latency to the
+ * requests of their sockets that came due meanwhile.
  */
 export class Pacer {
   readonly #schedule: Schedule;
   readonly #send: (startedAt: number) => void;
   #nextDue: number;
-  /** The poller whose timer sends the next request; `null`: Deno's timer does. */
-  readonly #poller: Poller | null;
-  readonly #pollTimer: PollTimer;
-  #timeout: ReturnType<typeof setTimeout> | undefined;
-  readonly #fire = () => {
-    this.#timeout = undefined;
-    this.#send(monotonicMs());
-  };
+  readonly #alarm = new Alarm(() => this.#send(monotonicMs()));
 
-  /**
-   * Paces connection `index` of the run; `send` sends a request counted
-   * from `startedAt`; `poller` is the poller the connection is on, whose
-   * timers then pace it (`null`: Deno's timers do).
-   */
-  constructor(
-    schedule: Schedule,
-    index: number,
-    send: (startedAt: number) => void,
-    poller: Poller | null,
-  ) {
+  /** Paces connection `index` of the run; `send` sends a request counted from `startedAt`. */
+  constructor(schedule: Schedule, index: number, send: (startedAt: number) => void) {
     this.#schedule = schedule;
     this.#send = send;
-    this.#poller = poller;
-    this.#pollTimer = new PollTimer(this.#fire);
     // Until `start`: the offset. Every connection's schedule starts at the load's start, once
     // the connections are made, so the time they took to connect is not charged to the rate.
     this.#nextDue = schedule.offset(index);
@@ -130,15 +111,12 @@ export class Pacer {
     const due = this.#nextDue;
     this.#nextDue = due + this.#schedule.intervalMs;
     if (due <= now) return this.#send(due);
-    if (this.#poller !== null) this.#poller.schedule(this.#pollTimer, due);
-    else this.#timeout = setTimeout(this.#fire, due - now);
+    this.#alarm.setIn(due - now);
   }
 
   /** Cancels a request the timer would send. */
   cancel(): void {
-    this.#poller?.cancel(this.#pollTimer);
-    clearTimeout(this.#timeout);
-    this.#timeout = undefined;
+    this.#alarm.clear();
   }
 }
 
@@ -170,9 +148,7 @@ export abstract class LoadConnection {
     this.state = state;
     this.#index = index;
     const schedule = state.schedule;
-    this.#pacer = schedule === null
-      ? null
-      : new Pacer(schedule, index, (at) => this.send(at), state.poller);
+    this.#pacer = schedule === null ? null : new Pacer(schedule, index, (at) => this.send(at));
   }
 
   /** Sends a request, counted from `startedAt`. */
@@ -261,12 +237,6 @@ export class LoadState {
   /** UDP: datagrams sent, their echoes never seen, seen after their timeout, seen twice, and seen after a later one's. */
   readonly udp = { sent: 0, lost: 0, late: 0, duplicates: 0, reordered: 0 };
   readonly schedule: Schedule | null;
-  /**
-   * The poller the connections are on, whose timers pace an open loop (see
-   * {@linkcode Pacer}); `null` (Deno's timers) when they are on Deno's
-   * sockets. Set before the connections are made.
-   */
-  poller: Poller | null = null;
   /**
    * When each connection's request in flight started counting, by
    * connection index. In one array rather than a field of each connection:

@@ -335,13 +335,9 @@ export async function runHere(
     : formatAddress({ transport, hostname, port: options.port });
   // TCP on the epoll backend where it runs, as the server does: its per-request path is the fast
   // one. Unix sockets and TLS run on Deno's sockets only.
-  const poller = getPoller();
-  const backend = typeof poller === "string" || path !== undefined || tls !== undefined
+  const backend = typeof getPoller() === "string" || path !== undefined || tls !== undefined
     ? "deno"
     : "epoll";
-  // An open loop is paced by the poller's timers where the connections are on it (UDP sockets
-  // are, by default, wherever it runs): Deno's run late while the poller is busy (see `Pacer`).
-  if (typeof poller !== "string" && backend === "epoll") state.poller = poller;
   const message = patternOf(options.size);
   let connected = 0;
   const ends: Promise<void>[] = [];

@@ -20,6 +20,11 @@ import {
   writeAll,
 } from "./_helpers.ts";
 import { BACKENDS, peer } from "./_udp.ts";
+import { connectTcp } from "../src/tcp/client.ts";
+import { connectUdp } from "../src/udp/client.ts";
+import { getPoller } from "../src/poll/_poller.ts";
+import { monotonicMs } from "../src/libc/_clock.ts";
+import { EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
 
 const APIS: EchoApi[] = ["protocol", "stream"];
 
@@ -197,6 +202,81 @@ Deno.test("deno: stream API: delay and throttle together, then once mode closes 
   // 200 ms of delay, then 200 bytes at 500 B/s of which the first 10 go at once.
   const ms = performance.now() - start;
   assert(ms >= 570, `answered whole after ${ms.toFixed(0)} ms: delay and throttle both applied`);
+});
+
+/**
+ * Keeps this process's poller busy, as a server under load does: an
+ * eventfd that is always readable, registered with it, whose events do
+ * nothing. Deno's timers then run on the poller's turns, every 10 ms.
+ */
+function busyPoller(): Disposable {
+  const poller = getPoller();
+  if (typeof poller === "string") throw new Error(poller);
+  const libc = poller.libc;
+  const fd = libc.linux.eventfd(1, O_NONBLOCK | O_CLOEXEC);
+  poller.add(fd, { onEvents() {}, onPollerError() {} }, EPOLLIN);
+  return {
+    [Symbol.dispose]() {
+      poller.remove(fd);
+      libc.symbols.close(fd);
+    },
+  };
+}
+
+/** The median of `values`, and all of them as text for a message. */
+function median(values: number[]): [number, string] {
+  const sorted = values.toSorted((a, b) => a - b);
+  return [sorted[sorted.length >> 1], values.map((ms) => ms.toFixed(1)).join(", ")];
+}
+
+Deno.test("epoll: a delay holds to its time while the poller is busy (its timers, not Deno's)", async () => {
+  await using server = serveEcho({ port: 0, backend: "epoll", faults: { delay: 30 } });
+  using _busy = busyPoller();
+  // The client on the poller too: on Deno's sockets its reads would wait for the turns.
+  let answered: (() => void) | null = null;
+  const { transport } = await connectTcp({ port: server.addr.port, backend: "epoll" }, () => ({
+    dataReceived: () => answered?.(),
+  }));
+  const waits: number[] = [];
+  try {
+    for (let i = 0; i < 9; i++) {
+      const answer = new Promise<void>((resolve) => answered = resolve);
+      const start = monotonicMs();
+      transport.write(Uint8Array.of(i));
+      await answer;
+      waits.push(monotonicMs() - start);
+    }
+  } finally {
+    transport.close();
+  }
+  const [middle, all] = median(waits);
+  assert(waits.every((ms) => ms >= 29.9), `answered after ${all} ms`);
+  // Deno's timers here fire on the poller's turns: 10 ms late as a rule.
+  assert(middle < 35, `answered after ${all} ms`);
+});
+
+Deno.test("UDP (epoll): a delay holds to its time while the poller is busy (its timers, not Deno's)", async () => {
+  await using server = await serveUdpEcho({ port: 0, backend: "epoll", faults: { delay: 30 } });
+  using _busy = busyPoller();
+  let answered: (() => void) | null = null;
+  const { transport } = await connectUdp({ port: server.addr.port }, () => ({
+    datagramReceived: () => answered?.(),
+  }));
+  const waits: number[] = [];
+  try {
+    for (let i = 0; i < 9; i++) {
+      const answer = new Promise<void>((resolve) => answered = resolve);
+      const start = monotonicMs();
+      transport.send(Uint8Array.of(i));
+      await answer;
+      waits.push(monotonicMs() - start);
+    }
+  } finally {
+    transport.close();
+  }
+  const [middle, all] = median(waits);
+  assert(waits.every((ms) => ms >= 29.9), `answered after ${all} ms`);
+  assert(middle < 35, `answered after ${all} ms`);
 });
 
 Deno.test("UDP: delay 300 answers no sooner than 300 ms, and counts", async () => {

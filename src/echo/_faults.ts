@@ -15,6 +15,7 @@ import type { EchoSession, EchoSink } from "./behavior.ts";
 import type { EchoFaultCounters, EchoFaults, UdpEchoFaults } from "./faults.ts";
 import { tcpEchoLogger } from "./_log.ts";
 import { formatAddress } from "../_address.ts";
+import { Alarm } from "../poll/_alarm.ts";
 
 /** What holding one piece costs beside its bytes (the object and its slot), in bytes. */
 const PIECE_COST = 64;
@@ -173,14 +174,11 @@ export class FaultyEcho implements EchoSink {
   #paused = false;
   #pumping = false;
   #waiting = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Wakes the pump when the next piece is due (on time under load: see `Alarm`). */
+  readonly #alarm = new Alarm(() => this.#pump());
   #stopped = false;
   readonly #finished = Promise.withResolvers<void>();
   #room: PromiseWithResolvers<void> | null = null;
-  readonly #onTimer = () => {
-    this.#timer = undefined;
-    this.#pump();
-  };
   readonly #onDrained = () => {
     this.#waiting = false;
     this.#pump();
@@ -280,7 +278,7 @@ export class FaultyEcho implements EchoSink {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#alarm.clear();
     this.#held.length = 0;
     this.#head = 0;
     if (this.#bytes > 0) chargeBuffered(this.#transport, -this.#bytes);
@@ -321,7 +319,7 @@ export class FaultyEcho implements EchoSink {
 
   /** Sends what is due, as the throttle and the transport's buffer allow; then waits for more. */
   #pump(): void {
-    if (this.#pumping || this.#waiting || this.#stopped || this.#timer !== undefined) return;
+    if (this.#pumping || this.#waiting || this.#stopped || this.#alarm.set) return;
     this.#pumping = true;
     try {
       this.#send();
@@ -388,7 +386,7 @@ export class FaultyEcho implements EchoSink {
   }
 
   #wake(ms: number): void {
-    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(ms)));
+    this.#alarm.setIn(ms);
   }
 
   /** What is held before the close or the reset went out: do it, and end. */

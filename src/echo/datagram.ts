@@ -30,6 +30,7 @@ import type { UdpEchoFaultCounters, UdpEchoFaults } from "./faults.ts";
 import { dueTime, type ResolvedUdpEchoFaults, resolveUdpEchoFaults } from "./_faults.ts";
 import { moreCounters, type WithMoreCounters } from "../_more_counters.ts";
 import { lastRead } from "../core/_last_read.ts";
+import { Alarm } from "../poll/_alarm.ts";
 
 /** The most bytes of answers `faults.delay` holds; past it, datagrams are dropped and counted. */
 const DELAYED_LIMIT = 4 * 1024 * 1024;
@@ -274,15 +275,12 @@ class DatagramFaults {
   #head = 0;
   #bytes = 0;
   #lastDue = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Sends what is due when the next answer is (on time under load: see `Alarm`). */
+  readonly #alarm = new Alarm(() => this.#sendDue());
   #stopped = false;
   /** What `finish` asked to be called once nothing is held. */
   #finished: (() => void) | null = null;
   delayed = 0;
-  readonly #onTimer = () => {
-    this.#timer = undefined;
-    this.#sendDue();
-  };
 
   constructor(faults: ResolvedUdpEchoFaults) {
     this.#faults = faults;
@@ -319,7 +317,7 @@ class DatagramFaults {
     this.#due.push(this.#lastDue = dueTime(delay, jitter, this.#lastDue));
     this.#bytes += cost;
     this.delayed++;
-    if (this.#timer === undefined) this.#sendDue();
+    if (!this.#alarm.set) this.#sendDue();
   }
 
   /**
@@ -336,7 +334,7 @@ class DatagramFaults {
   stop(): void {
     this.#stopped = true;
     this.#finished = null;
-    clearTimeout(this.#timer);
+    this.#alarm.clear();
     this.#answers.length = this.#targets.length = this.#due.length = 0;
     this.#head = this.#bytes = 0;
   }
@@ -347,7 +345,7 @@ class DatagramFaults {
     while (this.#head < answers.length && !this.#stopped) {
       const i = this.#head;
       if (this.#due[i] > now) {
-        this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(this.#due[i] - now)));
+        this.#alarm.setIn(this.#due[i] - now);
         break;
       }
       const answer = answers[i];

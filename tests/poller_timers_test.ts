@@ -5,7 +5,7 @@
  * scheduled while the wait is blocked.
  */
 
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { type EpollLibc, Poller } from "../src/poll/_poller.ts";
 import { PollTimer, TimerHeap } from "../src/poll/_timers.ts";
 import { isLibc, loadLibc } from "../src/libc/_libc.ts";
@@ -54,6 +54,22 @@ Deno.test("timer heap: timers scheduled, moved and cancelled at random fire in o
   const times = fired.map((i) => due.get(i)!);
   assertEquals(times, [...times].sort((a, b) => a - b));
   assert(timers.every((timer) => !timer.scheduled));
+});
+
+Deno.test({
+  name: "poller timers: a time that is not finite is refused, naming it",
+  ignore: epoll === null,
+  fn() {
+    const poller = new Poller(epoll!);
+    for (const at of [NaN, Infinity]) {
+      assertThrows(
+        () => poller.schedule(new PollTimer(() => {}), at),
+        RangeError,
+        `Cannot schedule a timer at ${at}: it must be a finite time`,
+      );
+    }
+    assert(poller.closeIfIdle());
+  },
 });
 
 Deno.test("timer heap: a timer scheduled again from a firing waits for the next call; one cancelled by an earlier one does not fire", () => {
@@ -176,10 +192,12 @@ Deno.test({
       const fired = Promise.withResolvers<number>();
       const at = monotonicMs() + 10;
       poller.schedule(new PollTimer(() => fired.resolve(monotonicMs() - at)), at);
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const late = await Promise.race([
         fired.promise,
-        new Promise<number>((resolve) => setTimeout(() => resolve(Infinity), 2000)),
+        new Promise<number>((resolve) => timer = setTimeout(() => resolve(Infinity), 2000)),
       ]);
+      clearTimeout(timer);
       assert(late >= 0 && late < 1000, `fired ${late} ms late: the blocked wait was not woken`);
     } finally {
       poller.remove(fd);
@@ -190,10 +208,12 @@ Deno.test({
     poller.schedule(far, monotonicMs() + 60_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
     poller.cancel(far);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const ended = await Promise.race([
       poller.whenIdle().then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 2000)),
     ]);
+    clearTimeout(timer);
     assert(ended, "the loop waited for a cancelled timer");
     assert(poller.closeIfIdle());
   },

@@ -133,6 +133,8 @@ export const TURN_BYTES = 256 * 1024;
  * load does: `LoadConnection.next`).
  */
 const TURN_MS = 10;
+/** The longest timeout `epoll_wait` takes (an `int` of milliseconds). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** The longest a wait sleeps on the main thread (see `Poller.#waitHere`), in milliseconds. */
 const WAIT_HERE_MS = 1;
 /** Whether waits may sleep on the main thread: see {@linkcode waitOnMainThread}. */
@@ -414,9 +416,13 @@ export class Poller {
    * unit, rounded up, plus the hand-back from the other thread, when idle.
    * A poller that fails hands its timers to Deno's.
    *
+   * @throws {RangeError} when `at` is not a finite number.
    * @throws {Error} when the poller has failed.
    */
   schedule(timer: PollTimer, at: number): void {
+    if (!Number.isFinite(at)) {
+      throw new RangeError(`Cannot schedule a timer at ${at}: it must be a finite time`);
+    }
     if (this.#failure !== null) throw this.#failure;
     this.#timers.schedule(timer, at);
     if (this.#blocked && at < this.#blockedUntil) this.#wakeWait();
@@ -526,7 +532,8 @@ export class Poller {
         const next = this.#timers.next;
         let timeout = -1;
         if (next !== Infinity) {
-          timeout = Math.ceil(next - monotonicMs());
+          // (epoll_wait takes an int: a timer weeks away wakes the wait early, and it waits again.)
+          timeout = Math.min(Math.ceil(next - monotonicMs()), MAX_TIMEOUT_MS);
           if (timeout <= 0) return 0; // one is due: the loop fires it
         }
         this.#blocked = true;
@@ -653,7 +660,7 @@ export class Poller {
     this.#onFailure?.(this);
     // Timers go on as Deno's: their owners need not fail with the poller (a delayed echo on one
     // of Deno's sockets, say).
-    this.#timers.handToDeno(monotonicMs());
+    this.#timers.handToDeno(monotonicMs(), timerThrew);
     const targets = this.#targets.slice();
     for (let fd = 0; fd < targets.length; fd++) {
       const target = targets[fd];

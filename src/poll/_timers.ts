@@ -115,15 +115,20 @@ export class TimerHeap {
   /**
    * Hands every timer to Deno's timers (`now` is `monotonicMs()`), for a
    * poller that cannot go on: each still fires once when due, unless its
-   * owner cancels it (or schedules it anew) meanwhile.
+   * owner cancels it (or schedules it anew) meanwhile. A timer that throws
+   * is reported to `thrown`.
    */
-  handToDeno(now: number): void {
+  handToDeno(now: number, thrown: (error: unknown) => void): void {
     for (const timer of this.#heap) {
       timer.slot = TAKEN;
       setTimeout(() => {
         if (timer.slot !== TAKEN) return;
         timer.slot = -1;
-        timer.fire();
+        try {
+          timer.fire();
+        } catch (error) {
+          thrown(error);
+        }
       }, Math.max(0, Math.ceil(timer.at - now)));
     }
     this.#heap.length = 0;

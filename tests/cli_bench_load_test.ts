@@ -483,35 +483,74 @@ Deno.test("bench program: --rate 2000 over 1,000 connections holds its rate: the
   );
 });
 
-Deno.test("runBench: a closed-loop run ends at its duration even when its timer is held back", async () => {
-  // While the poller keeps the event loop busy (its waits on the main thread), Deno can hold a
-  // due timer back for hundreds of milliseconds: the run must not rely on its timer alone. Here
-  // the duration's timer (the only one of 700 ms) never fires.
-  await using server = await new ServerProcess(["--log-level", "warning"]).ready();
-  const realSetTimeout = globalThis.setTimeout;
-  const guard = new AbortController();
-  const guardTimer = realSetTimeout(() => guard.abort(), 3000);
-  let held = 0;
-  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
-    if (ms !== 700) return realSetTimeout(callback, ms);
-    held++;
-    return -1; // no such timer: clearing it does nothing
-  }) as typeof setTimeout;
+for (const rate of [undefined, 50]) {
+  Deno.test(`runBench: ${rate === undefined ? "a closed" : "an open"}-loop run ends at its duration when Deno's timers are held back`, async () => {
+    // While the poller keeps the event loop busy, Deno can hold a due timer back for hundreds of
+    // milliseconds: the run's timers are the poller's own. Here every Deno timer of 700 ms (the
+    // duration) never fires. At 50 requests/s over 10 connections, each sends every 200 ms:
+    // nothing but the stop's timer ends the run near its duration.
+    await using server = await new ServerProcess(["--log-level", "warning"]).ready();
+    const realSetTimeout = globalThis.setTimeout;
+    const guard = new AbortController();
+    const guardTimer = realSetTimeout(() => guard.abort(), 3000);
+    globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+      if (ms !== 700) return realSetTimeout(callback, ms);
+      return -1; // no such timer: clearing it does nothing
+    }) as typeof setTimeout;
+    try {
+      const report = await runBench({
+        hostname: "127.0.0.1",
+        port: server.port,
+        connections: 10,
+        size: 100,
+        durationMs: 700,
+        rate,
+        signal: guard.signal,
+      });
+      assert(report.requests > 0, JSON.stringify(report));
+      assert(report.seconds >= 0.7 && report.seconds < 1.0, `${report.seconds} s`);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+      clearTimeout(guardTimer);
+    }
+  });
+}
+
+Deno.test("runBench: an open-loop run stopped while it still connects counts no request of a schedule not begun", async () => {
+  // A listener that never accepts, with the smallest backlog: the first connections are made,
+  // the others wait for a SYN-ACK that never comes, and the load never starts.
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\n" +
+      "print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
   try {
+    const reader = python.stdout.getReader();
+    const port = Number(decode((await reader.read()).value!).trim());
+    reader.releaseLock();
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), 300);
     const report = await runBench({
       hostname: "127.0.0.1",
-      port: server.port,
+      port,
       connections: 10,
       size: 100,
-      durationMs: 700,
-      signal: guard.signal,
+      durationMs: 5000,
+      rate: 100,
+      signal: stop.signal,
     });
-    assert(report.requests > 0, JSON.stringify(report));
-    assert(report.seconds >= 0.7 && report.seconds < 1.2, `${report.seconds} s`);
-    assert(held > 0, "the duration's timer was held back");
+    clearTimeout(timer);
+    assertEquals(report.requests, 0, JSON.stringify(report));
+    // Nothing was due yet: the schedules start with the load.
+    assertEquals(report.unfinished, 0, JSON.stringify(report));
   } finally {
-    globalThis.setTimeout = realSetTimeout;
-    clearTimeout(guardTimer);
+    await python.stdin.close();
+    await python.status;
+    await python.stdout.cancel().catch(() => {});
   }
 });
 

@@ -81,6 +81,8 @@ export class Pacer {
   readonly #send: (startedAt: number) => void;
   #nextDue: number;
   readonly #alarm = new Alarm(() => this.#send(monotonicMs()));
+  /** `start` was called: `#nextDue` is a time, no longer an offset. */
+  #started = false;
 
   /** Paces connection `index` of the run; `send` sends a request counted from `startedAt`. */
   constructor(schedule: Schedule, index: number, send: (startedAt: number) => void) {
@@ -98,11 +100,15 @@ export class Pacer {
    */
   start(at: number): void {
     this.#nextDue += at;
+    this.#started = true;
   }
 
-  /** Requests that fell due and were not sent by `now`: the run stopped before them. */
+  /**
+   * Requests that fell due and were not sent by `now`: the run stopped
+   * before them. None before `start` (the run stopped while connecting).
+   */
   overdue(now: number): number {
-    if (now < this.#nextDue) return 0;
+    if (!this.#started || now < this.#nextDue) return 0;
     return Math.floor((now - this.#nextDue) / this.#schedule.intervalMs) + 1;
   }
 
@@ -187,16 +193,9 @@ export abstract class LoadConnection {
     state.requests++;
   }
 
-  /**
-   * Sends the next request, now or when it is due, unless the run or the
-   * connection is over; at or past the run's deadline, stops the run. The
-   * duration's timer alone is not enough: while the poller keeps the event
-   * loop busy, Deno can hold a due timer back for hundreds of milliseconds.
-   */
+  /** Sends the next request, now or when it is due, unless the run or the connection is over. */
   protected next(now: number): void {
-    const state = this.state;
-    if (state.stopping || this.ended) return;
-    if (now >= state.deadline) return state.stop();
+    if (this.state.stopping || this.ended) return;
     const pacer = this.#pacer;
     if (pacer === null) this.send(now);
     else pacer.next(now);
@@ -250,8 +249,6 @@ export class LoadState {
    * until then.
    */
   startedAt = NaN;
-  /** When the load is to stop (`monotonicMs()`): `Infinity` until it has started. */
-  deadline = Infinity;
   /** When the run stopped (`monotonicMs()`), before its connections were ended: `NaN` until then. */
   stoppedAt = NaN;
   readonly #stoppers = new Set<() => void>();
@@ -284,17 +281,15 @@ export class LoadState {
   }
 
   /**
-   * Starts the load at `now`, to stop at `deadline`: the connections made
-   * so far send their first requests (or, in open loop, start their
-   * schedules), all from this one instant. Does nothing once stopping or
-   * started.
+   * Starts the load at `now`: the connections made so far send their first
+   * requests (or, in open loop, start their schedules), all from this one
+   * instant. Does nothing once stopping or started.
    */
-  start(now: number, deadline: number): void {
+  start(now: number): void {
     if (this.started || this.stopping) return;
     const starters = this.#starters;
     this.#starters = [];
     this.startedAt = now;
-    this.deadline = deadline;
     for (const start of starters) {
       try {
         start();

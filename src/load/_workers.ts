@@ -205,8 +205,8 @@ export async function runInWorkers(
   const missing = settled.filter((done) => !done).length;
   if (missing > 0) {
     errors.addCount(
-      `Cannot read the report of a bench worker: none came within ` +
-        `${graceMs / 1000} s of the duration`,
+      `Cannot read the report of a bench worker: none came within twice the duration ` +
+        `(connecting, then the load) and ${graceMs / 1000} s more`,
       missing,
     );
   }

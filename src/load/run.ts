@@ -6,14 +6,16 @@
  * from when it was due, so a server that stalls shows in the percentiles
  * instead of slowing the load: the coordinated omission wrk2 and
  * HdrHistogram describe). A request sent by a timer counts from when the
- * timer fired: Deno's timers fire up to about a millisecond late, and that
- * lateness is the client's, not the server's.
+ * timer fired: the timers (the poller's own, see `poll/_alarm.ts`) fire up
+ * to about a millisecond late while the poller sleeps, and that lateness
+ * is the client's, not the server's.
  *
  * @module
  */
 
 import { connectTcp, type TlsConnectOptions } from "../tcp/client.ts";
 import { getPoller } from "../poll/_poller.ts";
+import { Alarm } from "../poll/_alarm.ts";
 import { connectUdp } from "../udp/client.ts";
 import { resolveHost } from "../sockets/_resolve.ts";
 import { checkAddress, checkInteger } from "../_validate.ts";
@@ -295,21 +297,24 @@ export async function runHere(
   // as long as the run itself (connections made later join the schedule then, their requests
   // past due counted from when they were due); the duration counts from there. With churn,
   // connecting is the load: it starts at once.
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // Its timers are Alarms: Deno's own wait for its event loop's turns, which a busy poller gives
+  // every 10 ms and at times holds back for hundreds of milliseconds. The poller is made first,
+  // so that they are its own.
+  getPoller();
+  const stopTimer = new Alarm(() => state.stop());
   const startLoad = () => {
-    clearTimeout(timer);
     if (state.started || state.stopping) return;
-    const now = monotonicMs();
-    state.start(now, now + durationMs);
-    timer = setTimeout(() => state.stop(), durationMs);
+    state.start(monotonicMs());
+    stopTimer.setIn(durationMs);
   };
-  timer = setTimeout(startLoad, durationMs);
+  const allowance = new Alarm(startLoad);
+  allowance.setIn(durationMs);
   const abort = () => state.stop();
   options.signal?.addEventListener("abort", abort);
   if (options.signal?.aborted) state.stop();
   const progress = options.onProgress && setInterval(() => {
     options.onProgress!({
-      seconds: Math.round((monotonicMs() - start) / 1000),
+      seconds: Math.round((monotonicMs() - (state.started ? state.startedAt : start)) / 1000),
       requests: state.requests,
       errors: state.errors.total,
     });
@@ -413,7 +418,8 @@ export async function runHere(
   // The measured period: from the load's start (the run's, when stopped before it) to the stop,
   // not to the end of closing the connections (tens of milliseconds at 1,000).
   const seconds = (state.stoppedAt - (state.started ? state.startedAt : start)) / 1000;
-  clearTimeout(timer);
+  allowance.clear();
+  stopTimer.clear();
   clearInterval(progress);
   clearInterval(lossCheck);
   options.signal?.removeEventListener("abort", abort);

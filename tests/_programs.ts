@@ -124,7 +124,12 @@ export function installed(command: string): boolean {
   }
 }
 
-/** Runs `command` with `input` on stdin; returns its exit code, stdout bytes and stderr text. */
+/**
+ * Runs `command` with `input` on stdin; returns its exit code, stdout bytes
+ * and stderr text. A program that exits before it has read all of its
+ * input is no error here (as in a shell pipeline); one that runs for more
+ * than a minute is killed.
+ */
 export async function pipeThrough(
   command: string,
   args: string[],
@@ -135,11 +140,16 @@ export async function pipeThrough(
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
   }).spawn();
   const writing = (async () => {
     const writer = child.stdin.getWriter();
-    await writer.write(input);
-    await writer.close();
+    try {
+      await writer.write(input);
+      await writer.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    }
   })();
   const [{ code, stdout, stderr }] = await Promise.all([child.output(), writing]);
   return { code, stdout, stderr: decode(stderr) };

@@ -4,7 +4,7 @@
  * a last line without an LF as it is; over UDP, each line is one datagram.
  */
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { CLIENT, pipeThrough, ServerProcess } from "./_programs.ts";
 import { openDatagramSocket } from "../src/udp/socket.ts";
 import { decode } from "./_helpers.ts";
@@ -156,4 +156,62 @@ Deno.test("client program over UDP, interactive: each line one datagram of the b
     assertEquals(decode(result.stdout), "x\r\n");
     assertEquals([result.code, result.stderr], [0, ""]);
   }
+});
+
+Deno.test("client program, interactive: a long line without LF goes out in pieces as it is read, not held whole", async () => {
+  await using server = recordingTcpServer();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", CLIENT, "--port", String(server.port)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const input = new Uint8Array(300 * 1024).map((_, i) => 0x61 + (i % 26)); // no LF
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader();
+  const output: number[] = [];
+  const writing = writer.write(input); // taken as the client reads it: not awaited before
+  // The input is still open, with no LF: the echo of what was read comes back meanwhile. (A
+  // client that held the line whole would print nothing: the read is then cut short.)
+  const timer = setTimeout(() => reader.cancel(), 10_000);
+  while (output.length < 128 * 1024) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    output.push(...value);
+  }
+  clearTimeout(timer);
+  const before = output.length;
+  if (before < 128 * 1024) {
+    // Held whole: end the client before failing, so nothing of it outlives the test.
+    child.kill();
+    await Promise.allSettled([child.status, writing, stderr, server.received]);
+    await reader.cancel().catch(() => {});
+  }
+  assert(before >= 128 * 1024, `${before} bytes printed before the input ended`);
+  await writing;
+  await writer.close();
+  for (let chunk; !(chunk = await reader.read().catch(() => ({ done: true }))).done;) {
+    output.push(...(chunk as ReadableStreamReadResult<Uint8Array>).value!);
+  }
+  const { code } = await child.status;
+  assertEquals(code, 0, await stderr);
+  assertEquals(Uint8Array.from(output), input);
+  assertEquals(await server.received, input);
+});
+
+Deno.test("client program over UDP, interactive: a line longer than a datagram is refused, naming the limit", async () => {
+  await using server = await recordingUdpServer();
+  const result = await client(
+    ["--udp", "--port", String(server.port)],
+    bytes("short\n", "x".repeat(200_000)),
+  );
+  assertEquals(server.received, [bytes("short\n")]);
+  assertEquals(result.code, 1);
+  assertEquals(
+    result.stderr,
+    `echo client: Cannot send a line of more than 65536 bytes to udp 127.0.0.1:${server.port}: ` +
+      "a datagram carries at most 65507 bytes over IPv4; break it into lines, or use TCP\n",
+  );
 });

@@ -22,7 +22,9 @@
  * been quiet for `--quiet-ms`. A line is sent byte for byte, as nc would,
  * up to and including its LF: a CR and bytes that are not UTF-8 are kept,
  * and a last line without an LF is sent as it is (over UDP, each line is
- * one datagram). A line that is just `q` (then LF or CR LF) or the end of
+ * one datagram). A line longer than 64 KiB goes out over TCP in pieces as
+ * it is read, without waiting for its answer; over UDP it is refused. A
+ * line that is just `q` (then LF or CR LF) or the end of
  * input ends the session: over TCP the client then half-closes the
  * connection and prints what still comes until the server closes it or
  * `--quiet-ms` passes in silence.
@@ -63,6 +65,7 @@ import {
   connectFromFlags,
 } from "./_tls_unix_flags.ts";
 import type { TlsConnectOptions } from "../tcp/client.ts";
+import { MAX_DATAGRAM_SIZE } from "../udp/socket.ts";
 
 /**
  * The `--help` text of the client program.
@@ -312,6 +315,8 @@ interface Session {
   readonly incoming: Incoming;
   /** Sends `data`; throws when it cannot. */
   send(data: Uint8Array): void;
+  /** Resolves once what was sent has left (TCP: the socket took it); UDP sends at once. */
+  drained(): Promise<void>;
   /** Says the input is over: TCP half-closes; UDP has nothing to say. */
   endInput(): void;
   close(): Promise<void>;
@@ -343,6 +348,10 @@ class TcpSession implements Session {
 
   send(data: Uint8Array): void {
     this.#connection.writer.write(data);
+  }
+
+  drained(): Promise<void> {
+    return this.#connection.writer.drain();
   }
 
   endInput(): void {
@@ -393,6 +402,10 @@ class UdpSession implements Session {
 
   send(data: Uint8Array): void {
     this.#transport.send(data);
+  }
+
+  drained(): Promise<void> {
+    return Promise.resolve();
   }
 
   endInput(): void {}
@@ -460,9 +473,22 @@ async function interactive(session: Session, settings: Settings): Promise<number
       const next = lines.read();
       const line = await Promise.race([next, incoming.over]);
       if (line === "ended") return await afterServerEnded(session, lines, next);
-      if (line === null || isQuit(line)) break;
+      if (line === null || (lines.whole && isQuit(line))) break;
+      if (!lines.whole && session.transport === "udp") {
+        throw new Error(
+          `Cannot send a line of more than ${MAX_LINE_PIECE} bytes to ${session.where}: a ` +
+            `datagram carries at most ${MAX_DATAGRAM_SIZE} bytes over IPv4; break it into lines, ` +
+            `or use TCP`,
+        );
+      }
       send(session, line);
       sent += line.length;
+      // A piece of a long line goes on with the next piece, once the socket has taken this one
+      // (what the server answers meanwhile is printed as it comes).
+      if (!lines.endsLine) {
+        await session.drained();
+        continue;
+      }
       if (session.transport === "udp") await firstByte(session, line, settings);
       await incoming.quiet(settings.quietMs);
       if (incoming.error !== null) throw sessionError(session, incoming.error);
@@ -512,34 +538,55 @@ const CARRIAGE_RETURN = 13;
 const Q = 0x71;
 
 /**
+ * The most bytes of one line held before they are given out: a longer line
+ * comes in pieces, so an input without LFs (a file piped in) does not pile
+ * up in memory.
+ */
+const MAX_LINE_PIECE = 64 * 1024;
+
+/**
  * The lines of a byte stream, as bytes: each up to and including its LF,
  * with every other byte as it came (CR, invalid UTF-8); the last one
- * without an LF when the input ends without one.
+ * without an LF when the input ends without one. A line longer than
+ * {@linkcode MAX_LINE_PIECE} comes in pieces (`whole` says whether the
+ * last one given out was a whole line).
  */
 class LineReader {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   /** Bytes read and not yet given out, with no LF among them. */
   #pending: Uint8Array[] = [];
+  /** How many bytes `#pending` holds. */
+  #pendingBytes = 0;
   /** The rest of the last chunk read, not yet looked at for an LF. */
   #rest: Uint8Array = new Uint8Array(0);
   #done = false;
+  /** The last piece given out left its line to be continued. */
+  #midLine = false;
+  /** Whether the last piece given out ended its line (with an LF, or the end of the input). */
+  endsLine = true;
+  /** Whether the last piece given out was a whole line: it began one, and ended it. */
+  whole = true;
 
   constructor(reader: ReadableStreamDefaultReader<Uint8Array>) {
     this.#reader = reader;
   }
 
-  /** The next line, or `null` at the end of the input. */
+  /** The next line (or piece of a long one), or `null` at the end of the input. */
   async read(): Promise<Uint8Array | null> {
     for (;;) {
       const end = this.#rest.indexOf(NEWLINE);
       if (end >= 0) {
         this.#pending.push(this.#rest.subarray(0, end + 1));
         this.#rest = this.#rest.subarray(end + 1);
-        return this.#take();
+        return this.#take(true);
       }
-      if (this.#rest.length > 0) this.#pending.push(this.#rest);
+      if (this.#rest.length > 0) {
+        this.#pending.push(this.#rest);
+        this.#pendingBytes += this.#rest.length;
+      }
       this.#rest = new Uint8Array(0);
-      if (this.#done) return this.#pending.length > 0 ? this.#take() : null;
+      if (this.#done) return this.#pending.length > 0 ? this.#take(true) : null;
+      if (this.#pendingBytes >= MAX_LINE_PIECE) return this.#take(false);
       const { value, done } = await this.#reader.read();
       if (done) this.#done = true;
       else this.#rest = value;
@@ -551,11 +598,18 @@ class LineReader {
     await this.#reader.cancel().catch(() => {});
   }
 
-  /** The pending bytes as one line of its own (a copy: the session may keep it). */
-  #take(): Uint8Array {
+  /**
+   * The pending bytes as one piece of its own (a copy: the session may keep
+   * it); `ends`: the piece ends its line.
+   */
+  #take(ends: boolean): Uint8Array {
     const pending = this.#pending;
     const line = pending.length === 1 ? pending[0].slice() : concat(pending);
     this.#pending = [];
+    this.#pendingBytes = 0;
+    this.whole = ends && !this.#midLine;
+    this.endsLine = ends;
+    this.#midLine = !ends;
     return line;
   }
 }

@@ -53,8 +53,9 @@ export class TcpLoad extends LoadConnection implements Protocol {
 
   /**
    * Whether a request went out on this connection (its bytes, or some of
-   * them, were written): with churn, what makes it one of the connections
-   * counted.
+   * them, were written): with churn, a connection that sent none counts its
+   * request as unfinished when its connect returns (one that did is
+   * counted by then, answered or unfinished at the stop).
    */
   get requested(): boolean {
     return this.#written > 0;

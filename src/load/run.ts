@@ -297,7 +297,8 @@ export async function runHere(
   // as long as the run itself (connections made later join the schedule then, their requests
   // past due counted from when they were due); the duration counts from there. With churn,
   // connecting is the load: it starts at once.
-  // Its timers are Alarms: Deno's own wait for its event loop's turns, which a busy poller gives
+  //
+  // Both timers are Alarms: Deno's own wait for its event loop's turns, which a busy poller gives
   // every 10 ms and at times holds back for hundreds of milliseconds. The poller is made first,
   // so that they are its own.
   getPoller();
@@ -391,9 +392,10 @@ export async function runHere(
             // Until connectionMade: not the first request's write, which follows in it.
             connects.recordMs(protocol.connectedAt - started);
             connected++;
-            // A connect that sent nothing (it ended once the run had stopped, or at its deadline)
-            // was a request under way: the server has its connection, so the report counts both.
-            // One that sent its request is counted by then: answered, or unfinished at the stop.
+            // A connect that sent nothing (the run stopped before its connectionMade, or before
+            // its first send) was a request under way: the server has its connection, so the
+            // report counts both. One that sent its request is counted by then: answered, or
+            // unfinished at the stop.
             if (!protocol.requested) state.unfinished++;
             await protocol.lost;
             if (protocol.failed) break;

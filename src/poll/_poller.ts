@@ -129,8 +129,7 @@ export const TURN_BYTES = 256 * 1024;
  * 200 µs let it fire on time); the bench's closed loop, with its waits on
  * the main thread, ended up to 540 ms past its duration. What must happen
  * by a time under such load is a timer of the poller's own
- * ({@linkcode Poller.schedule}), or checks the clock itself (the bench's
- * load does: `LoadConnection.next`).
+ * ({@linkcode Poller.schedule}; an `Alarm` is one where there is a poller).
  */
 const TURN_MS = 10;
 /** The longest timeout `epoll_wait` takes (an `int` of milliseconds). */

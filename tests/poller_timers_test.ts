@@ -237,3 +237,67 @@ Deno.test("poller timers: a poller that fails hands its timers to Deno's; a time
   assertEquals(fired, ["kept"]);
   assert(!kept.scheduled && !cancelled.scheduled);
 });
+
+Deno.test({
+  name:
+    "poller timers: an idle wait ends at the timer to the sub-millisecond, through epoll_pwait2",
+  ignore: epoll === null || epoll.linux.epoll_pwait2_blocking === null,
+  async fn() {
+    const poller = new Poller(epoll!);
+    const lateness: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const fired = Promise.withResolvers<void>();
+      // 10.3 ms: epoll_wait's whole milliseconds would wait 11, then the hand-back.
+      const at = monotonicMs() + 10.3;
+      poller.schedule(
+        new PollTimer(() => {
+          lateness.push(monotonicMs() - at);
+          fired.resolve();
+        }),
+        at,
+      );
+      await fired.promise;
+    }
+    await poller.whenIdle();
+    assert(poller.closeIfIdle());
+    const late = lateness.map((ms) => ms.toFixed(3)).join(", ");
+    assert(lateness.every((ms) => ms >= 0), `a timer fired early: ${late} ms`);
+    // The hand-back from the blocking thread: 0.2-0.4 ms here; whole milliseconds give 0.9-1.0.
+    const median = lateness.toSorted((a, b) => a - b)[lateness.length >> 1];
+    assert(median < 0.65, `late by ${late} ms`);
+  },
+});
+
+Deno.test({
+  name: "poller timers: a failing epoll_pwait2 (a kernel before 5.11) is given up for epoll_wait",
+  ignore: epoll === null,
+  async fn() {
+    let calls = 0;
+    const linux = {
+      ...epoll!.linux,
+      epoll_pwait2_blocking: () => {
+        calls++;
+        return Promise.resolve(-1); // ENOSYS, on the other thread
+      },
+    } as unknown as EpollLibc["linux"];
+    const poller = new Poller(Object.create(epoll!, { linux: { value: linux } }));
+    const order: number[] = [];
+    const done = Promise.withResolvers<void>();
+    const start = monotonicMs();
+    for (const delay of [5, 15]) {
+      poller.schedule(
+        new PollTimer(() => {
+          order.push(delay);
+          if (order.length === 2) done.resolve();
+        }),
+        start + delay,
+      );
+    }
+    await done.promise;
+    assertEquals(order, [5, 15]);
+    assertEquals(calls, 1, "epoll_pwait2 was tried again after it failed");
+    assert(monotonicMs() - start >= 15);
+    await poller.whenIdle();
+    assert(poller.closeIfIdle());
+  },
+});

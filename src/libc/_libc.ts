@@ -60,6 +60,19 @@ const LINUX = {
     result: "i32",
     nonblocking: true,
   },
+  /**
+   * `epoll_wait` with a timeout in nanoseconds (a `struct timespec`; Linux
+   * 5.11, glibc 2.35), on a blocking thread: what lets the poller's timers
+   * fire to the microsecond rather than the millisecond. `null` where the
+   * C library lacks it.
+   */
+  epoll_pwait2_blocking: {
+    name: "epoll_pwait2",
+    parameters: ["i32", "buffer", "i32", "buffer", "pointer"],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   sendto: {

@@ -84,6 +84,7 @@ export interface EpollLibc extends ErrnoReader {
     | "epoll_ctl"
     | "epoll_wait"
     | "epoll_wait_blocking"
+    | "epoll_pwait2_blocking"
     | "eventfd"
     | "accept4"
     | "read"
@@ -255,6 +256,10 @@ export class Poller {
   readonly #timers = new TimerHeap();
   /** Where the timers due are set apart before they fire (reused). */
   readonly #dueTimers: PollTimer[] = [];
+  /** `epoll_pwait2` on the blocking thread, while it works here (see `#waitUntil`). */
+  #pwait2: LinuxSymbols["epoll_pwait2_blocking"];
+  /** The `struct timespec` of its timeout: seconds, nanoseconds. */
+  readonly #timespec = new BigInt64Array(2);
   /** Set once a wait failed for good: the poller is closed. */
   #failure: Error | null = null;
   readonly #onFailure: ((poller: Poller) => void) | undefined;
@@ -278,6 +283,7 @@ export class Poller {
    */
   constructor(libc: EpollLibc, onFailure?: (poller: Poller) => void) {
     this.libc = libc;
+    this.#pwait2 = libc.linux.epoll_pwait2_blocking ?? null;
     this.#onFailure = onFailure;
     const { epoll_create1, eventfd } = libc.linux;
     this.#epfd = epoll_create1(O_CLOEXEC);
@@ -411,8 +417,9 @@ export class Poller {
    * returns by itself, wakes it (one `write` to the `eventfd`).
    *
    * Accuracy: on time to within a batch of events while events come (a few
-   * hundred microseconds at most); to the millisecond, `epoll_wait`'s
-   * unit, rounded up, plus the hand-back from the other thread, when idle.
+   * hundred microseconds at most); when idle, late by the hand-back from the
+   * blocking thread (0.2-0.4 ms here), where `epoll_pwait2` is there, else
+   * by up to a millisecond more (`epoll_wait`'s unit, rounded up).
    * A poller that fails hands its timers to Deno's.
    *
    * @throws {RangeError} when `at` is not a finite number.
@@ -527,18 +534,16 @@ export class Poller {
       if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
       this.#busy = n > 0;
       if (n === 0) {
-        // Until the next timer of the poller's is due, in whole milliseconds (rounded up).
+        // Until the next timer of the poller's is due.
         const next = this.#timers.next;
-        let timeout = -1;
-        if (next !== Infinity) {
-          // (epoll_wait takes an int: a timer weeks away wakes the wait early, and it waits again.)
-          timeout = Math.min(Math.ceil(next - monotonicMs()), MAX_TIMEOUT_MS);
-          if (timeout <= 0) return 0; // one is due: the loop fires it
-        }
+        const left = next - monotonicMs();
+        if (left <= 0) return 0; // one is due: the loop fires it
         this.#blocked = true;
         this.#blockedUntil = next;
         try {
-          n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, timeout);
+          n = next === Infinity
+            ? await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1)
+            : await this.#waitUntil(left);
         } finally {
           this.#blocked = false;
           this.#lastTurn = monotonicMs();
@@ -551,6 +556,31 @@ export class Poller {
       if (code !== EINTR) throw this.libc.error(code, "wait for events with epoll_wait");
       if (this.#count === 0) return 0;
     }
+  }
+
+  /**
+   * Waits on the blocking thread for events, or `ms` milliseconds: to the
+   * nanosecond with `epoll_pwait2` where the C library and the kernel have
+   * it (the timer then fires a few hundred microseconds late, the hand-back
+   * from the other thread, instead of up to a millisecond more), else to
+   * the millisecond, rounded up. A failed `epoll_pwait2` (ENOSYS on a kernel
+   * before 5.11; its errno is the other thread's) is not used again.
+   */
+  #waitUntil(ms: number): Promise<number> {
+    const pwait2 = this.#pwait2;
+    if (pwait2 === null) {
+      // (epoll_wait takes an int: a timer weeks away wakes the wait early, and it waits again.)
+      const timeout = Math.min(Math.ceil(ms), MAX_TIMEOUT_MS);
+      return this.libc.linux.epoll_wait_blocking(this.#epfd, this.#events, MAX_EVENTS, timeout);
+    }
+    const timespec = this.#timespec;
+    const seconds = Math.floor(ms / 1000);
+    timespec[0] = BigInt(seconds);
+    timespec[1] = BigInt(Math.ceil((ms - seconds * 1000) * 1e6));
+    return pwait2(this.#epfd, this.#events, MAX_EVENTS, timespec, null).then((n) => {
+      if (n < 0) this.#pwait2 = null;
+      return n;
+    });
   }
 
   /**

@@ -301,3 +301,32 @@ Deno.test({
     assert(poller.closeIfIdle());
   },
 });
+
+Deno.test("poller timers: a timer handed to Deno's, scheduled on a new poller that fails too, fires once, at its new time", async () => {
+  const failing = () => {
+    const libc = new FakeLibc();
+    const poller = new Poller(libc);
+    return {
+      poller,
+      fail: () => {
+        libc.waits.push({ events: [] }, { fail: EBADF });
+        libc.blockingWaits.push({ fail: EBADF });
+      },
+    };
+  };
+  const fired: number[] = [];
+  const timer = new PollTimer(() => fired.push(monotonicMs()));
+  const start = monotonicMs();
+  const first = failing();
+  first.poller.schedule(timer, start + 20);
+  first.fail();
+  await first.poller.whenIdle();
+  // Handed to Deno's for start + 20; moved to start + 80 on a second poller, which fails too.
+  const second = failing();
+  second.poller.schedule(timer, start + 80);
+  second.fail();
+  await second.poller.whenIdle();
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assertEquals(fired.length, 1, `fired at ${fired.map((at) => (at - start).toFixed(1))} ms`);
+  assert(fired[0] - start >= 79, `fired at ${(fired[0] - start).toFixed(1)} ms, not at 80`);
+});

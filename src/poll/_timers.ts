@@ -21,6 +21,8 @@ export class PollTimer {
   at = 0;
   /** Its place in the heap; -1 while not scheduled, {@linkcode TAKEN} once taken to fire. */
   slot = -1;
+  /** How many times it was handed to Deno's timers (see `TimerHeap.handToDeno`). */
+  handOvers = 0;
   /** What runs when it is due (once per scheduling). */
   readonly fire: () => void;
 
@@ -121,8 +123,11 @@ export class TimerHeap {
   handToDeno(now: number, thrown: (error: unknown) => void): void {
     for (const timer of this.#heap) {
       timer.slot = TAKEN;
+      // Scheduled anew on another poller that failed too, it is handed over again: this one's
+      // time is then not its time.
+      const handOver = ++timer.handOvers;
       setTimeout(() => {
-        if (timer.slot !== TAKEN) return;
+        if (timer.slot !== TAKEN || timer.handOvers !== handOver) return;
         timer.slot = -1;
         try {
           timer.fire();

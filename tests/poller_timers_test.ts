@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { type EpollLibc, Poller } from "../src/poll/_poller.ts";
+import { type EpollLibc, Poller, waitOnMainThread } from "../src/poll/_poller.ts";
 import { PollTimer, TimerHeap } from "../src/poll/_timers.ts";
 import { isLibc, loadLibc } from "../src/libc/_libc.ts";
 import { EBADF, EPOLLIN, O_CLOEXEC, O_NONBLOCK } from "../src/libc/_constants.ts";
@@ -329,4 +329,105 @@ Deno.test("poller timers: a timer handed to Deno's, scheduled on a new poller th
   await new Promise((resolve) => setTimeout(resolve, 120));
   assertEquals(fired.length, 1, `fired at ${fired.map((at) => (at - start).toFixed(1))} ms`);
   assert(fired[0] - start >= 79, `fired at ${(fired[0] - start).toFixed(1)} ms, not at 80`);
+});
+
+Deno.test({
+  name:
+    "poller timers: with waits on the main thread, a busy loop sleeps here until a timer due within a millisecond",
+  ignore: epoll === null || epoll.linux.epoll_pwait2 === null,
+  async fn() {
+    let blocking = 0;
+    const real = epoll!.linux;
+    const linux = {
+      ...real,
+      epoll_wait_blocking: (...args: Parameters<typeof real.epoll_wait_blocking>) => {
+        blocking++;
+        return real.epoll_wait_blocking(...args);
+      },
+      epoll_pwait2_blocking: (
+        ...args: Parameters<NonNullable<typeof real.epoll_pwait2_blocking>>
+      ) => {
+        blocking++;
+        return real.epoll_pwait2_blocking!(...args);
+      },
+    } as EpollLibc["linux"];
+    const poller = new Poller(Object.create(epoll!, { linux: { value: linux } }));
+    const fd = real.eventfd(0, O_NONBLOCK | O_CLOEXEC);
+    const counter = new BigUint64Array([1n]);
+    poller.add(fd, {
+      onEvents: () => void real.read(fd, new BigUint64Array(1), 8n),
+      onPollerError(error) {
+        throw error;
+      },
+    }, EPOLLIN);
+    waitOnMainThread(true);
+    try {
+      // Each round: an event (the loop is busy), then a timer 0.5 ms on, which sends the next.
+      const done = Promise.withResolvers<void>();
+      let rounds = 0;
+      let at = 0;
+      const lateness: number[] = [];
+      const timer: PollTimer = new PollTimer(() => {
+        lateness.push(monotonicMs() - at);
+        if (++rounds === 50) return done.resolve();
+        round();
+      });
+      const round = () => {
+        real.write(fd, counter, 8n);
+        at = monotonicMs() + 0.5;
+        poller.schedule(timer, at);
+      };
+      round();
+      await done.promise;
+      // 50 rounds in about 25 ms: the loop's turns every 10 ms go to the blocking thread, and
+      // the first wait; a wait there for each timer would make 50.
+      assert(blocking <= 10, `${blocking} waits on the blocking thread for 50 timers`);
+      const median = lateness.toSorted((a, b) => a - b)[lateness.length >> 1];
+      assert(median < 0.2, `late by ${lateness.map((ms) => ms.toFixed(3)).join(", ")} ms`);
+    } finally {
+      waitOnMainThread(false);
+      poller.remove(fd);
+      epoll!.symbols.close(fd);
+      await poller.whenIdle();
+      poller.closeIfIdle();
+    }
+  },
+});
+
+Deno.test("poller timers: a wait here that slept until a timer leaves the loop busy: the next wait sleeps here too", async () => {
+  // The fake's epoll_pwait2 on this thread answers at once what is ready: nothing after the
+  // first event, as for a client that sent its request and waits for the answer.
+  const libc = new FakeLibc();
+  let pwaits = 0;
+  (libc.linux as { epoll_pwait2: unknown }).epoll_pwait2 = (fd: number, events: Uint8Array) => {
+    pwaits++;
+    return libc.linux.epoll_wait(fd, events, 256, 0);
+  };
+  const poller = new Poller(libc);
+  libc.socket(7);
+  poller.add(7, { onEvents() {}, onPollerError() {} }, EPOLLIN);
+  libc.waits.push({ events: [[7, EPOLLIN]] }); // the loop is busy: its next wait is here
+  waitOnMainThread(true);
+  try {
+    const done = Promise.withResolvers<void>();
+    let rounds = 0;
+    let blocking = -1;
+    const timer: PollTimer = new PollTimer(() => {
+      // (Once the last has fired, the idle loop blocks there: not counted.)
+      if (++rounds === 5) return done.resolve(void (blocking = libc.blockingCalls));
+      poller.schedule(timer, monotonicMs() + 0.5); // the next request, with no event between
+    });
+    poller.schedule(timer, monotonicMs() + 0.5);
+    await done.promise;
+    assert(pwaits > 0, "no wait slept here");
+    assertEquals(
+      blocking,
+      0,
+      `a wait went to the blocking thread between two timers (${pwaits} here)`,
+    );
+  } finally {
+    waitOnMainThread(false);
+    poller.remove(7);
+    await poller.whenIdle();
+  }
 });

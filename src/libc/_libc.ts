@@ -73,6 +73,12 @@ const LINUX = {
     nonblocking: true,
     optional: true,
   },
+  /** The same on this thread, for a wait here that ends at a timer (see `Poller.#waitHere`). */
+  epoll_pwait2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "pointer"],
+    result: "i32",
+    optional: true,
+  },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   sendto: {

@@ -85,6 +85,7 @@ export interface EpollLibc extends ErrnoReader {
     | "epoll_wait"
     | "epoll_wait_blocking"
     | "epoll_pwait2_blocking"
+    | "epoll_pwait2"
     | "eventfd"
     | "accept4"
     | "read"
@@ -258,6 +259,10 @@ export class Poller {
   readonly #dueTimers: PollTimer[] = [];
   /** `epoll_pwait2` on the blocking thread, while it works here (see `#waitUntil`). */
   #pwait2: LinuxSymbols["epoll_pwait2_blocking"];
+  /** `epoll_pwait2` on this thread, while it works (see `#waitHere`). */
+  #pwait2Here: LinuxSymbols["epoll_pwait2"];
+  /** The last wait here slept until a timer of the poller's was due (see `#waitHere`). */
+  #timerEnded = false;
   /** The `struct timespec` of its timeout: seconds, nanoseconds. */
   readonly #timespec = new BigInt64Array(2);
   /** Set once a wait failed for good: the poller is closed. */
@@ -284,6 +289,7 @@ export class Poller {
   constructor(libc: EpollLibc, onFailure?: (poller: Poller) => void) {
     this.libc = libc;
     this.#pwait2 = libc.linux.epoll_pwait2_blocking ?? null;
+    this.#pwait2Here = libc.linux.epoll_pwait2 ?? null;
     this.#onFailure = onFailure;
     const { epoll_create1, eventfd } = libc.linux;
     this.#epfd = epoll_create1(O_CLOEXEC);
@@ -532,6 +538,11 @@ export class Poller {
         if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
       }
       if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
+      if (n === 0 && this.#timerEnded) {
+        // The wait here slept until a timer: the loop fires it, and the program is still busy.
+        this.#timerEnded = false;
+        return 0;
+      }
       this.#busy = n > 0;
       if (n === 0) {
         // Until the next timer of the poller's is due.
@@ -617,7 +628,34 @@ export class Poller {
         this.#spinBackoff = Math.min(this.#spinBackoff * 2, MAX_SPIN_SKIPS);
       }
     }
-    if (n === 0 && next !== Infinity && next - monotonicMs() < WAIT_HERE_MS) return 0;
+    if (n === 0 && next !== Infinity) {
+      const left = next - monotonicMs();
+      if (left < WAIT_HERE_MS) {
+        // The timer comes first: sleep here until it (or an event), to the nanosecond. Without
+        // epoll_pwait2, the wait goes to the blocking thread, with its whole milliseconds.
+        const pwait2 = this.#pwait2Here;
+        if (left > 0 && pwait2 !== null) {
+          const timespec = this.#timespec;
+          timespec[0] = 0n;
+          timespec[1] = BigInt(Math.ceil(left * 1e6));
+          n = pwait2(this.#epfd, this.#events, MAX_EVENTS, timespec, null);
+          if (n > 0) {
+            this.#hereBackoff = 1;
+            return n;
+          }
+          if (n < 0) {
+            // ENOSYS (a kernel before 5.11), or EINTR: the next wait finds what is ready.
+            if (this.libc.errno() !== EINTR) this.#pwait2Here = null;
+            return 0;
+          }
+        } else if (left > 0) {
+          return 0;
+        }
+        // Not a wait that found nothing: the timer ended it.
+        this.#timerEnded = true;
+        return 0;
+      }
+    }
     if (n === 0) n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, WAIT_HERE_MS);
     if (n > 0) {
       this.#hereBackoff = 1;

@@ -628,34 +628,7 @@ export class Poller {
         this.#spinBackoff = Math.min(this.#spinBackoff * 2, MAX_SPIN_SKIPS);
       }
     }
-    if (n === 0 && next !== Infinity) {
-      const left = next - monotonicMs();
-      if (left < WAIT_HERE_MS) {
-        // The timer comes first: sleep here until it (or an event), to the nanosecond. Without
-        // epoll_pwait2, the wait goes to the blocking thread, with its whole milliseconds.
-        const pwait2 = this.#pwait2Here;
-        if (left > 0 && pwait2 !== null) {
-          const timespec = this.#timespec;
-          timespec[0] = 0n;
-          timespec[1] = BigInt(Math.ceil(left * 1e6));
-          n = pwait2(this.#epfd, this.#events, MAX_EVENTS, timespec, null);
-          if (n > 0) {
-            this.#hereBackoff = 1;
-            return n;
-          }
-          if (n < 0) {
-            // ENOSYS (a kernel before 5.11), or EINTR: the next wait finds what is ready.
-            if (this.libc.errno() !== EINTR) this.#pwait2Here = null;
-            return 0;
-          }
-        } else if (left > 0) {
-          return 0;
-        }
-        // Not a wait that found nothing: the timer ended it.
-        this.#timerEnded = true;
-        return 0;
-      }
-    }
+    if (n === 0 && next - monotonicMs() < WAIT_HERE_MS) return this.#waitForTimer(next);
     if (n === 0) n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, WAIT_HERE_MS);
     if (n > 0) {
       this.#hereBackoff = 1;
@@ -664,6 +637,37 @@ export class Poller {
       this.#hereBackoff = Math.min(this.#hereBackoff * 2, 1024);
     }
     return n;
+  }
+
+  /**
+   * A wait here whose next timer (due at `next`) comes within
+   * {@linkcode WAIT_HERE_MS}: sleeps here until it or an event, to the
+   * nanosecond (`epoll_pwait2`), and a wait the timer ended is not one that
+   * found nothing (`#timerEnded`: the program stays busy). Without
+   * `epoll_pwait2` it returns 0 at once, and the wait goes to the blocking
+   * thread, with its whole milliseconds.
+   */
+  #waitForTimer(next: number): number {
+    const left = next - monotonicMs();
+    if (left > 0) {
+      const pwait2 = this.#pwait2Here;
+      if (pwait2 === null) return 0;
+      const timespec = this.#timespec;
+      timespec[0] = 0n;
+      timespec[1] = BigInt(Math.ceil(left * 1e6));
+      const n = pwait2(this.#epfd, this.#events, MAX_EVENTS, timespec, null);
+      if (n > 0) {
+        this.#hereBackoff = 1;
+        return n;
+      }
+      if (n < 0) {
+        // ENOSYS (a kernel before 5.11), or EINTR: the next wait finds what is ready.
+        if (this.libc.errno() !== EINTR) this.#pwait2Here = null;
+        return 0;
+      }
+    }
+    this.#timerEnded = true;
+    return 0;
   }
 
   /**

@@ -484,14 +484,20 @@ export class Poller {
     try {
       const timers = this.#timers;
       while (this.#count > 0 || timers.size > 0) {
-        const n = await this.#wait();
+        // Most waits find events without blocking: then no promise is made for them.
+        const waited = this.#wait();
+        const n = typeof waited === "number" ? waited : await waited;
         for (let from = 0; from < n && this.#failure === null;) {
           from = this.#dispatch(from, Math.min(n, from + TURN_EVENTS));
           this.delivered = 0;
           if (timers.size > 0) this.#fireTimers();
+          // What the events' handlers queued (promises, microtasks) runs before the next wait.
           await null;
         }
-        if (n === 0 && timers.size > 0) this.#fireTimers();
+        if (n === 0) {
+          if (timers.size > 0) this.#fireTimers();
+          await null;
+        }
       }
     } catch (error) {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
@@ -502,71 +508,90 @@ export class Poller {
   }
 
   /**
-   * Waits for events; returns how many. Asks without blocking first (or,
-   * when the last wait found events and waits may sleep on this thread,
-   * sleeps here: see {@linkcode Poller.#waitHere}), then on the blocking
-   * thread. A failed blocking wait is asked again here:
-   * errno belongs to the thread that made the call, so only a call made on
-   * this one can say why it failed (and a wait interrupted by a signal,
-   * EINTR, simply finds the events now).
+   * Waits for events; gives how many, at once when the wait did not block
+   * (the common case under load), else as a promise. Asks without blocking
+   * first (or, when the last wait found events and waits may sleep on this
+   * thread, sleeps here: see {@linkcode Poller.#waitHere}), then on the
+   * blocking thread ({@linkcode Poller.#sleep}). Every {@linkcode TURN_MS}
+   * of waits that never blocked, one asks on the blocking thread
+   * ({@linkcode Poller.#giveTurn}).
    *
    * @throws {Error} for a failure other than EINTR.
    */
-  async #wait(): Promise<number> {
-    const { epoll_wait, epoll_wait_blocking } = this.libc.linux;
-    const epfd = this.#epfd;
-    const events = this.#events;
-    for (;;) {
-      let n: number;
-      const now = monotonicMs();
-      let waitedHere = false;
-      if (now - this.#lastTurn < TURN_MS) {
-        if (this.#busy && mainThreadWaits && this.#hereSkips === 0) {
-          // The wait here returns at once when events are ready: no look without blocking first.
-          waitedHere = true;
-          n = this.#waitHere();
-        } else {
-          n = epoll_wait(epfd, events, MAX_EVENTS, 0);
-        }
-      } else {
-        // Busy for a while without ever blocking: ask on the blocking thread this time (with
-        // no timeout), so Deno's event loop turns and timers, signals and its own I/O run.
-        this.#lastTurn = now;
-        n = await epoll_wait_blocking(epfd, events, MAX_EVENTS, 0);
-        // Everything may have been removed meanwhile, with no wait blocked to be woken.
-        if (this.#count === 0) return 0;
-        if (n < 0) n = epoll_wait(epfd, events, MAX_EVENTS, 0); // errno is this thread's
-      }
-      if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
-      if (n === 0 && this.#timerEnded) {
-        // The wait here slept until a timer: the loop fires it, and the program is still busy.
-        this.#timerEnded = false;
-        return 0;
-      }
-      this.#busy = n > 0;
-      if (n === 0) {
-        // Until the next timer of the poller's is due.
-        const next = this.#timers.next;
-        const left = next - monotonicMs();
-        if (left <= 0) return 0; // one is due: the loop fires it
-        this.#blocked = true;
-        this.#blockedUntil = next;
-        try {
-          n = next === Infinity
-            ? await epoll_wait_blocking(epfd, events, MAX_EVENTS, -1)
-            : await this.#waitUntil(left);
-        } finally {
-          this.#blocked = false;
-          this.#lastTurn = monotonicMs();
-        }
-        if (this.#count === 0 && this.#timers.size === 0) return 0; // woken to end the loop
-        if (n < 0) continue; // ask again here, to learn why
-      }
-      if (n >= 0) return n;
-      const code = this.libc.errno();
-      if (code !== EINTR) throw this.libc.error(code, "wait for events with epoll_wait");
-      if (this.#count === 0) return 0;
+  #wait(): number | Promise<number> {
+    if (monotonicMs() - this.#lastTurn >= TURN_MS) return this.#giveTurn();
+    let n: number;
+    let waitedHere = false;
+    if (this.#busy && mainThreadWaits && this.#hereSkips === 0) {
+      // The wait here returns at once when events are ready: no look without blocking first.
+      waitedHere = true;
+      n = this.#waitHere();
+    } else {
+      n = this.libc.linux.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
     }
+    return this.#afterLook(n, waitedHere);
+  }
+
+  /**
+   * Busy for a while without ever blocking: asks on the blocking thread this
+   * time (with no timeout), so Deno's event loop turns and timers, signals
+   * and its own I/O run.
+   */
+  async #giveTurn(): Promise<number> {
+    const { epoll_wait, epoll_wait_blocking } = this.libc.linux;
+    this.#lastTurn = monotonicMs();
+    let n = await epoll_wait_blocking(this.#epfd, this.#events, MAX_EVENTS, 0);
+    // Everything may have been removed meanwhile, with no wait blocked to be woken.
+    if (this.#count === 0) return 0;
+    if (n < 0) n = epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0); // errno is this thread's
+    return this.#afterLook(n, false);
+  }
+
+  /** What a look that found `n` events (or failed) leads to: `n`, a wait that blocks, or an error. */
+  #afterLook(n: number, waitedHere: boolean): number | Promise<number> {
+    if (n === 0 && this.#busy && mainThreadWaits && !waitedHere) n = this.#waitHere();
+    if (n === 0 && this.#timerEnded) {
+      // The wait here slept until a timer: the loop fires it, and the program is still busy.
+      this.#timerEnded = false;
+      return 0;
+    }
+    this.#busy = n > 0;
+    if (n === 0) {
+      // Until the next timer of the poller's is due.
+      const next = this.#timers.next;
+      const left = next - monotonicMs();
+      if (left <= 0) return 0; // one is due: the loop fires it
+      return this.#sleep(next, left);
+    }
+    if (n > 0) return n;
+    const code = this.libc.errno();
+    if (code !== EINTR) throw this.libc.error(code, "wait for events with epoll_wait");
+    if (this.#count === 0) return 0;
+    return this.#wait();
+  }
+
+  /**
+   * Blocks on the other thread until events come or the timer due at
+   * `next` (in `left` ms). A wait that failed there is asked again here:
+   * errno belongs to the thread that made the call, so only a call made on
+   * this one can say why it failed (and a wait interrupted by a signal,
+   * EINTR, simply finds the events now).
+   */
+  async #sleep(next: number, left: number): Promise<number> {
+    let n: number;
+    this.#blocked = true;
+    this.#blockedUntil = next;
+    try {
+      n = next === Infinity
+        ? await this.libc.linux.epoll_wait_blocking(this.#epfd, this.#events, MAX_EVENTS, -1)
+        : await this.#waitUntil(left);
+    } finally {
+      this.#blocked = false;
+      this.#lastTurn = monotonicMs();
+    }
+    if (this.#count === 0 && this.#timers.size === 0) return 0; // woken to end the loop
+    if (n < 0) return this.#wait(); // ask again here, to learn why
+    return n;
   }
 
   /**

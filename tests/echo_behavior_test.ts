@@ -57,6 +57,35 @@ Deno.test("until mode: at untilLimit without the terminator, the kept bytes go b
   assertEquals(charges.reduce((a, b) => a + b, 0), 0);
 });
 
+Deno.test("until mode: what is kept is let go of piece by piece as it is written, not after all of it", () => {
+  // The server's budget counts both what the session keeps and what a write keeps of it (the
+  // deno backend's writes keep all of it): were the kept bytes let go of only after the last
+  // write, a server flushing 100 floods at shutdown held each one's request twice at once.
+  const PIECE = 100_000;
+  let held = 0;
+  let peak = 0;
+  const count = (delta: number) => {
+    held += delta;
+    peak = Math.max(peak, held);
+  };
+  const session = new EchoSession(resolveEchoOptions({ until: "END" }), { charge: count });
+  let written = 0;
+  const sink: EchoSink = {
+    write: (data) => {
+      written += data.length;
+      count(data.length); // a queue's copy, which the socket takes later
+    },
+    close: () => {},
+  };
+  for (let i = 0; i < 4; i++) session.received(new Uint8Array(PIECE), sink);
+  assertEquals([held, written], [4 * PIECE, 0]);
+  session.received(encode("END"), sink);
+  assertEquals(written, 4 * PIECE + 3);
+  // The session let go of all it counted: what is left is the writes' copies.
+  assertEquals(held, written);
+  assert(peak <= 4 * PIECE + PIECE + 3, `peak ${peak}: the kept bytes and their copies together`);
+});
+
 Deno.test("until mode: a request of exactly untilLimit bytes, terminator included, is answered", () => {
   let limit = 0;
   const session = new EchoSession(resolveEchoOptions({ until: "END", untilLimit: 10 }), {

@@ -376,26 +376,37 @@ export class EchoSession {
   }
 
   /**
-   * Sends what is kept, and lets go of it; `charged` of it was counted.
-   * Pieces are joined into one write when small, and written one by one
-   * when large (no second copy of a large request).
+   * Sends what is kept, and lets go of it; `charged` of it (its first
+   * bytes) was counted. Pieces are joined into one write when small, and
+   * written one by one when large (no second copy of a large request), each
+   * let go of as it is written: a write counts the copy it keeps of what
+   * the socket does not take at once (all of it on the deno backend), and
+   * the kept bytes and their copies are never both counted past one piece.
    */
   #flushKept(sink: EchoSink, charged = this.#keptLength): void {
     const kept = this.#kept;
-    if (kept.length > 1 && this.#keptLength <= JOIN_BELOW) {
-      const joined = new Uint8Array(this.#keptLength);
+    const keptLength = this.#keptLength;
+    this.#kept = NOTHING_KEPT;
+    this.#keptLength = 0;
+    if (kept.length > 1 && keptLength <= JOIN_BELOW) {
+      const joined = new Uint8Array(keptLength);
       let offset = 0;
       for (const chunk of kept) {
         joined.set(chunk, offset);
         offset += chunk.length;
       }
       sink.write(joined);
-    } else {
-      for (const chunk of kept) sink.write(chunk);
+      if (charged > 0) this.#hooks?.charge?.(-charged);
+      return;
     }
-    this.#kept = NOTHING_KEPT;
-    this.#keptLength = 0;
-    if (charged > 0) this.#hooks?.charge?.(-charged);
+    let left = charged;
+    for (const chunk of kept) {
+      sink.write(chunk);
+      const written = Math.min(left, chunk.length);
+      if (written === 0) continue;
+      left -= written;
+      this.#hooks?.charge?.(-written);
+    }
   }
 
   /** Adds one piece to what is kept. */

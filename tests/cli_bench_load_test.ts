@@ -554,6 +554,48 @@ Deno.test("runBench: an open-loop run stopped while it still connects counts no 
   }
 });
 
+Deno.test("runBench: with churn, a connect completed after the stop counts as a connection, not in the rate", async () => {
+  // A listener with the smallest backlog, which accepts only when told: the first connect is
+  // made at once (and its request never answered); the second one's SYN is dropped while the
+  // queue is full, and resent by the kernel a second later. The run is stopped at 0.5 s and
+  // the queue drained then, so that second connect completes after the stop, within the run's
+  // grace for connections still being made.
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\n" +
+      "print(s.getsockname()[1],flush=True)\nsys.stdin.readline()\nheld=[]\n" +
+      "while True: held.append(s.accept())",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const input = python.stdin.getWriter();
+  try {
+    const reader = python.stdout.getReader();
+    const port = Number(decode((await reader.read()).value!).trim());
+    reader.releaseLock();
+    const stop = new AbortController();
+    const timer = setTimeout(() => {
+      stop.abort();
+      input.write(new TextEncoder().encode("accept\n"));
+    }, 500);
+    const options = { hostname: "127.0.0.1", port, size: 100, durationMs: 5000 };
+    const report = await runBench({ ...options, connections: 2, churn: true, signal: stop.signal });
+    clearTimeout(timer);
+    const shown = JSON.stringify(report);
+    // Both connects were made (the server has both connections), neither request answered.
+    assertEquals([report.churn?.connections, report.requests, report.unfinished], [2, 0, 2], shown);
+    // The rate is of the one made in the measured period.
+    assertEquals(Math.round(report.churn!.connectionsPerSecond * report.seconds), 1, shown);
+  } finally {
+    python.kill();
+    await python.status;
+    await input.close().catch(() => {});
+    await python.stdout.cancel().catch(() => {});
+  }
+});
+
 for (const transport of ["tcp", "udp"] as const) {
   Deno.test(`runBench: an open loop over ${transport} on the epoll backend is paced by the poller's timers, not Deno's`, async () => {
     // Deno's timers fire on its event loop's turns, which a busy poller gives every 10 ms: at

@@ -249,6 +249,8 @@ function merged(
   let wrong = 0;
   let unfinished = 0;
   let connected = 0;
+  // The connects each worker made by its stop: its rate times its own measured period.
+  let connectedInTime = 0;
   // The run lasted as long as its longest share (each measures its own from its start).
   let seconds = 0;
   for (const report of reports) {
@@ -260,7 +262,10 @@ function merged(
     if (report.udp !== null) {
       for (const key of Object.keys(udp) as (keyof typeof udp)[]) udp[key] += report.udp[key];
     }
-    connected += report.churn?.connections ?? 0;
+    if (report.churn !== null) {
+      connected += report.churn.connections;
+      connectedInTime += report.churn.connectionsPerSecond * report.seconds;
+    }
   }
   if (reports.length === 0) seconds = (monotonicMs() - start) / 1000;
   return reportOf(
@@ -269,6 +274,6 @@ function merged(
     count,
     seconds,
     percentiles,
-    { connected, connects },
+    { connected, connectedInTime, connects },
   );
 }

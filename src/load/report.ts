@@ -21,8 +21,8 @@ export interface RunFigures {
 
 /**
  * The report of a run of `options` over `workers` event loops that counted
- * `figures` in `seconds`; with `churn`, the connections it made and their
- * connect latencies.
+ * `figures` in `seconds`; with `churn`, the connections it made, those of
+ * them completed by the stop (the rate's), and their connect latencies.
  */
 export function reportOf(
   figures: RunFigures,
@@ -30,7 +30,7 @@ export function reportOf(
   workers: number,
   seconds: number,
   percentiles: readonly number[],
-  churn: { connected: number; connects: LatencyHistogram },
+  churn: { connected: number; connectedInTime: number; connects: LatencyHistogram },
 ): BenchReport {
   const transport = options.transport ?? "tcp";
   return {
@@ -54,7 +54,7 @@ export function reportOf(
     churn: options.churn
       ? {
         connections: churn.connected,
-        connectionsPerSecond: churn.connected / seconds,
+        connectionsPerSecond: churn.connectedInTime / seconds,
         connectUs: latencyReport(churn.connects, percentiles),
       }
       : null,

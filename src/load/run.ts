@@ -177,9 +177,9 @@ export interface BenchReport {
   udp: { sent: number; lost: number; late: number; duplicates: number; reordered: number } | null;
   /**
    * With `churn`: the connections made (one per request, those made while
-   * the run stopped included: their requests count as `unfinished`), per
-   * second, and how long each connect took, apart from the echo's latency.
-   * `null` otherwise.
+   * the run stopped included: their requests count as `unfinished`); the
+   * rate of those made by the stop over the measured period; and how long
+   * each connect took, apart from the echo's latency. `null` otherwise.
    */
   churn: { connections: number; connectionsPerSecond: number; connectUs: LatencyReport } | null;
 }
@@ -346,6 +346,8 @@ export async function runHere(
     : "epoll";
   const message = patternOf(options.size);
   let connected = 0;
+  /** Churn: the connects completed by the stop, over which the rate is taken. */
+  let connectedInTime = 0;
   const ends: Promise<void>[] = [];
   const udpLoads: UdpLoad[] = [];
   let lossCheck: ReturnType<typeof setInterval> | undefined;
@@ -392,6 +394,7 @@ export async function runHere(
             // Until connectionMade: not the first request's write, which follows in it.
             connects.recordMs(protocol.connectedAt - started);
             connected++;
+            if (!(protocol.connectedAt > state.stoppedAt)) connectedInTime++;
             // A connect that sent nothing (the run stopped before its connectionMade, or before
             // its first send) was a request under way: the server has its connection, so the
             // report counts both. One that sent its request is counted by then: answered, or
@@ -432,5 +435,9 @@ export async function runHere(
     new Promise((resolve) => grace = setTimeout(resolve, 1000)),
   ]);
   clearTimeout(grace);
-  return reportOf(state, options, 1, seconds, percentiles, { connected, connects });
+  return reportOf(state, options, 1, seconds, percentiles, {
+    connected,
+    connectedInTime,
+    connects,
+  });
 }

@@ -394,7 +394,10 @@ export async function runHere(
             // Until connectionMade: not the first request's write, which follows in it.
             connects.recordMs(protocol.connectedAt - started);
             connected++;
-            if (!(protocol.connectedAt > state.stoppedAt)) connectedInTime++;
+            // Made by the stop: the rate counts it.
+            if (!state.stopping || protocol.connectedAt <= state.stoppedAt) {
+              connectedInTime++;
+            }
             // A connect that sent nothing (the run stopped before its connectionMade, or before
             // its first send) was a request under way: the server has its connection, so the
             // report counts both. One that sent its request is counted by then: answered, or

@@ -7,6 +7,7 @@
  */
 
 import { installed } from "./_programs.ts";
+import { moduleTempDir } from "./_temp_dirs.ts";
 
 /** The files and their PEM text. */
 export interface TestCertificates {
@@ -35,9 +36,13 @@ function openssl(args: string[], cwd: string): void {
   if (!success) throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
 }
 
-/** Makes a CA and a server certificate for localhost/127.0.0.1 in a new temporary directory. */
+/**
+ * Makes a CA and a server certificate for localhost/127.0.0.1 in a new
+ * temporary directory, removed when the test module ends (a test may remove
+ * it sooner).
+ */
 export function makeCertificates(): TestCertificates {
-  const dir = Deno.makeTempDirSync({ prefix: "echo-tls-" });
+  const dir = moduleTempDir("echo-tls-");
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   openssl(
     [

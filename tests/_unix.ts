@@ -1,5 +1,7 @@
 /** Helpers of the Unix socket tests. */
 
+import { moduleTempDir } from "./_temp_dirs.ts";
+
 /** Whether something (a file, a socket) is at `path`. */
 export function exists(path: string): boolean {
   try {
@@ -10,7 +12,7 @@ export function exists(path: string): boolean {
   }
 }
 
-/** A path for a Unix socket in a new temporary directory. */
+/** A path for a Unix socket in a new temporary directory, removed when the test module ends. */
 export function tempSocketPath(): string {
-  return `${Deno.makeTempDirSync({ prefix: "echo-unix-" })}/echo.sock`;
+  return `${moduleTempDir("echo-unix-")}/echo.sock`;
 }

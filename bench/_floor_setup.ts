@@ -16,18 +16,21 @@ export interface FloorCase {
   size: number;
   connections: number;
   duration: number;
+  /** `--check`: check every byte of each echo, as `./bench` does (the TCP floor). */
+  check: boolean;
   /** The server's `struct sockaddr_in`. */
   sockaddr: Uint8Array;
 }
 
 /**
- * Reads `--host`, `--port`, `--size`, `--connections` and `--duration`,
- * with `mostSize` the largest message, and checks that this is Linux on
+ * Reads `--host`, `--port`, `--size`, `--connections`, `--duration` and
+ * `--check`, with `mostSize` the largest message, and checks that this is Linux on
  * x86_64 (whose `struct epoll_event` the floors read).
  */
 export function floorCase(args: string[], mostSize: number): FloorCase {
   const flags = parseArgs(args, {
     string: ["host", "port", "size", "connections", "duration"],
+    boolean: ["check"],
     default: { host: "127.0.0.1", size: "1000", connections: "10", duration: "4" },
   });
   const port = Number(flags.port);
@@ -64,7 +67,7 @@ export function floorCase(args: string[], mostSize: number): FloorCase {
   new DataView(sockaddr.buffer).setUint16(0, AF_INET, true);
   new DataView(sockaddr.buffer).setUint16(2, port);
   sockaddr.set(address, 4);
-  return { host, port, size, connections, duration, sockaddr };
+  return { host, port, size, connections, duration, check: flags.check, sockaddr };
 }
 
 export const AF_INET = 2;
@@ -83,6 +86,7 @@ export const libc = Deno.dlopen("libc.so.6", {
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  memcmp: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 }).symbols;

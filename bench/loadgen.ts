@@ -17,7 +17,10 @@
  * with `--udp`) takes its turn too: echoload's (udpload's) loop in
  * JavaScript over FFI, none of this module's code, the most `./bench` could
  * reach on Deno; its columns give its requests/s and its ratio to the C
- * generator's, median and spread.
+ * generator's, median and spread. Over TCP, so does the same floor with
+ * `--check`, which checks every byte of each echo as `./bench` does (and
+ * neither C generator does): the most `./bench` could reach while it
+ * checks; its columns give its ratio to the C generator's.
  *
  * A run that fails (exits other than 0: a C generator that met an error,
  * `./bench` with no answer or a wrong one) ends the comparison with its
@@ -143,6 +146,8 @@ const server = new Deno.Command(`${bin}/${udp ? "cecho_udp" : "cecho"}`, {
 await new Promise((resolve) => setTimeout(resolve, 300)); // the C server binds at once
 const bench = new URL("src/cli/bench.ts", root).pathname;
 const floorProgram = new URL(`bench/${udp ? "udp" : "tcp"}_load_floor.ts`, root).pathname;
+/** The TCP floor also runs with `--check` (the UDP floor has none). */
+const checkingFloor = floor && !udp;
 /** Two decimals, or a dash for no figure. */
 const figure = (value: number) => Number.isFinite(value) ? value.toFixed(2) : "—";
 const median = (values: number[]) =>
@@ -152,8 +157,10 @@ const lines = [
     udp ? "udpload" : "echoload"
   } req/s | ./bench req/s | ./bench vs C | per round | CPU µs/req, C / ./bench | C's CPU over ./bench's |${
     floor ? " floor req/s | floor vs C | per round |" : ""
+  }${checkingFloor ? " checking floor vs C | per round |" : ""}`,
+  `|---|---|---|---|---|---|---|---|---|${floor ? "---|---|---|" : ""}${
+    checkingFloor ? "---|---|" : ""
   }`,
-  `|---|---|---|---|---|---|---|---|---|${floor ? "---|---|---|" : ""}`,
 ];
 /** The median of `ratios` and their spread, as the table shows them. */
 const spreadOf = (ratios: number[]) =>
@@ -165,6 +172,7 @@ try {
       const c: Run[] = [];
       const ours: Run[] = [];
       const floors: Run[] = [];
+      const checkingFloors: Run[] = [];
       for (let round = 0; round < rounds; round++) {
         c.push(
           await run(`${bin}/${udp ? "udpload" : "echoload"}`, [
@@ -202,6 +210,11 @@ try {
         if (floor) {
           floors.push(await run(Deno.execPath(), ["run", "-A", floorProgram, ...caseFlags], "rps"));
         }
+        if (checkingFloor) {
+          checkingFloors.push(
+            await run(Deno.execPath(), ["run", "-A", floorProgram, ...caseFlags, "--check"], "rps"),
+          );
+        }
       }
       const ratios = ours.map((value, i) => value.rps / c[i].rps);
       // A run that ended before its CPU window closed has no CPU figure: left out.
@@ -216,6 +229,9 @@ try {
           `${figure(Math.min(...cpuRatios))}–${figure(Math.max(...cpuRatios))}) |` +
           (floor
             ? ` ${rpsOf(floors)} | ${spreadOf(floors.map((value, i) => value.rps / c[i].rps))} |`
+            : "") +
+          (checkingFloor
+            ? ` ${spreadOf(checkingFloors.map((value, i) => value.rps / c[i].rps))} |`
             : ""),
       );
       console.error(lines.at(-1));

@@ -11,15 +11,23 @@
  * bench:loadgen --floor` runs it beside the other two. Linux on x86_64
  * (its `struct epoll_event` layout).
  *
+ * With `--check`, it also checks every byte of each echo as `./bench` does
+ * (`src/load/_pattern.ts`, written again here): the message repeats every
+ * 256 bytes, and a read is compared with the pattern in one `memcmp` up to
+ * 16 KiB, or else its first 256 bytes with the pattern and the rest with
+ * itself 256 bytes earlier. That is the most `./bench` could reach on Deno
+ * while it checks what it is sent back, as it must.
+ *
  * ```sh
  * deno run -A bench/tcp_load_floor.ts --port 9401 --size 1000 --connections 10 --duration 4
+ * deno run -A bench/tcp_load_floor.ts --port 9401 --size 100000 --check
  * ```
  *
  * Prints one JSON line: `{"rps": …, "requests": …, "seconds": …, "errors":
  * …}`, the requests/s counted, as echoload counts them, from when every
  * connection is made. As echoload, it stops at the first error (a failed
- * `send` or `recv`, the server closing, or more bytes back than were sent),
- * and then exits 1.
+ * `send` or `recv`, the server closing, more bytes back than were sent, or
+ * with `--check` a byte that differs, which it names), and then exits 1.
  *
  * @module
  */
@@ -40,7 +48,7 @@ import {
   now,
 } from "./_floor_setup.ts";
 
-const { host, port, size, connections, duration, sockaddr } = floorCase(Deno.args, 1 << 30);
+const { host, port, size, connections, duration, check, sockaddr } = floorCase(Deno.args, 1 << 30);
 const SOCK_STREAM = 1, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 
 const epfd = libc.epoll_create1(0);
@@ -61,10 +69,41 @@ for (let i = 0; i < connections; i++) {
   libc.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, event);
 }
 
-const message = new Uint8Array(size).fill(0x78);
+/** With `--check`, the message repeats every `PERIOD` bytes: byte `i` is `patternByte(i)`. */
+const PERIOD = 256;
+const patternByte = (i: number) => (i * 31 + 7) & 0xff;
+const message = check
+  ? Uint8Array.from({ length: size }, (_, i) => patternByte(i))
+  : new Uint8Array(size).fill(0x78);
 const buffer = new Uint8Array(1 << 20);
 const BUFFER = BigInt(buffer.length);
 const SIZE = BigInt(size);
+
+/** Reads up to this long are compared with the pattern in one call. */
+const REFERENCE_LENGTH = 16 * 1024;
+/** The pattern from each of its offsets in a period on. */
+const reference = Uint8Array.from({ length: REFERENCE_LENGTH + PERIOD }, (_, i) => patternByte(i));
+const references = Array.from({ length: PERIOD }, (_, offset) => reference.subarray(offset));
+/** The read buffer from its second period on. */
+const tail = buffer.subarray(PERIOD);
+const PERIOD_SIZE = BigInt(PERIOD);
+let lastLength = -1;
+let lastSize = 0n;
+/** `length` as a `usize`; the last one is kept, as reads of one length follow each other. */
+function sizeOf(length: number): bigint {
+  if (length !== lastLength) {
+    lastLength = length;
+    lastSize = BigInt(length);
+  }
+  return lastSize;
+}
+/** Whether the `r` bytes just read hold the message's from byte `at` on. */
+function echoMatches(r: number, at: number): boolean {
+  const expected = references[at % PERIOD];
+  if (r <= REFERENCE_LENGTH) return libc.memcmp(buffer, expected, sizeOf(r)) === 0;
+  return libc.memcmp(buffer, expected, PERIOD_SIZE) === 0 &&
+    libc.memcmp(tail, buffer, sizeOf(r - PERIOD)) === 0;
+}
 const events = new Uint32Array(3 * 256);
 /** Latencies by whole microsecond, the last bucket for anything longer. */
 const latencies = new Uint32Array(1 << 16);
@@ -95,6 +134,13 @@ loop: while (now() < end) {
     }
     if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) !== 0) {
       const r = libc.recv(fds[i], buffer, BUFFER, MSG_DONTWAIT);
+      if (check && r > 0 && r <= size - received[i] && !echoMatches(r, received[i])) {
+        let k = 0;
+        while (buffer[k] === message[received[i] + k]) k++;
+        console.error(`The echo differs from what was sent at byte ${received[i] + k}`);
+        errors++;
+        break loop;
+      }
       if (r === 0 || (r > 0 && (received[i] += r) > size)) {
         errors++;
         break loop; // the server closed, or echoed more than was sent

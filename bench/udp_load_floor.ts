@@ -37,7 +37,12 @@ import {
   now,
 } from "./_floor_setup.ts";
 
-const { host, port, size, connections, duration, sockaddr } = floorCase(Deno.args, 65507);
+const { host, port, size, connections, duration, check, sockaddr } = floorCase(Deno.args, 65507);
+if (check) {
+  throw new TypeError(
+    "Cannot use --check here: only the TCP floor checks its echoes; drop --check",
+  );
+}
 const SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, ECONNREFUSED = 111;
 /** udpload's default `--timeout-ms`, in seconds. */
 const TIMEOUT = 0.2;

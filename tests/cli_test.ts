@@ -235,23 +235,32 @@ function unprivileged(): string[] | null {
 const dropPrivilege = unprivileged();
 
 Deno.test({
-  name: "server program: a port below 1024 without the privilege says what to try, exit 1",
+  name: "server program: a port below 1024 without the privilege says what to try, exit 1 " +
+    "(--port, --admin-port)",
   ignore: dropPrivilege === null || unprivilegedPortStart() <= 80,
   async fn() {
-    for (const transport of ["tcp", "udp"]) {
+    const hint = "ports below 1024 need privileges; use a port of 1024 or more, or give deno " +
+      "the CAP_NET_BIND_SERVICE capability";
+    const cases: [string[], string][] = [
+      [["--port", "80", "--transport", "tcp"], `127.0.0.1:80: permission denied: ${hint}`],
+      [["--port", "80", "--transport", "udp"], `127.0.0.1:80: permission denied: ${hint}`],
+      [
+        ["--port", "0", "--admin-port", "80"],
+        "Cannot listen for the admin endpoints on 127.0.0.1:80: permission denied: ports below " +
+        "1024 need privileges; use an --admin-port of 1024 or more, or give deno the " +
+        "CAP_NET_BIND_SERVICE capability",
+      ],
+    ];
+    for (const [args, expected] of cases) {
       const [command, ...prefix] = [...dropPrivilege!, Deno.execPath()];
       const { code, stderr } = await new Deno.Command(command, {
-        args: [...prefix, "run", "-A", "--quiet", SERVER, "--port", "80", "--transport", transport],
+        args: [...prefix, "run", "-A", "--quiet", SERVER, ...args],
         stdout: "null",
         stderr: "piped",
       }).output();
       const text = new TextDecoder().decode(stderr);
       assertEquals(code, 1, text);
-      assertStringIncludes(
-        text,
-        `127.0.0.1:80: permission denied: ports below 1024 need privileges; ` +
-          `use a port of 1024 or more, or give deno the CAP_NET_BIND_SERVICE capability`,
-      );
+      assertStringIncludes(text, expected);
       assertEquals(text.trim().split("\n").length, 1, text);
     }
   },

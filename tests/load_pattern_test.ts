@@ -106,3 +106,20 @@ Deno.test("echoes in several buffers and at several offsets are each checked aga
   shared[512 + 30_000] ^= 0x01;
   assertFalse(matchesPattern(shared.subarray(512, 512 + length), 0), "a wrong echo further on");
 });
+
+Deno.test("a run lets go of the buffer of the last echo the check kept", async () => {
+  // In a process of its own, whose collector the test can call.
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("_echo_buffer_release.ts", import.meta.url).pathname,
+    ],
+  }).output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  const { checked, requests, alive } = JSON.parse(new TextDecoder().decode(stdout));
+  assert(checked, "the echo did not pass the check");
+  assert(requests > 0, "the run made no request");
+  assertFalse(alive, "the buffer of the echo checked before the run is still held after it");
+});

@@ -54,11 +54,23 @@ const PERIOD_SIZE = BigInt(PERIOD);
  * The echo's bytes past its first period: a view of its buffer, kept while
  * echoes arrive in the same buffer at the same place (the poller's read
  * buffer), so checking one allocates nothing. It keeps that one buffer
- * alive until an echo comes in another.
+ * alive until an echo comes in another, or {@linkcode releaseEchoBuffer}.
  */
-let tail: Uint8Array = new Uint8Array(0);
+const NO_TAIL = new Uint8Array(0);
+let tail: Uint8Array = NO_TAIL;
 let tailBuffer: ArrayBufferLike | null = null;
 let tailOffset = -1;
+
+/**
+ * Lets go of the buffer of the last echo checked (see `tail`): at the end
+ * of a run, so a program that ran one does not keep the read buffer of a
+ * connection it closed (up to megabytes) for as long as it lives.
+ */
+export function releaseEchoBuffer(): void {
+  tail = NO_TAIL;
+  tailBuffer = null;
+  tailOffset = -1;
+}
 
 /** `length` as a `usize` argument; the last one is kept, as reads of one length follow each other. */
 let lastLength = -1;

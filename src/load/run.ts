@@ -26,7 +26,7 @@ import { runInWorkers } from "./_workers.ts";
 import { LatencyHistogram, type LatencyReport } from "./histogram.ts";
 import { TcpLoad } from "./_tcp_load.ts";
 import { UDP_MIN_SIZE, UdpLoad } from "./_udp_load.ts";
-import { patternOf } from "./_pattern.ts";
+import { patternOf, releaseEchoBuffer } from "./_pattern.ts";
 import { monotonicMs } from "../libc/_clock.ts";
 
 export type { LatencyReport } from "./histogram.ts";
@@ -438,6 +438,7 @@ export async function runHere(
     new Promise((resolve) => grace = setTimeout(resolve, 1000)),
   ]);
   clearTimeout(grace);
+  releaseEchoBuffer();
   return reportOf(state, options, 1, seconds, percentiles, {
     connected,
     connectedInTime,

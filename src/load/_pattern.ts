@@ -72,7 +72,12 @@ export function releaseEchoBuffer(): void {
   tailOffset = -1;
 }
 
-/** `length` as a `usize` argument; the last one is kept, as reads of one length follow each other. */
+/**
+ * `length` as a `usize` argument; the last one is kept, as reads of one
+ * length follow each other. A cache of its own, not `sizeArgument`'s: the
+ * sends and reads between two checks have other lengths, and one shared
+ * last length would make a bigint on nearly every call.
+ */
 let lastLength = -1;
 let lastSize = 0n;
 function sizeOf(length: number): bigint {
